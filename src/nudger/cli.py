@@ -1,0 +1,153 @@
+"""The command line: parse arguments, set up logging, run a command, map errors to exits."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from nudger import __version__
+from nudger.config import Config, find_config, load_config, summary
+from nudger.errors import (
+    EX_CONFIG,
+    EX_FAILURE,
+    EX_OK,
+    EX_USAGE,
+    ConfigError,
+    NudgerError,
+    UsageError,
+)
+
+log = logging.getLogger("nudger")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see: {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nudger", description=__doc__ and "Drafts polite follow-ups for "
+                     "sent mail nobody answered.")
+    parser.add_argument("--version", action="version", version=f"nudger {__version__}")
+    parser.add_argument("--config", metavar="PATH",
+                        help="configuration file (default: $NUDGER_CONFIG, then "
+                             "$XDG_CONFIG_HOME/nudger/config.toml)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="say more (-v: every decision, -vv: debug)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    check = sub.add_parser("check-config", help="validate the configuration without connecting")
+    check.add_argument("path", nargs="?", help="file to check (default: as --config)")
+    run = sub.add_parser("run", help="sync, decide and write the follow-up drafts that are due")
+    run.add_argument("--once", action="store_true", help="one cycle, then exit (default: daemon)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="connect and decide, but write nothing to the server or the state")
+    run.add_argument("--now", metavar="ISO-8601", help="evaluate rules as if it were this time")
+    run.add_argument("--json", action="store_true", help="one JSON object per thread on stdout")
+    status = sub.add_parser("status", help="what you are waiting on (from the state, no connection)")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--now", metavar="ISO-8601", help=argparse.SUPPRESS)
+    explain = sub.add_parser("explain", help="why a thread was or was not nudged")
+    explain.add_argument("message_id", metavar="MESSAGE-ID")
+    explain.add_argument("--now", metavar="ISO-8601", help=argparse.SUPPRESS)
+    demo = sub.add_parser("demo", help="a zero-setup trial on a built-in sample mailbox")
+    demo.add_argument("--json", action="store_true")
+    return parser
+
+
+def parse_now(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UsageError(f'--now: "{text}" is not an ISO-8601 time (e.g. 2026-11-30T09:00+01:00)') from exc
+    return value if value.tzinfo else value.astimezone()
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(find_config(args.config))
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(find_config(args.path or args.config))
+    print(summary(config))
+    return EX_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from nudger.daemon import run_daemon, run_once
+
+    config = _config(args)
+    if args.once or args.dry_run:
+        return run_once(config, parse_now(args.now), args.dry_run, args.json, args.verbose > 0)
+    if args.now:
+        raise UsageError("--now only makes sense with --once or --dry-run")
+    return run_daemon(config, args.verbose > 0)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from nudger.inspect import status
+
+    return status(_config(args), parse_now(args.now), args.json)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from nudger.inspect import explain
+
+    return explain(_config(args), args.message_id, parse_now(args.now))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from nudger.demo import run_demo
+
+    return run_demo(args.json)
+
+
+COMMANDS = {"check-config": cmd_check_config, "run": cmd_run, "status": cmd_status,
+            "explain": cmd_explain, "demo": cmd_demo}
+
+
+def setup_logging(verbose: int, daemon: bool = False) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose or daemon else logging.WARNING
+    # journald stamps each line itself; elsewhere a time helps.
+    journald = bool(os.environ.get("JOURNAL_STREAM"))
+    fmt = "%(levelname)s %(message)s" if journald else "%(asctime)s %(levelname)s %(message)s"
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
+    logging.getLogger("imapclient").setLevel(logging.WARNING)  # it would log every command
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    debug = os.environ.get("NUDGER_DEBUG") == "1"
+    try:
+        args = parser.parse_args(argv)
+        debug = debug or args.debug
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return EX_USAGE
+        setup_logging(args.verbose, daemon=args.command == "run" and not (args.once or args.dry_run))
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"nudger: {problem}", file=sys.stderr)
+        return EX_CONFIG
+    except NudgerError as exc:
+        print(f"nudger: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EX_OK
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a line
+        if debug:
+            raise
+        print(f"nudger: internal error: {type(exc).__name__}: {exc} "
+              "(this is a bug; run again with --debug for the traceback and report it)",
+              file=sys.stderr)
+        return EX_FAILURE
+

@@ -1,0 +1,529 @@
+"""Load and validate the TOML configuration into frozen, typed objects.
+
+Everything wrong with a file is collected and reported at once, each problem naming
+the file, the key path and what was expected; nothing connects before this passes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+import shlex
+import string
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from nudger.durations import Delay, parse_delay, parse_duration
+from nudger.errors import ConfigError
+
+PLACEHOLDERS = {
+    "first_name": "first name of the first recipient (or \"there\")",
+    "name": "full name of the first recipient",
+    "email": "address of the first recipient",
+    "my_name": "your name (account `name`, else the From of your message)",
+    "my_first_name": "your first name",
+    "my_email": "the identity that sent the message",
+    "subject": "subject of your message, without Re:/Fwd: prefixes",
+    "days": "whole days since your message",
+    "date": "date of your message, e.g. 23 November",
+    "weekday": "weekday of your message, e.g. Monday",
+    "stage": "which follow-up this is (1, 2, ...)",
+}
+
+BUILTIN_TEMPLATES = {
+    "gentle": (
+        "Hi {first_name},\n\n"
+        "Just bringing this back to the top of your inbox, in case it got buried. "
+        "Happy to help if anything is unclear.\n\n"
+        "Best,\n{my_name}\n"
+    ),
+}
+
+TLS_MODES = ("implicit", "starttls", "none")
+DEFAULT_PORTS = {"implicit": 993, "starttls": 143, "none": 143}
+
+
+@dataclass(frozen=True)
+class PasswordSource:
+    """Where the password comes from; the secret itself is read only when connecting."""
+
+    kind: str  # "command" | "env" | "file" | "inline"
+    command: tuple[str, ...] = ()
+    env: str = ""
+    file: Path | None = None
+    inline: str = field(default="", repr=False)
+
+    def describe(self) -> str:
+        if self.kind == "command":
+            return f"command {self.command[0]!r}"
+        if self.kind == "env":
+            return f"environment variable ${self.env}"
+        if self.kind == "file":
+            return f"file {self.file}"
+        return "inline password in the config file"
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    host: str
+    port: int
+    tls: str
+    username: str
+    password: PasswordSource
+    identities: tuple[str, ...]
+    timezone: ZoneInfo
+    lookback: timedelta
+    display_name: str = ""
+    sent_folder: str | None = None
+    drafts_folder: str | None = None
+    watch_folders: tuple[str, ...] | None = None
+    ca_file: Path | None = None
+    timeout: timedelta = timedelta(seconds=60)
+
+    def is_identity(self, address: str) -> bool:
+        return address.lower() in self.identities
+
+
+@dataclass(frozen=True)
+class Stage:
+    after: Delay
+    template: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    stages: tuple[Stage, ...]
+    to: tuple[str, ...] = ()
+    subject: re.Pattern[str] | None = None
+    accounts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Daemon:
+    poll_interval: timedelta
+    state_dir: Path
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    daemon: Daemon
+    accounts: tuple[Account, ...]
+    rules: tuple[Rule, ...]
+    templates: Mapping[str, Template]
+
+
+def default_config_paths() -> list[Path]:
+    paths = []
+    if os.environ.get("NUDGER_CONFIG"):
+        paths.append(Path(os.environ["NUDGER_CONFIG"]).expanduser())
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    paths.append(Path(xdg) / "nudger" / "config.toml")
+    return paths
+
+
+def find_config(explicit: str | None) -> Path:
+    candidates = [Path(explicit).expanduser()] if explicit else default_config_paths()
+    for path in candidates:
+        if path.is_file():
+            return path
+    tried = ", ".join(str(p) for p in candidates)
+    hint = "" if explicit else " (copy config.example.toml there, or pass --config PATH)"
+    raise ConfigError([f"no configuration file found; tried {tried}{hint}"])
+
+
+def load_config(path: Path) -> Config:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    return parse_config(raw, path)
+
+
+def parse_config(raw: bytes, path: Path) -> Config:
+    """Validate TOML text; ``path`` names the file in messages and guards inline passwords."""
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
+    return _Validator(path).config(data)
+
+
+def _default_timezone() -> ZoneInfo:
+    name = os.environ.get("TZ", "").lstrip(":")
+    if not name:
+        try:
+            name = Path("/etc/timezone").read_text().strip()
+        except OSError:
+            link = Path("/etc/localtime")
+            name = str(link.resolve()).split("zoneinfo/", 1)[-1] if link.is_symlink() else ""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _template_fields(body: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(body) if name is not None]
+
+
+class _Validator:
+    """Walks the parsed TOML, collecting every problem with its key path."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.problems: list[str] = []
+
+    def fail(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.path.name}: {key}: {message}")
+
+    def table(self, value: Any, key: str, known: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(key, f"expected a table, got {_kind(value)}")
+            return {}
+        for name in value:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f' (did you mean "{close[0]}"?)' if close else f" (known: {', '.join(known)})"
+                self.fail(f"{key}.{name}" if key else name, f"unknown key{hint}")
+        return value
+
+    def typed(self, value: Any, key: str, kind: type, label: str) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            self.fail(key, f"expected {label}, got {_kind(value)}")
+            return None
+        return value
+
+    def string(self, table: dict[str, Any], name: str, key: str) -> str | None:
+        return self.typed(table.get(name), f"{key}.{name}", str, "a string")  # type: ignore[no-any-return]
+
+    def strings(self, table: dict[str, Any], name: str, key: str) -> tuple[str, ...] | None:
+        value = table.get(name)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(f"{key}.{name}", f"expected a list of strings, got {_kind(value)}")
+            return None
+        return tuple(value)
+
+    def parsed(self, value: Any, key: str, parse: Callable[[str], Any], hint: str) -> Any:
+        if value is None or self.typed(value, key, str, "a string") is None:
+            return None
+        try:
+            return parse(value)
+        except ValueError:
+            self.fail(key, f'"{value}" is not a duration ({hint})')
+            return None
+
+    # -- sections -----------------------------------------------------------------------
+
+    def config(self, data: dict[str, Any]) -> Config:
+        top = self.table(data, "", ("daemon", "accounts", "rules", "templates"))
+        daemon = self.daemon(top.get("daemon", {}))
+        templates = self.templates(top.get("templates", {}))
+        accounts = self.accounts(top.get("accounts"))
+        rules = self.rules(top.get("rules"), templates, accounts)
+        if self.problems:
+            raise ConfigError(self.problems)
+        assert daemon is not None
+        return Config(self.path, daemon, accounts, rules, templates)
+
+    def daemon(self, value: Any) -> Daemon | None:
+        table = self.table(value, "daemon", ("poll_interval", "state_dir"))
+        interval = self.parsed(
+            table.get("poll_interval", "5m"), "daemon.poll_interval", parse_duration,
+            'try "90s", "5m" or "1h"',
+        )
+        if interval is not None and interval < timedelta(seconds=10):
+            self.fail("daemon.poll_interval", "must be at least 10s, to be kind to the server")
+        state_dir = self.string(table, "state_dir", "daemon")
+        if state_dir is None:
+            base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+            state_dir = str(Path(base) / "nudger")
+        return Daemon(interval or timedelta(minutes=5), Path(state_dir).expanduser())
+
+    def templates(self, value: Any) -> dict[str, Template]:
+        result = {name: Template(name, body) for name, body in BUILTIN_TEMPLATES.items()}
+        for name, spec in self.table(value, "templates", tuple(value or ())).items():
+            key = f"templates.{name}"
+            table = self.table(spec, key, ("body",))
+            body = self.string(table, "body", key)
+            if body is None:
+                if "body" not in table and isinstance(spec, dict):
+                    self.fail(key, 'missing "body"')
+                continue
+            try:
+                fields = _template_fields(body)
+            except ValueError as exc:
+                self.fail(f"{key}.body", f"broken placeholder: {exc} (write {{{{ for a literal {{)")
+                continue
+            for placeholder in fields:
+                if placeholder not in PLACEHOLDERS:
+                    close = difflib.get_close_matches(placeholder, PLACEHOLDERS, n=1)
+                    hint = f'did you mean "{{{close[0]}}}"?' if close else (
+                        "known: " + ", ".join("{" + p + "}" for p in PLACEHOLDERS))
+                    self.fail(f"{key}.body", f'unknown placeholder "{{{placeholder}}}" ({hint})')
+            result[name] = Template(name, body)
+        return result
+
+    def accounts(self, value: Any) -> tuple[Account, ...]:
+        if value is None:
+            self.fail("accounts", "no account configured (add an [accounts.NAME] table)")
+            return ()
+        accounts = []
+        for name, spec in self.table(value, "accounts", tuple(value)).items():
+            account = self.account(name, spec)
+            if account is not None:
+                accounts.append(account)
+        if not value:
+            self.fail("accounts", "no account configured (add an [accounts.NAME] table)")
+        return tuple(accounts)
+
+    def account(self, name: str, spec: Any) -> Account | None:
+        key = f"accounts.{name}"
+        known = (
+            "host", "port", "tls", "username", "password_command", "password_env",
+            "password_file", "password", "identities", "name", "timezone", "lookback",
+            "sent_folder", "drafts_folder", "watch_folders", "ca_file", "timeout",
+        )  # fmt: skip
+        table = self.table(spec, key, known)
+        if not table:
+            return None
+        host = self.string(table, "host", key)
+        username = self.string(table, "username", key)
+        for required, got in (("host", host), ("username", username)):
+            if got is None and required not in table:
+                self.fail(f"{key}.{required}", "missing (required)")
+        tls = self.string(table, "tls", key) or "implicit"
+        if tls not in TLS_MODES:
+            self.fail(f"{key}.tls", f'"{tls}" is not one of {", ".join(TLS_MODES)}')
+            tls = "implicit"
+        if tls == "none" and host and not is_loopback(host):
+            self.fail(
+                f"{key}.tls",
+                f'"none" sends the password in clear text; it is allowed only for loopback '
+                f'hosts, not "{host}" (use "implicit" or "starttls")',
+            )
+        port = self.typed(table.get("port"), f"{key}.port", int, "a port number")
+        if port is not None and not 0 < port < 65536:
+            self.fail(f"{key}.port", f"{port} is not a port number (1-65535)")
+        password = self.password(table, key)
+        identities = self.strings(table, "identities", key) or ((username,) if username else ())
+        for i, ident in enumerate(identities):
+            if "@" not in ident:
+                self.fail(f"{key}.identities[{i}]", f'"{ident}" is not an email address')
+        tz_name = self.string(table, "timezone", key)
+        timezone = _default_timezone()
+        if tz_name is not None:
+            try:
+                timezone = ZoneInfo(tz_name)
+            except (ZoneInfoNotFoundError, ValueError):
+                self.fail(f"{key}.timezone", f'"{tz_name}" is not an IANA time zone (e.g. "Europe/Berlin")')
+        lookback = self.parsed(
+            table.get("lookback", "30d"), f"{key}.lookback", parse_duration, 'try "30d" or "8 weeks"'
+        )
+        timeout = self.parsed(
+            table.get("timeout", "60s"), f"{key}.timeout", parse_duration, 'try "30s" or "2m"'
+        )
+        ca_file = self.string(table, "ca_file", key)
+        if ca_file is not None and not Path(ca_file).expanduser().is_file():
+            self.fail(f"{key}.ca_file", f"no such file: {ca_file}")
+        if host is None or username is None or password is None:
+            return None
+        return Account(
+            name=name,
+            host=host,
+            port=port or DEFAULT_PORTS[tls],
+            tls=tls,
+            username=username,
+            password=password,
+            identities=tuple(i.lower() for i in identities),
+            timezone=timezone,
+            lookback=lookback or timedelta(days=30),
+            display_name=self.string(table, "name", key) or "",
+            sent_folder=self.string(table, "sent_folder", key),
+            drafts_folder=self.string(table, "drafts_folder", key),
+            watch_folders=self.strings(table, "watch_folders", key),
+            ca_file=Path(ca_file).expanduser() if ca_file else None,
+            timeout=timeout or timedelta(seconds=60),
+        )
+
+    def password(self, table: dict[str, Any], key: str) -> PasswordSource | None:
+        given = [k for k in ("password_command", "password_env", "password_file", "password")
+                 if k in table]
+        if not given:
+            self.fail(key, "no password source: set password_command, password_env or password_file")
+            return None
+        if len(given) > 1:
+            self.fail(key, f"choose one password source, not {' and '.join(given)}")
+            return None
+        kind = given[0]
+        value = table[kind]
+        if kind == "password_command":
+            if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+                argv = tuple(value)
+            elif isinstance(value, str) and value.strip():
+                try:
+                    argv = tuple(shlex.split(value))
+                except ValueError as exc:
+                    self.fail(f"{key}.password_command", f"cannot split into words: {exc}")
+                    return None
+            else:
+                self.fail(f"{key}.password_command", "expected a command string or a list of words")
+                return None
+            return PasswordSource("command", command=argv)
+        if self.typed(value, f"{key}.{kind}", str, "a string") is None:
+            return None
+        if kind == "password_env":
+            return PasswordSource("env", env=value)
+        if kind == "password_file":
+            path = Path(value).expanduser()
+            if not path.is_file():
+                self.fail(f"{key}.password_file", f"no such file: {path}")
+                return None
+            if path.stat().st_mode & 0o077:
+                self.fail(
+                    f"{key}.password_file",
+                    f"{path} is readable by others (mode {oct(path.stat().st_mode & 0o777)}); "
+                    f"run: chmod 600 {shlex.quote(str(path))}",
+                )
+                return None
+            return PasswordSource("file", file=path)
+        if self.path.stat().st_mode & 0o077:
+            self.fail(
+                f"{key}.password",
+                f"a password in a file others can read; run: chmod 600 {self.path} "
+                "(or use password_command / password_env / password_file)",
+            )
+            return None
+        return PasswordSource("inline", inline=value)
+
+    def rules(self, value: Any, templates: Mapping[str, Template],
+              accounts: tuple[Account, ...]) -> tuple[Rule, ...]:
+        if value is None:
+            return (Rule("default", (Stage(Delay(business_days=3), "gentle"),)),)
+        if not isinstance(value, list):
+            self.fail("rules", f"expected [[rules]] tables, got {_kind(value)}")
+            return ()
+        rules = []
+        for i, spec in enumerate(value):
+            rule = self.rule(f"rules[{i}]", spec, templates, accounts)
+            if rule is not None:
+                rules.append(rule)
+        return tuple(rules)
+
+    def rule(self, key: str, spec: Any, templates: Mapping[str, Template],
+             accounts: tuple[Account, ...]) -> Rule | None:
+        table = self.table(spec, key, ("name", "match", "after", "stages", "template"))
+        if not table and not isinstance(spec, dict):
+            return None
+        name = self.string(table, "name", key) or key
+        match = self.table(table.get("match", {}), f"{key}.match", ("to", "subject", "account"))
+        to = self.strings(match, "to", f"{key}.match") or ()
+        subject = None
+        pattern = self.string(match, "subject", f"{key}.match")
+        if pattern is not None:
+            try:
+                subject = re.compile(pattern)
+            except re.error as exc:
+                self.fail(f"{key}.match.subject", f'"{pattern}" is not a regular expression: {exc}')
+        account_names = self.strings(match, "account", f"{key}.match") or ()
+        known_accounts = {a.name for a in accounts}
+        for acc in account_names:
+            if known_accounts and acc not in known_accounts:
+                self.fail(f"{key}.match.account", f'no account named "{acc}"')
+        hint = 'try "3d" or "2 business days"'
+        after = self.parsed(table.get("after", "3 business days"), f"{key}.after", parse_delay, hint)
+        template = self.string(table, "template", key) or "gentle"
+        self.known_template(template, f"{key}.template", templates)
+        stages_value = table.get("stages", 1)
+        stages: list[Stage] = []
+        if isinstance(stages_value, int) and not isinstance(stages_value, bool):
+            if not 1 <= stages_value <= 10:
+                self.fail(f"{key}.stages", f"{stages_value} is not between 1 and 10")
+            stages = [Stage(after or Delay(business_days=3), template)] * max(1, min(stages_value, 10))
+        elif isinstance(stages_value, list) and stages_value:
+            for j, stage_spec in enumerate(stages_value):
+                skey = f"{key}.stages[{j}]"
+                stable = self.table(stage_spec, skey, ("after", "template"))
+                s_after = self.parsed(stable.get("after"), f"{skey}.after", parse_delay, hint)
+                if "after" not in stable and isinstance(stage_spec, dict):
+                    self.fail(f"{skey}.after", "missing (required)")
+                s_template = self.string(stable, "template", skey) or template
+                self.known_template(s_template, f"{skey}.template", templates)
+                stages.append(Stage(s_after or Delay(business_days=3), s_template))
+        else:
+            self.fail(f"{key}.stages", "expected a number (1-10) or a list of {after, template}")
+        return Rule(name, tuple(stages), tuple(t.lower() for t in to), subject, account_names)
+
+    def known_template(self, name: str, key: str, templates: Mapping[str, Template]) -> None:
+        if name not in templates:
+            self.fail(key, f'no template "{name}" (define [templates.{name}] with a body; '
+                           f'known: {", ".join(sorted(templates))})')
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, str):
+        return f'"{value}" (a string)'
+    return f"{value!r} ({type(value).__name__})"
+
+
+def summary(config: Config) -> str:
+    """The short human summary that check-config prints."""
+    lines = [f"{config.path}: OK"]
+    for acc in config.accounts:
+        lines.append(
+            f"  account {acc.name}: {acc.username} at {acc.host}:{acc.port} ({acc.tls}), "
+            f"password from {acc.password.describe()}, identities {', '.join(acc.identities)}, "
+            f"time zone {acc.timezone.key}, look-back {acc.lookback.days}d"
+        )
+    for i, rule in enumerate(config.rules, 1):
+        cond = []
+        if rule.to:
+            cond.append("to " + "|".join(rule.to))
+        if rule.subject is not None:
+            cond.append(f"subject ~ {rule.subject.pattern}")
+        if rule.accounts:
+            cond.append("account " + "|".join(rule.accounts))
+        stages = ", then ".join(f"{s.after} ({s.template})" for s in rule.stages)
+        lines.append(f"  rule {i} {rule.name}: {' and '.join(cond) or 'any message'} -> {stages}")
+    lines.append(f"  state in {config.daemon.state_dir}, poll every {config.daemon.poll_interval}")
+    return "\n".join(lines)
+
+

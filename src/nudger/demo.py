@@ -1,0 +1,139 @@
+"""``nudger demo``: the real engine on a built-in sample mailbox, no account needed.
+
+The mailbox is a ``MemoryMailbox`` filled with a dozen threads a user would recognise
+(dated relative to today); the cycle writes its drafts there, and we show them.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+
+from nudger.config import parse_config
+from nudger.engine import run_cycle
+from nudger.mailbox import MemoryMailbox
+from nudger.report import print_cycle, print_json
+from nudger.state import State
+
+DEMO_CONFIG = """
+[daemon]
+state_dir = "/nonexistent/nudger-demo"   # the demo keeps its state in memory
+
+[accounts.demo]
+host = "imap.example.com"
+username = "jane@example.com"
+password_env = "NUDGER_DEMO_UNUSED"       # the demo never connects
+identities = ["jane@example.com", "jane.doe@example.org"]
+name = "Jane Doe"
+timezone = "Europe/Berlin"
+lookback = "30d"
+
+[[rules]]
+name = "clients"
+match = { to = ["*@acme.example"] }
+stages = [ { after = "2 business days", template = "gentle" },
+           { after = "5 business days", template = "gentle" } ]
+
+[[rules]]
+name = "default"
+after = "3 business days"
+template = "gentle"
+"""
+
+ME = "Jane Doe <jane@example.com>"
+
+
+def _msg(mid: str, sender: str, to: str, subject: str, when: datetime, body: str = "",
+         extra: str = "", reply_to: str = "") -> bytes:
+    head = [f"Message-ID: <{mid}@demo.example>", f"From: {sender}", f"To: {to}",
+            f"Subject: {subject}", f"Date: {format_datetime(when)}", "MIME-Version: 1.0",
+            "Content-Type: text/plain; charset=utf-8"]
+    if reply_to:
+        head += [f"In-Reply-To: <{reply_to}@demo.example>", f"References: <{reply_to}@demo.example>"]
+    head += [h for h in extra.split("\n") if h]
+    return ("\r\n".join(head) + "\r\n\r\n" + (body or "Hello,\r\n\r\nsee below.\r\n")).encode()
+
+
+def sample_mailbox(now: datetime) -> MemoryMailbox:
+    box = MemoryMailbox()
+    d = lambda days, hours=0: now - timedelta(days=days, hours=hours)  # noqa: E731
+
+    def sent(mid: str, to: str, subject: str, when: datetime, body: str = "", extra: str = "",
+             flags: tuple[str, ...] = ("\\Seen",), sender: str = ME) -> None:
+        box.add("Sent", _msg(mid, sender, to, subject, when, body, extra), flags, when)
+
+    def got(folder: str, mid: str, sender: str, subject: str, when: datetime, reply_to: str,
+            extra: str = "") -> None:
+        box.add(folder, _msg(mid, sender, ME, subject, when, "Thanks!", extra, reply_to),
+                ("\\Seen",), when)
+
+    sent("proposal", "Bob Miller <bob@acme.example>", "Proposal for the Q1 rollout", d(6),
+         "Hi Bob,\n\nattached is the proposal we discussed. Could you confirm the dates?\n\nJane")
+    sent("invoice", "Carla Ruiz <carla@shop.example>", "Invoice 2026-118", d(9))
+    got("INBOX", "invoice-re", "Carla Ruiz <carla@shop.example>", "Re: Invoice 2026-118", d(8),
+        "invoice")
+    sent("contract", "Dan Okafor <dan@law.example>", "Contract draft v2", d(12))
+    got("Archive", "contract-re", "Dan Okafor <dan@law.example>", "RE: Contract draft v2", d(11),
+        "contract")
+    sent("intro", "Eve Laurent <eve@studio.example>", "Introduction: Jane <> Eve", d(7))
+    got("INBOX", "intro-ooo", "Eve Laurent <eve@studio.example>",
+        "Automatic reply: Introduction: Jane <> Eve", d(7, -1), "intro", "Auto-Submitted: auto-replied")
+    sent("typo", "frank@nowhere.example", "Meeting notes", d(5))
+    box.add("INBOX", _msg("bounce", "Mail Delivery System <MAILER-DAEMON@mx.example.com>", ME,
+                          "Undelivered Mail Returned to Sender", d(5, -1),
+                          "The address frank@nowhere.example does not exist.",
+                          "X-Failed-Recipients: frank@nowhere.example", "typo"), (), d(5, -1))
+    sent("support", "no-reply@saas.example", "Cancel my subscription", d(10))
+    sent("list", "dev-list@lists.project.example", "[dev] Release 2.0 plan", d(8),
+         extra="List-Id: <dev.lists.project.example>")
+    sent("self", ME, "Reminder: renew passport", d(6))
+    sent("quick", "Gina Park <gina@partner.example>", "Lunch next week?", d(1))
+    sent("private", "Hal Meyer <hal@friends.example>", "Photos from the trip", d(9),
+         flags=("\\Seen", "$NoNudge"))
+    sent("skew", "Ida Novak <ida@vendor.example>", "Delivery date", d(6))
+    got("INBOX", "skew-re", "Ida Novak <ida@vendor.example>", "Re: Delivery date", d(7), "skew")
+    sent("umlaut", "Jörg Müller <joerg@kunde.example>, Kai Brandt <kai@kunde.example>",
+         "Angebot für Ihre Anfrage – Übersicht", d(8), sender="Jane Doe <jane.doe@example.org>",
+         body="Hallo Jörg,\n\nanbei unser Angebot.\n\nViele Grüße\nJane")
+    return box
+
+
+def readable(raw: bytes) -> str:
+    """A draft as a mail client would show it: decoded headers, then the text."""
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    names = ("From", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
+             "X-Nudger-For")
+    head = [f"{name}: {msg[name]}" for name in names if msg[name] is not None]
+    body = msg.get_body(("plain",))
+    text = body.get_content() if isinstance(body, EmailMessage) else ""
+    return "\n".join(head) + "\n\n" + text.rstrip()
+
+
+def run_demo(as_json: bool = False) -> int:
+    now = datetime.now(UTC).replace(microsecond=0)
+    config = parse_config(DEMO_CONFIG.encode(), Path("demo-config.toml"))
+    account = config.accounts[0]
+    box = sample_mailbox(now)
+    state = State.memory()
+    print("nudger demo: the real engine on a sample mailbox of 12 threads for "
+          "jane@example.com\n(in memory: nothing is sent, nothing leaves this machine)\n")
+    result = run_cycle(config, account, box, state, now)
+    print_cycle(result, dry_run=False, verbose=True, out=sys.stdout)
+    if as_json:
+        print_json(result, dry_run=False)
+        return 0
+    drafts = box.messages("Drafts")
+    print(f"\nDrafts folder now holds {len(drafts)} follow-up(s). The first one:\n")
+    if drafts:
+        print("    " + "\n    ".join(readable(drafts[min(drafts)]).splitlines()))
+    again = run_cycle(config, account, box, state, now)
+    print(f"\nRunning the cycle again writes {len(again.written)} more: one draft per thread "
+          "and stage, ever.\nTry it on your mailbox: copy config.example.toml to "
+          "~/.config/nudger/config.toml, then `nudger check-config` and "
+          "`nudger run --once --dry-run`.")
+    return 0

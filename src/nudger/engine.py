@@ -1,0 +1,224 @@
+"""One cycle for one account: sync -> decide -> act.
+
+Sync brings the header records of new messages into the state (only what changed
+since the last cycle); decide is the pure ``plan``; act writes the drafts that are
+due, each guarded so that a crash or a second instance never makes a duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+
+from nudger.compose import DraftInput, compose_nudge, text_of, to_bytes
+from nudger.config import Account, Config
+from nudger.mailbox import Fetched, Layout, Mailbox, discover
+from nudger.mailfacts import Addr, MessageRecord, parse_record
+from nudger.plan import DISMISSED, DRAFTED, SENT, Decision, LedgerEntry, plan
+from nudger.state import Checkpoint, State
+from nudger.threads import NO_NUDGE_KEYWORD, build_threads
+
+log = logging.getLogger(__name__)
+
+REPORT_LIMIT = 256 * 1024  # enough of a bounce to find what it reports on
+QUOTE_LIMIT = 2 * 1024 * 1024  # the outbound we quote; larger ones are cut
+
+
+@dataclass
+class CycleResult:
+    account: str
+    decisions: list[Decision] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)  # nudge Message-IDs appended
+    fetched: int = 0  # header records read from the server
+    skipped: int = 0  # malformed messages passed over
+    layout: Layout | None = None
+
+    def count(self, status: str) -> int:
+        return sum(1 for d in self.decisions if d.status == status)
+
+
+def run_cycle(
+    config: Config,
+    account: Account,
+    mailbox: Mailbox,
+    state: State,
+    now: datetime,
+    dry_run: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> CycleResult:
+    result = CycleResult(account.name)
+    layout = discover(mailbox.list_folders(), account.sent_folder, account.drafts_folder,
+                      account.watch_folders)
+    result.layout = layout
+    since = (now - account.lookback).date()
+    for folder in layout.watched:
+        result.fetched += _sync_folder(account, mailbox, state, folder, since, now, result, progress)
+    _sync_drafts(account, mailbox, state, layout.drafts, now, result)
+    _reconcile(account, state, layout, now)
+
+    records = state.records(account.name, [f for f in layout.watched])
+    threads = build_threads(records, prefer_folder=layout.sent)
+    result.decisions = plan(threads, account, config.rules, state.ledger(account.name), now)
+    for decision in result.decisions:
+        log.debug("%s: %s %s: %s", account.name, decision.status, decision.thread_key, decision.reason)
+    if dry_run:
+        return result
+    for decision in result.decisions:
+        if decision.action is not None:
+            written = _write_draft(config, account, mailbox, state, layout, decision, now)
+            if written:
+                result.written.append(decision.action.nudge_id)
+    state.set_meta(account.name, "last_cycle", now.isoformat())
+    return result
+
+
+# -- sync ------------------------------------------------------------------------------------
+
+
+def _sync_folder(
+    account: Account, mailbox: Mailbox, state: State, folder: str, since: date,
+    now: datetime, result: CycleResult,
+    progress: Callable[[str, int, int], None] | None,
+) -> int:
+    status = mailbox.status(folder)
+    cp = state.checkpoint(account.name, folder)
+    if cp is not None and cp.uidvalidity != status.uidvalidity:
+        log.warning("%s: %s was renumbered by the server (UIDVALIDITY changed); reading it again",
+                    account.name, folder)
+        with state.transaction():
+            state.forget_folder(account.name, folder)
+        cp = None
+    if cp is not None and cp.uidnext == status.uidnext:
+        return 0  # nothing new arrived
+    last = cp.last_uid if cp else 0
+    uids = mailbox.search_new(folder, last, since)
+    fetched = 0
+    batch: list[MessageRecord] = []
+    for item in mailbox.fetch_headers(folder, uids):
+        fetched += 1
+        record = _record(account, mailbox, folder, item, result)
+        if record is not None:
+            batch.append(record)
+        if len(batch) >= 500:
+            with state.transaction():
+                state.put_records(account.name, batch)
+            batch = []
+        if progress:
+            progress(folder, fetched, len(uids))
+    with state.transaction():
+        state.put_records(account.name, batch)
+        top = max(uids, default=last)
+        state.save_checkpoint(account.name, folder,
+                              Checkpoint(status.uidvalidity, status.uidnext, max(top, last),
+                                         status.highestmodseq), now)
+    return fetched
+
+
+def _record(account: Account, mailbox: Mailbox, folder: str, item: Fetched,
+            result: CycleResult) -> MessageRecord | None:
+    try:
+        record = parse_record(item.header, folder=folder, uid=item.uid,
+                              internaldate=item.internaldate, keywords=item.flags,
+                              gm_thrid=item.gm_thrid, size=item.size)
+        if record.needs_report_body and item.size < 10 * REPORT_LIMIT:
+            body = mailbox.fetch_message(folder, item.uid, REPORT_LIMIT)
+            if body:
+                record = parse_record(item.header, folder=folder, uid=item.uid,
+                                      internaldate=item.internaldate, keywords=item.flags,
+                                      gm_thrid=item.gm_thrid, size=item.size, report_bytes=body)
+    except Exception as exc:  # noqa: BLE001 - one bad message must not stop the cycle
+        result.skipped += 1
+        log.warning("%s: skipped %s UID %s: cannot parse it (%s)", account.name, folder,
+                    item.uid, type(exc).__name__)
+        return None
+    for warning in record.warnings:
+        log.warning("%s: %s UID %s: %s", account.name, folder, item.uid, warning)
+    return record
+
+
+def _sync_drafts(account: Account, mailbox: Mailbox, state: State, drafts: str,
+                 now: datetime, result: CycleResult) -> None:
+    """Drafts is small and changes under the user's hands: track deletions too."""
+    present = mailbox.all_uids(drafts)
+    known = state.uids(account.name, drafts)
+    status = mailbox.status(drafts)
+    cp = state.checkpoint(account.name, drafts)
+    if cp is not None and cp.uidvalidity != status.uidvalidity:
+        known = set()
+        with state.transaction():
+            state.forget_folder(account.name, drafts)
+    new = sorted(present - known)
+    records = [r for item in mailbox.fetch_headers(drafts, new)
+               if (r := _record(account, mailbox, drafts, item, result)) is not None]
+    with state.transaction():
+        state.drop_records(account.name, drafts, known - present)
+        state.put_records(account.name, records)
+        state.save_checkpoint(account.name, drafts,
+                              Checkpoint(status.uidvalidity, status.uidnext, max(present, default=0),
+                                         status.highestmodseq), now)
+
+
+def _reconcile(account: Account, state: State, layout: Layout, now: datetime) -> None:
+    """Follow the fate of each draft we wrote: still there, sent, or deleted unsent."""
+    ledger = [e for e in state.ledger(account.name).values() if e.fate == DRAFTED]
+    if not ledger:
+        return
+    in_drafts = {r.message_id for r in state.records(account.name, [layout.drafts])}
+    others = state.records(account.name, list(layout.watched))
+    for entry in ledger:
+        if entry.nudge_id in in_drafts:
+            continue
+        sent = any(
+            r.message_id == entry.nudge_id
+            or (account.is_identity(r.sender.email) and entry.outbound_id in r.in_reply_to
+                and r.date >= entry.appended_at - timedelta(minutes=5))
+            for r in others
+        )
+        fate = SENT if sent else DISMISSED
+        with state.transaction():
+            state.set_fate(entry.nudge_id, fate, now)
+        log.info("%s: follow-up %s for %s was %s", account.name, entry.stage, entry.outbound_id,
+                 "sent" if sent else "deleted unsent: thread dismissed")
+
+
+# -- act ---------------------------------------------------------------------------------------
+
+
+def _write_draft(config: Config, account: Account, mailbox: Mailbox, state: State,
+                 layout: Layout, decision: Decision, now: datetime) -> bool:
+    action = decision.action
+    assert action is not None
+    out = action.outbound
+    # The user may have marked the message since we read it: ask again, just for it.
+    flags = mailbox.fetch_flags(out.folder, [out.uid]).get(out.uid)
+    if flags is None:
+        log.info("%s: %s is gone from %s; no follow-up", account.name, out.message_id, out.folder)
+        return False
+    if any(f.lower() == NO_NUDGE_KEYWORD.lower() for f in flags):
+        log.info("%s: %s was just marked %s; no follow-up", account.name, out.message_id,
+                 NO_NUDGE_KEYWORD)
+        return False
+    entry = LedgerEntry(action.nudge_id, account.name, out.message_id, decision.thread_key,
+                        action.stage, DRAFTED, now, folder=layout.drafts)
+    # A crash between APPEND and the ledger write leaves the draft on the server: find it.
+    existing = mailbox.find_message_id(layout.drafts, action.nudge_id)
+    if existing:
+        with state.transaction():
+            state.record_nudge(replace(entry, uid=existing[0]))
+        log.info("%s: follow-up %s for %r already in %s (UID %s); recorded it", account.name,
+                 action.stage, out.subject, layout.drafts, existing[0])
+        return False
+    raw = mailbox.fetch_message(out.folder, out.uid, QUOTE_LIMIT) or b""
+    sender_name = account.display_name or out.sender.name
+    draft = compose_nudge(DraftInput(
+        account=account.name, outbound=out, outbound_text=text_of(raw), stage=action.stage,
+        template=config.templates[action.template].body, sender=Addr(sender_name, out.sender.email),
+        to=action.to, cc=action.cc, tz=account.timezone, now=now))
+    uid = mailbox.append(layout.drafts, to_bytes(draft), ("\\Draft", "\\Seen"), now)
+    with state.transaction():
+        state.record_nudge(replace(entry, uid=uid))
+    log.info("%s: drafted follow-up %s to %s for %r (rule %s)", account.name, action.stage,
+             ", ".join(a.email for a in action.to), out.subject, action.rule)
+    return True

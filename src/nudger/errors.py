@@ -1,0 +1,53 @@
+"""Error classes, each mapped to the exit status that tells the caller what to do next.
+
+Edges translate third-party exceptions into these (``raise ... from exc``), so the
+command line has a single place that turns them into one clear line and a status.
+"""
+
+from __future__ import annotations
+
+# sysexits.h values, documented in the README; systemd's RestartPreventExitStatus uses 77/78.
+EX_OK = 0
+EX_FAILURE = 1
+EX_USAGE = 2
+EX_TEMPFAIL = 75
+EX_NOPERM = 77
+EX_CONFIG = 78
+
+
+class NudgerError(Exception):
+    """A failure the user can act on; its message is shown as one line."""
+
+    exit_code = EX_FAILURE
+
+
+class UsageError(NudgerError):
+    exit_code = EX_USAGE
+
+
+class ConfigError(NudgerError):
+    """Every problem of a configuration file, reported at once."""
+
+    exit_code = EX_CONFIG
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class TemporaryError(NudgerError):
+    """Network trouble, server busy, timeouts: retry later."""
+
+    exit_code = EX_TEMPFAIL
+
+
+class AuthError(NudgerError):
+    """The server refused our credentials: retrying will not help."""
+
+    exit_code = EX_NOPERM
+
+
+class ServerConfigError(NudgerError):
+    """The mailbox does not fit the configuration (e.g. no Drafts folder)."""
+
+    exit_code = EX_CONFIG

@@ -1,0 +1,177 @@
+"""The IMAP edge: imapclient behind the ``Mailbox`` interface.
+
+Every folder is opened read-only (EXAMINE) and read with BODY.PEEK, so no flag of
+the user's changes; the only write is APPEND to Drafts. Library and socket errors
+are translated here into our own classes: temporary, authentication, configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import ssl
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import imapclient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from imapclient.imapclient import SocketTimeout
+
+from nudger.config import Account, is_loopback
+from nudger.errors import AuthError, NudgerError, TemporaryError
+from nudger.mailbox import Fetched, FolderInfo, FolderStatus
+from nudger.mailfacts import HEADER_FIELDS
+
+log = logging.getLogger(__name__)
+
+BATCH = 200  # UIDs per FETCH: keeps command lines well under 1,000 bytes
+_FIELDS = "BODY.PEEK[HEADER.FIELDS (" + " ".join(f.upper() for f in HEADER_FIELDS) + ")]"
+_APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]", re.IGNORECASE)
+
+
+def _translate(exc: BaseException, account: Account, doing: str) -> NudgerError:
+    where = f"{account.name} ({account.host}:{account.port})"
+    if isinstance(exc, LoginError):
+        return AuthError(f"{where}: the server refused the login for {account.username}; "
+                         "check the username and the password source")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TemporaryError(f"{where}: TLS certificate not trusted ({exc.verify_message}); "
+                              "set ca_file if the server uses a private CA")
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return TemporaryError(f"{where}: timed out while {doing}")
+    if isinstance(exc, (ssl.SSLError, OSError, IMAPClientAbortError, EOFError)):
+        return TemporaryError(f"{where}: connection failed while {doing}: {exc}")
+    return NudgerError(f"{where}: the server said no while {doing}: {exc}")
+
+
+class ImapMailbox:
+    """A live connection to one account."""
+
+    def __init__(self, account: Account, password: str):
+        self.account = account
+        self._selected: str | None = None
+        if account.tls == "none" and not is_loopback(account.host):
+            raise NudgerError(f"{account.name}: refusing plaintext IMAP to {account.host}")
+        timeout = account.timeout.total_seconds()
+        context = None
+        if account.tls != "none":
+            context = ssl.create_default_context(
+                cafile=str(account.ca_file) if account.ca_file else None)
+        try:
+            self.client = imapclient.IMAPClient(
+                account.host, port=account.port, ssl=account.tls == "implicit",
+                ssl_context=context, timeout=SocketTimeout(connect=timeout, read=timeout))
+            self.client.normalise_times = False
+            if account.tls == "starttls":
+                self.client.starttls(context)
+            self.client.login(account.username, password)
+        except Exception as exc:  # noqa: BLE001 - translated, never leaked with the password
+            raise _translate(exc, account, "logging in") from None
+        self.capabilities = {c.decode().upper() for c in self.client.capabilities()}
+        self.gmail = "X-GM-EXT-1" in self.capabilities
+
+    def _call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            raise _translate(exc, self.account, doing) from exc
+
+    def _examine(self, folder: str) -> None:
+        if self._selected != folder:
+            self._call(f"opening {folder!r}", self.client.select_folder, folder, readonly=True)
+            self._selected = folder
+
+    def list_folders(self) -> list[FolderInfo]:
+        listed = self._call("listing folders", self.client.list_folders)
+        return [FolderInfo(name if isinstance(name, str) else name.decode(),
+                           tuple(f.decode() if isinstance(f, bytes) else str(f) for f in flags))
+                for flags, _delim, name in listed]
+
+    def status(self, folder: str) -> FolderStatus:
+        items = [b"UIDVALIDITY", b"UIDNEXT"]
+        if "CONDSTORE" in self.capabilities:
+            items.append(b"HIGHESTMODSEQ")
+        got = self._call(f"checking {folder!r}", self.client.folder_status, folder, items)
+        return FolderStatus(int(got[b"UIDVALIDITY"]), int(got[b"UIDNEXT"]),
+                            int(got[b"HIGHESTMODSEQ"]) if b"HIGHESTMODSEQ" in got else None)
+
+    def search_new(self, folder: str, after_uid: int, since: date | None) -> list[int]:
+        self._examine(folder)
+        criteria: list[Any] = ["UID", f"{after_uid + 1}:*"]
+        if since is not None:
+            criteria += ["SINCE", since]
+        uids = self._call(f"searching {folder!r}", self.client.search, criteria)
+        # "UID n:*" always matches the highest UID, even below n (RFC 3501 6.4.8).
+        return sorted(u for u in uids if u > after_uid)
+
+    def all_uids(self, folder: str) -> set[int]:
+        self._examine(folder)
+        return set(self._call(f"searching {folder!r}", self.client.search, ["ALL"]))
+
+    def fetch_headers(self, folder: str, uids: Sequence[int]) -> Iterator[Fetched]:
+        self._examine(folder)
+        items = [_FIELDS, "INTERNALDATE", "FLAGS", "RFC822.SIZE"]
+        if self.gmail:
+            items.append("X-GM-THRID")
+        for start in range(0, len(uids), BATCH):
+            batch = list(uids[start : start + BATCH])
+            got = self._call(f"reading headers in {folder!r}", self.client.fetch, batch, items)
+            for uid in batch:
+                data = got.get(uid)
+                if data is None:
+                    continue  # expunged meanwhile
+                header = next((v for k, v in data.items() if k.startswith(b"BODY[HEADER")), b"")
+                yield Fetched(
+                    uid=uid,
+                    header=header or b"",
+                    internaldate=data.get(b"INTERNALDATE"),
+                    flags=tuple(f.decode() if isinstance(f, bytes) else str(f)
+                                for f in data.get(b"FLAGS", ())),
+                    size=int(data.get(b"RFC822.SIZE", 0)),
+                    gm_thrid=data.get(b"X-GM-THRID"),
+                )
+
+    def fetch_flags(self, folder: str, uids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+        self._examine(folder)
+        got = self._call(f"reading flags in {folder!r}", self.client.get_flags, list(uids))
+        return {uid: tuple(f.decode() if isinstance(f, bytes) else str(f) for f in flags)
+                for uid, flags in got.items()}
+
+    def fetch_message(self, folder: str, uid: int, limit: int) -> bytes | None:
+        self._examine(folder)
+        got = self._call(f"reading message {uid} in {folder!r}", self.client.fetch, [uid],
+                         [f"BODY.PEEK[]<0.{limit}>"])
+        data = got.get(uid)
+        if not data:
+            return None
+        return next((v for k, v in data.items() if k.startswith(b"BODY[")), None)
+
+    def find_message_id(self, folder: str, message_id: str) -> list[int]:
+        self._examine(folder)
+        found = self._call(f"searching {folder!r}", self.client.search,
+                           ["HEADER", "Message-ID", message_id])
+        return sorted(found)
+
+    def append(self, folder: str, data: bytes, flags: Sequence[str], when: datetime) -> int | None:
+        # \Draft and \Seen in the APPEND itself: adding \Draft later duplicates on some servers.
+        answer = self._call(f"saving a draft in {folder!r}", self.client.append, folder, data,
+                            flags=[f.encode() for f in flags], msg_time=when)
+        found = _APPENDUID.search(answer or b"")
+        if found:
+            return int(found.group(1))
+        self._selected = None
+        return None
+
+    def close(self) -> None:
+        try:
+            self.client.logout()
+        except (IMAPClientError, OSError, EOFError):
+            pass
+        except Exception:  # noqa: BLE001 - closing must never raise
+            log.debug("logout failed", exc_info=True)
+
+
+def connect(account: Account, password: str) -> ImapMailbox:
+    return ImapMailbox(account, password)

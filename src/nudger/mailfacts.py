@@ -1,0 +1,434 @@
+"""Facts about one message, from its header bytes: who, when, what it answers, what kind.
+
+Pure: bytes in, a frozen ``MessageRecord`` out. Parsing uses the ``email`` package's
+compat32 policy on purpose: it never raises on malformed headers, and every value is
+decoded here with explicit fallbacks, so hostile input becomes data, not exceptions.
+"""
+
+from __future__ import annotations
+
+import email.header
+import email.utils
+import re
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import Any
+
+# What sync asks the server for: everything the judgement needs, no body.
+HEADER_FIELDS = (
+    "Message-ID", "In-Reply-To", "References", "From", "Sender", "To", "Cc", "Bcc",
+    "Date", "Subject", "Auto-Submitted", "X-Autoreply", "X-Autorespond", "Precedence",
+    "List-Id", "List-Post", "Content-Type", "Return-Path", "X-Failed-Recipients",
+    "X-Nudger-For", "Thread-Index",
+)  # fmt: skip
+
+HUMAN = "human"
+AUTO_REPLY = "auto-reply"
+BOUNCE = "bounce"
+DELAY = "delay-notice"
+READ_RECEIPT = "read-receipt"
+CALENDAR = "calendar-answer"
+MACHINE_KINDS = (AUTO_REPLY, BOUNCE, DELAY, READ_RECEIPT, CALENDAR)
+
+NUDGE_ID_PREFIX = "<nudger."
+
+_REPLY_PREFIX = re.compile(
+    r"^\s*(?:(?:re|aw|sv|vs|antw|odp|res|r|rif|ynt|atb|vá|回复|回覆|答复|返信|fw|fwd|wg|tr|rv|i|enc|doorst)"
+    r"\s*(?:\[\d+\]|\(\d+\))?\s*[:：]|\[[^\]]{1,40}\])\s*",
+    re.IGNORECASE,
+)
+_ONLY_REPLY_PREFIX = re.compile(
+    r"^\s*(?:re|aw|sv|vs|antw|odp|res|r|rif|ynt|atb|vá|回复|回覆|答复|返信)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*",
+    re.IGNORECASE,
+)
+_AUTO_SUBJECT = re.compile(
+    r"^\s*(?:automatic reply|auto(?:matic)?[- ]?(?:reply|response)|auto:|out of (?:the )?office"
+    r"|autoreply|automatische antwort|abwesenheitsnotiz|réponse automatique|absence du bureau"
+    r"|respuesta automática|fuera de la oficina|risposta automatica|fuori sede"
+    r"|automatisch antwoord|afwezig|resposta automática|ausente|autosvar|frånvaro|自動応答|不在)"
+    r"|\bauto-?reply\b|automatic reply|automatiska atbilde|out of (?:the )?office|on vacation\b",
+    re.IGNORECASE,
+)
+_CALENDAR_SUBJECT = re.compile(
+    r"^\s*(?:accepted|declined|tentative|tentatively accepted|angenommen|abgelehnt|mit vorbehalt"
+    r"|accepté|refusé|aceptado|rechazado|accettato|rifiutato|geaccepteerd|geweigerd)\s*:",
+    re.IGNORECASE,
+)
+_BOUNCE_SUBJECT = re.compile(
+    r"undeliver|delivery status notification|delivery failure|failure notice|returned mail"
+    r"|mail delivery (?:failed|system)|non[- ]?delivery|unzustellbar|nicht zustellbar"
+    r"|non remis|rejected:|could not be delivered|delivery has failed|delivery problem",
+    re.IGNORECASE,
+)
+_DELAY_SUBJECT = re.compile(r"delay|warning: could not send|still being retried|verzögert", re.I)
+_MSGID = re.compile(r"<([^<>\s]+)>")
+_ADDR_IN_TEXT = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+@dataclass(frozen=True)
+class Addr:
+    name: str
+    email: str  # lower-cased where it matters: compare with .key
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    folder: str
+    uid: int
+    message_id: str  # normalised "<local@domain>", "" when the message has none
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    sender: Addr
+    to: tuple[Addr, ...]
+    cc: tuple[Addr, ...]
+    bcc: tuple[Addr, ...]
+    date: datetime  # aware, UTC
+    subject: str
+    kind: str = HUMAN
+    kind_reason: str = ""
+    list_traffic: bool = False
+    failed_recipients: tuple[str, ...] = ()
+    original_ids: tuple[str, ...] = ()  # what a bounce or receipt reports on
+    keywords: tuple[str, ...] = ()
+    gm_thrid: int | None = None
+    nudge_for: str = ""
+    size: int = 0
+    written_id: str = ""  # Message-ID and References exactly as written, for our replies
+    written_references: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def parents(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.references + self.in_reply_to))
+
+    @property
+    def recipients(self) -> tuple[Addr, ...]:
+        return self.to + self.cc
+
+    @property
+    def needs_report_body(self) -> bool:
+        """Bounces and receipts name the original message in their body: fetch it."""
+        return self.kind in (BOUNCE, DELAY, READ_RECEIPT) and not self.original_ids
+
+    def has_keyword(self, keyword: str) -> bool:
+        return keyword.lower() in (k.lower() for k in self.keywords)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["date"] = self.date.isoformat()
+        data.pop("warnings")
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MessageRecord:
+        data = dict(data)
+        data["date"] = datetime.fromisoformat(data["date"])
+        data["sender"] = Addr(**data["sender"])
+        for key in ("to", "cc", "bcc"):
+            data[key] = tuple(Addr(**a) for a in data[key])
+        for key in ("in_reply_to", "references", "failed_recipients", "original_ids", "keywords",
+                    "written_references"):
+            data[key] = tuple(data[key])
+        return cls(**data)
+
+
+# -- normalisation -------------------------------------------------------------------------
+
+
+def normalise_message_id(value: str) -> str:
+    """Angle brackets, no whitespace, domain part lower-cased (local part is case-sensitive)."""
+    ids = message_ids(value)
+    return ids[0] if ids else ""
+
+
+def message_ids(value: str, keep_case: bool = False) -> tuple[str, ...]:
+    """Every msg-id in a References/In-Reply-To value, in order, tolerant of junk between.
+
+    Matching uses the normalised form; ``keep_case`` gives the ids as written, which is
+    what a reply must carry (some clients compare msg-ids byte for byte).
+    """
+    if not value:
+        return ()
+    unfolded = re.sub(r"\s+", "", value) if "<" in value and ">" in value else value
+    found = _MSGID.findall(unfolded)
+    if not found:
+        # Broken senders omit the brackets; a bare token with "@" is still an id.
+        found = [t.strip("<>,;()") for t in value.split() if "@" in t]
+    result = []
+    for token in found:
+        local, at, domain = token.rpartition("@")
+        norm = f"<{local}@{domain if keep_case else domain.lower()}>" if at and local else f"<{token}>"
+        if norm not in result:
+            result.append(norm)
+    return tuple(result)
+
+
+def normalise_subject(subject: str) -> str:
+    """The thread topic: reply/forward prefixes and list tags removed, spaces folded."""
+    previous = None
+    text = subject or ""
+    while previous != text:
+        previous = text
+        text = _REPLY_PREFIX.sub("", text, count=1)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def strip_reply_prefixes(subject: str) -> str:
+    """Subject without its leading Re:/AW:/SV:... (Fwd: and list tags stay)."""
+    previous = None
+    text = subject or ""
+    while previous != text:
+        previous = text
+        text = _ONLY_REPLY_PREFIX.sub("", text, count=1)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _text(value: Any) -> str:
+    """A header value as text: RFC 2047 decoded, 8-bit bytes read as UTF-8 or Latin-1."""
+    if value is None:
+        return ""
+    if isinstance(value, email.header.Header):
+        value = str(value)
+    raw = str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in raw):
+        data = raw.encode("ascii", "surrogateescape")
+        try:
+            raw = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raw = data.decode("latin-1")
+    try:
+        parts = email.header.decode_header(raw)
+        decoded = "".join(
+            chunk.decode(charset or "ascii", "replace") if isinstance(chunk, bytes) else chunk
+            for chunk, charset in parts
+        )
+    except (LookupError, ValueError, AssertionError):
+        decoded = raw
+    return re.sub(r"\s*[\r\n]+\s*", " ", decoded).strip()
+
+
+def _raw_all(msg: Message, name: str) -> list[str]:
+    """Header values as received: compat32's get() turns 8-bit bytes into U+FFFD."""
+    wanted = name.lower()
+    return [_text_raw(v) for k, v in msg.raw_items() if k.lower() == wanted]
+
+
+def _raw(msg: Message, name: str) -> str:
+    values = _raw_all(msg, name)
+    return values[0] if values else ""
+
+
+def _addresses(msg: Message, name: str) -> tuple[Addr, ...]:
+    values = _raw_all(msg, name)
+    result = []
+    for display, address in email.utils.getaddresses(values):
+        address = address.strip()
+        if "@" not in address:
+            continue
+        local, _, domain = address.rpartition("@")
+        result.append(Addr(_text(display), f"{local}@{domain}".lower()))
+    return tuple(result)
+
+
+def _text_raw(value: Any) -> str:
+    raw = str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in raw):
+        data = raw.encode("ascii", "surrogateescape")
+        try:
+            raw = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raw = data.decode("latin-1")
+    return raw
+
+
+def parse_date(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed is None or not 1980 <= parsed.year <= 2200:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+# -- classification ------------------------------------------------------------------------
+
+
+def _header(msg: Message, name: str) -> str:
+    return _text(_raw(msg, name))
+
+
+def classify(msg: Message, sender: Addr, subject: str) -> tuple[str, str]:
+    """What kind of message this is, judged from headers, standards first."""
+    ctype = msg.get_content_type()
+    report = (msg.get_param("report-type", "", header="content-type") or "")
+    report = report.lower() if isinstance(report, str) else ""
+    local = sender.email.partition("@")[0]
+    if ctype == "multipart/report" and report == "disposition-notification":
+        return READ_RECEIPT, "read receipt (RFC 8098 disposition notification)"
+    if ctype == "multipart/report" and report == "delivery-status":
+        if _DELAY_SUBJECT.search(subject) and not _BOUNCE_SUBJECT.search(subject):
+            return DELAY, "delivery delay notice"
+        return BOUNCE, "delivery status report (RFC 3464)"
+    failed = _header(msg, "X-Failed-Recipients")
+    daemon_names = ("mailer-daemon", "postmaster", "post_master", "mail-daemon", "mailerdaemon")
+    daemon = local in daemon_names or sender.name.lower() in daemon_names
+    if failed or (daemon and _BOUNCE_SUBJECT.search(subject)):
+        return BOUNCE, "bounce from " + (sender.email or "the mail system")
+    if daemon and _DELAY_SUBJECT.search(subject):
+        return DELAY, "delivery delay notice"
+    auto = _header(msg, "Auto-Submitted").lower()
+    if auto and auto.split(";")[0].strip() != "no":
+        return AUTO_REPLY, f"Auto-Submitted: {auto.split(';')[0].strip()}"
+    for name in ("X-Autoreply", "X-Autorespond"):
+        if msg.get(name) is not None:
+            return AUTO_REPLY, f"{name} header"
+    precedence = _header(msg, "Precedence").lower()
+    # "bulk" alone is not enough: list servers stamp it on human replies, and calling
+    # a real reply a machine's would cause the one mistake users never forgive.
+    if precedence in ("auto_reply", "junk"):
+        return AUTO_REPLY, f"Precedence: {precedence}"
+    if _AUTO_SUBJECT.search(normalise_subject(subject)) or _AUTO_SUBJECT.search(subject):
+        return AUTO_REPLY, f'subject "{subject[:60]}"'
+    if _CALENDAR_SUBJECT.search(subject):
+        return CALENDAR, "calendar answer"
+    return HUMAN, ""
+
+
+def _is_list(msg: Message) -> bool:
+    return msg.get("List-Id") is not None or msg.get("List-Post") is not None
+
+
+def parse_report(raw: bytes) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """Failed recipients, original Message-IDs and "only delays" from a whole report.
+
+    Reads RFC 3464 delivery-status parts and the attached original (message/rfc822 or
+    text/rfc822-headers); for non-standard bounces, falls back to the text.
+    """
+    msg = message_from_bytes(raw, policy=compat32)
+    failed: list[str] = []
+    delayed: list[str] = []
+    originals: list[str] = []
+    texts: list[str] = []
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype == "message/delivery-status":
+            blocks = part.get_payload()
+            if isinstance(blocks, list):
+                for block in blocks:
+                    if not isinstance(block, Message):
+                        continue
+                    recipient = _text(block.get("Final-Recipient") or block.get("Original-Recipient") or "")
+                    action = _text(block.get("Action", "")).lower()
+                    address = recipient.rpartition(";")[2].strip().strip("<>").lower()
+                    if "@" in address:
+                        if action.startswith("failed"):
+                            failed.append(address)
+                        elif action.startswith("delayed"):
+                            delayed.append(address)
+                    for key in ("Original-Message-ID", "X-Original-Message-ID"):
+                        originals.extend(message_ids(_text(block.get(key, ""))))
+        elif ctype == "message/rfc822":
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                originals.extend(message_ids(_text(inner[0].get("Message-ID", ""))))
+        elif ctype in ("text/rfc822-headers", "message/disposition-notification") or (
+            ctype.startswith("text/") and not part.is_multipart()
+        ):
+            payload = part.get_payload(decode=True) or b""
+            text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload)
+            if ctype in ("text/rfc822-headers", "message/disposition-notification"):
+                headers = BytesHeaderParser(policy=compat32).parsebytes(text.encode("utf-8", "replace"))
+                for key in ("Message-ID", "Original-Message-ID"):
+                    originals.extend(message_ids(_text(headers.get(key, ""))))
+            else:
+                texts.append(text)
+    for header in ("X-Failed-Recipients",):
+        for value in msg.get_all(header, []):
+            failed.extend(a.lower() for a in _ADDR_IN_TEXT.findall(_text(value)))
+    if not originals:
+        for text in texts:
+            for match in re.finditer(r"(?im)^\s*message-id:\s*(\S.*)$", text):
+                originals.extend(message_ids(match.group(1)))
+    only_delays = bool(delayed) and not failed
+    return tuple(dict.fromkeys(failed)), tuple(dict.fromkeys(originals)), only_delays
+
+
+# -- the record ----------------------------------------------------------------------------
+
+
+def parse_record(
+    header_bytes: bytes,
+    *,
+    folder: str,
+    uid: int,
+    internaldate: datetime | None = None,
+    keywords: tuple[str, ...] = (),
+    gm_thrid: int | None = None,
+    size: int = 0,
+    report_bytes: bytes | None = None,
+) -> MessageRecord:
+    """Build the record of one message; never raises on malformed input."""
+    msg = BytesHeaderParser(policy=compat32).parsebytes(header_bytes)
+    warnings = []
+    message_id = normalise_message_id(_text(_raw(msg, "Message-ID")))
+    if not message_id:
+        warnings.append("no Message-ID")
+    senders = _addresses(msg, "From") or _addresses(msg, "Sender")
+    sender = senders[0] if senders else Addr("", "")
+    subject = _header(msg, "Subject")
+    if len(subject) > 1000:
+        warnings.append(f"subject of {len(subject)} characters cut to 1000")
+        subject = subject[:1000]
+    date = parse_date(_raw(msg, "Date"))
+    if date is None:
+        if msg.get("Date") is not None:
+            warnings.append("unreadable Date header; using the server's arrival time")
+        date = (internaldate or datetime(1970, 1, 1, tzinfo=UTC)).astimezone(UTC)
+    kind, why = classify(msg, sender, subject)
+    failed: tuple[str, ...] = tuple(
+        a.lower() for v in _raw_all(msg, "X-Failed-Recipients") for a in _ADDR_IN_TEXT.findall(v)
+    )
+    originals: tuple[str, ...] = ()
+    if report_bytes is not None and kind in (BOUNCE, DELAY, READ_RECEIPT):
+        rep_failed, originals, only_delays = parse_report(report_bytes)
+        failed = tuple(dict.fromkeys(failed + rep_failed))
+        if kind == BOUNCE and only_delays:
+            kind, why = DELAY, "delivery delay notice (action: delayed)"
+    return MessageRecord(
+        folder=folder,
+        uid=uid,
+        message_id=message_id,
+        in_reply_to=message_ids(_raw(msg, "In-Reply-To")),
+        references=message_ids(_raw(msg, "References")),
+        sender=sender,
+        to=_addresses(msg, "To"),
+        cc=_addresses(msg, "Cc"),
+        bcc=_addresses(msg, "Bcc"),
+        date=date,
+        subject=subject,
+        kind=kind,
+        kind_reason=why,
+        list_traffic=_is_list(msg),
+        failed_recipients=failed,
+        original_ids=originals,
+        keywords=tuple(keywords),
+        gm_thrid=gm_thrid,
+        nudge_for=normalise_message_id(_text(_raw(msg, "X-Nudger-For"))),
+        size=size,
+        written_id=next(iter(message_ids(_text(_raw(msg, "Message-ID")), keep_case=True)), ""),
+        written_references=message_ids(_raw(msg, "References"), keep_case=True),
+        warnings=tuple(warnings),
+    )
+
+
+def with_keywords(record: MessageRecord, keywords: tuple[str, ...]) -> MessageRecord:
+    return replace(record, keywords=keywords)

@@ -1,0 +1,158 @@
+"""Decide, for every thread of an account, what to do now and why.
+
+Pure: ``plan(threads, account, rules, templates, ledger, now)`` returns one
+``Decision`` per thread that involves the user; the ones carrying an ``AppendDraft``
+are the drafts to write. ``--dry-run`` prints these and stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from nudger.compose import nudge_message_id
+from nudger.config import Account, Rule, Stage
+from nudger.mailfacts import Addr, MessageRecord
+from nudger.rules import add_delay, match_rule
+from nudger.threads import AWAITING, NOT_OURS, REPLIED, Thread, judge
+
+# Fates of a draft we wrote (kept in the state ledger).
+DRAFTED = "drafted"
+DISMISSED = "dismissed"
+SENT = "sent"
+WITHDRAWN = "withdrawn"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    nudge_id: str
+    account: str
+    outbound_id: str
+    thread_key: str
+    stage: int
+    fate: str
+    appended_at: datetime
+    fate_at: datetime | None = None
+    folder: str = ""
+    uid: int | None = None
+
+
+@dataclass(frozen=True)
+class AppendDraft:
+    nudge_id: str
+    outbound: MessageRecord
+    stage: int
+    rule: str
+    template: str
+    to: tuple[Addr, ...]
+    cc: tuple[Addr, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    account: str
+    thread_key: str
+    subject: str
+    status: str  # replied | excluded | waiting | due | drafted | dismissed | limit | no-rule
+    reason: str
+    rule: str = ""
+    stage: int = 0
+    due_at: datetime | None = None
+    outbound: MessageRecord | None = None
+    to: tuple[Addr, ...] = ()
+    action: AppendDraft | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "account": self.account,
+            "thread": self.thread_key,
+            "subject": self.subject,
+            "status": self.status,
+            "reason": self.reason,
+            "rule": self.rule or None,
+            "stage": self.stage or None,
+            "due_at": self.due_at.isoformat() if self.due_at else None,
+            "outbound": self.outbound.message_id if self.outbound else None,
+            "sent_at": self.outbound.date.isoformat() if self.outbound else None,
+            "to": [a.email for a in self.to],
+            "action": "append-draft" if self.action else None,
+            "draft": self.action.nudge_id if self.action else None,
+        }
+
+
+def plan(
+    threads: Iterable[Thread],
+    account: Account,
+    rules: tuple[Rule, ...],
+    ledger: Mapping[str, LedgerEntry],
+    now: datetime,
+) -> list[Decision]:
+    decisions = []
+    for thread in threads:
+        decision = decide(thread, account, rules, ledger, now)
+        if decision is not None:
+            decisions.append(decision)
+    return decisions
+
+
+def decide(
+    thread: Thread,
+    account: Account,
+    rules: tuple[Rule, ...],
+    ledger: Mapping[str, LedgerEntry],
+    now: datetime,
+) -> Decision | None:
+    verdict = judge(thread, account.is_identity)
+    if verdict.status == NOT_OURS or verdict.outbound is None:
+        return None
+    out = verdict.outbound
+    base = Decision(account.name, thread.key, out.subject, verdict.status, verdict.reason,
+                    outbound=out, to=verdict.to)
+    if verdict.status != AWAITING:
+        return base if verdict.status == REPLIED or now - out.date <= account.lookback else None
+    if now - out.date > account.lookback:
+        return _with(base, status="excluded",
+                     reason=f"sent {out.date:%Y-%m-%d}, outside the {account.lookback.days}-day "
+                            "look-back window")
+    rule = match_rule(rules, account.name, out, verdict.to + verdict.cc)
+    if rule is None:
+        return _with(base, status="no-rule", reason="no rule matches this message")
+    dismissed = [e for e in ledger.values()
+                 if e.account == account.name and e.thread_key == thread.key and e.fate == DISMISSED]
+    if dismissed:
+        return _with(base, status="dismissed", rule=rule.name,
+                     reason=f"you deleted the follow-up draft (stage {dismissed[0].stage}); "
+                            "this thread will not be nudged again")
+    stage = verdict.nudges_sent + 1
+    if stage > len(rule.stages):
+        n = len(rule.stages)
+        return _with(base, status="limit", rule=rule.name, stage=verdict.nudges_sent,
+                     reason=f"{verdict.reason}; all {n} follow-up{'s' if n > 1 else ''} of rule "
+                            f"{rule.name!r} sent")
+    spec: Stage = rule.stages[stage - 1]
+    due = add_delay(out.date, spec.after, account.timezone)
+    domain = out.sender.email.rpartition("@")[2]
+    nudge_id = nudge_message_id(account.name, out.message_id, stage, domain)
+    entry = ledger.get(nudge_id)
+    common = {"rule": rule.name, "stage": stage, "due_at": due}
+    if entry is not None and entry.fate == DRAFTED:
+        return _with(base, status="drafted", **common,
+                     reason=f"follow-up {stage} is in {entry.folder or 'Drafts'} since "
+                            f"{entry.appended_at:%Y-%m-%d %H:%M}, waiting for you to send it")
+    if entry is not None:
+        return _with(base, status=entry.fate, **common,
+                     reason=f"follow-up {stage} was {entry.fate}")
+    local_due = due.astimezone(account.timezone)
+    if now < due:
+        return _with(base, status="waiting", **common,
+                     reason=f"{verdict.reason}; due {local_due:%a %Y-%m-%d %H:%M} "
+                            f"({spec.after} after {out.date.astimezone(account.timezone):%a %Y-%m-%d})")
+    action = AppendDraft(nudge_id, out, stage, rule.name, spec.template, verdict.to, verdict.cc)
+    return _with(base, status="due", **common, action=action,
+                 reason=f"{verdict.reason}; due since {local_due:%a %Y-%m-%d %H:%M} "
+                        f"(rule {rule.name!r}: {spec.after})")
+
+
+def _with(base: Decision, **changes: object) -> Decision:
+    return replace(base, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,53 @@
+"""How decisions look to a person (stderr) and to a program (--json on stdout)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from typing import TextIO
+
+from nudger.engine import CycleResult
+from nudger.plan import Decision
+
+ORDER = ("due", "drafted", "waiting", "replied", "excluded", "dismissed", "limit", "no-rule")
+MARK = {"due": "->", "drafted": "..", "waiting": "  ", "replied": "ok", "excluded": "--",
+        "dismissed": "xx", "limit": "==", "no-rule": "??"}
+
+
+def line(d: Decision) -> str:
+    who = ", ".join(a.email for a in d.to) or (
+        ", ".join(a.email for a in d.outbound.recipients) if d.outbound else "")
+    subject = d.subject if len(d.subject) <= 50 else d.subject[:49] + "…"
+    stage = f" [follow-up {d.stage}]" if d.stage and d.status in ("due", "drafted") else ""
+    return f"{MARK.get(d.status, '  ')} {d.status:<9} {subject!r} to {who}{stage}: {d.reason}"
+
+
+def print_cycle(result: CycleResult, dry_run: bool, verbose: bool, out: TextIO = sys.stderr) -> None:
+    counts = Counter(d.status for d in result.decisions)
+    awaiting = sum(counts[s] for s in ("due", "drafted", "waiting"))
+    wrote = (f"would write {counts['due']} draft(s)" if dry_run
+             else f"wrote {len(result.written)} draft(s)")
+    summary = ", ".join(f"{counts[s]} {s}" for s in ORDER if counts[s])
+    print(f"{result.account}: {len(result.decisions)} thread(s) of yours, {awaiting} awaiting "
+          f"a reply ({summary or 'nothing to do'}); {wrote}"
+          + (f"; {result.skipped} malformed message(s) skipped" if result.skipped else ""),
+          file=out)
+    shown = result.decisions if verbose else [
+        d for d in result.decisions if d.status in ("due", "drafted", "waiting")]
+    for d in sorted(shown, key=_order):
+        print("  " + line(d), file=out)
+
+
+def _order(d: Decision) -> tuple[int, str]:
+    when = d.due_at or (d.outbound.date if d.outbound else None)
+    return (ORDER.index(d.status) if d.status in ORDER else 99, when.isoformat() if when else "")
+
+
+def print_json(result: CycleResult, dry_run: bool, out: TextIO = sys.stdout) -> None:
+    for d in result.decisions:
+        data = d.to_json()
+        if d.action is not None:
+            data["action"] = "append-draft" if dry_run else (
+                "appended" if d.action.nudge_id in result.written else "already-present")
+        print(json.dumps(data, ensure_ascii=False), file=out)

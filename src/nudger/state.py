@@ -1,0 +1,162 @@
+"""What nudger remembers between cycles, in one SQLite file in ``state_dir``.
+
+Sync checkpoints per folder, the header records read so far, and the ledger of the
+drafts we wrote and their fate. Every change is written in a transaction, so a kill
+at any instant leaves the file consistent.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from nudger.mailfacts import MessageRecord
+from nudger.plan import LedgerEntry
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS folders (
+    account TEXT NOT NULL, folder TEXT NOT NULL,
+    uidvalidity INTEGER NOT NULL, uidnext INTEGER NOT NULL, last_uid INTEGER NOT NULL,
+    highestmodseq INTEGER, synced_at TEXT NOT NULL,
+    PRIMARY KEY (account, folder));
+CREATE TABLE IF NOT EXISTS messages (
+    account TEXT NOT NULL, folder TEXT NOT NULL, uid INTEGER NOT NULL,
+    message_id TEXT NOT NULL, record TEXT NOT NULL,
+    PRIMARY KEY (account, folder, uid));
+CREATE INDEX IF NOT EXISTS messages_by_id ON messages (account, message_id);
+CREATE TABLE IF NOT EXISTS nudges (
+    nudge_id TEXT PRIMARY KEY, account TEXT NOT NULL, outbound_id TEXT NOT NULL,
+    thread_key TEXT NOT NULL, stage INTEGER NOT NULL, fate TEXT NOT NULL,
+    appended_at TEXT NOT NULL, fate_at TEXT, folder TEXT, uid INTEGER);
+CREATE TABLE IF NOT EXISTS meta (account TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (account, key));
+"""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    uidvalidity: int
+    uidnext: int
+    last_uid: int
+    highestmodseq: int | None
+
+
+class State:
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.conn.executescript(SCHEMA)
+
+    @classmethod
+    def open(cls, state_dir: Path) -> State:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        conn = sqlite3.connect(state_dir / "state.sqlite3", timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        return cls(conn)
+
+    @classmethod
+    def memory(cls) -> State:
+        return cls(sqlite3.connect(":memory:", isolation_level=None))
+
+    def scratch_copy(self) -> State:
+        """An in-memory copy, for --dry-run: it syncs and decides but writes nothing here."""
+        mem = sqlite3.connect(":memory:", isolation_level=None)
+        self.conn.backup(mem)
+        return State(mem)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- folders and records -----------------------------------------------------------------
+
+    def checkpoint(self, account: str, folder: str) -> Checkpoint | None:
+        row = self.conn.execute(
+            "SELECT uidvalidity, uidnext, last_uid, highestmodseq FROM folders "
+            "WHERE account=? AND folder=?", (account, folder)).fetchone()
+        return Checkpoint(*row) if row else None
+
+    def save_checkpoint(self, account: str, folder: str, cp: Checkpoint, now: datetime) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO folders VALUES (?,?,?,?,?,?,?)",
+            (account, folder, cp.uidvalidity, cp.uidnext, cp.last_uid, cp.highestmodseq,
+             now.isoformat()))
+
+    def forget_folder(self, account: str, folder: str) -> None:
+        self.conn.execute("DELETE FROM messages WHERE account=? AND folder=?", (account, folder))
+        self.conn.execute("DELETE FROM folders WHERE account=? AND folder=?", (account, folder))
+
+    def put_records(self, account: str, records: Iterable[MessageRecord]) -> None:
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?)",
+            [(account, r.folder, r.uid, r.message_id, json.dumps(r.to_json())) for r in records])
+
+    def drop_records(self, account: str, folder: str, uids: Iterable[int]) -> None:
+        self.conn.executemany(
+            "DELETE FROM messages WHERE account=? AND folder=? AND uid=?",
+            [(account, folder, uid) for uid in uids])
+
+    def uids(self, account: str, folder: str) -> set[int]:
+        rows = self.conn.execute(
+            "SELECT uid FROM messages WHERE account=? AND folder=?", (account, folder))
+        return {uid for (uid,) in rows}
+
+    def records(self, account: str, folders: Iterable[str] | None = None) -> list[MessageRecord]:
+        rows = self.conn.execute("SELECT folder, record FROM messages WHERE account=?", (account,))
+        wanted = set(folders) if folders is not None else None
+        return [MessageRecord.from_json(json.loads(rec)) for folder, rec in rows
+                if wanted is None or folder in wanted]
+
+    def records_by_id(self, account: str, message_id: str) -> list[MessageRecord]:
+        rows = self.conn.execute(
+            "SELECT record FROM messages WHERE account=? AND message_id=?", (account, message_id))
+        return [MessageRecord.from_json(json.loads(rec)) for (rec,) in rows]
+
+    # -- the ledger of our drafts ---------------------------------------------------------------
+
+    def ledger(self, account: str) -> dict[str, LedgerEntry]:
+        rows = self.conn.execute(
+            "SELECT nudge_id, account, outbound_id, thread_key, stage, fate, appended_at, fate_at, "
+            "folder, uid FROM nudges WHERE account=?", (account,))
+        result = {}
+        for row in rows:
+            appended = datetime.fromisoformat(row[6])
+            fate_at = datetime.fromisoformat(row[7]) if row[7] else None
+            result[row[0]] = LedgerEntry(row[0], row[1], row[2], row[3], row[4], row[5],
+                                         appended, fate_at, row[8] or "", row[9])
+        return result
+
+    def record_nudge(self, entry: LedgerEntry) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO nudges VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (entry.nudge_id, entry.account, entry.outbound_id, entry.thread_key, entry.stage,
+             entry.fate, entry.appended_at.isoformat(),
+             entry.fate_at.isoformat() if entry.fate_at else None, entry.folder, entry.uid))
+
+    def set_fate(self, nudge_id: str, fate: str, when: datetime) -> None:
+        self.conn.execute("UPDATE nudges SET fate=?, fate_at=? WHERE nudge_id=?",
+                          (fate, when.isoformat(), nudge_id))
+
+    # -- meta -------------------------------------------------------------------------------------
+
+    def set_meta(self, account: str, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?,?,?)", (account, key, value))
+
+    def meta(self, account: str, key: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT value FROM meta WHERE account=? AND key=?", (account, key)).fetchone()
+        return row[0] if row else None

@@ -1,0 +1,258 @@
+"""From message records to threads, and from a thread to a verdict with its reason.
+
+Pure: records in, ``Thread`` and ``Verdict`` out. Threading is JWZ-style union of
+Message-ID / In-Reply-To / References (plus the ids a bounce reports on, and Gmail's
+X-GM-THRID), tolerant of missing links; order inside a thread comes from the links
+first and the Date header second, because clocks are skewed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+from nudger.mailfacts import (
+    AUTO_REPLY,
+    BOUNCE,
+    HUMAN,
+    NUDGE_ID_PREFIX,
+    READ_RECEIPT,
+    Addr,
+    MessageRecord,
+)
+
+NO_NUDGE_KEYWORD = "$NoNudge"
+
+_NOREPLY = re.compile(
+    r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|mailer-daemon|postmaster|bounces?"
+    r"|notifications?|notify|alerts?|automated|auto[-_.]?confirm)(?:[-+_.].*)?$",
+    re.IGNORECASE,
+)
+_LIST_ADDRESS = re.compile(
+    r"(?:^[^@]*-(?:l|list|users|devel|dev|announce|discuss|request)@|^(?:list|listserv|majordomo)@"
+    r"|@(?:lists?|listserv|groups)\.|@googlegroups\.com$|@groups\.io$)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Thread:
+    key: str  # Message-ID of its earliest message: stable across cycles
+    messages: tuple[MessageRecord, ...]  # one per Message-ID, oldest first
+    folders: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
+    ancestors: dict[str, frozenset[str]] = field(default_factory=dict, compare=False)
+
+    def after(self, earlier: MessageRecord, later: MessageRecord) -> bool:
+        """Whether ``later`` came after ``earlier``: by the links first, the dates second."""
+        if earlier.message_id and earlier.message_id in self.ancestors.get(later.message_id, ()):
+            return True
+        if later.message_id and later.message_id in self.ancestors.get(earlier.message_id, ()):
+            return False
+        return later.date > earlier.date
+
+    def found_in(self, record: MessageRecord) -> str:
+        return ", ".join(self.folders.get(record.message_id, (record.folder,)))
+
+
+def is_nudge(record: MessageRecord) -> bool:
+    return record.message_id.startswith(NUDGE_ID_PREFIX) or bool(record.nudge_for)
+
+
+def build_threads(records: Iterable[MessageRecord], prefer_folder: str = "") -> list[Thread]:
+    """Group records into threads; the same Message-ID in several folders counts once."""
+    unique: dict[str, MessageRecord] = {}
+    folders: dict[str, list[str]] = {}
+    for record in records:
+        key = record.message_id or f"<nudger-missing.{record.uid}@{record.folder}>"
+        if record.message_id == "":
+            record = replace(record, message_id=key)
+        seen = unique.get(key)
+        folders.setdefault(key, [])
+        if record.folder not in folders[key]:
+            folders[key].append(record.folder)
+        if seen is None:
+            unique[key] = record
+        else:
+            # Keep the copy from the preferred folder (Sent) but every keyword of every copy.
+            keep = record if record.folder == prefer_folder else seen
+            merged = tuple(dict.fromkeys(seen.keywords + record.keywords))
+            unique[key] = replace(keep, keywords=merged)
+
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[rb] = ra
+
+    for key, record in unique.items():
+        find(key)
+        for other in record.parents + record.original_ids:
+            union(key, other)
+        if record.gm_thrid:
+            union(key, f"gm:{record.gm_thrid}")
+
+    groups: dict[str, list[MessageRecord]] = {}
+    for key, record in unique.items():
+        groups.setdefault(find(key), []).append(record)
+
+    threads = []
+    for members in groups.values():
+        members.sort(key=lambda r: (r.date, r.message_id))
+        ancestors = _ancestors(members)
+        threads.append(
+            Thread(
+                key=members[0].message_id,
+                messages=tuple(members),
+                folders={m.message_id: tuple(folders[m.message_id]) for m in members},
+                ancestors=ancestors,
+            )
+        )
+    threads.sort(key=lambda t: t.messages[-1].date)
+    return threads
+
+
+def _ancestors(members: list[MessageRecord]) -> dict[str, frozenset[str]]:
+    """Every id each message descends from, through the chain of known messages."""
+    by_id = {m.message_id: m for m in members}
+    memo: dict[str, frozenset[str]] = {}
+
+    def walk(mid: str, visiting: set[str]) -> frozenset[str]:
+        if mid in memo:
+            return memo[mid]
+        record = by_id.get(mid)
+        if record is None or mid in visiting:
+            return frozenset()
+        visiting.add(mid)
+        result = set(record.parents) | set(record.original_ids)
+        for p in list(result):
+            result |= walk(p, visiting)
+        result.discard(mid)
+        visiting.discard(mid)
+        memo[mid] = frozenset(result)
+        return memo[mid]
+
+    return {mid: walk(mid, set()) for mid in by_id}
+
+
+# -- verdicts ------------------------------------------------------------------------------
+
+AWAITING = "awaiting"
+REPLIED = "replied"
+EXCLUDED = "excluded"
+NOT_OURS = "not-ours"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # awaiting | replied | excluded | not-ours
+    reason: str
+    outbound: MessageRecord | None = None  # the latest outbound
+    to: tuple[Addr, ...] = ()  # who a nudge would go to
+    cc: tuple[Addr, ...] = ()
+    nudges_sent: int = 0  # our follow-ups already sent since the last answer
+    notes: tuple[str, ...] = ()  # machine answers seen, recipients dropped
+
+
+def is_noreply(address: str) -> bool:
+    return bool(_NOREPLY.match(address.partition("@")[0]))
+
+
+def looks_like_list(address: str) -> bool:
+    return bool(_LIST_ADDRESS.search(address))
+
+
+def judge(thread: Thread, is_identity: Callable[[str], bool]) -> Verdict:
+    """Is this thread waiting on someone? Each verdict says why."""
+    ours = [m for m in thread.messages if is_identity(m.sender.email) and m.kind == HUMAN]
+    if not ours:
+        return Verdict(NOT_OURS, "no message of yours in this thread")
+    latest = _latest(thread, ours)
+
+    theirs = [
+        m for m in thread.messages
+        if m.kind == HUMAN and not is_identity(m.sender.email) and thread.after(latest, m)
+    ]  # fmt: skip
+    if theirs:
+        reply = max(theirs, key=lambda m: m.date)
+        return Verdict(
+            REPLIED,
+            f"replied by {reply.sender.email} on {reply.date:%Y-%m-%d} ({thread.found_in(reply)})",
+            outbound=latest,
+        )
+
+    marked = [m for m in ours if m.has_keyword(NO_NUDGE_KEYWORD)]
+    if marked:
+        return Verdict(EXCLUDED, f"marked {NO_NUDGE_KEYWORD} ({thread.found_in(marked[0])})", latest)
+    if not latest.message_id or latest.message_id.startswith("<nudger-missing."):
+        return Verdict(EXCLUDED, "your message has no Message-ID, so a follow-up could not "
+                                 "be threaded to it", latest)
+    listed = [m for m in thread.messages if m.list_traffic]
+    if listed:
+        return Verdict(EXCLUDED, "mailing-list thread (List-Id/List-Post)", latest)
+    others = [a for a in latest.recipients if not is_identity(a.email)]
+    if not others:
+        return Verdict(EXCLUDED, "note to self: every recipient is you", latest)
+    lists = [a.email for a in others if looks_like_list(a.email)]
+    if lists:
+        return Verdict(EXCLUDED, f"sent to a mailing list ({lists[0]})", latest)
+
+    notes: list[str] = []
+    people = [a for a in others if not is_noreply(a.email)]
+    dropped = [a.email for a in others if is_noreply(a.email)]
+    if not people:
+        return Verdict(EXCLUDED, f"only no-reply recipients ({', '.join(dropped)})", latest)
+    if dropped:
+        notes.append(f"left out no-reply address {', '.join(dropped)}")
+
+    failed = _bounced(thread, latest, people)
+    if failed:
+        remaining = [a for a in people if a.email not in failed]
+        if not remaining:
+            return Verdict(EXCLUDED, f"bounced: {', '.join(sorted(failed))}", latest)
+        notes.append(f"left out bounced address {', '.join(sorted(failed))}")
+        people = remaining
+
+    for m in thread.messages:
+        if m.kind in (AUTO_REPLY, READ_RECEIPT) and thread.after(latest, m):
+            what = "out-of-office/auto-reply" if m.kind == AUTO_REPLY else "read receipt"
+            notes.append(f"{what} from {m.sender.email or 'unknown'} on {m.date:%Y-%m-%d} "
+                         f"(not a reply)")
+
+    answers = [m for m in thread.messages if m.kind == HUMAN and not is_identity(m.sender.email)]
+    since_answer = [
+        m for m in ours if is_nudge(m) and all(thread.after(a, m) for a in answers)
+    ]
+    to = tuple(a for a in latest.to if a in people)
+    cc = tuple(a for a in latest.cc if a in people and a not in to)
+    if not to:
+        to, cc = cc[:1], cc[1:]
+    reason = "no reply yet" + (f"; {'; '.join(notes)}" if notes else "")
+    return Verdict(AWAITING, reason, latest, to, cc, len(since_answer), tuple(notes))
+
+
+def _latest(thread: Thread, ours: list[MessageRecord]) -> MessageRecord:
+    """Our latest message: one no other of ours follows, the newest of those."""
+    heads = [m for m in ours if not any(o is not m and thread.after(m, o) for o in ours)]
+    return max(heads or ours, key=lambda m: m.date)
+
+
+def _bounced(thread: Thread, latest: MessageRecord, people: list[Addr]) -> set[str]:
+    failed: set[str] = set()
+    for m in thread.messages:
+        linked = thread.after(latest, m) or latest.message_id in m.original_ids
+        if m.kind != BOUNCE or not linked:
+            continue
+        if m.failed_recipients:
+            failed |= set(m.failed_recipients)
+        elif len(people) == 1:
+            failed.add(people[0].email)  # a bounce for a single recipient can only be theirs
+    return failed & {a.email for a in people}
