@@ -8,6 +8,7 @@ due, each guarded so that a crash or a second instance never makes a duplicate.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -161,11 +162,25 @@ def _sync_drafts(account: Account, mailbox: Mailbox, state: State, drafts: str,
 
 
 def _reconcile(account: Account, state: State, layout: Layout, now: datetime) -> None:
-    """Follow the fate of each draft we wrote: still there, sent, or deleted unsent."""
+    """Follow the fate of each draft we wrote: still there, sent, or deleted unsent.
+
+    A draft of ours that the ledger does not know (state lost, or a crash between APPEND
+    and the ledger write) is adopted, so it is never written twice.
+    """
+    known = state.ledger(account.name)
+    drafts = state.records(account.name, [layout.drafts])
+    for r in drafts:
+        stage = _nudge_stage(r.message_id)
+        if r.nudge_for and stage and r.message_id not in known:
+            with state.transaction():
+                state.record_nudge(LedgerEntry(r.message_id, account.name, r.nudge_for, r.nudge_for,
+                                               stage, DRAFTED, r.date, folder=layout.drafts, uid=r.uid))
+            log.info("%s: found our follow-up %s for %s in %s; recorded it", account.name, stage,
+                     r.nudge_for, layout.drafts)
     ledger = [e for e in state.ledger(account.name).values() if e.fate == DRAFTED]
     if not ledger:
         return
-    in_drafts = {r.message_id for r in state.records(account.name, [layout.drafts])}
+    in_drafts = {r.message_id for r in drafts}
     others = state.records(account.name, list(layout.watched))
     for entry in ledger:
         if entry.nudge_id in in_drafts:
@@ -181,6 +196,11 @@ def _reconcile(account: Account, state: State, layout: Layout, now: datetime) ->
             state.set_fate(entry.nudge_id, fate, now)
         log.info("%s: follow-up %s for %s was %s", account.name, entry.stage, entry.outbound_id,
                  "sent" if sent else "deleted unsent: thread dismissed")
+
+
+def _nudge_stage(message_id: str) -> int:
+    found = re.match(r"<nudger\.[0-9a-f]+\.s(\d+)@", message_id)
+    return int(found.group(1)) if found else 0
 
 
 # -- act ---------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from nudger.compose import nudge_message_id
 from nudger.config import Account, Rule, Stage
-from nudger.mailfacts import Addr, MessageRecord
+from nudger.mailfacts import Addr, MessageRecord, strip_reply_prefixes
 from nudger.rules import add_delay, match_rule
 from nudger.threads import AWAITING, NOT_OURS, REPLIED, Thread, judge
 
@@ -107,8 +107,8 @@ def decide(
     if verdict.status == NOT_OURS or verdict.outbound is None:
         return None
     out = verdict.outbound
-    base = Decision(account.name, thread.key, out.subject, verdict.status, verdict.reason,
-                    outbound=out, to=verdict.to)
+    base = Decision(account.name, thread.key, strip_reply_prefixes(out.subject) or "(no subject)",
+                    verdict.status, verdict.reason, outbound=out, to=verdict.to)
     if verdict.status != AWAITING:
         return base if verdict.status == REPLIED or now - out.date <= account.lookback else None
     if now - out.date > account.lookback:
@@ -118,8 +118,10 @@ def decide(
     rule = match_rule(rules, account.name, out, verdict.to + verdict.cc)
     if rule is None:
         return _with(base, status="no-rule", reason="no rule matches this message")
+    # By the messages it answered, not the thread key: a thread grows as older mail links in.
+    ids = {m.message_id for m in thread.messages}
     dismissed = [e for e in ledger.values()
-                 if e.account == account.name and e.thread_key == thread.key and e.fate == DISMISSED]
+                 if e.account == account.name and e.outbound_id in ids and e.fate == DISMISSED]
     if dismissed:
         return _with(base, status="dismissed", rule=rule.name,
                      reason=f"you deleted the follow-up draft (stage {dismissed[0].stage}); "

@@ -23,7 +23,8 @@ def line(d: Decision) -> str:
     return f"{MARK.get(d.status, '  ')} {d.status:<9} {subject!r} to {who}{stage}: {d.reason}"
 
 
-def print_cycle(result: CycleResult, dry_run: bool, verbose: bool, out: TextIO = sys.stderr) -> None:
+def print_cycle(result: CycleResult, dry_run: bool, verbose: bool, out: TextIO | None = None) -> None:
+    out = out or sys.stderr  # looked up at call time: tests and daemons swap the stream
     counts = Counter(d.status for d in result.decisions)
     awaiting = sum(counts[s] for s in ("due", "drafted", "waiting"))
     wrote = (f"would write {counts['due']} draft(s)" if dry_run
@@ -44,7 +45,8 @@ def _order(d: Decision) -> tuple[int, str]:
     return (ORDER.index(d.status) if d.status in ORDER else 99, when.isoformat() if when else "")
 
 
-def print_json(result: CycleResult, dry_run: bool, out: TextIO = sys.stdout) -> None:
+def print_json(result: CycleResult, dry_run: bool, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     for d in result.decisions:
         data = d.to_json()
         if d.action is not None:

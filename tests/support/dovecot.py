@@ -1,0 +1,166 @@
+"""A private Dovecot on a loopback port, in a temporary directory, for tests and benchmarks.
+
+Started with ``dovecot -F`` (foreground) and stopped by its PID. The facts it relies on
+were measured on Debian 12 / Dovecot 2.3 (see shared/notes/dovecot.md).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+SPECIAL_FOLDERS = {"Drafts": "\\Drafts", "Sent": "\\Sent", "Trash": "\\Trash",
+                   "Archive": "\\Archive", "Junk": "\\Junk"}
+WEAK_CAPABILITY = "IMAP4rev1 LITERAL+ SASL-IR ID IDLE UIDPLUS MOVE CHILDREN NAMESPACE UNSELECT"
+
+
+def find_dovecot() -> str | None:
+    return shutil.which("dovecot") or next(
+        (p for p in ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot") if os.access(p, os.X_OK)), None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Dovecot:
+    """One private server. ``add_user`` gives each test its own empty mailbox."""
+
+    def __init__(self, binary: str, *, folders: dict[str, str] | None = None,
+                 capability: str | None = None, root: Path | None = None):
+        self.binary = binary
+        self.dir = Path(root or tempfile.mkdtemp(prefix="nudger-dovecot-"))
+        self.dir.chmod(0o755)  # the auth worker runs as Dovecot's user and must read users
+        self.port = free_port()
+        self.folders = folders if folders is not None else SPECIAL_FOLDERS
+        self.capability = capability
+        self.process: subprocess.Popen[bytes] | None = None
+        self.users: dict[str, str] = {}
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            self.uid, self.gid = nobody.pw_uid, nobody.pw_gid  # mail processes must not be root
+        else:
+            self.uid, self.gid = os.geteuid(), os.getegid()
+        for sub in ("run", "state", "log", "home"):
+            (self.dir / sub).mkdir(exist_ok=True)
+        (self.dir / "home").chmod(0o755)
+        (self.dir / "users").write_text("")
+        (self.dir / "dovecot.conf").write_text(self._config())
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "log" / "dovecot.log"
+
+    def _config(self) -> str:
+        mailboxes = "\n".join(
+            f'  mailbox "{name}" {{\n    special_use = {flag}\n    auto = subscribe\n  }}'
+            if flag else f'  mailbox "{name}" {{\n    auto = subscribe\n  }}'
+            for name, flag in self.folders.items())
+        lines = [
+            f"base_dir = {self.dir}/run",
+            f"state_dir = {self.dir}/state",
+            f"log_path = {self.log_path}",
+            f"info_log_path = {self.log_path}",
+            f"instance_name = nudger-test-{self.port}",
+            "protocols = imap",
+            "listen = 127.0.0.1",
+            "first_valid_uid = 1",
+            "first_valid_gid = 1",
+            "mail_location = maildir:~/Maildir",
+            "disable_plaintext_auth = no",
+            "auth_mechanisms = plain login",
+            "ssl = no",
+            "mail_max_userip_connections = 100",
+            f"passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {self.dir}/users\n}}",
+            f"userdb {{\n  driver = static\n  args = uid={self.uid} gid={self.gid} home={self.dir}/home/%u\n}}",
+            f"namespace inbox {{\n  inbox = yes\n  separator = /\n{mailboxes}\n}}",
+            "service imap-login {\n  inet_listener imap {\n    address = 127.0.0.1\n"
+            f"    port = {self.port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n"
+            + ("  chroot =\n" if os.geteuid() != 0 else "") + "}",
+        ]
+        if os.geteuid() != 0:
+            user = pwd.getpwuid(os.geteuid()).pw_name
+            group = user
+            lines += [f"default_login_user = {user}", f"default_internal_user = {user}",
+                      f"default_internal_group = {group}", "service anvil {\n  chroot =\n}"]
+        if self.capability:
+            lines.append(f"imap_capability = {self.capability}")
+        return "\n".join(lines) + "\n"
+
+    def add_user(self, name: str, password: str = "secret") -> str:
+        """Add a mailbox. Dovecot notices a changed users file by its mtime, in whole
+        seconds: add users before ``start`` (or use ``pool``) rather than while running."""
+        self.users[name] = password
+        home = self.dir / "home" / name
+        home.mkdir(exist_ok=True)
+        os.chown(home, self.uid, self.gid) if os.geteuid() == 0 else None
+        with open(self.dir / "users", "a") as f:
+            f.write(f"{name}:{{PLAIN}}{password}::::::\n")
+        return name
+
+    def pool(self, count: int, prefix: str = "user") -> list[str]:
+        return [self.add_user(f"{prefix}{i}@example.com") for i in range(1, count + 1)]
+
+    def start(self, timeout: float = 15.0) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "-F", "-c", str(self.dir / "dovecot.conf")],
+            stdout=subprocess.DEVNULL, stderr=open(self.dir / "log" / "stderr.log", "wb"))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dovecot exited with {self.process.returncode}: "
+                                   + (self.dir / "log" / "stderr.log").read_text()[-2000:]
+                                   + (self.log_path.read_text()[-2000:] if self.log_path.exists() else ""))
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    if s.recv(64).startswith(b"* OK"):  # not just a connect: wait for the greeting
+                        return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"dovecot did not answer on port {self.port} within {timeout}s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def client(self, user: str):  # type: ignore[no-untyped-def]
+        import imapclient
+
+        client = imapclient.IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=30)
+        client.login(user, self.users[user])
+        return client
+
+    def seed(self, user: str, folder: str, messages: Iterable[bytes | tuple[bytes, Iterable[str], datetime | None]]) -> list[int]:
+        """APPEND messages (raw bytes, or (bytes, flags, internaldate)); returns their UIDs."""
+        client = self.client(user)
+        uids = []
+        try:
+            for item in messages:
+                data, flags, when = (item, (), None) if isinstance(item, bytes) else item
+                answer = client.append(folder, data, flags=[f.encode() for f in flags], msg_time=when)
+                uids.append(int(answer.split(b"APPENDUID ")[1].split(b" ")[1].rstrip(b"]")))
+        finally:
+            client.logout()
+        return uids
