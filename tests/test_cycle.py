@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from support.harness import Box, by_subject, make_box, text
-from support.mail import ME, NOW, days_ago, message
+from support.mail import NOW, days_ago, message
 
 pytestmark = pytest.mark.imap
 
@@ -377,7 +377,3 @@ def test_status_lists_what_you_are_waiting_on(box: Box) -> None:
     assert code == 0 and "Waiting one" in out and "bob@client.example" in out
     code, out, _ = box.cli("explain", "p28@example.com", "--now", NOW.isoformat())
     assert code == 0 and "Verdict: awaiting" in out and "Rule: default" in out
-
-
-def test_me_constant_is_not_used_by_accident() -> None:
-    assert ME == "me@example.com"

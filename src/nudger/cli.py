@@ -39,22 +39,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="say more (-v: every decision, -vv: debug)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    # The same options after the command too ("nudger run --once -v"); SUPPRESS keeps a
+    # subcommand from resetting what was given before it.
+    common = _Parser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    check = sub.add_parser("check-config", help="validate the configuration without connecting")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[common])
+
+    check = add("check-config", "validate the configuration without connecting")
     check.add_argument("path", nargs="?", help="file to check (default: as --config)")
-    run = sub.add_parser("run", help="sync, decide and write the follow-up drafts that are due")
+    run = add("run", "sync, decide and write the follow-up drafts that are due")
     run.add_argument("--once", action="store_true", help="one cycle, then exit (default: daemon)")
     run.add_argument("--dry-run", action="store_true",
                      help="connect and decide, but write nothing to the server or the state")
     run.add_argument("--now", metavar="ISO-8601", help="evaluate rules as if it were this time")
     run.add_argument("--json", action="store_true", help="one JSON object per thread on stdout")
-    status = sub.add_parser("status", help="what you are waiting on (from the state, no connection)")
+    status = add("status", "what you are waiting on (from the state, no connection)")
     status.add_argument("--json", action="store_true")
     status.add_argument("--now", metavar="ISO-8601", help=argparse.SUPPRESS)
-    explain = sub.add_parser("explain", help="why a thread was or was not nudged")
+    explain = add("explain", "why a thread was or was not nudged")
     explain.add_argument("message_id", metavar="MESSAGE-ID")
     explain.add_argument("--now", metavar="ISO-8601", help=argparse.SUPPRESS)
-    demo = sub.add_parser("demo", help="a zero-setup trial on a built-in sample mailbox")
+    demo = add("demo", "a zero-setup trial on a built-in sample mailbox")
     demo.add_argument("--json", action="store_true")
     return parser
 

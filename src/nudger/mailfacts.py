@@ -65,6 +65,11 @@ _BOUNCE_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _DELAY_SUBJECT = re.compile(r"delay|warning: could not send|still being retried|verzögert", re.I)
+_NOREPLY = re.compile(
+    r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|mailer-daemon|postmaster|bounces?"
+    r"|notifications?|notify|alerts?|automated|auto[-_.]?confirm)(?:[-+_.].*)?$|-daemon$",
+    re.IGNORECASE,
+)
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _ADDR_IN_TEXT = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 
@@ -259,6 +264,11 @@ def parse_date(value: str) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+def is_noreply(address: str) -> bool:
+    """An address no person reads: no-reply senders, daemons, notification robots."""
+    return bool(_NOREPLY.search(address.partition("@")[0]))
+
+
 # -- classification ------------------------------------------------------------------------
 
 
@@ -300,6 +310,8 @@ def classify(msg: Message, sender: Addr, subject: str) -> tuple[str, str]:
         return AUTO_REPLY, f'subject "{subject[:60]}"'
     if _CALENDAR_SUBJECT.search(subject):
         return CALENDAR, "calendar answer"
+    if sender.email and is_noreply(sender.email):
+        return AUTO_REPLY, f"sent by an automated address ({sender.email})"
     return HUMAN, ""
 
 

@@ -20,15 +20,11 @@ from nudger.mailfacts import (
     READ_RECEIPT,
     Addr,
     MessageRecord,
+    is_noreply,
 )
 
 NO_NUDGE_KEYWORD = "$NoNudge"
 
-_NOREPLY = re.compile(
-    r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|mailer-daemon|postmaster|bounces?"
-    r"|notifications?|notify|alerts?|automated|auto[-_.]?confirm)(?:[-+_.].*)?$",
-    re.IGNORECASE,
-)
 _LIST_ADDRESS = re.compile(
     r"(?:^[^@]*-(?:l|list|users|devel|dev|announce|discuss|request)@|^(?:list|listserv|majordomo)@"
     r"|@(?:lists?|listserv|groups)\.|@googlegroups\.com$|@groups\.io$)",
@@ -160,10 +156,6 @@ class Verdict:
     cc: tuple[Addr, ...] = ()
     nudges_sent: int = 0  # our follow-ups already sent since the last answer
     notes: tuple[str, ...] = ()  # machine answers seen, recipients dropped
-
-
-def is_noreply(address: str) -> bool:
-    return bool(_NOREPLY.match(address.partition("@")[0]))
 
 
 def looks_like_list(address: str) -> bool:

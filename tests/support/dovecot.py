@@ -38,13 +38,15 @@ class Dovecot:
     """One private server. ``add_user`` gives each test its own empty mailbox."""
 
     def __init__(self, binary: str, *, folders: dict[str, str] | None = None,
-                 capability: str | None = None, root: Path | None = None):
+                 capability: str | None = None, root: Path | None = None, tls: bool = False):
         self.binary = binary
         self.dir = Path(root or tempfile.mkdtemp(prefix="nudger-dovecot-"))
         self.dir.chmod(0o755)  # the auth worker runs as Dovecot's user and must read users
         self.port = free_port()
         self.folders = folders if folders is not None else SPECIAL_FOLDERS
         self.capability = capability
+        self.tls = tls
+        self.tls_port = free_port() if tls else 0
         self.process: subprocess.Popen[bytes] | None = None
         self.users: dict[str, str] = {}
         if os.geteuid() == 0:
@@ -56,7 +58,22 @@ class Dovecot:
             (self.dir / sub).mkdir(exist_ok=True)
         (self.dir / "home").chmod(0o755)
         (self.dir / "users").write_text("")
+        if tls:
+            self._make_certificate()
         (self.dir / "dovecot.conf").write_text(self._config())
+
+    @property
+    def cert_path(self) -> Path:
+        return self.dir / "cert.pem"
+
+    def _make_certificate(self) -> None:
+        """A self-signed certificate for localhost/127.0.0.1; clients trust it as their CA."""
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+             "-keyout", str(self.dir / "key.pem"), "-out", str(self.cert_path)],
+            check=True, capture_output=True)
+        (self.dir / "key.pem").chmod(0o644)  # read by Dovecot's config parser as root
 
     @property
     def log_path(self) -> Path:
@@ -80,13 +97,16 @@ class Dovecot:
             "mail_location = maildir:~/Maildir",
             "disable_plaintext_auth = no",
             "auth_mechanisms = plain login",
-            "ssl = no",
+            *(["ssl = yes", f"ssl_cert = <{self.cert_path}", f"ssl_key = <{self.dir}/key.pem"]
+              if self.tls else ["ssl = no"]),
             "mail_max_userip_connections = 100",
             f"passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {self.dir}/users\n}}",
             f"userdb {{\n  driver = static\n  args = uid={self.uid} gid={self.gid} home={self.dir}/home/%u\n}}",
             f"namespace inbox {{\n  inbox = yes\n  separator = /\n{mailboxes}\n}}",
             "service imap-login {\n  inet_listener imap {\n    address = 127.0.0.1\n"
-            f"    port = {self.port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n"
+            f"    port = {self.port}\n  }}\n  inet_listener imaps {{\n"
+            + (f"    address = 127.0.0.1\n    port = {self.tls_port}\n" if self.tls else "    port = 0\n")
+            + "  }\n"
             + ("  chroot =\n" if os.geteuid() != 0 else "") + "}",
         ]
         if os.geteuid() != 0:

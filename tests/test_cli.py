@@ -1,0 +1,62 @@
+"""The command line as a newcomer meets it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nudger import __version__
+from nudger.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_shows_drafts_and_reasons_without_any_setup(tmp_path: Path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "none")}
+    out = subprocess.run([sys.executable, "-m", "nudger", "demo"], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "wrote 3 draft(s)" in out.stdout
+    assert "replied by dan@law.example" in out.stdout and "(Archive)" in out.stdout
+    assert "bounced: frank@nowhere.example" in out.stdout
+    assert "Subject: Re: Angebot für Ihre Anfrage – Übersicht" in out.stdout
+    assert "Running the cycle again writes 0 more" in out.stdout
+    assert not (tmp_path / ".local").exists()  # the demo leaves nothing behind
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and __version__ in capsys.readouterr().out
+
+
+def test_usage_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frobnicate"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nudger: argument COMMAND: invalid choice") and "Traceback" not in err
+    assert main(["run", "--now", "tuesday", "--once"]) in (2, 78)
+
+
+def test_bad_now_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[accounts.a]\nhost = "h"\nusername = "u@x.org"\npassword_env = "P"\n')
+    assert main(["--config", str(cfg), "run", "--once", "--now", "tuesday"]) == 2
+    assert "--now: \"tuesday\" is not an ISO-8601 time" in capsys.readouterr().err
+
+
+def test_internal_errors_are_one_line_unless_debug(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import nudger.demo
+
+    def boom(as_json: bool = False) -> int:
+        raise RuntimeError("kaputt")
+
+    monkeypatch.setattr(nudger.demo, "run_demo", boom)
+    assert main(["demo"]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: kaputt" in err and "--debug" in err and "Traceback" not in err
+    with pytest.raises(RuntimeError):
+        main(["--debug", "demo"])

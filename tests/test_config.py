@@ -1,0 +1,283 @@
+"""Configuration: what a user writes, and what they are told when it is wrong."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from nudger.cli import main
+from nudger.config import load_config
+from nudger.durations import Delay, parse_delay, parse_duration
+from nudger.errors import EX_CONFIG, ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ACCOUNT = """
+[accounts.work]
+host = "imap.example.com"
+username = "me@example.com"
+password_env = "X"
+"""
+
+
+def write(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def problems(tmp_path: Path, text: str, mode: int = 0o600) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text, mode))
+    return info.value.problems
+
+
+@pytest.mark.parametrize("text,seconds", [
+    ("90s", 90), ("5m", 300), ("2h", 7200), ("3d", 259200), ("3 days", 259200),
+    ("1 week", 604800), ("1h 30m", 5400), ("36 hours", 129600),
+])
+def test_calendar_durations(text: str, seconds: int) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+    assert parse_delay(text) == Delay(calendar=timedelta(seconds=seconds))
+
+
+@pytest.mark.parametrize("text,days", [
+    ("2 business days", 2), ("1 business day", 1), ("3 working days", 3), ("5bd", 5)])
+def test_business_day_durations(text: str, days: int) -> None:
+    assert parse_delay(text) == Delay(business_days=days)
+
+
+@pytest.mark.parametrize("text", ["", "3", "3 dayz", "d3", "three days", "3 days later",
+                                  "2 bussiness days", "-3d", "3.5d"])
+def test_bad_durations_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_delay(text)
+
+
+def test_example_config_is_valid_and_mentions_every_key(tmp_path: Path) -> None:
+    config = load_config(ROOT / "config.example.toml")
+    assert [r.name for r in config.rules] == ["clients", "resources", "thanks", "default"]
+    assert set(config.templates) >= {"gentle", "informational", "thank_you"}
+    text = (ROOT / "config.example.toml").read_text()
+    from nudger.config import PLACEHOLDERS
+
+    account_keys = ["host", "port", "tls", "username", "password_command", "password_env",
+                    "password_file", "password", "identities", "name", "timezone", "lookback",
+                    "sent_folder", "drafts_folder", "watch_folders", "ca_file", "timeout",
+                    "poll_interval", "state_dir", "match", "after", "stages", "template"]
+    for key in account_keys:
+        assert re.search(rf"^#? ?{key} =|\b{key} = ", text, re.M), key
+    for placeholder in PLACEHOLDERS:
+        assert "{" + placeholder + "}" in text, placeholder
+
+
+def test_three_mistakes_are_reported_at_once_with_key_paths(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = write(tmp_path, ACCOUNT + """
+timezone = "Europe/Berln"
+[[rules]]
+name = "one"
+after = "3 dayz"
+[[rules]]
+name = "two"
+after = "2d"
+tempalte = "gentle"
+""")
+    code = main(["check-config", str(path)])
+    err = capsys.readouterr().err
+    assert code == EX_CONFIG
+    assert 'config.toml: accounts.work.timezone: "Europe/Berln" is not an IANA time zone' in err
+    assert 'config.toml: rules[0].after: "3 dayz" is not a duration (try "3d" or "2 business days")' in err
+    assert 'config.toml: rules[1].tempalte: unknown key (did you mean "template"?)' in err
+    assert "Traceback" not in err
+
+
+def test_missing_file_names_the_paths_tried(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("NUDGER_CONFIG", str(tmp_path / "env.toml"))
+    assert main(["check-config"]) == EX_CONFIG
+    err = capsys.readouterr().err
+    assert str(tmp_path / "env.toml") in err and str(tmp_path / "xdg/nudger/config.toml") in err
+    assert main(["--config", str(tmp_path / "nope.toml"), "check-config"]) == EX_CONFIG
+    assert "nope.toml" in capsys.readouterr().err
+
+
+def test_check_config_prints_a_summary(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["check-config", str(ROOT / "config.example.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "account work: me@example.com at imap.example.com:993 (implicit)" in out
+    assert "rule 1 clients" in out and "2 business days (gentle), then 5 business days" in out
+
+
+def test_time_zone_by_iana_name(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ACCOUNT + 'timezone = "America/New_York"\n'))
+    assert config.accounts[0].timezone.key == "America/New_York"
+
+
+def test_not_toml_is_reported_with_its_position(tmp_path: Path) -> None:
+    [problem] = problems(tmp_path, "[accounts.work\nhost=1")
+    assert problem.startswith(f"{tmp_path / 'config.toml'}: not valid TOML") and "line 1" in problem
+
+
+def test_rules_match_recipient_globs_and_subject_regex(tmp_path: Path) -> None:
+    from nudger.mailfacts import Addr, parse_record
+    from nudger.rules import match_rule
+
+    config = load_config(ROOT / "config.example.toml")
+    record = parse_record(b"From: me@example.com\r\nTo: x@y.example\r\nSubject: Thanks for today\r\n\r\n",
+                          folder="Sent", uid=1)
+
+    def rule_for(to: str, subject: str) -> str:
+        r = record.__class__(**{**record.__dict__, "subject": subject})
+        found = match_rule(config.rules, "work", r, (Addr("", to),))
+        return found.name if found else ""
+
+    assert rule_for("bob@acme.example", "Thanks for today") == "clients"  # first match wins
+    assert rule_for("BOB@bigcorp.example".lower(), "Hello") == "clients"
+    assert rule_for("ann@else.example", "Here are the slides") == "resources"
+    assert rule_for("ann@else.example", "thanks for the call") == "thanks"
+    assert rule_for("ann@else.example", "Lunch?") == "default"
+
+
+def test_rule_match_on_account_name_must_exist(tmp_path: Path) -> None:
+    [p] = problems(tmp_path, ACCOUNT + '[[rules]]\nmatch = { account = "home" }\n')
+    assert p == 'config.toml: rules[0].match.account: no account named "home"'
+
+
+def test_bad_subject_regex(tmp_path: Path) -> None:
+    [p] = problems(tmp_path, ACCOUNT + '[[rules]]\nmatch = { subject = "(unclosed" }\n')
+    assert p.startswith('config.toml: rules[0].match.subject: "(unclosed" is not a regular expression')
+
+
+def test_unknown_template_placeholder(tmp_path: Path) -> None:
+    [p] = problems(tmp_path, ACCOUNT + '[templates.gentle]\nbody = "Hi {firstname}, {my_name}"\n')
+    assert p == ('config.toml: templates.gentle.body: unknown placeholder "{firstname}" '
+                 '(did you mean "{first_name}"?)')
+
+
+def test_broken_template_braces(tmp_path: Path) -> None:
+    [p] = problems(tmp_path, ACCOUNT + '[templates.gentle]\nbody = "Hi {first_name"\n')
+    assert p.startswith("config.toml: templates.gentle.body: broken placeholder")
+
+
+def test_rule_naming_a_missing_template(tmp_path: Path) -> None:
+    [p] = problems(tmp_path, ACCOUNT + '[[rules]]\ntemplate = "nice"\n')
+    assert p.startswith('config.toml: rules[0].template: no template "nice"')
+
+
+def test_stages_as_list_and_as_count(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ACCOUNT + """
+[[rules]]
+name = "a"
+after = "2d"
+stages = 3
+[[rules]]
+name = "b"
+stages = [{ after = "1 business day" }, { after = "1 week", template = "gentle" }]
+"""))
+    a, b = config.rules
+    assert len(a.stages) == 3 and all(s.after == Delay(calendar=timedelta(days=2)) for s in a.stages)
+    assert [s.after for s in b.stages] == [Delay(business_days=1), Delay(calendar=timedelta(days=7))]
+    ps = problems(tmp_path, ACCOUNT + "[[rules]]\nstages = 0\n[[rules]]\nstages = [{}]\n")
+    assert "config.toml: rules[0].stages: 0 is not between 1 and 10" in ps
+    assert "config.toml: rules[1].stages[0].after: missing (required)" in ps
+
+
+def test_plaintext_only_to_loopback(tmp_path: Path) -> None:
+    [p] = problems(tmp_path, ACCOUNT + 'tls = "none"\n')
+    assert p.startswith('config.toml: accounts.work.tls: "none" sends the password in clear text')
+    for host in ("127.0.0.1", "localhost", "::1"):
+        text = ACCOUNT.replace("imap.example.com", host) + 'tls = "none"\n'
+        assert load_config(write(tmp_path, text)).accounts[0].port == 143
+
+
+def test_password_command_as_string_or_argv(tmp_path: Path) -> None:
+    text = ACCOUNT.replace('password_env = "X"', "password_command = \"pass show 'mail/my work'\"")
+    assert load_config(write(tmp_path, text)).accounts[0].password.command == (
+        "pass", "show", "mail/my work")
+    text = ACCOUNT.replace('password_env = "X"', 'password_command = ["secret-tool", "lookup", "a"]')
+    assert load_config(write(tmp_path, text)).accounts[0].password.command[0] == "secret-tool"
+
+
+def test_each_password_source_is_read(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from nudger.passwords import read_password
+
+    secret = tmp_path / "pw"
+    secret.write_text("from-file\n")
+    secret.chmod(0o600)
+    script = tmp_path / "pw.sh"
+    script.write_text("#!/bin/sh\nprintf 'from-command\\nsecond line\\n'\n")
+    script.chmod(0o700)
+    monkeypatch.setenv("MY_PW", "from-env")
+    sources = {
+        f'password_file = "{secret}"': "from-file",
+        f'password_command = "{script}"': "from-command",
+        'password_env = "MY_PW"': "from-env",
+        'password = "inline"': "inline",
+    }
+    for line, expected in sources.items():
+        text = ACCOUNT.replace('password_env = "X"', line)
+        account = load_config(write(tmp_path, text)).accounts[0]
+        assert read_password(account.password, "work") == expected
+
+
+def test_password_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("hunter2\n")
+    secret.chmod(0o644)
+    [p] = problems(tmp_path, ACCOUNT.replace('password_env = "X"', f'password_file = "{secret}"'))
+    assert "readable by others" in p and "chmod 600" in p and "hunter2" not in p
+
+
+def test_inline_password_needs_a_private_config_file(tmp_path: Path) -> None:
+    text = ACCOUNT.replace('password_env = "X"', 'password = "hunter2"')
+    [p] = problems(tmp_path, text, mode=0o644)
+    assert p.startswith("config.toml: accounts.work.password: a password in a file others can read")
+    assert "hunter2" not in p
+    assert load_config(write(tmp_path, text, 0o600)).accounts[0].password.kind == "inline"
+    assert "hunter2" not in repr(load_config(write(tmp_path, text, 0o600)))
+
+
+def test_failing_password_command_says_so_without_its_output(tmp_path: Path) -> None:
+    from nudger.errors import AuthError
+    from nudger.passwords import read_password
+
+    script = tmp_path / "pw.sh"
+    script.write_text("#!/bin/sh\necho hunter2\necho 'gpg: decryption failed' >&2\nexit 2\n")
+    script.chmod(0o700)
+    account = load_config(write(tmp_path, ACCOUNT.replace(
+        'password_env = "X"', f'password_command = "{script}"'))).accounts[0]
+    with pytest.raises(AuthError) as info:
+        read_password(account.password, "work")
+    assert "exited with 2: gpg: decryption failed" in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
+def test_two_password_sources_and_none(tmp_path: Path) -> None:
+    [p] = problems(tmp_path, ACCOUNT + 'password_file = "/x"\n')
+    assert p == "config.toml: accounts.work: choose one password source, not password_env and password_file"
+    [p] = problems(tmp_path, ACCOUNT.replace('password_env = "X"\n', ""))
+    assert "no password source" in p
+
+
+def test_missing_required_keys_and_no_account(tmp_path: Path) -> None:
+    ps = problems(tmp_path, '[accounts.a]\npassword_env = "X"\n')
+    assert "config.toml: accounts.a.host: missing (required)" in ps
+    assert "config.toml: accounts.a.username: missing (required)" in ps
+    [p] = problems(tmp_path, "[daemon]\n")
+    assert "no account configured" in p
+
+
+def test_wrong_types_are_named(tmp_path: Path) -> None:
+    ps = problems(tmp_path, ACCOUNT + 'port = "993"\nidentities = "me"\n[daemon]\npoll_interval = 5\n')
+    assert 'config.toml: accounts.work.port: expected a port number, got "993" (a string)' in ps
+    assert 'config.toml: accounts.work.identities[0]: "me" is not an email address' in ps
+    assert "config.toml: daemon.poll_interval: expected a string, got 5 (int)" in ps
+
+
+def test_state_dir_defaults_to_xdg_state_home(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "st"))
+    assert load_config(write(tmp_path, ACCOUNT)).daemon.state_dir == tmp_path / "st" / "nudger"

@@ -1,0 +1,105 @@
+"""The pure core: what it may import, what a draft looks like, and plans that settle."""
+
+from __future__ import annotations
+
+import ast
+from datetime import UTC, datetime
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from nudger.compose import DraftInput, compose_nudge, first_name, nudge_message_id, to_bytes
+from nudger.config import parse_config
+from nudger.demo import DEMO_CONFIG, sample_mailbox
+from nudger.engine import run_cycle
+from nudger.mailfacts import Addr, parse_record
+from nudger.state import State
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ["nudger.mailfacts", "nudger.threads", "nudger.rules", "nudger.plan", "nudger.compose",
+        "nudger.config", "nudger.durations", "nudger.errors"]
+
+
+def _imports(module: str) -> set[str]:
+    path = ROOT / "src" / (module.replace(".", "/") + ".py")
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_core_modules_import_no_io_libraries() -> None:
+    # Only our own code is judged: the stdlib's email.utils imports socket for make_msgid.
+    forbidden = {"imapclient", "sqlite3", "socket", "ssl", "aiosmtplib", "subprocess", "time"}
+    for module in CORE:
+        imports = _imports(module)
+        assert not {i.split(".")[0] for i in imports} & forbidden, module
+        ours = {i for i in imports if i.startswith("nudger.")}
+        assert ours <= set(CORE), (module, ours - set(CORE))
+
+
+def test_nudge_message_id_is_deterministic_and_distinct() -> None:
+    a = nudge_message_id("work", "<o@x>", 1, "example.com")
+    assert a == nudge_message_id("work", "<o@x>", 1, "example.com")
+    assert len({a, nudge_message_id("work", "<o@x>", 2, "example.com"),
+                nudge_message_id("home", "<o@x>", 1, "example.com"),
+                nudge_message_id("work", "<p@x>", 1, "example.com")}) == 4
+    assert a.startswith("<nudger.") and a.endswith(".s1@example.com>")
+
+
+def test_greeting_names() -> None:
+    assert first_name(Addr("Bob Smith", "bob@x")) == "Bob"
+    assert first_name(Addr("Smith, Bob", "bob@x")) == "Bob"
+    assert first_name(Addr("", "anna.berg@x")) == "Anna"
+    assert first_name(Addr("", "info@x")) == "there"
+    assert first_name(Addr("", "j2k@x")) == "there"
+
+
+def test_draft_from_an_html_only_message_quotes_its_text() -> None:
+    from nudger.compose import text_of
+
+    raw = (b"Message-ID: <h@x>\r\nFrom: me@example.com\r\nTo: bob@y.example\r\nSubject: Hi\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+           b"<html><head><style>p{}</style></head><body><p>Hello <b>Bob</b></p><p>Bye</p></body></html>")
+    assert text_of(raw).split() == ["Hello", "Bob", "Bye"]
+
+
+def test_draft_placeholders_are_filled() -> None:
+    raw = b"Message-ID: <o@x>\r\nFrom: Me <me@example.com>\r\nTo: Bob <bob@y.example>\r\nSubject: Re: Plan\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\n\r\n"
+    out = parse_record(raw, folder="Sent", uid=1)
+    template = "{first_name}|{name}|{email}|{my_name}|{my_first_name}|{my_email}|{subject}|{days}|{date}|{weekday}|{stage}"
+    msg = compose_nudge(DraftInput("a", out, "text", 2, template, Addr("Mia Example", "me@example.com"),
+                                   out.to, (), ZoneInfo("Europe/Berlin"),
+                                   datetime(2026, 11, 27, 9, tzinfo=UTC)))
+    parsed = BytesParser(policy=policy.default).parsebytes(to_bytes(msg))
+    first_line = parsed.get_body(("plain",)).get_content().splitlines()[0]
+    assert first_line == "Bob|Bob|bob@y.example|Mia Example|Mia|me@example.com|Plan|4|23 November|Monday|2"
+
+
+def _demo(now: datetime):  # type: ignore[no-untyped-def]
+    config = parse_config(DEMO_CONFIG.encode(), Path("demo.toml"))
+    return config, config.accounts[0], sample_mailbox(now), State.memory()
+
+
+def test_after_applying_a_plan_planning_again_yields_nothing() -> None:
+    now = datetime(2026, 11, 27, 9, tzinfo=UTC)
+    config, account, box, state = _demo(now)
+    first = run_cycle(config, account, box, state, now)
+    assert first.written, "the sample mailbox has due threads"
+    again = run_cycle(config, account, box, state, now)
+    assert again.written == [] and not [d for d in again.decisions if d.action is not None]
+    # A fresh state finds the drafts already there: still nothing new.
+    fresh = run_cycle(config, account, box, State.memory(), now)
+    assert fresh.written == []
+    assert box.appends == len(first.written)
+
+
+def test_dry_run_on_the_memory_mailbox_writes_nothing() -> None:
+    now = datetime(2026, 11, 27, 9, tzinfo=UTC)
+    config, account, box, state = _demo(now)
+    result = run_cycle(config, account, box, state, now, dry_run=True)
+    assert [d for d in result.decisions if d.action is not None] and box.appends == 0

@@ -1,0 +1,152 @@
+"""The IMAP edge against real Dovecot servers: folders, logins, TLS, weaker servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nudger.config import load_config
+from nudger.errors import EX_CONFIG, EX_NOPERM, EX_TEMPFAIL
+from nudger.imap import ImapMailbox
+from nudger.mailbox import discover
+from support.dovecot import WEAK_CAPABILITY, Dovecot
+from support.harness import by_subject, make_box
+from support.mail import config_text, days_ago, message
+
+pytestmark = pytest.mark.imap
+
+
+def _server(binary_holder: Dovecot, **kwargs) -> Iterator[Dovecot]:  # type: ignore[no-untyped-def]
+    server = Dovecot(binary_holder.binary, **kwargs)
+    server.free_users = server.pool(20)  # type: ignore[attr-defined]
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def plain_names(dovecot: Dovecot) -> Iterator[Dovecot]:
+    """A server whose folders carry no SPECIAL-USE flags, only usual names."""
+    yield from _server(dovecot, folders={"Sent Items": "", "Drafts": "", "Deleted Items": "",
+                                         "Spam": "", "Projects": ""})
+
+
+@pytest.fixture(scope="module")
+def gmail_like(dovecot: Dovecot) -> Iterator[Dovecot]:
+    yield from _server(dovecot, folders={"[Gmail]/Sent Mail": "\\Sent", "[Gmail]/Drafts": "\\Drafts",
+                                         "[Gmail]/All Mail": "\\All", "[Gmail]/Trash": "\\Trash",
+                                         "Work": ""})
+
+
+@pytest.fixture(scope="module")
+def weak(dovecot: Dovecot) -> Iterator[Dovecot]:
+    """Like Office 365: no CONDSTORE, ENABLE or SPECIAL-USE capability."""
+    yield from _server(dovecot, capability=WEAK_CAPABILITY)
+
+
+@pytest.fixture(scope="module")
+def tls_server(dovecot: Dovecot) -> Iterator[Dovecot]:
+    yield from _server(dovecot, tls=True)
+
+
+def _connect(server: Dovecot, tmp_path: Path, monkeypatch, **extra: str) -> ImapMailbox:  # type: ignore[no-untyped-def]
+    user = server.free_users.pop()  # type: ignore[attr-defined]
+    path = tmp_path / "c.toml"
+    path.write_text(config_text(server.port, user, tmp_path / "s"))
+    account = load_config(path).accounts[0]
+    return ImapMailbox(account, server.users[user])
+
+
+def test_folders_found_by_special_use(dovecot: Dovecot, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    box = _connect(dovecot, tmp_path, monkeypatch)
+    layout = discover(box.list_folders())
+    box.close()
+    assert (layout.sent, layout.drafts) == ("Sent", "Drafts")
+    assert layout.how["sent"] == "SPECIAL-USE \\Sent"
+    assert set(layout.watched) == {"INBOX", "Sent", "Archive"}
+
+
+def test_folders_found_by_usual_names(plain_names: Dovecot, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    box = _connect(plain_names, tmp_path, monkeypatch)
+    layout = discover(box.list_folders())
+    box.close()
+    assert (layout.sent, layout.drafts) == ("Sent Items", "Drafts")
+    assert layout.how["sent"] == "common name"
+    assert set(layout.watched) == {"INBOX", "Sent Items", "Projects"}
+
+
+def test_gmail_layout_watches_all_mail_and_sent(gmail_like: Dovecot, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    box = _connect(gmail_like, tmp_path, monkeypatch)
+    layout = discover(box.list_folders())
+    box.close()
+    assert (layout.sent, layout.drafts) == ("[Gmail]/Sent Mail", "[Gmail]/Drafts")
+    assert set(layout.watched) == {"[Gmail]/All Mail", "[Gmail]/Sent Mail"}
+
+
+def test_a_configured_folder_that_does_not_exist_is_named(dovecot, imap_user, tmp_path, capsys,  # type: ignore[no-untyped-def]
+                                                          monkeypatch) -> None:
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch,
+                   extra_account='sent_folder = "Sent Mail"')
+    box.run()
+    assert box.last_code == EX_CONFIG
+    assert "sent_folder: no folder named 'Sent Mail' on the server" in box.last_err
+
+
+def test_refused_login_exits_77_with_one_line_and_no_secret(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                            capsys, monkeypatch) -> None:
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+    monkeypatch.setenv("NUDGER_TEST_PASSWORD", "wrong-Pa55word!")
+    decisions = box.run("-vv")
+    assert box.last_code == EX_NOPERM
+    assert decisions == []
+    assert f"the server refused the login for {imap_user}" in box.last_err
+    assert "wrong-Pa55word!" not in box.last_err and "Traceback" not in box.last_err
+
+
+def test_unreachable_server_is_a_temporary_failure(dovecot, imap_user, tmp_path, capsys,  # type: ignore[no-untyped-def]
+                                                   monkeypatch) -> None:
+    from support.dovecot import free_port
+
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+    box.config.write_text(box.config.read_text().replace(f"port = {dovecot.port}",
+                                                          f"port = {free_port()}"))
+    box.run()
+    assert box.last_code == EX_TEMPFAIL and "connection failed while logging in" in box.last_err
+
+
+def test_tls_with_the_servers_ca_works_and_without_it_is_refused(tls_server, tmp_path, capsys,  # type: ignore[no-untyped-def]
+                                                                 monkeypatch) -> None:
+    user = tls_server.free_users.pop()
+    box = make_box(tls_server, user, tmp_path, capsys, monkeypatch)
+    plain = box.config.read_text()
+    box.seed("Sent", message("t1@example.com", sender=user, subject="Over TLS", date=days_ago(6)))
+    implicit = plain.replace(f"port = {tls_server.port}", f"port = {tls_server.tls_port}").replace(
+        'tls = "none"', 'tls = "implicit"')
+    box.config.write_text(implicit)
+    box.run()
+    assert box.last_code == EX_TEMPFAIL and "certificate not trusted" in box.last_err
+    box.config.write_text(implicit.replace('tls = "implicit"',
+                                           f'tls = "implicit"\nca_file = "{tls_server.cert_path}"'))
+    assert by_subject(box.run("--dry-run"))["Over TLS"]["status"] == "due"
+    assert box.last_code == 0
+    starttls = plain.replace('tls = "none"', f'tls = "starttls"\nca_file = "{tls_server.cert_path}"')
+    box.config.write_text(starttls)
+    assert by_subject(box.run())["Over TLS"]["action"] == "appended"
+
+
+def test_server_without_condstore_or_special_use_gives_the_same_drafts(weak, tmp_path, capsys,  # type: ignore[no-untyped-def]
+                                                                      monkeypatch) -> None:
+    user = weak.free_users.pop()
+    box = make_box(weak, user, tmp_path, capsys, monkeypatch)
+    box.seed("Sent", message("w1@example.com", sender=user, subject="Weak server", date=days_ago(6)))
+    box.seed("INBOX", message("w2r@client.example", sender="bob@client.example", to=user,
+                              subject="Re: other", date=days_ago(5), reply_to="w2@example.com"))
+    box.seed("Sent", message("w2@example.com", sender=user, subject="other", date=days_ago(6)))
+    decisions = by_subject(box.run())
+    assert decisions["Weak server"]["action"] == "appended"
+    assert decisions["other"]["status"] == "replied"
+    assert [d["Subject"] for d in box.drafts()] == ["Re: Weak server"]

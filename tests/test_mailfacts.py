@@ -1,0 +1,171 @@
+"""Mail facts from header bytes: normalisation, and the kind of each real-world message."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from nudger.mailfacts import (
+    AUTO_REPLY,
+    BOUNCE,
+    DELAY,
+    HUMAN,
+    READ_RECEIPT,
+    message_ids,
+    normalise_message_id,
+    normalise_subject,
+    parse_record,
+    strip_reply_prefixes,
+)
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("<abc@Example.COM>", "<abc@example.com>"),
+    ("  <ABC@host>  ", "<ABC@host>"),  # the local part keeps its case
+    ("<abc@\r\n example.com>", "<abc@example.com>"),
+    ("abc@example.com", "<abc@example.com>"),  # brackets forgotten
+    ("<abc@example.com> (Lars's message of Monday)", "<abc@example.com>"),
+    ("", ""),
+])
+def test_message_ids_are_normalised(raw: str, expected: str) -> None:
+    assert normalise_message_id(raw) == expected
+
+
+def test_references_are_split_unfolded_and_deduplicated() -> None:
+    value = "<a@x.org>\r\n\t<b@X.org> <a@x.org>   <c@y.org>"
+    assert message_ids(value) == ("<a@x.org>", "<b@x.org>", "<c@y.org>")
+
+
+@pytest.mark.parametrize("subject,topic", [
+    ("Re: Proposal", "Proposal"), ("RE: RE: Proposal", "Proposal"), ("AW: Re: Proposal", "Proposal"),
+    ("SV: Proposal", "Proposal"), ("Antw: Proposal", "Proposal"), ("回复: Proposal", "Proposal"),
+    ("Fwd: Proposal", "Proposal"), ("[dev] Re: [PATCH] Proposal", "Proposal"),
+    ("Re[2]: Proposal", "Proposal"), ("R: R: I: Proposal", "Proposal"),
+    ("Proposal:  Re-thinking   it", "Proposal: Re-thinking it"),
+])
+def test_subject_topic(subject: str, topic: str) -> None:
+    assert normalise_subject(subject) == topic
+
+
+def test_reply_prefixes_stripped_but_forward_kept() -> None:
+    assert strip_reply_prefixes("Re: AW: Fwd: Stuff") == "Fwd: Stuff"
+
+
+def test_identity_addresses_compare_case_insensitively() -> None:
+    r = parse_record(b"From: Jane <Jane.Doe@Example.COM>\r\nTo: BOB@X.org\r\n\r\n", folder="f", uid=1)
+    assert r.sender.email == "jane.doe@example.com" and r.to[0].email == "bob@x.org"
+
+
+def test_broken_date_falls_back_to_internaldate() -> None:
+    from datetime import UTC, datetime
+
+    arrived = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+    for date in (b"yesterday", b"Mon, 99 Foo 2026", b"Thu, 01 Jan 1970 00:00:00 +0000"):
+        r = parse_record(b"Date: " + date + b"\r\nFrom: a@b.c\r\n\r\n", folder="f", uid=1,
+                         internaldate=arrived)
+        assert r.date == arrived
+
+
+def test_record_survives_json_round_trip() -> None:
+    from nudger.mailfacts import MessageRecord
+
+    r = parse_record(b"Message-ID: <a@b>\r\nFrom: A <a@b.c>\r\nTo: x@y.z, Q <q@r.s>\r\n"
+                     b"References: <r@s>\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\n",
+                     folder="INBOX", uid=7, keywords=("$NoNudge",))
+    assert MessageRecord.from_json(r.to_json()) == r
+    assert r.subject == "Grüße"
+
+
+# -- the shared corpus: every category, judged by what a user expects ------------------------
+
+EXPECTED = {
+    "replies_threaded": {HUMAN},  # but for the Bugzilla robot's notification, below
+    "replies_broken_threading": {HUMAN},
+    "auto_replies": {AUTO_REPLY},
+    "bounces": {BOUNCE, DELAY},
+    "read_receipts": None,  # originals requesting a receipt are human; the receipts are not
+}
+
+# Known misses, each explained; the test fails if one is fixed (so the list stays honest)
+# or if anything else is missed.
+KNOWN_MISSES = {
+    # A qmail/Verizon bounce that looks like a reply: "Re:Test message" from post_master@,
+    # no report, no daemon address; only the body says "Invalid user address".
+    "bounces/apache_james_bounce.eml",
+    # "From: MAILER-DAEMON <>" has no address at all, and the subject is a bounce's; the
+    # sender check reads addresses only.
+    "bounces/dragonfly_dma_plaintext.eml",
+}
+
+
+def _category(path: Path, root: Path) -> str:
+    return path.relative_to(root).parts[0]
+
+
+def classify_corpus(corpus: Path) -> dict[str, tuple[str, str]]:
+    result = {}
+    for path in sorted(corpus.rglob("*.eml")):
+        raw = path.read_bytes()
+        head = raw.split(b"\r\n\r\n", 1)[0] if b"\r\n\r\n" in raw[:65536] else raw.split(b"\n\n", 1)[0]
+        record = parse_record(head, folder="corpus", uid=1)
+        if record.needs_report_body:
+            record = parse_record(head, folder="corpus", uid=1, report_bytes=raw)
+        result[str(path.relative_to(corpus))] = (_category(path, corpus), record.kind)
+    return result
+
+
+def test_corpus_messages_are_classified_as_a_user_expects(corpus: Path) -> None:
+    kinds = classify_corpus(corpus)
+    assert len(kinds) >= 180
+    misses = set()
+    for name, (category, kind) in kinds.items():
+        expected = EXPECTED.get(category)
+        if category == "read_receipts":
+            expected = {HUMAN} if "request" in name else {READ_RECEIPT}
+        if "bugzilla_notification" in name:
+            expected = {AUTO_REPLY}  # from bugzilla-daemon@: threaded, but no person wrote it
+        if expected is not None and kind not in expected:
+            misses.add(name)
+    assert misses == KNOWN_MISSES, sorted(misses ^ KNOWN_MISSES)
+
+
+def test_corpus_confusion_table(corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    table = Counter(classify_corpus(corpus).values())
+    with capsys.disabled():
+        print("\ncorpus confusion table (category -> kind: count)")
+        for (category, kind), n in sorted(table.items()):
+            print(f"  {category:<26} {kind:<16} {n}")
+    assert sum(table.values()) == len(list(corpus.rglob("*.eml")))
+
+
+def test_every_corpus_message_parses_without_exception(corpus: Path) -> None:
+    for path in corpus.rglob("*.eml"):
+        raw = path.read_bytes()
+        record = parse_record(raw, folder="c", uid=1, report_bytes=raw)
+        assert record.date.tzinfo is not None
+
+
+def test_bounces_name_the_failed_recipient_and_the_original(corpus: Path) -> None:
+    raw = (corpus / "bounces" / "postfix_dsn.eml").read_bytes()
+    record = parse_record(raw, folder="c", uid=1, report_bytes=raw)
+    assert record.kind == BOUNCE and record.failed_recipients
+
+
+def test_delay_notice_is_not_a_bounce(corpus: Path) -> None:
+    raw = (corpus / "bounces" / "delay_sendmail_warning.eml").read_bytes()
+    assert parse_record(raw, folder="c", uid=1, report_bytes=raw).kind == DELAY
+
+
+def test_x_auto_response_suppress_alone_is_not_an_auto_reply() -> None:
+    r = parse_record(b"From: bob@x.org\r\nSubject: Re: hi\r\nX-Auto-Response-Suppress: All\r\n\r\n",
+                     folder="f", uid=1)
+    assert r.kind == HUMAN
+
+
+def test_precedence_bulk_alone_is_not_an_auto_reply() -> None:
+    # Lists stamp it on human replies; calling those machine mail would cause false nudges.
+    r = parse_record(b"From: bob@x.org\r\nSubject: Re: hi\r\nPrecedence: bulk\r\n\r\n",
+                     folder="f", uid=1)
+    assert r.kind == HUMAN

@@ -1,0 +1,151 @@
+"""Threads, verdicts, rules and due times, on plain data: no server, no clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nudger.durations import Delay
+from nudger.mailfacts import parse_record
+from nudger.rules import add_delay
+from nudger.threads import AWAITING, REPLIED, build_threads, judge
+from support.mail import days_ago, message
+
+ME = "me@example.com"
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def me(address: str) -> bool:
+    return address in (ME, "alias@example.org")
+
+
+def rec(raw: bytes, folder: str = "INBOX", uid: int = 1, flags: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    return parse_record(raw, folder=folder, uid=uid, keywords=flags)
+
+
+def verdict(*records):  # type: ignore[no-untyped-def]
+    [thread] = build_threads(records)
+    return judge(thread, me)
+
+
+def test_same_message_in_several_folders_counts_once() -> None:
+    out = message("o@x", sender=ME, date=days_ago(5))
+    threads = build_threads([rec(out, "Sent", 1), rec(out, "INBOX", 2), rec(out, "Archive", 3)])
+    assert len(threads) == 1 and len(threads[0].messages) == 1
+    assert threads[0].found_in(threads[0].messages[0]) == "Sent, INBOX, Archive"
+
+
+def test_keyword_on_any_copy_counts() -> None:
+    out = message("o@x", sender=ME, date=days_ago(5))
+    v = verdict(rec(out, "Sent", 1), rec(out, "Archive", 2, ("$NoNudge",)))
+    assert v.status == "excluded" and "$NoNudge" in v.reason
+
+
+def test_missing_middle_message_still_links_by_references() -> None:
+    out = message("o@x", sender=ME, date=days_ago(5))
+    # Their reply answers a message we never saw, but its References name ours.
+    reply = message("r@y", sender="bob@client.example", to=ME, date=days_ago(3),
+                    reply_to="missing@z", references=["o@x", "missing@z"])
+    assert verdict(rec(out, "Sent"), rec(reply)).status == REPLIED
+
+
+def test_our_later_message_after_their_reply_is_awaiting_again() -> None:
+    out = message("o@x", sender=ME, date=days_ago(9))
+    reply = message("r@y", sender="bob@client.example", to=ME, date=days_ago(8), reply_to="o@x")
+    again = message("o2@x", sender=ME, date=days_ago(7), reply_to="r@y", references=["o@x", "r@y"])
+    v = verdict(rec(out, "Sent", 1), rec(reply), rec(again, "Sent", 2))
+    assert v.status == AWAITING and v.outbound is not None and v.outbound.message_id == "<o2@x>"
+
+
+def test_reply_to_an_earlier_message_of_ours_arriving_later_counts() -> None:
+    first = message("o1@x", sender=ME, date=days_ago(9))
+    second = message("o2@x", sender=ME, date=days_ago(7), reply_to="o1@x")
+    reply = message("r@y", sender="bob@client.example", to=ME, date=days_ago(6), reply_to="o1@x")
+    assert verdict(rec(first, "Sent", 1), rec(second, "Sent", 2), rec(reply)).status == REPLIED
+
+
+def test_their_message_before_ours_is_not_a_reply() -> None:
+    theirs = message("t@y", sender="bob@client.example", to=ME, date=days_ago(9))
+    ours = message("o@x", sender=ME, date=days_ago(8), reply_to="t@y")
+    assert verdict(rec(theirs), rec(ours, "Sent")).status == AWAITING
+
+
+def test_thread_started_by_someone_else_uses_our_answer() -> None:
+    theirs = message("t@y", sender="bob@client.example", to=ME, subject="Question", date=days_ago(9))
+    ours = message("o@x", sender=ME, subject="Re: Question", date=days_ago(8), reply_to="t@y")
+    v = verdict(rec(theirs), rec(ours, "Sent"))
+    assert v.status == AWAITING and [a.email for a in v.to] == ["bob@client.example"]
+
+
+def test_cc_only_recipients_are_nudged_in_to() -> None:
+    out = message("o@x", sender=ME, to=ME, cc="bob@client.example", date=days_ago(5))
+    v = verdict(rec(out, "Sent"))
+    assert [a.email for a in v.to] == ["bob@client.example"] and v.cc == ()
+
+
+def test_list_address_recipient_is_excluded() -> None:
+    out = message("o@x", sender=ME, to="project-devel@example.net", date=days_ago(5))
+    assert verdict(rec(out, "Sent")).status == "excluded"
+
+
+# -- business days --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("start,days,expected", [
+    ("2026-11-20T15:00", 3, "2026-11-25T15:00"),  # Fri + 3 -> Wed
+    ("2026-11-23T09:00", 2, "2026-11-25T09:00"),  # Mon + 2 -> Wed
+    ("2026-11-21T10:00", 1, "2026-11-23T10:00"),  # Sat + 1 -> Mon
+    ("2026-11-27T18:00", 1, "2026-11-30T18:00"),  # Fri + 1 -> Mon
+])
+def test_business_days_in_the_accounts_time_zone(start: str, days: int, expected: str) -> None:
+    begin = datetime.fromisoformat(start).replace(tzinfo=BERLIN)
+    due = add_delay(begin, Delay(business_days=days), BERLIN)
+    assert due.replace(tzinfo=None).isoformat(timespec="minutes") == expected
+
+
+def test_business_days_keep_the_time_of_day_across_dst() -> None:
+    friday = datetime(2026, 10, 23, 9, 0, tzinfo=BERLIN)  # CEST; clocks go back on Sunday
+    due = add_delay(friday, Delay(business_days=1), BERLIN)
+    assert (due.hour, due.utcoffset()) == (9, timedelta(hours=1))
+
+
+def test_the_local_date_decides_the_weekday() -> None:
+    # 23:30 UTC on Friday is already Saturday in Tokyo: one business day is Monday.
+    late = datetime(2026, 11, 27, 23, 30, tzinfo=UTC)
+    tokyo = ZoneInfo("Asia/Tokyo")
+    assert add_delay(late, Delay(business_days=1), tokyo).astimezone(tokyo).date().isoformat() == "2026-11-30"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1)),
+       st.integers(min_value=1, max_value=30))
+def test_business_days_never_land_on_a_weekend(start: datetime, days: int) -> None:
+    due = add_delay(start.replace(tzinfo=UTC), Delay(business_days=days), BERLIN)
+    local = due.astimezone(BERLIN)
+    assert local.weekday() < 5
+    assert local.date() > start.date() - timedelta(days=1)
+
+
+# -- properties of the whole decision ---------------------------------------------------------
+
+_senders = st.sampled_from([ME, "bob@client.example", "ann@client.example"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(_senders, st.integers(0, 20), st.integers(-1, 10)), min_size=1, max_size=8))
+def test_every_verdict_has_a_reason_and_never_raises(spec: list[tuple[str, int, int]]) -> None:
+    records = []
+    for i, (sender, age, parent) in enumerate(spec):
+        reply_to = f"m{parent}@x" if 0 <= parent < i else None
+        raw = message(f"m{i}@x", sender=sender, to=ME if sender != ME else "bob@client.example",
+                      date=days_ago(age), reply_to=reply_to)
+        records.append(rec(raw, "Sent" if sender == ME else "INBOX", i + 1))
+    for thread in build_threads(records):
+        v = judge(thread, me)
+        assert v.reason
+        if v.status == AWAITING:
+            assert v.outbound is not None and v.to
