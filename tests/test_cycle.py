@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 
 import pytest
-
 from support.harness import Box, by_subject, make_box, text
 from support.mail import NOW, days_ago, message
 
@@ -235,16 +235,16 @@ def test_re_is_never_doubled(box: Box, subject: str) -> None:
 
 
 def test_business_days_skip_the_weekend(box: Box) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    friday = datetime(2026, 11, 20, 15, 0, tzinfo=timezone.utc)  # 16:00 in Berlin
+    friday = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # 16:00 in Berlin
     box.seed("Sent", message("p19@example.com", sender=box.user, subject="Friday mail", date=friday))
     # 3 business days after Friday is Wednesday, not Monday.
-    tuesday = datetime(2026, 11, 24, 16, 0, tzinfo=timezone.utc)
+    tuesday = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)
     d = by_subject(box.run(now=tuesday))["Friday mail"]
     assert d["status"] == "waiting" and d["due_at"].startswith("2026-11-25T16:00")
     assert box.drafts() == []
-    assert by_subject(box.run(now=datetime(2026, 11, 25, 15, 1, tzinfo=timezone.utc)))[
+    assert by_subject(box.run(now=datetime(2026, 11, 25, 15, 1, tzinfo=UTC)))[
         "Friday mail"]["action"] == "appended"
 
 

@@ -223,7 +223,7 @@ class _Validator:
         return value
 
     def string(self, table: dict[str, Any], name: str, key: str) -> str | None:
-        return self.typed(table.get(name), f"{key}.{name}", str, "a string")  # type: ignore[no-any-return]
+        return self.typed(table.get(name), f"{key}.{name}", str, "a string")
 
     def strings(self, table: dict[str, Any], name: str, key: str) -> tuple[str, ...] | None:
         value = table.get(name)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from email.utils import format_datetime
 from pathlib import Path
 
 from nudger.config import parse_config

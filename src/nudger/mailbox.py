@@ -203,7 +203,8 @@ class MemoryMailbox:
         for uid in uids:
             m = box.messages.get(uid)
             if m is not None:
-                head = m.data.split(b"\r\n\r\n", 1)[0] if b"\r\n\r\n" in m.data else m.data.split(b"\n\n", 1)[0]
+                sep = b"\r\n\r\n" if b"\r\n\r\n" in m.data else b"\n\n"
+                head = m.data.split(sep, 1)[0]
                 yield Fetched(uid, head + b"\r\n\r\n", m.internaldate, m.flags, len(m.data))
 
     def fetch_flags(self, folder: str, uids: Sequence[int]) -> dict[int, tuple[str, ...]]:
