@@ -121,7 +121,7 @@ def test_bounce_of_the_only_recipient_excludes_the_thread(box: Box, corpus: Path
     dsn = dsn.replace(b"Subject:", f"In-Reply-To: <{original}>\r\nSubject:".encode(), 1)
     box.seed("INBOX", dsn)
     d = by_subject(box.run())["Hello there"]
-    assert d["status"] == "excluded" and d["reason"] == f"bounced: {failed}"
+    assert d["status"] == "bounced" and d["reason"] == f"bounced: {failed}"
     assert box.drafts() == []
 
 
@@ -141,7 +141,7 @@ def test_bounce_found_only_inside_the_report(box: Box) -> None:
     ).encode()
     box.seed("INBOX", report)
     d = by_subject(box.run())["Invitation"]
-    assert d["status"] == "excluded" and "gone@nowhere.example" in d["reason"]
+    assert d["status"] == "bounced" and "gone@nowhere.example" in d["reason"]
 
 
 def test_one_bounced_recipient_of_two_is_left_out_of_the_draft(box: Box) -> None:

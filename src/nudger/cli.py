@@ -95,12 +95,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from nudger.daemon import run_daemon, run_once
 
-    config = _config(args)
+    path = find_config(args.config)
+    config = load_config(path)
     if args.once or args.dry_run:
         return run_once(config, parse_now(args.now), args.dry_run, args.json, args.verbose > 0)
     if args.now:
         raise UsageError("--now only makes sense with --once or --dry-run")
-    return run_daemon(config, args.verbose > 0)
+    return run_daemon(config, path)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

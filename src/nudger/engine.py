@@ -7,17 +7,31 @@ due, each guarded so that a crash or a second instance never makes a duplicate.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from nudger.compose import DraftInput, compose_nudge, text_of, to_bytes
 from nudger.config import Account, Config
 from nudger.mailbox import Fetched, Layout, Mailbox, discover
 from nudger.mailfacts import Addr, MessageRecord, parse_record
-from nudger.plan import DISMISSED, DRAFTED, SENT, Decision, LedgerEntry, plan
+from nudger.plan import (
+    CLOCK_SLACK,
+    DISMISSED,
+    DRAFTED,
+    EDITED,
+    PENDING,
+    SENT,
+    WITHDRAWN,
+    AppendDraft,
+    Decision,
+    LedgerEntry,
+    WithdrawDraft,
+    plan,
+)
 from nudger.state import Checkpoint, State
 from nudger.threads import NO_NUDGE_KEYWORD, build_threads
 
@@ -32,6 +46,7 @@ class CycleResult:
     account: str
     decisions: list[Decision] = field(default_factory=list)
     written: list[str] = field(default_factory=list)  # nudge Message-IDs appended
+    withdrawn: list[str] = field(default_factory=list)  # our drafts removed after a reply
     fetched: int = 0  # header records read from the server
     skipped: int = 0  # malformed messages passed over
     layout: Layout | None = None
@@ -67,11 +82,15 @@ def run_cycle(
     if dry_run:
         return result
     for decision in result.decisions:
-        if decision.action is not None:
-            written = _write_draft(config, account, mailbox, state, layout, decision, now)
-            if written:
+        if isinstance(decision.action, AppendDraft):
+            if _write_draft(config, account, mailbox, state, layout, decision, decision.action, now):
                 result.written.append(decision.action.nudge_id)
+        elif isinstance(decision.action, WithdrawDraft):
+            if _withdraw(account, mailbox, state, layout, decision.action.entry, now):
+                result.withdrawn.append(decision.action.entry.nudge_id)
     state.set_meta(account.name, "last_cycle", now.isoformat())
+    state.set_meta(account.name, "sent_folder", layout.sent)
+    state.set_meta(account.name, "drafts_folder", layout.drafts)
     return result
 
 
@@ -162,7 +181,7 @@ def _sync_drafts(account: Account, mailbox: Mailbox, state: State, drafts: str,
 
 
 def _reconcile(account: Account, state: State, layout: Layout, now: datetime) -> None:
-    """Follow the fate of each draft we wrote: still there, sent, or deleted unsent.
+    """Follow the fate of each draft we wrote: still there, edited, sent, or deleted unsent.
 
     A draft of ours that the ledger does not know (state lost, or a crash between APPEND
     and the ledger write) is adopted, so it is never written twice.
@@ -174,28 +193,41 @@ def _reconcile(account: Account, state: State, layout: Layout, now: datetime) ->
         if r.nudge_for and stage and r.message_id not in known:
             with state.transaction():
                 state.record_nudge(LedgerEntry(r.message_id, account.name, r.nudge_for, r.nudge_for,
-                                               stage, DRAFTED, r.date, folder=layout.drafts, uid=r.uid))
+                                               stage, EDITED, r.date, folder=layout.drafts, uid=r.uid))
+            # Adopted as "edited": we cannot prove it is untouched, so we never remove it.
             log.info("%s: found our follow-up %s for %s in %s; recorded it", account.name, stage,
                      r.nudge_for, layout.drafts)
-    ledger = [e for e in state.ledger(account.name).values() if e.fate == DRAFTED]
-    if not ledger:
+    pending = [e for e in state.ledger(account.name).values() if e.fate in PENDING]
+    if not pending:
         return
-    in_drafts = {r.message_id for r in drafts}
     others = state.records(account.name, list(layout.watched))
-    for entry in ledger:
-        if entry.nudge_id in in_drafts:
+    for entry in pending:
+        fate = _fate(account, entry, drafts, others)
+        if fate == entry.fate:
             continue
-        sent = any(
-            r.message_id == entry.nudge_id
-            or (account.is_identity(r.sender.email) and entry.outbound_id in r.in_reply_to
-                and r.date >= entry.appended_at - timedelta(minutes=5))
-            for r in others
-        )
-        fate = SENT if sent else DISMISSED
         with state.transaction():
             state.set_fate(entry.nudge_id, fate, now)
         log.info("%s: follow-up %s for %s was %s", account.name, entry.stage, entry.outbound_id,
-                 "sent" if sent else "deleted unsent: thread dismissed")
+                 {EDITED: "edited by you: it is yours now", SENT: "sent",
+                  DISMISSED: "deleted unsent: thread dismissed"}[fate])
+
+
+def _fate(account: Account, entry: LedgerEntry, drafts: list[MessageRecord],
+          others: list[MessageRecord]) -> str:
+    copies = [r for r in drafts if r.message_id == entry.nudge_id]
+    if copies:
+        same = len(copies) == 1 and copies[0].uid == entry.uid
+        return entry.fate if same else EDITED  # replaced by a client's save: edited
+    # Some clients give an edited draft a new Message-ID; it still answers the same message.
+    if any(entry.outbound_id in r.in_reply_to and account.is_identity(r.sender.email) for r in drafts):
+        return EDITED
+    sent = any(
+        r.message_id == entry.nudge_id
+        or (account.is_identity(r.sender.email) and entry.outbound_id in r.in_reply_to
+            and r.date >= entry.appended_at - CLOCK_SLACK)
+        for r in others
+    )
+    return SENT if sent else DISMISSED
 
 
 def _nudge_stage(message_id: str) -> int:
@@ -207,9 +239,7 @@ def _nudge_stage(message_id: str) -> int:
 
 
 def _write_draft(config: Config, account: Account, mailbox: Mailbox, state: State,
-                 layout: Layout, decision: Decision, now: datetime) -> bool:
-    action = decision.action
-    assert action is not None
+                 layout: Layout, decision: Decision, action: AppendDraft, now: datetime) -> bool:
     out = action.outbound
     # The user may have marked the message since we read it: ask again, just for it.
     flags = mailbox.fetch_flags(out.folder, [out.uid]).get(out.uid)
@@ -236,9 +266,36 @@ def _write_draft(config: Config, account: Account, mailbox: Mailbox, state: Stat
         account=account.name, outbound=out, outbound_text=text_of(raw), stage=action.stage,
         template=config.templates[action.template].body, sender=Addr(sender_name, out.sender.email),
         to=action.to, cc=action.cc, tz=account.timezone, now=now))
-    uid = mailbox.append(layout.drafts, to_bytes(draft), ("\\Draft", "\\Seen"), now)
+    data = to_bytes(draft)
+    uid = mailbox.append(layout.drafts, data, ("\\Draft", "\\Seen"), now)
     with state.transaction():
-        state.record_nudge(replace(entry, uid=uid))
+        state.record_nudge(replace(entry, uid=uid, digest=hashlib.sha256(data).hexdigest()))
     log.info("%s: drafted follow-up %s to %s for %r (rule %s)", account.name, action.stage,
              ", ".join(a.email for a in action.to), out.subject, action.rule)
+    return True
+
+
+def _withdraw(account: Account, mailbox: Mailbox, state: State, layout: Layout,
+              entry: LedgerEntry, now: datetime) -> bool:
+    """Remove our draft after a reply, only if it is byte for byte what we wrote."""
+    if entry.uid is None or not entry.digest:
+        return False
+    current = mailbox.fetch_message(layout.drafts, entry.uid, QUOTE_LIMIT)
+    if current is None:
+        return False  # already gone; the next reconcile records its fate
+    if hashlib.sha256(current).hexdigest() != entry.digest:
+        with state.transaction():
+            state.set_fate(entry.nudge_id, EDITED, now)
+        log.info("%s: a reply came, but you changed follow-up %s: leaving it", account.name,
+                 entry.stage)
+        return False
+    if not mailbox.delete_own_draft(layout.drafts, entry.uid, entry.nudge_id):
+        log.warning("%s: a reply came; could not remove our follow-up %s from %s (server lacks "
+                    "UIDPLUS); delete it yourself", account.name, entry.stage, layout.drafts)
+        return False
+    with state.transaction():
+        state.set_fate(entry.nudge_id, WITHDRAWN, now)
+        state.drop_records(account.name, layout.drafts, [entry.uid])
+    log.info("%s: a reply came; removed our unsent follow-up %s for %s", account.name,
+             entry.stage, entry.outbound_id)
     return True

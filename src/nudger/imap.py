@@ -11,6 +11,8 @@ import logging
 import re
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -26,6 +28,7 @@ from nudger.mailfacts import HEADER_FIELDS
 
 log = logging.getLogger(__name__)
 
+IDLE_RENEW = 25 * 60  # servers may drop an IDLE client after 29 minutes (RFC 2177)
 BATCH = 200  # UIDs per FETCH: keeps command lines well under 1,000 bytes
 _FIELDS = "BODY.PEEK[HEADER.FIELDS (" + " ".join(f.upper() for f in HEADER_FIELDS) + ")]"
 _APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]", re.IGNORECASE)
@@ -33,6 +36,9 @@ _APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]", re.IGNORECASE)
 
 def _translate(exc: BaseException, account: Account, doing: str) -> NudgerError:
     where = f"{account.name} ({account.host}:{account.port})"
+    if isinstance(exc, LoginError) and isinstance(exc.__context__, (IMAPClientAbortError, OSError)):
+        # imapclient reports a connection lost during LOGIN as a LoginError too.
+        return TemporaryError(f"{where}: connection lost while logging in")
     if isinstance(exc, LoginError):
         return AuthError(f"{where}: the server refused the login for {account.username}; "
                          "check the username and the password source")
@@ -43,7 +49,11 @@ def _translate(exc: BaseException, account: Account, doing: str) -> NudgerError:
         return TemporaryError(f"{where}: timed out while {doing}")
     if isinstance(exc, (ssl.SSLError, OSError, IMAPClientAbortError, EOFError)):
         return TemporaryError(f"{where}: connection failed while {doing}: {exc}")
-    return NudgerError(f"{where}: the server said no while {doing}: {exc}")
+    if isinstance(exc, IMAPClientError):
+        return TemporaryError(f"{where}: the server said no while {doing}: {exc}")
+    # A cut or garbled answer surfaces as a parse error deep in the library.
+    return TemporaryError(f"{where}: unexpected answer from the server while {doing} "
+                          f"({type(exc).__name__})")
 
 
 class ImapMailbox:
@@ -163,6 +173,49 @@ class ImapMailbox:
             return int(found.group(1))
         self._selected = None
         return None
+
+    def delete_own_draft(self, folder: str, uid: int, message_id: str) -> bool:
+        """The one deletion nudger ever does: its own draft, by UID, with UID EXPUNGE.
+
+        Never a bare EXPUNGE, which would also remove anything else the user marked
+        deleted; without UIDPLUS we leave the draft alone.
+        """
+        if "UIDPLUS" not in self.capabilities:
+            return False
+        self._selected = None
+        self._call(f"opening {folder!r}", self.client.select_folder, folder, readonly=False)
+        try:
+            # Check the UID still holds our Message-ID: UIDs are reused after UIDVALIDITY changes.
+            found = self._call(f"searching {folder!r}", self.client.search,
+                               ["UID", str(uid), "HEADER", "Message-ID", message_id])
+            if uid not in found:
+                return False
+            self._call("removing our draft", self.client.add_flags, [uid], [b"\\Deleted"], silent=True)
+            self._call("removing our draft", self.client.uid_expunge, [uid])
+            return True
+        finally:
+            self._call(f"closing {folder!r}", self.client.unselect_folder)
+
+    def wait_for_news(self, folder: str, seconds: float, stop: threading.Event) -> bool:
+        """IMAP IDLE on ``folder`` for up to ``seconds``; True when a message arrived.
+
+        Renewed well before the 29 minutes after which servers may drop an idle client;
+        checks ``stop`` every second so a SIGTERM is honoured quickly.
+        """
+        if "IDLE" not in self.capabilities:
+            stop.wait(seconds)
+            return False
+        self._examine(folder)
+        deadline = time.monotonic() + min(seconds, IDLE_RENEW)
+        self._call("waiting for new mail", self.client.idle)
+        arrived = False
+        try:
+            while not arrived and not stop.is_set() and time.monotonic() < deadline:
+                responses = self._call("waiting for new mail", self.client.idle_check, timeout=1)
+                arrived = any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
+        finally:
+            self._call("waiting for new mail", self.client.idle_done)
+        return arrived
 
     def close(self) -> None:
         try:

@@ -6,23 +6,29 @@ import json
 import sys
 from datetime import datetime
 
+from rich.console import Console
+from rich.table import Table
+
 from nudger.config import Account, Config
 from nudger.errors import EX_OK, NudgerError
 from nudger.mailfacts import HUMAN, normalise_message_id
 from nudger.plan import Decision, decide
 from nudger.report import line
-from nudger.rules import match_rule
+from nudger.rules import add_delay, match_rule
 from nudger.state import State
 from nudger.threads import Thread, build_threads, judge
 
+SHOWN = ("due", "drafted", "waiting", "sent", "dismissed", "bounced")
+
 
 def _threads(state: State, account: Account) -> tuple[list[Thread], str]:
-    folders = [row[0] for row in state.conn.execute(
-        "SELECT folder FROM folders WHERE account=?", (account.name,))]
-    drafts = {r.folder for r in state.records(account.name) if r.folder.lower().endswith("drafts")}
-    records = state.records(account.name, [f for f in folders if f not in drafts])
+    drafts = state.meta(account.name, "drafts_folder") or ""
+    folders = [f for (f,) in state.conn.execute(
+        "SELECT folder FROM folders WHERE account=?", (account.name,)) if f != drafts]
+    records = state.records(account.name, folders)
     synced = state.meta(account.name, "last_cycle") or "never"
-    return build_threads(records), synced
+    sent = state.meta(account.name, "sent_folder") or ""
+    return build_threads(records, prefer_folder=sent), synced
 
 
 def _open(config: Config) -> State:
@@ -31,23 +37,37 @@ def _open(config: Config) -> State:
     return State.open(config.daemon.state_dir)
 
 
+def _shown(d: Decision) -> bool:
+    return d.state in SHOWN or (d.state == "replied" and d.nudged)
+
+
 def status(config: Config, now: datetime, as_json: bool) -> int:
     state = _open(config)
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160,
+                      highlight=False, soft_wrap=not sys.stdout.isatty())
     try:
         for account in config.accounts:
             threads, synced = _threads(state, account)
             ledger = state.ledger(account.name)
             decisions = [d for t in threads
-                         if (d := decide(t, account, config.rules, ledger, now)) is not None
-                         and d.status in ("due", "drafted", "waiting", "limit", "dismissed")]
+                         if (d := decide(t, account, config.rules, ledger, now)) is not None and _shown(d)]
+            decisions.sort(key=lambda d: d.outbound.date if d.outbound else now)
             if as_json:
                 for d in decisions:
                     print(json.dumps(d.to_json(), ensure_ascii=False))
                 continue
-            print(f"{account.name}: waiting on {len(decisions)} thread(s) (last synced {synced})")
-            for d in sorted(decisions, key=lambda d: d.outbound.date if d.outbound else now):
-                since = f"{d.outbound.date.astimezone(account.timezone):%Y-%m-%d}" if d.outbound else ""
-                print(f"  since {since}  " + line(d))
+            tz = account.timezone
+            table = Table(title=f"{account.name}: {len(decisions)} thread(s), last synced {synced}",
+                          title_justify="left")
+            for column in ("recipient", "subject", "since", "due", "stage", "state"):
+                table.add_column(column, no_wrap=column in ("since", "due", "state"))
+            for d in decisions:
+                assert d.outbound is not None
+                to = ", ".join(a.email for a in d.to) or ", ".join(a.email for a in d.outbound.recipients)
+                table.add_row(to, d.subject, f"{d.outbound.date.astimezone(tz):%Y-%m-%d %H:%M}",
+                              f"{d.due_at.astimezone(tz):%Y-%m-%d %H:%M}" if d.due_at else "",
+                              str(d.stage or d.sent_nudges or ""), d.state)
+            console.print(table)
     finally:
         state.close()
     return EX_OK
@@ -71,21 +91,28 @@ def explain(config: Config, message_id: str, now: datetime) -> int:
 
 def _explain(thread: Thread, account: Account, config: Config, state: State, now: datetime,
              synced: str) -> None:
-    out = sys.stdout
-    print(f"Thread {thread.key} ({account.name}, last synced {synced})", file=out)
+    tz = account.timezone
+    print(f"Thread {thread.key} ({account.name}, last synced {synced})")
     for m in thread.messages:
         who = "you" if account.is_identity(m.sender.email) else m.sender.email or "?"
         kind = m.kind if m.kind != HUMAN else ("your message" if who == "you" else "a reply")
         why = f" ({m.kind_reason})" if m.kind_reason else ""
-        print(f"  {m.date.astimezone(account.timezone):%Y-%m-%d %H:%M}  {who:<28} {kind}{why}"
-              f"  [{thread.found_in(m)}]  {m.subject[:60]!r}", file=out)
+        print(f"  {m.date.astimezone(tz):%Y-%m-%d %H:%M}  {who:<28} {kind}{why}"
+              f"  [{thread.found_in(m)}]  {m.subject[:60]!r}")
     verdict = judge(thread, account.is_identity)
-    print(f"Verdict: {verdict.status}: {verdict.reason}", file=out)
-    if verdict.outbound is not None:
-        rule = match_rule(config.rules, account.name, verdict.outbound, verdict.to + verdict.cc)
+    print(f"Verdict: {verdict.status}: {verdict.reason}")
+    decision = decide(thread, account, config.rules, state.ledger(account.name), now)
+    out = verdict.outbound
+    if out is not None:
+        rule = match_rule(config.rules, account.name, out, verdict.to + verdict.cc)
         if rule is not None:
             stages = ", then ".join(f"{s.after} ({s.template})" for s in rule.stages)
-            print(f"Rule: {rule.name}: {stages}", file=out)
-    decision: Decision | None = decide(thread, account, config.rules, state.ledger(account.name), now)
+            print(f"Rule: {rule.name} (first match of {len(config.rules)}): {stages}")
+            if decision is not None and decision.stage and decision.stage <= len(rule.stages):
+                spec = rule.stages[decision.stage - 1]
+                due = add_delay(out.date, spec.after, tz)
+                print(f"Timing: your latest message {out.date.astimezone(tz):%a %Y-%m-%d %H:%M} "
+                      f"+ {spec.after} = {due.astimezone(tz):%a %Y-%m-%d %H:%M} ({tz.key}); "
+                      f"now is {now.astimezone(tz):%a %Y-%m-%d %H:%M}")
     if decision is not None:
-        print(f"Decision: {line(decision).strip()}", file=out)
+        print(f"Decision: {line(decision).strip()}")

@@ -59,6 +59,7 @@ class Mailbox(Protocol):
     def fetch_message(self, folder: str, uid: int, limit: int) -> bytes | None: ...
     def find_message_id(self, folder: str, message_id: str) -> list[int]: ...
     def append(self, folder: str, data: bytes, flags: Sequence[str], when: datetime) -> int | None: ...
+    def delete_own_draft(self, folder: str, uid: int, message_id: str) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -227,6 +228,12 @@ class MemoryMailbox:
     def append(self, folder: str, data: bytes, flags: Sequence[str], when: datetime) -> int | None:
         self.appends += 1
         return self.add(folder, data, flags, when)
+
+    def delete_own_draft(self, folder: str, uid: int, message_id: str) -> bool:
+        if uid in self.find_message_id(folder, message_id):
+            del self.folders[folder].messages[uid]
+            return True
+        return False
 
     def close(self) -> None:
         pass

@@ -7,21 +7,24 @@ are the drafts to write. ``--dry-run`` prints these and stops.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from nudger.compose import nudge_message_id
 from nudger.config import Account, Rule, Stage
 from nudger.mailfacts import Addr, MessageRecord, strip_reply_prefixes
 from nudger.rules import add_delay, match_rule
-from nudger.threads import AWAITING, NOT_OURS, REPLIED, Thread, judge
+from nudger.threads import AWAITING, NOT_OURS, REPLIED, Thread, is_nudge, judge
 
 # Fates of a draft we wrote (kept in the state ledger).
-DRAFTED = "drafted"
-DISMISSED = "dismissed"
-SENT = "sent"
-WITHDRAWN = "withdrawn"
+DRAFTED = "drafted"  # in Drafts as we wrote it
+EDITED = "edited"  # the user changed it: never touched again by us
+DISMISSED = "dismissed"  # deleted unsent: the thread is not nudged again
+SENT = "sent"  # it went out; the next stage is timed from it
+WITHDRAWN = "withdrawn"  # a reply came before the user touched it; we removed it
+PENDING = (DRAFTED, EDITED)
+CLOCK_SLACK = timedelta(minutes=5)  # a sent copy's Date may be a little before our APPEND
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class LedgerEntry:
     fate_at: datetime | None = None
     folder: str = ""
     uid: int | None = None
+    digest: str = ""  # sha256 of what we appended: "untouched" means still exactly this
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,13 @@ class AppendDraft:
 
 
 @dataclass(frozen=True)
+class WithdrawDraft:
+    """Remove our own draft: a reply came first. Done only if it is still exactly ours."""
+
+    entry: LedgerEntry
+
+
+@dataclass(frozen=True)
 class Decision:
     account: str
     thread_key: str
@@ -61,7 +72,24 @@ class Decision:
     due_at: datetime | None = None
     outbound: MessageRecord | None = None
     to: tuple[Addr, ...] = ()
-    action: AppendDraft | None = None
+    action: AppendDraft | WithdrawDraft | None = None
+    sent_nudges: int = 0  # our follow-ups already sent in this thread since the last answer
+    nudged: bool = False  # the ledger knows a follow-up of ours in this thread
+
+    @property
+    def state(self) -> str:
+        """The one word ``status`` shows: waiting, due, drafted, sent, dismissed, replied..."""
+        if self.status == "limit" or (self.status == "waiting" and self.sent_nudges):
+            return "sent"
+        return self.status
+
+    @property
+    def draft_id(self) -> str | None:
+        if isinstance(self.action, AppendDraft):
+            return self.action.nudge_id
+        if isinstance(self.action, WithdrawDraft):
+            return self.action.entry.nudge_id
+        return None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -69,6 +97,7 @@ class Decision:
             "thread": self.thread_key,
             "subject": self.subject,
             "status": self.status,
+            "state": self.state,
             "reason": self.reason,
             "rule": self.rule or None,
             "stage": self.stage or None,
@@ -76,8 +105,9 @@ class Decision:
             "outbound": self.outbound.message_id if self.outbound else None,
             "sent_at": self.outbound.date.isoformat() if self.outbound else None,
             "to": [a.email for a in self.to],
-            "action": "append-draft" if self.action else None,
-            "draft": self.action.nudge_id if self.action else None,
+            "action": ("append-draft" if isinstance(self.action, AppendDraft) else
+                       "withdraw-draft" if isinstance(self.action, WithdrawDraft) else None),
+            "draft": self.draft_id,
         }
 
 
@@ -103,14 +133,23 @@ def decide(
     ledger: Mapping[str, LedgerEntry],
     now: datetime,
 ) -> Decision | None:
-    verdict = judge(thread, account.is_identity)
+    ids = {m.message_id for m in thread.messages}
+    mine = [e for e in ledger.values() if e.account == account.name and e.outbound_id in ids]
+    verdict = judge(thread, account.is_identity, _nudge_test(mine))
     if verdict.status == NOT_OURS or verdict.outbound is None:
         return None
     out = verdict.outbound
     base = Decision(account.name, thread.key, strip_reply_prefixes(out.subject) or "(no subject)",
-                    verdict.status, verdict.reason, outbound=out, to=verdict.to)
+                    verdict.status, verdict.reason, outbound=out, to=verdict.to,
+                    sent_nudges=verdict.nudges_sent, nudged=bool(mine))
+    if verdict.status == REPLIED:
+        untouched = [e for e in mine if e.fate == DRAFTED]
+        if untouched:
+            return _with(base, stage=untouched[0].stage, action=WithdrawDraft(untouched[0]),
+                         reason=f"{verdict.reason}; removing our unsent follow-up from Drafts")
+        return base
     if verdict.status != AWAITING:
-        return base if verdict.status == REPLIED or now - out.date <= account.lookback else None
+        return base if now - out.date <= account.lookback else None
     if now - out.date > account.lookback:
         return _with(base, status="excluded",
                      reason=f"sent {out.date:%Y-%m-%d}, outside the {account.lookback.days}-day "
@@ -119,9 +158,7 @@ def decide(
     if rule is None:
         return _with(base, status="no-rule", reason="no rule matches this message")
     # By the messages it answered, not the thread key: a thread grows as older mail links in.
-    ids = {m.message_id for m in thread.messages}
-    dismissed = [e for e in ledger.values()
-                 if e.account == account.name and e.outbound_id in ids and e.fate == DISMISSED]
+    dismissed = [e for e in mine if e.fate == DISMISSED]
     if dismissed:
         return _with(base, status="dismissed", rule=rule.name,
                      reason=f"you deleted the follow-up draft (stage {dismissed[0].stage}); "
@@ -138,10 +175,11 @@ def decide(
     nudge_id = nudge_message_id(account.name, out.message_id, stage, domain)
     entry = ledger.get(nudge_id)
     common = {"rule": rule.name, "stage": stage, "due_at": due}
-    if entry is not None and entry.fate == DRAFTED:
+    if entry is not None and entry.fate in PENDING:
+        edited = "you edited it; " if entry.fate == EDITED else ""
         return _with(base, status="drafted", **common,
                      reason=f"follow-up {stage} is in {entry.folder or 'Drafts'} since "
-                            f"{entry.appended_at:%Y-%m-%d %H:%M}, waiting for you to send it")
+                            f"{entry.appended_at:%Y-%m-%d %H:%M}; {edited}waiting for you to send it")
     if entry is not None:
         return _with(base, status=entry.fate, **common,
                      reason=f"follow-up {stage} was {entry.fate}")
@@ -154,6 +192,23 @@ def decide(
     return _with(base, status="due", **common, action=action,
                  reason=f"{verdict.reason}; due since {local_due:%a %Y-%m-%d %H:%M} "
                         f"(rule {rule.name!r}: {spec.after})")
+
+
+def _nudge_test(mine: list[LedgerEntry]) -> Callable[[MessageRecord], bool]:
+    """Which of the user's messages are our follow-ups, sent.
+
+    By our Message-ID or header where the client kept them, else by what every client
+    keeps: it answers the message we followed up, and went out after we drafted it.
+    """
+    ids = {e.nudge_id for e in mine}
+    drafted = {e.outbound_id: e.appended_at for e in mine if e.fate != DISMISSED}
+
+    def test(m: MessageRecord) -> bool:
+        if is_nudge(m) or m.message_id in ids:
+            return True
+        return any(o in drafted and m.date >= drafted[o] - CLOCK_SLACK for o in m.in_reply_to)
+
+    return test
 
 
 def _with(base: Decision, **changes: object) -> Decision:

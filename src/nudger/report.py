@@ -8,7 +8,7 @@ from collections import Counter
 from typing import TextIO
 
 from nudger.engine import CycleResult
-from nudger.plan import Decision
+from nudger.plan import AppendDraft, Decision, WithdrawDraft
 
 ORDER = ("due", "drafted", "waiting", "replied", "excluded", "dismissed", "limit", "no-rule")
 MARK = {"due": "->", "drafted": "..", "waiting": "  ", "replied": "ok", "excluded": "--",
@@ -29,6 +29,8 @@ def print_cycle(result: CycleResult, dry_run: bool, verbose: bool, out: TextIO |
     awaiting = sum(counts[s] for s in ("due", "drafted", "waiting"))
     wrote = (f"would write {counts['due']} draft(s)" if dry_run
              else f"wrote {len(result.written)} draft(s)")
+    if result.withdrawn:
+        wrote += f", removed {len(result.withdrawn)} after a reply"
     summary = ", ".join(f"{counts[s]} {s}" for s in ORDER if counts[s])
     print(f"{result.account}: {len(result.decisions)} thread(s) of yours, {awaiting} awaiting "
           f"a reply ({summary or 'nothing to do'}); {wrote}"
@@ -49,7 +51,8 @@ def print_json(result: CycleResult, dry_run: bool, out: TextIO | None = None) ->
     out = out or sys.stdout
     for d in result.decisions:
         data = d.to_json()
-        if d.action is not None:
-            data["action"] = "append-draft" if dry_run else (
-                "appended" if d.action.nudge_id in result.written else "already-present")
+        if isinstance(d.action, AppendDraft) and not dry_run:
+            data["action"] = "appended" if d.draft_id in result.written else "not-appended"
+        elif isinstance(d.action, WithdrawDraft) and not dry_run:
+            data["action"] = "withdrawn" if d.draft_id in result.withdrawn else "left-in-place"
         print(json.dumps(data, ensure_ascii=False), file=out)

@@ -7,7 +7,9 @@ at any instant leaves the file consistent.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -32,7 +34,7 @@ CREATE INDEX IF NOT EXISTS messages_by_id ON messages (account, message_id);
 CREATE TABLE IF NOT EXISTS nudges (
     nudge_id TEXT PRIMARY KEY, account TEXT NOT NULL, outbound_id TEXT NOT NULL,
     thread_key TEXT NOT NULL, stage INTEGER NOT NULL, fate TEXT NOT NULL,
-    appended_at TEXT NOT NULL, fate_at TEXT, folder TEXT, uid INTEGER);
+    appended_at TEXT NOT NULL, fate_at TEXT, folder TEXT, uid INTEGER, digest TEXT);
 CREATE TABLE IF NOT EXISTS meta (account TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (account, key));
 """
@@ -44,6 +46,29 @@ class Checkpoint:
     uidnext: int
     last_uid: int
     highestmodseq: int | None
+
+
+class StateLocked(Exception):
+    """Another nudger process holds this state directory."""
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """Hold an exclusive lock on the state directory for this process's lifetime.
+
+    The kernel drops it when the process dies, SIGKILL included, so a crash never leaves
+    a stale lock behind. Returns the descriptor (keep it open).
+    """
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise StateLocked(f"another nudger (pid {holder}) is already using {state_dir}") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 class State:
@@ -131,21 +156,22 @@ class State:
     def ledger(self, account: str) -> dict[str, LedgerEntry]:
         rows = self.conn.execute(
             "SELECT nudge_id, account, outbound_id, thread_key, stage, fate, appended_at, fate_at, "
-            "folder, uid FROM nudges WHERE account=?", (account,))
+            "folder, uid, digest FROM nudges WHERE account=?", (account,))
         result = {}
         for row in rows:
             appended = datetime.fromisoformat(row[6])
             fate_at = datetime.fromisoformat(row[7]) if row[7] else None
             result[row[0]] = LedgerEntry(row[0], row[1], row[2], row[3], row[4], row[5],
-                                         appended, fate_at, row[8] or "", row[9])
+                                         appended, fate_at, row[8] or "", row[9], row[10] or "")
         return result
 
     def record_nudge(self, entry: LedgerEntry) -> None:
         self.conn.execute(
-            "INSERT OR REPLACE INTO nudges VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO nudges VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (entry.nudge_id, entry.account, entry.outbound_id, entry.thread_key, entry.stage,
              entry.fate, entry.appended_at.isoformat(),
-             entry.fate_at.isoformat() if entry.fate_at else None, entry.folder, entry.uid))
+             entry.fate_at.isoformat() if entry.fate_at else None, entry.folder, entry.uid,
+             entry.digest))
 
     def set_fate(self, nudge_id: str, fate: str, when: datetime) -> None:
         self.conn.execute("UPDATE nudges SET fate=?, fate_at=? WHERE nudge_id=?",

@@ -144,12 +144,13 @@ def _ancestors(members: list[MessageRecord]) -> dict[str, frozenset[str]]:
 AWAITING = "awaiting"
 REPLIED = "replied"
 EXCLUDED = "excluded"
+BOUNCED = "bounced"  # excluded because every recipient bounced
 NOT_OURS = "not-ours"
 
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # awaiting | replied | excluded | not-ours
+    status: str  # awaiting | replied | excluded | bounced | not-ours
     reason: str
     outbound: MessageRecord | None = None  # the latest outbound
     to: tuple[Addr, ...] = ()  # who a nudge would go to
@@ -162,8 +163,13 @@ def looks_like_list(address: str) -> bool:
     return bool(_LIST_ADDRESS.search(address))
 
 
-def judge(thread: Thread, is_identity: Callable[[str], bool]) -> Verdict:
-    """Is this thread waiting on someone? Each verdict says why."""
+def judge(thread: Thread, is_identity: Callable[[str], bool],
+          nudge_test: Callable[[MessageRecord], bool] = is_nudge) -> Verdict:
+    """Is this thread waiting on someone? Each verdict says why.
+
+    ``nudge_test`` tells which of the user's messages are follow-ups we drafted (the
+    ledger knows more than the headers, which some clients rewrite).
+    """
     ours = [m for m in thread.messages if is_identity(m.sender.email) and m.kind == HUMAN]
     if not ours:
         return Verdict(NOT_OURS, "no message of yours in this thread")
@@ -209,7 +215,7 @@ def judge(thread: Thread, is_identity: Callable[[str], bool]) -> Verdict:
     if failed:
         remaining = [a for a in people if a.email not in failed]
         if not remaining:
-            return Verdict(EXCLUDED, f"bounced: {', '.join(sorted(failed))}", latest)
+            return Verdict(BOUNCED, f"bounced: {', '.join(sorted(failed))}", latest)
         notes.append(f"left out bounced address {', '.join(sorted(failed))}")
         people = remaining
 
@@ -221,7 +227,7 @@ def judge(thread: Thread, is_identity: Callable[[str], bool]) -> Verdict:
 
     answers = [m for m in thread.messages if m.kind == HUMAN and not is_identity(m.sender.email)]
     since_answer = [
-        m for m in ours if is_nudge(m) and all(thread.after(a, m) for a in answers)
+        m for m in ours if nudge_test(m) and all(thread.after(a, m) for a in answers)
     ]
     to = tuple(a for a in latest.to if a in people)
     cc = tuple(a for a in latest.cc if a in people and a not in to)

@@ -1,0 +1,34 @@
+"""systemd's notify protocol: a datagram to $NOTIFY_SOCKET. A no-op outside systemd."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+
+def notify(*states: str) -> bool:
+    """Send e.g. ``notify("READY=1", "STATUS=idle")``; False when not under systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):  # abstract namespace
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall("\n".join(states).encode())
+        return True
+    except OSError:
+        return False
+
+
+def watchdog_interval() -> float | None:
+    """Seconds between WATCHDOG=1 pings (half of WatchdogSec), if systemd asked for them."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or (pid and pid != str(os.getpid())):
+        return None
+    try:
+        return max(0.5, int(usec) / 2_000_000)
+    except ValueError:
+        return None

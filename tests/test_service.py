@@ -1,0 +1,340 @@
+"""The service: a real daemon process under real signals, draft fates, and faults."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from support.harness import Box, by_subject, make_box
+from support.mail import NOW, days_ago, message
+from support.proxy import FaultyProxy
+
+pytestmark = pytest.mark.imap
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def box(dovecot, imap_user, tmp_path, capsys, monkeypatch) -> Box:  # type: ignore[no-untyped-def]
+    return make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+
+
+def sent(box: Box, mid: str, subject: str, days: float, to: str = "Bob <bob@client.example>") -> None:
+    box.seed("Sent", message(mid, sender=f"Mia Example <{box.user}>", to=to, subject=subject,
+                             date=days_ago(days, now=NOW_REAL())))
+
+
+def NOW_REAL():  # type: ignore[no-untyped-def]  # the daemon runs on the real clock
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def reply(box: Box, to_mid: str, folder: str = "INBOX") -> None:
+    box.seed(folder, message(f"re-{to_mid}", sender="bob@client.example", to=box.user,
+                             subject="Re: x", date=NOW_REAL(), reply_to=to_mid))
+
+
+# -- the daemon as a process ------------------------------------------------------------------
+
+
+class Daemon:
+    def __init__(self, box: Box, tmp_path: Path, *extra: str):
+        self.notify_path = tmp_path / "notify.sock"
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(str(self.notify_path))
+        self.notify.settimeout(0.2)
+        self.log = open(tmp_path / "daemon.log", "wb")
+        env = {**os.environ, "NOTIFY_SOCKET": str(self.notify_path), "WATCHDOG_USEC": "2000000",
+               "NUDGER_TEST_PASSWORD": box.dovecot.users[box.user], "JOURNAL_STREAM": "1:1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "nudger", "--config", str(box.config),
+                                      "run", *extra], stdout=self.log, stderr=self.log, env=env)
+        self.messages: list[str] = []
+        self.tmp_path = tmp_path
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.messages.append(self.notify.recv(4096).decode())
+            except TimeoutError:
+                pass
+            hits = [m for m in self.messages if text in m]
+            if hits:
+                return hits[-1]
+            if self.proc.poll() is not None:
+                break
+        raise AssertionError(f"no {text!r} from the daemon; log:\n{self.output()}")
+
+    def wait_log(self, text: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"no {text!r} in the log:\n{self.output()}")
+
+    def output(self) -> str:
+        return (self.tmp_path / "daemon.log").read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=10)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.notify.close()
+            self.log.close()
+
+
+def test_daemon_drafts_keeps_watching_withdraws_on_reply_and_stops_on_sigterm(box: Box,
+                                                                             tmp_path: Path) -> None:
+    sent(box, "d1@example.com", "Daemon one", 6)
+    daemon = Daemon(box, tmp_path)
+    try:
+        ready = daemon.wait_for("READY=1")
+        assert "1 drafted" in ready
+        assert [d["Subject"] for d in box.drafts()] == ["Re: Daemon one"]
+        daemon.wait_for("WATCHDOG=1")
+        # A reply lands in INBOX: IDLE wakes the daemon, and our untouched draft goes away.
+        reply(box, "d1@example.com")
+        daemon.wait_for("1 withdrawn", timeout=15)
+        assert box.drafts() == []
+        started = time.monotonic()
+        assert daemon.stop() == 0
+        assert time.monotonic() - started < 5
+    finally:
+        daemon.stop()
+    out = daemon.output()
+    assert "Traceback" not in out and "received SIGTERM" in out
+    assert box.dovecot.users[box.user] not in out
+
+
+def test_sighup_with_a_broken_config_keeps_the_running_one(box: Box, tmp_path: Path) -> None:
+    daemon = Daemon(box, tmp_path)
+    try:
+        daemon.wait_for("READY=1")
+        good = box.config.read_text()
+        box.config.write_text(good + '\n[[rules]]\nafter = "3 dayz"\n')
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_log('rules[1].after: "3 dayz" is not a duration')
+        daemon.wait_log("keeping the running configuration")
+        assert daemon.proc.poll() is None
+        box.config.write_text(good)
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_log("reloading the configuration")
+        assert daemon.proc.poll() is None
+        assert daemon.stop() == 0
+    finally:
+        daemon.stop()
+
+
+def test_second_instance_on_the_same_state_refuses(box: Box, tmp_path: Path) -> None:
+    daemon = Daemon(box, tmp_path)
+    try:
+        daemon.wait_for("READY=1")
+        code, _, err = box.cli("run", "--once")
+        assert code == 75 and f"pid {daemon.proc.pid}) is already using" in err
+    finally:
+        daemon.stop()
+
+
+def test_daemon_with_a_refused_login_exits_77_instead_of_looping(box: Box, tmp_path: Path) -> None:
+    box.dovecot.users[box.user] = "wrong"  # the daemon gets a wrong password
+    try:
+        daemon = Daemon(box, tmp_path)
+        assert daemon.proc.wait(timeout=20) == 77
+        daemon.stop()
+        assert "refused the login" in daemon.output() and "Traceback" not in daemon.output()
+    finally:
+        box.dovecot.users[box.user] = "secret"
+
+
+def test_systemd_units_verify(tmp_path: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    nudger = Path(sys.executable).with_name("nudger")
+    for name, target in (("nudger.service", "nudger.service"), ("nudger@.service", "nudger@t.service")):
+        text = (ROOT / "systemd" / name).read_text()
+        text = text.replace("%h/.local/bin/nudger", str(nudger)).replace("/usr/local/bin/nudger", str(nudger))
+        (tmp_path / target).write_text(text)
+        done = subprocess.run(["systemd-analyze", "verify", "--man=no", str(tmp_path / target)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+    done = subprocess.run(["systemd-analyze", "security", "--offline=true", str(tmp_path / "nudger@t.service")],
+                          capture_output=True, text=True)
+    score = float(done.stdout.rsplit("level for", 1)[1].split(":")[1].split()[0])
+    assert score <= 2.0, done.stdout[-400:]
+
+
+# -- the draft's fate is the user's answer --------------------------------------------------
+
+
+def _delete_drafts(box: Box, uids: list[int] | None = None) -> None:
+    client = box.dovecot.client(box.user)
+    client.select_folder("Drafts")
+    client.delete_messages(uids or client.search(["ALL"]))
+    client.expunge()
+    client.logout()
+
+
+def test_untouched_draft_is_withdrawn_when_a_reply_arrives(box: Box) -> None:
+    box.seed("Sent", message("f1@example.com", sender=box.user, subject="Fate one", date=days_ago(6)))
+    box.seed("Drafts", message("own@example.com", sender=box.user, subject="A draft of mine"),
+             flags=("\\Draft", "\\Deleted"))  # marked deleted by the user's client, not expunged
+    box.run()
+    assert len(box.drafts()) == 2
+    box.seed("Archive", message("r-f1@client.example", sender="bob@client.example", to=box.user,
+                                subject="Re: Fate one", date=days_ago(1), reply_to="f1@example.com"))
+    d = by_subject(box.run())["Fate one"]
+    assert d["status"] == "replied" and d["action"] == "withdrawn"
+    # Only ours went: the user's own message marked \Deleted is still there.
+    assert [m["Subject"] for m in box.drafts()] == ["A draft of mine"]
+
+
+def test_edited_draft_is_never_touched_again(box: Box) -> None:
+    box.seed("Sent", message("f2@example.com", sender=box.user, subject="Fate two", date=days_ago(6)))
+    box.run()
+    [(uid, (raw, _))] = box.raw("Drafts").items()
+    # The client saves an edited version (new UID, same Message-ID) and drops the old one.
+    box.seed("Drafts", raw.replace(b"Just bringing", b"Edited: just bringing"), flags=("\\Draft",))
+    _delete_drafts(box, [uid])
+    box.run()
+    box.seed("INBOX", message("r-f2@client.example", sender="bob@client.example", to=box.user,
+                              subject="Re: Fate two", date=days_ago(1), reply_to="f2@example.com"))
+    d = by_subject(box.run())["Fate two"]
+    assert d["status"] == "replied" and d["action"] is None
+    [draft] = box.drafts()
+    assert b"Edited:" in bytes(draft)
+
+
+def test_draft_changed_in_place_after_a_reply_is_kept(box: Box) -> None:
+    # Same UID is impossible to change over IMAP, so "changed" shows as a new UID: covered
+    # above. Here the reply arrives while the draft is untouched but a second copy exists.
+    box.seed("Sent", message("f3@example.com", sender=box.user, subject="Fate three", date=days_ago(6)))
+    box.run()
+    [(_, (raw, _))] = box.raw("Drafts").items()
+    box.seed("Drafts", raw, flags=("\\Draft",))  # a client duplicated it
+    box.seed("INBOX", message("r-f3@client.example", sender="bob@client.example", to=box.user,
+                              subject="Re: Fate three", date=days_ago(1), reply_to="f3@example.com"))
+    box.run()
+    assert len(box.drafts()) == 2  # ambiguous: nudger removes nothing
+
+
+def test_sent_draft_with_new_message_id_arms_the_next_stage_and_stages_cap(
+        dovecot, imap_user, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    rules = '''[[rules]]
+name = "twice"
+stages = [ { after = "2d", template = "gentle" }, { after = "3d", template = "gentle" } ]'''
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, rules=rules)
+    box.seed("Sent", message("f4@example.com", sender=box.user, subject="Fate four", date=days_ago(3)))
+    box.run()
+    [first] = box.drafts()
+    # Sent from a client that gives it a new Message-ID and drops our X- header.
+    del first["X-Nudger-For"]
+    first.replace_header("Message-ID", "<client-made-id@example.com>")
+    first.replace_header("Date", "Sat, 28 Nov 2026 09:00:00 +0000")
+    box.seed("Sent", bytes(first))
+    _delete_drafts(box)
+    later = days_ago(-2)  # Sunday: the second stage is due 3 days after Saturday
+    d = by_subject(box.run(now=later))["Fate four"]
+    assert d["status"] == "waiting" and d["stage"] == 2 and d["due_at"].startswith("2026-12-01")
+    d = by_subject(box.run(now=days_ago(-5)))["Fate four"]
+    assert d["action"] == "appended" and d["stage"] == 2
+    [second] = box.drafts()
+    assert second["In-Reply-To"] == "<client-made-id@example.com>"
+    second.replace_header("Message-ID", "<client-made-id-2@example.com>")
+    second.replace_header("Date", "Wed, 02 Dec 2026 09:00:00 +0000")
+    box.seed("Sent", bytes(second))
+    _delete_drafts(box)
+    d = by_subject(box.run(now=days_ago(-20)))["Fate four"]
+    assert d["status"] == "limit" and box.drafts() == []
+
+
+# -- faults -----------------------------------------------------------------------------------
+
+
+def _seed_due(box: Box, n: int) -> None:
+    for i in range(n):
+        box.seed("Sent", message(f"fault{i}@example.com", sender=box.user, subject=f"Fault {i}",
+                                 date=days_ago(6)))
+    box.seed("INBOX", message("r-fault0@client.example", sender="bob@client.example", to=box.user,
+                              subject="Re: Fault 0", date=days_ago(5), reply_to="fault0@example.com"))
+
+
+def _assert_drafts(box: Box, expected: int) -> None:
+    ids = Counter(d["Message-ID"] for d in box.drafts())
+    assert all(n == 1 for n in ids.values()), ids
+    assert len(ids) == expected
+
+
+def test_cut_and_stalled_connections_never_duplicate_and_recover(box: Box) -> None:
+    _seed_due(box, 4)
+    proxy = FaultyProxy(box.dovecot.port)
+    try:
+        box.config.write_text(box.config.read_text().replace(
+            f"port = {box.dovecot.port}", f"port = {proxy.port}\ntimeout = \"2s\""))
+        # Measure one clean dry cycle's traffic, then cut at offsets spread over it.
+        proxy.arm()
+        box.run("--dry-run")
+        total = proxy.sent
+        assert total > 1000
+        proxy.arm(stall_at=total // 2)  # the server goes silent mid-cycle
+        box.run()
+        assert box.last_code == 75 and "timed out" in box.last_err, box.last_err
+        rng = random.Random(7)
+        offsets = sorted({*range(0, total, max(1, total // 25)), *rng.sample(range(total), 10)})
+        codes: Counter[int] = Counter()
+        for offset in offsets:
+            proxy.arm(cut_at=offset)
+            box.run()
+            assert box.last_code in (0, 75), (offset, box.last_err)
+            codes[box.last_code] += 1
+            assert "Traceback" not in box.last_err and "internal error" not in box.last_err
+            _assert_drafts_at_most(box, 3)
+        assert codes[75] >= len(offsets) // 2, codes  # the cuts really hit the cycles
+        proxy.arm()
+        decisions = box.run()
+        assert box.last_code == 0
+        assert sorted(d["subject"] for d in decisions if d["status"] in ("due", "drafted")) == [
+            "Fault 1", "Fault 2", "Fault 3"]
+        _assert_drafts(box, 3)
+    finally:
+        proxy.close()
+
+
+def _assert_drafts_at_most(box: Box, n: int) -> None:
+    ids = Counter(d["Message-ID"] for d in box.drafts())
+    assert all(v == 1 for v in ids.values()) and len(ids) <= n, ids
+
+
+def test_sigkill_at_random_points_never_duplicates(box: Box, tmp_path: Path) -> None:
+    _seed_due(box, 4)
+    env = {**os.environ, "NUDGER_TEST_PASSWORD": box.dovecot.users[box.user]}
+    cmd = [sys.executable, "-m", "nudger", "--config", str(box.config), "run", "--once",
+           "--now", NOW.isoformat()]
+    started = time.monotonic()
+    subprocess.run(cmd + ["--dry-run"], env=env, capture_output=True, check=True)
+    span = time.monotonic() - started
+    rng = random.Random(11)
+    for _ in range(12):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0, span))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        _assert_drafts_at_most(box, 3)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    _assert_drafts(box, 3)
