@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="connect and decide, but write nothing to the server or the state")
     run.add_argument("--now", metavar="ISO-8601", help="evaluate rules as if it were this time")
     run.add_argument("--json", action="store_true", help="one JSON object per thread on stdout")
+    run.add_argument("--all", action="store_true",
+                     help="report every thread of the window, not only those that changed")
     status = add("status", "what you are waiting on (from the state, no connection)")
     status.add_argument("--json", action="store_true")
     status.add_argument("--now", metavar="ISO-8601", help=argparse.SUPPRESS)
@@ -98,7 +100,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = find_config(args.config)
     config = load_config(path)
     if args.once or args.dry_run:
-        return run_once(config, parse_now(args.now), args.dry_run, args.json, args.verbose > 0)
+        return run_once(config, parse_now(args.now), args.dry_run, args.json, args.verbose > 0,
+                        full=args.dry_run or args.now is not None or args.all)
     if args.now:
         raise UsageError("--now only makes sense with --once or --dry-run")
     return run_daemon(config, path)

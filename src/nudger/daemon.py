@@ -57,7 +57,10 @@ def _progress(folder: str, done: int, total: int) -> None:
         print(f"\r\033[Kreading {folder}: {done}/{total} headers", end="", file=sys.stderr)
 
 
-def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbose: bool) -> int:
+def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbose: bool,
+             full: bool = False) -> int:
+    """One cycle per account. ``full`` looks at every thread of the window, not only the
+    ones that changed (wanted for previews: --dry-run, --now)."""
     lock = None if dry_run else _lock(config)
     worst = EX_OK
     state = State.open(config.daemon.state_dir)
@@ -68,7 +71,8 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
                 mailbox = open_mailbox(account)
                 try:
                     result = run_cycle(config, account, mailbox, work, now, dry_run=dry_run,
-                                       progress=_progress if sys.stderr.isatty() else None)
+                                       progress=_progress if sys.stderr.isatty() else None,
+                                       full=full)
                 finally:
                     mailbox.close()
                     if sys.stderr.isatty():

@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from nudger.compose import DraftInput, compose_nudge, text_of, to_bytes
 from nudger.config import Account, Config
 from nudger.mailbox import Fetched, Layout, Mailbox, discover
-from nudger.mailfacts import Addr, MessageRecord, parse_record
+from nudger.mailfacts import Addr, MessageRecord, parse_record, record_key
 from nudger.plan import (
     CLOCK_SLACK,
     DISMISSED,
@@ -30,10 +30,10 @@ from nudger.plan import (
     Decision,
     LedgerEntry,
     WithdrawDraft,
-    plan,
+    decide,
 )
 from nudger.state import Checkpoint, State
-from nudger.threads import NO_NUDGE_KEYWORD, build_threads
+from nudger.threads import NO_NUDGE_KEYWORD, Thread, build_threads
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,25 @@ QUOTE_LIMIT = 2 * 1024 * 1024  # the outbound we quote; larger ones are cut
 @dataclass
 class CycleResult:
     account: str
-    decisions: list[Decision] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)  # the threads looked at this cycle
     written: list[str] = field(default_factory=list)  # nudge Message-IDs appended
     withdrawn: list[str] = field(default_factory=list)  # our drafts removed after a reply
     fetched: int = 0  # header records read from the server
     skipped: int = 0  # malformed messages passed over
+    full: bool = False  # every thread of the window was looked at, not only the changed ones
     layout: Layout | None = None
 
     def count(self, status: str) -> int:
         return sum(1 for d in self.decisions if d.status == status)
+
+
+def fingerprint(config: Config, account: Account) -> str:
+    """What decisions depend on besides the mail: when it changes, everything is re-planned."""
+    from nudger import __version__
+
+    parts = [__version__, repr(config.rules), repr(sorted(config.templates.items())),
+             repr(account.identities), account.timezone.key, str(account.lookback)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
 def run_cycle(
@@ -63,20 +73,38 @@ def run_cycle(
     now: datetime,
     dry_run: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    full: bool = False,
 ) -> CycleResult:
+    """Sync, decide, act. Only threads touched by new mail, whose time has come, or whose
+    draft changed are evaluated, unless ``full`` (or the rules changed)."""
     result = CycleResult(account.name)
     layout = discover(mailbox.list_folders(), account.sent_folder, account.drafts_folder,
                       account.watch_folders)
     result.layout = layout
     since = (now - account.lookback).date()
+    touched: set[str] = set()
     for folder in layout.watched:
-        result.fetched += _sync_folder(account, mailbox, state, folder, since, now, result, progress)
-    _sync_drafts(account, mailbox, state, layout.drafts, now, result)
-    _reconcile(account, state, layout, now)
+        touched |= _sync_folder(account, mailbox, state, folder, since, now, result, progress)
+    drafts_changed = _sync_drafts(account, mailbox, state, layout.drafts, now, result)
+    if touched or drafts_changed:
+        _reconcile(account, state, layout, now)
 
-    records = state.records(account.name, [f for f in layout.watched])
-    threads = build_threads(records, prefer_folder=layout.sent)
-    result.decisions = plan(threads, account, config.rules, state.ledger(account.name), now)
+    print_ = fingerprint(config, account)
+    full = full or state.meta(account.name, "plan_fingerprint") != print_
+    ledger = state.ledger(account.name)
+    if full:
+        seeds = state.ours_since(account.name, account.identities, now - account.lookback)
+    else:
+        seeds = sorted(touched) + state.due_agenda(account.name, now)
+        if touched or drafts_changed:
+            seeds += [e.outbound_id for e in ledger.values() if e.fate in PENDING]
+    result.full = full
+    result.decisions = _evaluate(config, account, state, layout, ledger, seeds, now, full)
+    with state.transaction():
+        state.set_meta(account.name, "plan_fingerprint", print_)
+        state.set_meta(account.name, "last_cycle", now.isoformat())
+        state.set_meta(account.name, "sent_folder", layout.sent)
+        state.set_meta(account.name, "drafts_folder", layout.drafts)
     for decision in result.decisions:
         log.debug("%s: %s %s: %s", account.name, decision.status, decision.thread_key, decision.reason)
     if dry_run:
@@ -88,10 +116,41 @@ def run_cycle(
         elif isinstance(decision.action, WithdrawDraft):
             if _withdraw(account, mailbox, state, layout, decision.action.entry, now):
                 result.withdrawn.append(decision.action.entry.nudge_id)
-    state.set_meta(account.name, "last_cycle", now.isoformat())
-    state.set_meta(account.name, "sent_folder", layout.sent)
-    state.set_meta(account.name, "drafts_folder", layout.drafts)
     return result
+
+
+def threads_of(state: State, account: str, seeds: Iterable[str], folders: Iterable[str],
+               sent: str) -> Iterator[Thread]:
+    """The threads the seed messages belong to, each once, read from the state's links."""
+    done: set[str] = set()
+    folders = tuple(folders)
+    for seed in seeds:
+        if seed in done:
+            continue
+        ids = state.thread_ids(account, [seed])
+        done |= ids
+        yield from build_threads(state.records_for(account, ids, folders), prefer_folder=sent)
+
+
+def _evaluate(config: Config, account: Account, state: State, layout: Layout,
+              ledger: dict[str, LedgerEntry], seeds: list[str], now: datetime,
+              full: bool) -> list[Decision]:
+    """Decide for the threads of ``seeds``, one thread at a time, and keep the agenda."""
+    decisions: dict[str, Decision] = {}
+    with state.transaction():
+        if full:
+            state.clear_agenda(account.name)
+        for thread in threads_of(state, account.name, seeds, layout.watched, layout.sent):
+            for m in thread.messages:
+                state.set_agenda(account.name, m.message_id, None)
+            decision = decide(thread, account, config.rules, ledger, now)
+            if decision is None or decision.outbound is None:
+                continue
+            decisions[thread.key] = decision
+            # Look again when it falls due; a due one stays on the agenda until written.
+            if decision.status in ("waiting", "due"):
+                state.set_agenda(account.name, decision.outbound.message_id, decision.due_at)
+    return list(decisions.values())
 
 
 # -- sync ------------------------------------------------------------------------------------
@@ -101,7 +160,11 @@ def _sync_folder(
     account: Account, mailbox: Mailbox, state: State, folder: str, since: date,
     now: datetime, result: CycleResult,
     progress: Callable[[str, int, int], None] | None,
-) -> int:
+) -> set[str]:
+    """Bring a folder's new messages (and, with CONDSTORE, changed flags) into the state.
+
+    Returns the keys of the messages that are new or changed.
+    """
     status = mailbox.status(folder)
     cp = state.checkpoint(account.name, folder)
     if cp is not None and cp.uidvalidity != status.uidvalidity:
@@ -110,30 +173,36 @@ def _sync_folder(
         with state.transaction():
             state.forget_folder(account.name, folder)
         cp = None
-    if cp is not None and cp.uidnext == status.uidnext:
-        return 0  # nothing new arrived
+    touched: set[str] = set()
+    modseq_moved = (cp is not None and status.highestmodseq is not None
+                    and cp.highestmodseq is not None and status.highestmodseq != cp.highestmodseq)
+    if cp is not None and cp.uidnext == status.uidnext and not modseq_moved:
+        return touched  # nothing arrived, nothing changed: not even a SELECT
     last = cp.last_uid if cp else 0
-    uids = mailbox.search_new(folder, last, since)
-    fetched = 0
+    uids = mailbox.search_new(folder, last, since) if cp is None or cp.uidnext != status.uidnext else []
     batch: list[MessageRecord] = []
     for item in mailbox.fetch_headers(folder, uids):
-        fetched += 1
+        result.fetched += 1
         record = _record(account, mailbox, folder, item, result)
         if record is not None:
             batch.append(record)
+            touched.add(record_key(record))
         if len(batch) >= 500:
             with state.transaction():
                 state.put_records(account.name, batch)
             batch = []
         if progress:
-            progress(folder, fetched, len(uids))
+            progress(folder, result.fetched, len(uids))
     with state.transaction():
         state.put_records(account.name, batch)
-        top = max(uids, default=last)
+        if modseq_moved and cp is not None and cp.highestmodseq is not None:
+            # Someone set a keyword ($NoNudge) or a flag: update the copies we know.
+            touched |= set(state.set_keywords(account.name, folder,
+                                              mailbox.changed_flags(folder, cp.highestmodseq)))
         state.save_checkpoint(account.name, folder,
-                              Checkpoint(status.uidvalidity, status.uidnext, max(top, last),
-                                         status.highestmodseq), now)
-    return fetched
+                              Checkpoint(status.uidvalidity, status.uidnext, max([last, *uids]),
+                                         status.highestmodseq, status.messages), now)
+    return touched
 
 
 def _record(account: Account, mailbox: Mailbox, folder: str, item: Fetched,
@@ -159,16 +228,22 @@ def _record(account: Account, mailbox: Mailbox, folder: str, item: Fetched,
 
 
 def _sync_drafts(account: Account, mailbox: Mailbox, state: State, drafts: str,
-                 now: datetime, result: CycleResult) -> None:
-    """Drafts is small and changes under the user's hands: track deletions too."""
-    present = mailbox.all_uids(drafts)
-    known = state.uids(account.name, drafts)
+                 now: datetime, result: CycleResult) -> bool:
+    """Drafts is small and changes under the user's hands: track deletions too.
+
+    Unchanged UIDNEXT and message count mean nothing was added or removed (an add plus
+    a delete would move UIDNEXT), so a quiet Drafts costs one STATUS.
+    """
     status = mailbox.status(drafts)
     cp = state.checkpoint(account.name, drafts)
     if cp is not None and cp.uidvalidity != status.uidvalidity:
-        known = set()
         with state.transaction():
             state.forget_folder(account.name, drafts)
+        cp = None
+    if cp is not None and (cp.uidnext, cp.messages) == (status.uidnext, status.messages):
+        return False
+    present = mailbox.all_uids(drafts)
+    known = state.uids(account.name, drafts)
     new = sorted(present - known)
     records = [r for item in mailbox.fetch_headers(drafts, new)
                if (r := _record(account, mailbox, drafts, item, result)) is not None]
@@ -177,7 +252,8 @@ def _sync_drafts(account: Account, mailbox: Mailbox, state: State, drafts: str,
         state.put_records(account.name, records)
         state.save_checkpoint(account.name, drafts,
                               Checkpoint(status.uidvalidity, status.uidnext, max(present, default=0),
-                                         status.highestmodseq), now)
+                                         status.highestmodseq, status.messages), now)
+    return True
 
 
 def _reconcile(account: Account, state: State, layout: Layout, now: datetime) -> None:
@@ -187,7 +263,7 @@ def _reconcile(account: Account, state: State, layout: Layout, now: datetime) ->
     and the ledger write) is adopted, so it is never written twice.
     """
     known = state.ledger(account.name)
-    drafts = state.records(account.name, [layout.drafts])
+    drafts = state.records(account.name, layout.drafts)
     for r in drafts:
         stage = _nudge_stage(r.message_id)
         if r.nudge_for and stage and r.message_id not in known:
@@ -198,10 +274,10 @@ def _reconcile(account: Account, state: State, layout: Layout, now: datetime) ->
             log.info("%s: found our follow-up %s for %s in %s; recorded it", account.name, stage,
                      r.nudge_for, layout.drafts)
     pending = [e for e in state.ledger(account.name).values() if e.fate in PENDING]
-    if not pending:
-        return
-    others = state.records(account.name, list(layout.watched))
     for entry in pending:
+        # Only what answers the followed-up message can be the sent follow-up.
+        others = [r for r in state.answers_to(account.name, entry.outbound_id) if r.folder != layout.drafts]
+        others += state.records_for(account.name, [entry.nudge_id], layout.watched)
         fate = _fate(account, entry, drafts, others)
         if fate == entry.fate:
             continue

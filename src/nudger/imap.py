@@ -81,6 +81,10 @@ class ImapMailbox:
             raise _translate(exc, account, "logging in") from None
         self.capabilities = {c.decode().upper() for c in self.client.capabilities()}
         self.gmail = "X-GM-EXT-1" in self.capabilities
+        self.condstore = "CONDSTORE" in self.capabilities
+        if self.condstore and "ENABLE" in self.capabilities:
+            # Legal only now, before any SELECT (RFC 7162); never QRESYNC (imapclient breaks).
+            self._call("enabling CONDSTORE", self.client.enable, "CONDSTORE")
 
     def _call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -100,12 +104,22 @@ class ImapMailbox:
                 for flags, _delim, name in listed]
 
     def status(self, folder: str) -> FolderStatus:
-        items = [b"UIDVALIDITY", b"UIDNEXT"]
-        if "CONDSTORE" in self.capabilities:
+        """One STATUS command: enough to skip an unchanged folder without selecting it."""
+        items = [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"]
+        if self.condstore:
             items.append(b"HIGHESTMODSEQ")
         got = self._call(f"checking {folder!r}", self.client.folder_status, folder, items)
         return FolderStatus(int(got[b"UIDVALIDITY"]), int(got[b"UIDNEXT"]),
-                            int(got[b"HIGHESTMODSEQ"]) if b"HIGHESTMODSEQ" in got else None)
+                            int(got[b"HIGHESTMODSEQ"]) if b"HIGHESTMODSEQ" in got else None,
+                            int(got[b"MESSAGES"]))
+
+    def changed_flags(self, folder: str, modseq: int) -> dict[int, tuple[str, ...]]:
+        """Flags of the messages changed since ``modseq`` (CONDSTORE only)."""
+        if not self.condstore:
+            return {}
+        self._examine(folder)
+        uids = self._call(f"searching {folder!r}", self.client.search, ["MODSEQ", str(modseq + 1)])
+        return self.fetch_flags(folder, sorted(uids)) if uids else {}
 
     def search_new(self, folder: str, after_uid: int, since: date | None) -> list[int]:
         self._examine(folder)
@@ -145,7 +159,10 @@ class ImapMailbox:
 
     def fetch_flags(self, folder: str, uids: Sequence[int]) -> dict[int, tuple[str, ...]]:
         self._examine(folder)
-        got = self._call(f"reading flags in {folder!r}", self.client.get_flags, list(uids))
+        got: dict[int, Any] = {}
+        for start in range(0, len(uids), BATCH):
+            got.update(self._call(f"reading flags in {folder!r}", self.client.get_flags,
+                                  list(uids[start : start + BATCH])))
         return {uid: tuple(f.decode() if isinstance(f, bytes) else str(f) for f in flags)
                 for uid, flags in got.items()}
 

@@ -10,25 +10,29 @@ from rich.console import Console
 from rich.table import Table
 
 from nudger.config import Account, Config
+from nudger.engine import threads_of
 from nudger.errors import EX_OK, NudgerError
 from nudger.mailfacts import HUMAN, normalise_message_id
 from nudger.plan import Decision, decide
 from nudger.report import line
 from nudger.rules import add_delay, match_rule
 from nudger.state import State
-from nudger.threads import Thread, build_threads, judge
+from nudger.threads import Thread, judge
 
 SHOWN = ("due", "drafted", "waiting", "sent", "dismissed", "bounced")
 
 
-def _threads(state: State, account: Account) -> tuple[list[Thread], str]:
+def _threads(state: State, account: Account, now: datetime,
+             seeds: list[str] | None = None) -> tuple[list[Thread], str]:
+    """Threads of the user's messages in the look-back window (or of ``seeds``)."""
     drafts = state.meta(account.name, "drafts_folder") or ""
     folders = [f for (f,) in state.conn.execute(
         "SELECT folder FROM folders WHERE account=?", (account.name,)) if f != drafts]
-    records = state.records(account.name, folders)
     synced = state.meta(account.name, "last_cycle") or "never"
     sent = state.meta(account.name, "sent_folder") or ""
-    return build_threads(records, prefer_folder=sent), synced
+    if seeds is None:
+        seeds = state.ours_since(account.name, account.identities, now - account.lookback)
+    return list(threads_of(state, account.name, seeds, folders, sent)), synced
 
 
 def _open(config: Config) -> State:
@@ -47,7 +51,7 @@ def status(config: Config, now: datetime, as_json: bool) -> int:
                       highlight=False, soft_wrap=not sys.stdout.isatty())
     try:
         for account in config.accounts:
-            threads, synced = _threads(state, account)
+            threads, synced = _threads(state, account, now)
             ledger = state.ledger(account.name)
             decisions = [d for t in threads
                          if (d := decide(t, account, config.rules, ledger, now)) is not None and _shown(d)]
@@ -78,7 +82,7 @@ def explain(config: Config, message_id: str, now: datetime) -> int:
     state = _open(config)
     try:
         for account in config.accounts:
-            threads, synced = _threads(state, account)
+            threads, synced = _threads(state, account, now, [wanted])
             for thread in threads:
                 if any(m.message_id == wanted for m in thread.messages):
                     _explain(thread, account, config, state, now, synced)

@@ -37,6 +37,7 @@ class FolderStatus:
     uidvalidity: int
     uidnext: int
     highestmodseq: int | None = None
+    messages: int | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Mailbox(Protocol):
     def all_uids(self, folder: str) -> set[int]: ...
     def fetch_headers(self, folder: str, uids: Sequence[int]) -> Iterator[Fetched]: ...
     def fetch_flags(self, folder: str, uids: Sequence[int]) -> dict[int, tuple[str, ...]]: ...
+    def changed_flags(self, folder: str, modseq: int) -> dict[int, tuple[str, ...]]: ...
     def fetch_message(self, folder: str, uid: int, limit: int) -> bytes | None: ...
     def find_message_id(self, folder: str, message_id: str) -> list[int]: ...
     def append(self, folder: str, data: bytes, flags: Sequence[str], when: datetime) -> int | None: ...
@@ -188,7 +190,7 @@ class MemoryMailbox:
 
     def status(self, folder: str) -> FolderStatus:
         box = self.folders[folder]
-        return FolderStatus(box.uidvalidity, box.uidnext)
+        return FolderStatus(box.uidvalidity, box.uidnext, None, len(box.messages))
 
     def search_new(self, folder: str, after_uid: int, since: date | None) -> list[int]:
         return sorted(
@@ -211,6 +213,9 @@ class MemoryMailbox:
     def fetch_flags(self, folder: str, uids: Sequence[int]) -> dict[int, tuple[str, ...]]:
         box = self.folders[folder]
         return {uid: box.messages[uid].flags for uid in uids if uid in box.messages}
+
+    def changed_flags(self, folder: str, modseq: int) -> dict[int, tuple[str, ...]]:
+        return {}  # no CONDSTORE here: flag changes are checked when they matter
 
     def fetch_message(self, folder: str, uid: int, limit: int) -> bytes | None:
         m = self.folders[folder].messages.get(uid)

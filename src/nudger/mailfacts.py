@@ -141,6 +141,11 @@ class MessageRecord:
         return cls(**data)
 
 
+def record_key(record: MessageRecord) -> str:
+    """The id a message is threaded by: its Message-ID, or one made from where it lives."""
+    return record.message_id or f"<nudger-missing.{record.uid}@{record.folder}>"
+
+
 # -- normalisation -------------------------------------------------------------------------
 
 

@@ -32,7 +32,8 @@ def print_cycle(result: CycleResult, dry_run: bool, verbose: bool, out: TextIO |
     if result.withdrawn:
         wrote += f", removed {len(result.withdrawn)} after a reply"
     summary = ", ".join(f"{counts[s]} {s}" for s in ORDER if counts[s])
-    print(f"{result.account}: {len(result.decisions)} thread(s) of yours, {awaiting} awaiting "
+    scope = "thread(s) of yours" if result.full else "changed thread(s)"
+    print(f"{result.account}: {len(result.decisions)} {scope}, {awaiting} awaiting "
           f"a reply ({summary or 'nothing to do'}); {wrote}"
           + (f"; {result.skipped} malformed message(s) skipped" if result.skipped else ""),
           file=out)

@@ -13,24 +13,33 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
-from nudger.mailfacts import MessageRecord
+from nudger.mailfacts import MessageRecord, record_key
 from nudger.plan import LedgerEntry
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS folders (
     account TEXT NOT NULL, folder TEXT NOT NULL,
     uidvalidity INTEGER NOT NULL, uidnext INTEGER NOT NULL, last_uid INTEGER NOT NULL,
-    highestmodseq INTEGER, synced_at TEXT NOT NULL,
+    highestmodseq INTEGER, messages INTEGER, synced_at TEXT NOT NULL,
     PRIMARY KEY (account, folder));
 CREATE TABLE IF NOT EXISTS messages (
     account TEXT NOT NULL, folder TEXT NOT NULL, uid INTEGER NOT NULL,
-    message_id TEXT NOT NULL, record TEXT NOT NULL,
+    message_id TEXT NOT NULL, sender TEXT NOT NULL, date TEXT NOT NULL, record TEXT NOT NULL,
     PRIMARY KEY (account, folder, uid));
 CREATE INDEX IF NOT EXISTS messages_by_id ON messages (account, message_id);
+CREATE INDEX IF NOT EXISTS messages_by_date ON messages (account, date);
+-- Thread links (child answers parent; a bounce names its original; Gmail thread ids),
+-- so one thread is found by walking a few index entries, never by loading the account.
+CREATE TABLE IF NOT EXISTS links (account TEXT NOT NULL, child TEXT NOT NULL, parent TEXT NOT NULL,
+    PRIMARY KEY (account, child, parent)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS links_by_parent ON links (account, parent);
+-- When each awaiting thread next needs a look, so a quiet cycle evaluates nothing.
+CREATE TABLE IF NOT EXISTS agenda (account TEXT NOT NULL, outbound_id TEXT NOT NULL,
+    due_at TEXT NOT NULL, PRIMARY KEY (account, outbound_id));
 CREATE TABLE IF NOT EXISTS nudges (
     nudge_id TEXT PRIMARY KEY, account TEXT NOT NULL, outbound_id TEXT NOT NULL,
     thread_key TEXT NOT NULL, stage INTEGER NOT NULL, fate TEXT NOT NULL,
@@ -46,6 +55,7 @@ class Checkpoint:
     uidnext: int
     last_uid: int
     highestmodseq: int | None
+    messages: int | None = None
 
 
 class StateLocked(Exception):
@@ -111,44 +121,121 @@ class State:
 
     def checkpoint(self, account: str, folder: str) -> Checkpoint | None:
         row = self.conn.execute(
-            "SELECT uidvalidity, uidnext, last_uid, highestmodseq FROM folders "
+            "SELECT uidvalidity, uidnext, last_uid, highestmodseq, messages FROM folders "
             "WHERE account=? AND folder=?", (account, folder)).fetchone()
         return Checkpoint(*row) if row else None
 
     def save_checkpoint(self, account: str, folder: str, cp: Checkpoint, now: datetime) -> None:
         self.conn.execute(
-            "INSERT OR REPLACE INTO folders VALUES (?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO folders VALUES (?,?,?,?,?,?,?,?)",
             (account, folder, cp.uidvalidity, cp.uidnext, cp.last_uid, cp.highestmodseq,
-             now.isoformat()))
+             cp.messages, now.isoformat()))
 
     def forget_folder(self, account: str, folder: str) -> None:
         self.conn.execute("DELETE FROM messages WHERE account=? AND folder=?", (account, folder))
         self.conn.execute("DELETE FROM folders WHERE account=? AND folder=?", (account, folder))
 
     def put_records(self, account: str, records: Iterable[MessageRecord]) -> None:
-        self.conn.executemany(
-            "INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?)",
-            [(account, r.folder, r.uid, r.message_id, json.dumps(r.to_json())) for r in records])
+        rows, links = [], []
+        for r in records:
+            key = record_key(r)
+            rows.append((account, r.folder, r.uid, key, r.sender.email,
+                         r.date.astimezone(UTC).isoformat(), json.dumps(r.to_json())))
+            links += [(account, key, p) for p in r.parents + r.original_ids if p != key]
+            if r.gm_thrid:
+                links.append((account, key, f"gm:{r.gm_thrid}"))
+        self.conn.executemany("INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?,?)", rows)
+        self.conn.executemany("INSERT OR IGNORE INTO links VALUES (?,?,?)", links)
 
     def drop_records(self, account: str, folder: str, uids: Iterable[int]) -> None:
+        # Links stay: they describe messages, not copies, and a stale one only widens a search.
         self.conn.executemany(
             "DELETE FROM messages WHERE account=? AND folder=? AND uid=?",
             [(account, folder, uid) for uid in uids])
+
+    def set_keywords(self, account: str, folder: str, flags: dict[int, tuple[str, ...]]) -> list[str]:
+        """Update the flags of known messages; returns the keys of those that changed."""
+        changed = []
+        for uid, keywords in flags.items():
+            row = self.conn.execute("SELECT record FROM messages WHERE account=? AND folder=? AND uid=?",
+                                    (account, folder, uid)).fetchone()
+            if row is None:
+                continue
+            record = MessageRecord.from_json(json.loads(row[0]))
+            if tuple(sorted(record.keywords)) != tuple(sorted(keywords)):
+                record = replace(record, keywords=tuple(keywords))
+                self.put_records(account, [record])
+                changed.append(record_key(record))
+        return changed
+
+    def thread_ids(self, account: str, seeds: Iterable[str], limit: int = 5000) -> set[str]:
+        """Every message id linked to the seeds, walking the links both ways."""
+        seen = set(seeds)
+        frontier = list(seen)
+        while frontier and len(seen) < limit:
+            batch, frontier = frontier[:400], frontier[400:]
+            marks = ",".join("?" * len(batch))
+            found = self.conn.execute(
+                f"SELECT parent FROM links WHERE account=? AND child IN ({marks}) "
+                f"UNION SELECT child FROM links WHERE account=? AND parent IN ({marks})",
+                (account, *batch, account, *batch))
+            for (other,) in found:
+                if other not in seen:
+                    seen.add(other)
+                    frontier.append(other)
+        return seen
+
+    def records_for(self, account: str, ids: Iterable[str], folders: Iterable[str]) -> list[MessageRecord]:
+        wanted = list(ids)
+        allowed = set(folders)
+        result = []
+        for start in range(0, len(wanted), 400):
+            batch = wanted[start : start + 400]
+            rows = self.conn.execute(
+                f"SELECT folder, record FROM messages WHERE account=? AND message_id IN "
+                f"({','.join('?' * len(batch))})", (account, *batch))
+            result += [MessageRecord.from_json(json.loads(rec)) for folder, rec in rows if folder in allowed]
+        return result
+
+    def ours_since(self, account: str, identities: Iterable[str], since: datetime) -> list[str]:
+        idents = list(identities)
+        rows = self.conn.execute(
+            f"SELECT DISTINCT message_id FROM messages WHERE account=? AND date >= ? "
+            f"AND sender IN ({','.join('?' * len(idents))})",
+            (account, since.astimezone(UTC).isoformat(), *idents))
+        return [mid for (mid,) in rows]
+
+    def answers_to(self, account: str, message_id: str) -> list[MessageRecord]:
+        rows = self.conn.execute(
+            "SELECT m.record FROM links l JOIN messages m ON m.account=l.account AND m.message_id=l.child "
+            "WHERE l.account=? AND l.parent=?", (account, message_id))
+        return [MessageRecord.from_json(json.loads(rec)) for (rec,) in rows]
+
+    # -- the agenda: when an awaiting thread must be looked at again ----------------------------
+
+    def set_agenda(self, account: str, outbound_id: str, due_at: datetime | None) -> None:
+        if due_at is None:
+            self.conn.execute("DELETE FROM agenda WHERE account=? AND outbound_id=?", (account, outbound_id))
+        else:
+            self.conn.execute("INSERT OR REPLACE INTO agenda VALUES (?,?,?)",
+                              (account, outbound_id, due_at.astimezone(UTC).isoformat()))
+
+    def due_agenda(self, account: str, now: datetime) -> list[str]:
+        rows = self.conn.execute("SELECT outbound_id FROM agenda WHERE account=? AND due_at <= ?",
+                                 (account, now.astimezone(UTC).isoformat()))
+        return [mid for (mid,) in rows]
+
+    def clear_agenda(self, account: str) -> None:
+        self.conn.execute("DELETE FROM agenda WHERE account=?", (account,))
 
     def uids(self, account: str, folder: str) -> set[int]:
         rows = self.conn.execute(
             "SELECT uid FROM messages WHERE account=? AND folder=?", (account, folder))
         return {uid for (uid,) in rows}
 
-    def records(self, account: str, folders: Iterable[str] | None = None) -> list[MessageRecord]:
-        rows = self.conn.execute("SELECT folder, record FROM messages WHERE account=?", (account,))
-        wanted = set(folders) if folders is not None else None
-        return [MessageRecord.from_json(json.loads(rec)) for folder, rec in rows
-                if wanted is None or folder in wanted]
-
-    def records_by_id(self, account: str, message_id: str) -> list[MessageRecord]:
-        rows = self.conn.execute(
-            "SELECT record FROM messages WHERE account=? AND message_id=?", (account, message_id))
+    def records(self, account: str, folder: str) -> list[MessageRecord]:
+        rows = self.conn.execute("SELECT record FROM messages WHERE account=? AND folder=?",
+                                 (account, folder))
         return [MessageRecord.from_json(json.loads(rec)) for (rec,) in rows]
 
     # -- the ledger of our drafts ---------------------------------------------------------------

@@ -21,6 +21,7 @@ from nudger.mailfacts import (
     Addr,
     MessageRecord,
     is_noreply,
+    record_key,
 )
 
 NO_NUDGE_KEYWORD = "$NoNudge"
@@ -60,7 +61,7 @@ def build_threads(records: Iterable[MessageRecord], prefer_folder: str = "") -> 
     unique: dict[str, MessageRecord] = {}
     folders: dict[str, list[str]] = {}
     for record in records:
-        key = record.message_id or f"<nudger-missing.{record.uid}@{record.folder}>"
+        key = record_key(record)
         if record.message_id == "":
             record = replace(record, message_id=key)
         seen = unique.get(key)

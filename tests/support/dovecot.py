@@ -165,6 +165,17 @@ class Dovecot:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def sessions(self, user: str) -> list[dict[str, int]]:
+        """Per-session transfer figures Dovecot logs at logout: in, out, hdr_count, body_count..."""
+        if not self.log_path.exists():
+            return []
+        result = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if f"imap({user})" in line and "Disconnected" in line and " in=" in line:
+                fields = dict(p.split("=", 1) for p in line.split() if "=" in p)
+                result.append({k: int(v) for k, v in fields.items() if v.isdigit()})
+        return result
+
     def client(self, user: str):  # type: ignore[no-untyped-def]
         import imapclient
 

@@ -1,0 +1,125 @@
+"""Incremental sync against Dovecot: quiet folders cost nothing, new mail is read once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from support.dovecot import WEAK_CAPABILITY, Dovecot
+from support.harness import Box, by_subject, make_box
+from support.mail import days_ago, message
+
+pytestmark = pytest.mark.imap
+
+
+@pytest.fixture
+def box(dovecot, imap_user, tmp_path, capsys, monkeypatch) -> Box:  # type: ignore[no-untyped-def]
+    return make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+
+
+def _cycle(box: Box) -> dict[str, int]:
+    """One real cycle (as the service runs them: no --now); Dovecot's figures for it."""
+    before = len(box.dovecot.sessions(box.user))
+    box.cli("run", "--once")
+    sessions = box.dovecot.sessions(box.user)[before:]
+    assert len(sessions) == 1, sessions
+    return sessions[0]
+
+
+def _seed(box: Box, n: int, start: int = 0) -> None:
+    box.seed("Sent", *[message(f"inc{i}@example.com", sender=box.user, subject=f"Inc {i}",
+                               date=days_ago(1)) for i in range(start, start + n)])
+
+
+def test_quiet_cycle_reads_no_message_and_new_mail_is_read_once(box: Box) -> None:
+    _seed(box, 30)
+    box.seed("INBOX", *[message(f"in{i}@client.example", sender="bob@client.example", to=box.user,
+                                subject=f"Hello {i}", date=days_ago(2)) for i in range(20)])
+    first = _cycle(box)
+    assert first["hdr_count"] >= 50
+    quiet = _cycle(box)
+    assert quiet["hdr_count"] == 0 and quiet["body_count"] == 0
+    assert quiet["out"] < 4096 * 4  # a few STATUS answers, not the mailbox
+    box.seed("INBOX", message("new@client.example", sender="bob@client.example", to=box.user,
+                              subject="Re: Inc 3", date=days_ago(0), reply_to="inc3@example.com"))
+    after = _cycle(box)
+    assert after["hdr_count"] == 1
+    assert _cycle(box)["hdr_count"] == 0
+
+
+def test_quiet_cycle_costs_the_same_on_a_bigger_mailbox(dovecot: Dovecot, tmp_path, capsys,  # type: ignore[no-untyped-def]
+                                                       monkeypatch) -> None:
+    (tmp_path / "s").mkdir()
+    (tmp_path / "b").mkdir()
+    small = make_box(dovecot, dovecot.free_users.pop(0), tmp_path / "s", capsys, monkeypatch)
+    big = make_box(dovecot, dovecot.free_users.pop(0), tmp_path / "b", capsys, monkeypatch)
+    _seed(small, 10)
+    _seed(big, 300)
+    for box in (small, big):
+        monkeypatch.setenv("NUDGER_TEST_PASSWORD", box.dovecot.users[box.user])
+        _cycle(box)
+    monkeypatch.setenv("NUDGER_TEST_PASSWORD", dovecot.users[small.user])
+    quiet_small = _cycle(small)
+    monkeypatch.setenv("NUDGER_TEST_PASSWORD", dovecot.users[big.user])
+    quiet_big = _cycle(big)
+    assert quiet_big["out"] <= quiet_small["out"] * 1.2 + 64
+    assert quiet_big["in"] <= quiet_small["in"] * 1.2 + 64
+
+
+def test_uidvalidity_change_rereads_without_duplicates(box: Box) -> None:
+    box.seed("Archive", message("u1@example.com", sender=box.user, subject="Filed away",
+                                date=days_ago(6)))
+    assert by_subject(box.run())["Filed away"]["action"] == "appended"
+    # The server renumbers Archive: same messages, new UIDVALIDITY.
+    client = box.dovecot.client(box.user)
+    client.rename_folder("Archive", "Archive-old")
+    client.create_folder("Archive")
+    client.select_folder("Archive-old")
+    client.copy(client.search(["ALL"]), "Archive")
+    client.delete_folder("Archive-old")
+    client.logout()
+    decisions = box.run()
+    assert by_subject(decisions)["Filed away"]["status"] == "drafted"
+    assert "renumbered by the server" in box.last_err
+    assert len(box.drafts()) == 1
+
+
+def test_flag_set_later_is_noticed_through_condstore(box: Box) -> None:
+    box.seed("Sent", message("k1@example.com", sender=box.user, subject="Flag me",
+                             date=days_ago(1)))
+    box.cli("run", "--once")
+    client = box.dovecot.client(box.user)
+    client.select_folder("Sent")
+    client.add_flags(client.search(["ALL"]), [b"$NoNudge"])
+    client.logout()
+    code, out, err = box.cli("run", "--once", "--json")
+    assert code == 0
+    assert '"status": "excluded"' in out and "$NoNudge" in out
+
+
+@pytest.fixture(scope="module")
+def weak(dovecot: Dovecot) -> Iterator[Dovecot]:
+    server = Dovecot(dovecot.binary, capability=WEAK_CAPABILITY)
+    server.free_users = server.pool(5)  # type: ignore[attr-defined]
+    server.start()
+    yield server
+    server.cleanup()
+
+
+def test_without_condstore_the_same_drafts_and_a_quiet_cycle_still_reads_nothing(
+        dovecot: Dovecot, weak: Dovecot, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    drafts = []
+    for server in (dovecot, weak):
+        user = server.free_users.pop(0)  # type: ignore[attr-defined]
+        (tmp_path / str(server.port)).mkdir()
+        box = make_box(server, user, tmp_path / str(server.port), capsys, monkeypatch)
+        box.seed("Sent", *[message(f"c{i}@example.com", sender=user, to=f"p{i}@client.example",
+                                   subject=f"Same {i}", date=days_ago(6)) for i in range(5)])
+        box.seed("INBOX", message("rc@client.example", sender="p2@client.example", to=user,
+                                  subject="Re: Same 2", date=days_ago(5), reply_to="c2@example.com"))
+        box.run()
+        drafts.append(sorted((d["Subject"], d["To"], d["In-Reply-To"]) for d in box.drafts()))
+        _cycle(box)
+        assert _cycle(box)["hdr_count"] == 0
+    assert drafts[0] == drafts[1] and len(drafts[0]) == 4
