@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from support.dovecot import Dovecot, find_dovecot
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"

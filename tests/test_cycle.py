@@ -6,6 +6,7 @@ from datetime import UTC
 from pathlib import Path
 
 import pytest
+
 from support.harness import Box, by_subject, make_box, text
 from support.mail import NOW, days_ago, message
 

@@ -6,14 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.dovecot import WEAK_CAPABILITY, Dovecot
-from support.harness import by_subject, make_box
-from support.mail import config_text, days_ago, message
 
 from nudger.config import load_config
 from nudger.errors import EX_CONFIG, EX_NOPERM, EX_TEMPFAIL
 from nudger.imap import ImapMailbox
 from nudger.mailbox import discover
+from support.dovecot import WEAK_CAPABILITY, Dovecot
+from support.harness import by_subject, make_box
+from support.mail import config_text, days_ago, message
 
 pytestmark = pytest.mark.imap
 

@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.mail import days_ago, message
 
 from nudger.durations import Delay
 from nudger.mailfacts import parse_record
 from nudger.rules import add_delay
 from nudger.threads import AWAITING, REPLIED, build_threads, judge
+from support.mail import days_ago, message
 
 ME = "me@example.com"
 BERLIN = ZoneInfo("Europe/Berlin")
