@@ -68,7 +68,7 @@ def test_example_config_is_valid_and_mentions_every_key(tmp_path: Path) -> None:
     account_keys = ["host", "port", "tls", "username", "password_command", "password_env",
                     "password_file", "password", "identities", "name", "timezone", "lookback",
                     "sent_folder", "drafts_folder", "watch_folders", "ca_file", "timeout",
-                    "poll_interval", "state_dir", "match", "after", "stages", "template"]
+                    "max_new_drafts", "poll_interval", "state_dir", "match", "after", "stages", "template"]
     for key in account_keys:
         assert re.search(rf"^#? ?{key} =|\b{key} = ", text, re.M), key
     for placeholder in PLACEHOLDERS:

@@ -378,3 +378,14 @@ def test_status_lists_what_you_are_waiting_on(box: Box) -> None:
     assert code == 0 and "Waiting one" in out and "bob@client.example" in out
     code, out, _ = box.cli("explain", "p28@example.com", "--now", NOW.isoformat())
     assert code == 0 and "Verdict: awaiting" in out and "Rule: default" in out
+
+
+def test_a_busy_mailbox_gets_a_bounded_number_of_drafts_per_cycle(box: Box) -> None:
+    box.config.write_text(box.config.read_text().replace('lookback = "30d"',
+                                                          'lookback = "30d"\nmax_new_drafts = 3'))
+    for i in range(5):
+        sent(box, f"many{i}@example.com", f"Many {i}", 10 - i)
+    box.run()
+    assert sorted(d["Subject"] for d in box.drafts()) == ["Re: Many 0", "Re: Many 1", "Re: Many 2"]
+    box.run()
+    assert len(box.drafts()) == 5

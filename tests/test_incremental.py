@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -20,11 +21,26 @@ def box(dovecot, imap_user, tmp_path, capsys, monkeypatch) -> Box:  # type: igno
 
 def _cycle(box: Box) -> dict[str, int]:
     """One real cycle (as the service runs them: no --now); Dovecot's figures for it."""
-    before = len(box.dovecot.sessions(box.user))
+    before = _settled(box)
     box.cli("run", "--once")
     sessions = box.dovecot.sessions(box.user)[before:]
+    deadline = time.monotonic() + 5
+    while len(sessions) < 1 and time.monotonic() < deadline:  # logged a moment after logout
+        time.sleep(0.05)
+        sessions = box.dovecot.sessions(box.user)[before:]
     assert len(sessions) == 1, sessions
     return sessions[0]
+
+
+def _settled(box: Box) -> int:
+    """How many sessions Dovecot has logged, once earlier logouts (seeding) are written."""
+    count, stable_since = -1, time.monotonic()
+    while time.monotonic() - stable_since < 0.3:
+        now = len(box.dovecot.sessions(box.user))
+        if now != count:
+            count, stable_since = now, time.monotonic()
+        time.sleep(0.05)
+    return count
 
 
 def _seed(box: Box, n: int, start: int = 0) -> None:

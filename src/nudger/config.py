@@ -87,6 +87,7 @@ class Account:
     watch_folders: tuple[str, ...] | None = None
     ca_file: Path | None = None
     timeout: timedelta = timedelta(seconds=60)
+    max_new_drafts: int = 25
 
     def is_identity(self, address: str) -> bool:
         return address.lower() in self.identities
@@ -314,7 +315,7 @@ class _Validator:
         known = (
             "host", "port", "tls", "username", "password_command", "password_env",
             "password_file", "password", "identities", "name", "timezone", "lookback",
-            "sent_folder", "drafts_folder", "watch_folders", "ca_file", "timeout",
+            "sent_folder", "drafts_folder", "watch_folders", "ca_file", "timeout", "max_new_drafts",
         )  # fmt: skip
         table = self.table(spec, key, known)
         if not table:
@@ -355,6 +356,9 @@ class _Validator:
         timeout = self.parsed(
             table.get("timeout", "60s"), f"{key}.timeout", parse_duration, 'try "30s" or "2m"'
         )
+        max_new = self.typed(table.get("max_new_drafts"), f"{key}.max_new_drafts", int, "a number")
+        if max_new is not None and not 1 <= max_new <= 10000:
+            self.fail(f"{key}.max_new_drafts", f"{max_new} is not between 1 and 10000")
         ca_file = self.string(table, "ca_file", key)
         if ca_file is not None and not Path(ca_file).expanduser().is_file():
             self.fail(f"{key}.ca_file", f"no such file: {ca_file}")
@@ -376,6 +380,7 @@ class _Validator:
             watch_folders=self.strings(table, "watch_folders", key),
             ca_file=Path(ca_file).expanduser() if ca_file else None,
             timeout=timeout or timedelta(seconds=60),
+            max_new_drafts=max_new or 25,
         )
 
     def password(self, table: dict[str, Any], key: str) -> PasswordSource | None:

@@ -109,11 +109,25 @@ def run_cycle(
         log.debug("%s: %s %s: %s", account.name, decision.status, decision.thread_key, decision.reason)
     if dry_run:
         return result
-    for decision in result.decisions:
-        if isinstance(decision.action, AppendDraft):
-            if _write_draft(config, account, mailbox, state, layout, decision, decision.action, now):
+    appends = [d for d in result.decisions if isinstance(d.action, AppendDraft)]
+    # Oldest first, a bounded number per cycle: a first run on a busy mailbox must not
+    # bury the user's Drafts under hundreds of follow-ups; the rest come in later cycles.
+    appends.sort(key=lambda d: d.due_at or now)
+    if len(appends) > account.max_new_drafts:
+        log.info("%s: %d follow-ups are due; writing the %d oldest now, the rest in later cycles",
+                 account.name, len(appends), account.max_new_drafts)
+        appends = appends[: account.max_new_drafts]
+    if appends:
+        guard = _AppendGuard(mailbox, state, account.name, layout.drafts)
+        flags = _fresh_flags(mailbox, [d.action.outbound for d in appends
+                                       if isinstance(d.action, AppendDraft)])
+        for decision in appends:
+            assert isinstance(decision.action, AppendDraft)
+            if _write_draft(config, account, mailbox, state, layout, decision, decision.action, now,
+                            flags, guard):
                 result.written.append(decision.action.nudge_id)
-        elif isinstance(decision.action, WithdrawDraft):
+    for decision in result.decisions:
+        if isinstance(decision.action, WithdrawDraft):
             if _withdraw(account, mailbox, state, layout, decision.action.entry, now):
                 result.withdrawn.append(decision.action.entry.nudge_id)
     return result
@@ -314,11 +328,33 @@ def _nudge_stage(message_id: str) -> int:
 # -- act ---------------------------------------------------------------------------------------
 
 
+class _AppendGuard:
+    """Finds a draft of ours that appeared since the sync (another instance on another
+    machine, or a crash after APPEND): one STATUS, and a search only if Drafts moved."""
+
+    def __init__(self, mailbox: Mailbox, state: State, account: str, drafts: str):
+        cp = state.checkpoint(account, drafts)
+        self.mailbox, self.drafts = mailbox, drafts
+        self.moved = cp is None or mailbox.status(drafts).uidnext != cp.uidnext
+
+    def existing(self, nudge_id: str) -> list[int]:
+        return self.mailbox.find_message_id(self.drafts, nudge_id) if self.moved else []
+
+
+def _fresh_flags(mailbox: Mailbox, outbounds: list[MessageRecord]) -> dict[tuple[str, int], tuple[str, ...]]:
+    """The user may have marked a message since we read it: ask again, one FETCH per folder."""
+    by_folder: dict[str, list[int]] = {}
+    for out in outbounds:
+        by_folder.setdefault(out.folder, []).append(out.uid)
+    return {(folder, uid): flags for folder, uids in by_folder.items()
+            for uid, flags in mailbox.fetch_flags(folder, uids).items()}
+
+
 def _write_draft(config: Config, account: Account, mailbox: Mailbox, state: State,
-                 layout: Layout, decision: Decision, action: AppendDraft, now: datetime) -> bool:
+                 layout: Layout, decision: Decision, action: AppendDraft, now: datetime,
+                 fresh: dict[tuple[str, int], tuple[str, ...]], guard: _AppendGuard) -> bool:
     out = action.outbound
-    # The user may have marked the message since we read it: ask again, just for it.
-    flags = mailbox.fetch_flags(out.folder, [out.uid]).get(out.uid)
+    flags = fresh.get((out.folder, out.uid))
     if flags is None:
         log.info("%s: %s is gone from %s; no follow-up", account.name, out.message_id, out.folder)
         return False
@@ -329,7 +365,7 @@ def _write_draft(config: Config, account: Account, mailbox: Mailbox, state: Stat
     entry = LedgerEntry(action.nudge_id, account.name, out.message_id, decision.thread_key,
                         action.stage, DRAFTED, now, folder=layout.drafts)
     # A crash between APPEND and the ledger write leaves the draft on the server: find it.
-    existing = mailbox.find_message_id(layout.drafts, action.nudge_id)
+    existing = guard.existing(action.nudge_id)
     if existing:
         with state.transaction():
             state.record_nudge(replace(entry, uid=existing[0]))

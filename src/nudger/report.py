@@ -10,9 +10,9 @@ from typing import TextIO
 from nudger.engine import CycleResult
 from nudger.plan import AppendDraft, Decision, WithdrawDraft
 
-ORDER = ("due", "drafted", "waiting", "replied", "excluded", "dismissed", "limit", "no-rule")
+ORDER = ("due", "drafted", "waiting", "replied", "excluded", "bounced", "dismissed", "limit", "no-rule")
 MARK = {"due": "->", "drafted": "..", "waiting": "  ", "replied": "ok", "excluded": "--",
-        "dismissed": "xx", "limit": "==", "no-rule": "??"}
+        "dismissed": "xx", "limit": "==", "no-rule": "??", "bounced": "--"}
 
 
 def line(d: Decision) -> str:

@@ -41,6 +41,7 @@ class Dovecot:
                  capability: str | None = None, root: Path | None = None, tls: bool = False):
         self.binary = binary
         self.dir = Path(root or tempfile.mkdtemp(prefix="nudger-dovecot-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o755)  # the auth worker runs as Dovecot's user and must read users
         self.port = free_port()
         self.folders = folders if folders is not None else SPECIAL_FOLDERS
