@@ -82,6 +82,11 @@ username = "{user}"
 password_env = "BENCH_PASSWORD"
 timezone = "UTC"
 lookback = "{LOOKBACK_DAYS}d"
+# Nothing falls due: the cycles measured here sync and decide; writing drafts is bounded
+# separately (max_new_drafts) and would make repeated first cycles differ.
+[[rules]]
+name = "bench"
+after = "365d"
 """)
         self.env = {**os.environ, "BENCH_PASSWORD": server.users[user]}
 

@@ -9,6 +9,9 @@ from email.parser import BytesParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from nudger.compose import DraftInput, compose_nudge, first_name, nudge_message_id, to_bytes
 from nudger.config import parse_config
 from nudger.demo import DEMO_CONFIG, sample_mailbox
@@ -103,3 +106,40 @@ def test_dry_run_on_the_memory_mailbox_writes_nothing() -> None:
     config, account, box, state = _demo(now)
     result = run_cycle(config, account, box, state, now, dry_run=True)
     assert [d for d in result.decisions if d.action is not None] and box.appends == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.integers(min_value=1, max_value=50_000), max_size=3000))
+def test_uid_sets_cover_exactly_the_uids_within_the_limits(uids: set[int]) -> None:
+    from nudger.imap import MAX_SET, uid_batches
+
+    seen: list[int] = []
+    for batch in uid_batches(sorted(uids), size=700):
+        assert len(batch) <= MAX_SET
+        got = []
+        for part in batch.split(","):
+            first, _, last = part.partition(":")
+            got += range(int(first), int(last or first) + 1)
+        assert len(got) <= 700
+        seen += got
+    assert seen == sorted(uids)
+
+
+def test_fast_fetch_parser_reads_the_common_shape_and_declines_others() -> None:
+    from nudger.imap import parse_header_fetch
+
+    data = [
+        (b'1 (UID 7 RFC822.SIZE 512 FLAGS (\\Seen $NoNudge) INTERNALDATE "28-Nov-2026 05:39:28 +0100" '
+         b'BODY[HEADER.FIELDS (MESSAGE-ID)] {24}', b"Message-ID: <a@b.c>\r\n\r\n"),
+        b")",
+        (b'2 (UID 9 BODY[HEADER.FIELDS (MESSAGE-ID)] {2}', b"\r\n"),
+        b" FLAGS () RFC822.SIZE 3)",
+    ]
+    got = parse_header_fetch(data)
+    assert got is not None and sorted(got) == [7, 9]
+    assert got[7][b"FLAGS"] == (b"\\Seen", b"$NoNudge") and got[7][b"RFC822.SIZE"] == 512
+    assert got[7][b"INTERNALDATE"].utcoffset().total_seconds() == 3600
+    assert got[7][b"BODY[HEADER.FIELDS (MESSAGE-ID)]"] == b"Message-ID: <a@b.c>\r\n\r\n"
+    assert got[9][b"FLAGS"] == () and got[9][b"RFC822.SIZE"] == 3
+    # A header given as a quoted string, not a literal: left to imapclient's parser.
+    assert parse_header_fetch([b'3 (UID 4 BODY[HEADER.FIELDS (MESSAGE-ID)] "")']) is None

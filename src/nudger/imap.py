@@ -20,6 +20,7 @@ from typing import Any
 import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from imapclient.imapclient import SocketTimeout
+from imapclient.response_parser import parse_fetch_response
 
 from nudger.config import Account, is_loopback
 from nudger.errors import AuthError, NudgerError, TemporaryError
@@ -29,9 +30,89 @@ from nudger.mailfacts import HEADER_FIELDS
 log = logging.getLogger(__name__)
 
 IDLE_RENEW = 25 * 60  # servers may drop an IDLE client after 29 minutes (RFC 2177)
-BATCH = 200  # UIDs per FETCH: keeps command lines well under 1,000 bytes
+BATCH = 1000  # UIDs per FETCH at most; see uid_batches for the command-line limit
+MAX_SET = 900  # bytes of a UID set: some servers refuse command lines much over 1,000
 _FIELDS = "BODY.PEEK[HEADER.FIELDS (" + " ".join(f.upper() for f in HEADER_FIELDS) + ")]"
 _APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]", re.IGNORECASE)
+
+
+def uid_batches(uids: Sequence[int], size: int = BATCH, limit: int = MAX_SET) -> list[str]:
+    """Sorted UIDs as IMAP sets ("1:500,502,510:520"), each of at most ``size`` UIDs and
+    ``limit`` bytes: runs collapse, so a first sync sends a few short commands."""
+    runs: list[list[int]] = []
+    for uid in sorted(set(uids)):
+        if runs and uid == runs[-1][1] + 1:
+            runs[-1][1] = uid
+        else:
+            runs.append([uid, uid])
+    batches: list[str] = []
+    parts: list[str] = []
+    count = length = 0
+    for first, last in runs:
+        while first <= last:
+            take = min(size - count, last - first + 1)
+            part = str(first) if take == 1 else f"{first}:{first + take - 1}"
+            if take == 0 or (parts and length + len(part) + 1 > limit):
+                batches.append(",".join(parts))
+                parts, count, length = [], 0, 0
+                continue
+            parts.append(part)
+            count += take
+            length += len(part) + 1
+            first += take
+    if parts:
+        batches.append(",".join(parts))
+    return batches
+
+
+_META = {
+    b"UID": re.compile(rb"\bUID (\d+)"),
+    b"RFC822.SIZE": re.compile(rb"\bRFC822\.SIZE (\d+)"),
+    b"FLAGS": re.compile(rb"\bFLAGS \(([^)]*)\)"),
+    b"INTERNALDATE": re.compile(rb'\bINTERNALDATE "([^"]+)"'),
+    b"X-GM-THRID": re.compile(rb"\bX-GM-THRID (\d+)"),
+}
+_LITERAL_KEY = re.compile(rb"(BODY\[[^\]]*\](?:<\d+>)?) \{\d+\}$")
+
+
+def parse_header_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]] | None:
+    """The common shape of our header FETCH answers, parsed in one pass.
+
+    imapclient's general parser reads every byte through a Python tokenizer: most of
+    a first sync's time. This reads "* n (UID .. FLAGS (..) .. BODY[..] {len}" plus the
+    literal; anything else returns None and the general parser takes over.
+    """
+    from imapclient.datetime_util import parse_to_datetime
+
+    result: dict[int, dict[bytes, Any]] = {}
+    i = 0
+    while i < len(data):
+        item = data[i]
+        if not isinstance(item, tuple) or len(item) != 2:
+            return None
+        head, literal = item
+        trailer = data[i + 1] if i + 1 < len(data) and isinstance(data[i + 1], bytes) else b""
+        i += 2 if trailer else 1
+        key = _LITERAL_KEY.search(head)
+        if key is None or trailer.count(b"{"):
+            return None
+        meta = head + b" " + trailer
+        uid = _META[b"UID"].search(meta)
+        if uid is None:
+            return None
+        entry: dict[bytes, Any] = {key.group(1): literal}
+        for name in (b"RFC822.SIZE", b"X-GM-THRID"):
+            found = _META[name].search(meta)
+            if found:
+                entry[name] = int(found.group(1))
+        flags = _META[b"FLAGS"].search(meta)
+        if flags:
+            entry[b"FLAGS"] = tuple(flags.group(1).split())
+        date = _META[b"INTERNALDATE"].search(meta)
+        if date:
+            entry[b"INTERNALDATE"] = parse_to_datetime(date.group(1), normalise=False)
+        result[int(uid.group(1))] = entry
+    return result
 
 
 def _translate(exc: BaseException, account: Account, doing: str) -> NudgerError:
@@ -92,6 +173,19 @@ class ImapMailbox:
         except Exception as exc:  # noqa: BLE001
             raise _translate(exc, self.account, doing) from exc
 
+    def _uid_fetch(self, uid_set: str, items: Sequence[str]) -> dict[int, dict[bytes, Any]]:
+        """UID FETCH with a compact UID set ("1:500,502"). imapclient's fetch() accepts
+        only UID lists, which makes long command lines or many round trips; its response
+        parser is public, and imaplib's uid() is the standard library's own API."""
+        typ, data = self.client._imap.uid("FETCH", uid_set, "(" + " ".join(items) + ")")
+        if typ != "OK":
+            raise IMAPClientError(f"FETCH failed: {data!r}")
+        fast = parse_header_fetch(data)
+        if fast is not None:
+            return fast
+        parsed = parse_fetch_response(data, normalise_times=False, uid_is_key=True)
+        return {uid: d for uid, d in parsed.items() if isinstance(uid, int)}
+
     def _examine(self, folder: str) -> None:
         if self._selected != folder:
             self._call(f"opening {folder!r}", self.client.select_folder, folder, readonly=True)
@@ -139,13 +233,10 @@ class ImapMailbox:
         items = [_FIELDS, "INTERNALDATE", "FLAGS", "RFC822.SIZE"]
         if self.gmail:
             items.append("X-GM-THRID")
-        for start in range(0, len(uids), BATCH):
-            batch = list(uids[start : start + BATCH])
-            got = self._call(f"reading headers in {folder!r}", self.client.fetch, batch, items)
-            for uid in batch:
-                data = got.get(uid)
-                if data is None:
-                    continue  # expunged meanwhile
+        for batch in uid_batches(uids):
+            got = self._call(f"reading headers in {folder!r}", self._uid_fetch, batch, items)
+            for uid in sorted(got):
+                data = got[uid]
                 header = next((v for k, v in data.items() if k.startswith(b"BODY[HEADER")), b"")
                 yield Fetched(
                     uid=uid,
@@ -160,9 +251,9 @@ class ImapMailbox:
     def fetch_flags(self, folder: str, uids: Sequence[int]) -> dict[int, tuple[str, ...]]:
         self._examine(folder)
         got: dict[int, Any] = {}
-        for start in range(0, len(uids), BATCH):
-            got.update(self._call(f"reading flags in {folder!r}", self.client.get_flags,
-                                  list(uids[start : start + BATCH])))
+        for batch in uid_batches(uids):
+            fetched = self._call(f"reading flags in {folder!r}", self._uid_fetch, batch, ["FLAGS"])
+            got.update({uid: data.get(b"FLAGS", ()) for uid, data in fetched.items()})
         return {uid: tuple(f.decode() if isinstance(f, bytes) else str(f) for f in flags)
                 for uid, flags in got.items()}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.header
 import email.utils
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import Message
@@ -123,9 +123,12 @@ class MessageRecord:
         return keyword.lower() in (k.lower() for k in self.keywords)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # By hand, not dataclasses.asdict: this runs once per message of a first sync.
+        data = {name: getattr(self, name) for name in _JSON_FIELDS}
         data["date"] = self.date.isoformat()
-        data.pop("warnings")
+        data["sender"] = {"name": self.sender.name, "email": self.sender.email}
+        for key in ("to", "cc", "bcc"):
+            data[key] = [{"name": a.name, "email": a.email} for a in getattr(self, key)]
         return data
 
     @classmethod
@@ -144,6 +147,9 @@ class MessageRecord:
 def record_key(record: MessageRecord) -> str:
     """The id a message is threaded by: its Message-ID, or one made from where it lives."""
     return record.message_id or f"<nudger-missing.{record.uid}@{record.folder}>"
+
+
+_JSON_FIELDS = tuple(f for f in MessageRecord.__dataclass_fields__ if f != "warnings")
 
 
 # -- normalisation -------------------------------------------------------------------------
@@ -203,13 +209,9 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, email.header.Header):
         value = str(value)
-    raw = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in raw):
-        data = raw.encode("ascii", "surrogateescape")
-        try:
-            raw = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raw = data.decode("latin-1")
+    raw = _text_raw(value)
+    if "=?" not in raw:  # no encoded words: nothing to decode
+        return re.sub(r"\s*[\r\n]+\s*", " ", raw).strip() if "\n" in raw else raw.strip()
     try:
         parts = email.header.decode_header(raw)
         decoded = "".join(
@@ -221,19 +223,77 @@ def _text(value: Any) -> str:
     return re.sub(r"\s*[\r\n]+\s*", " ", decoded).strip()
 
 
-def _raw_all(msg: Message, name: str) -> list[str]:
-    """Header values as received: compat32's get() turns 8-bit bytes into U+FFFD."""
-    wanted = name.lower()
-    return [_text_raw(v) for k, v in msg.raw_items() if k.lower() == wanted]
+class Headers:
+    """A header block as name -> values, read in one pass.
+
+    Faster than the email package's feed parser (this runs for every message of a
+    first sync) and as tolerant: lines without a colon are skipped, folded lines are
+    joined, 8-bit bytes are kept (as UTF-8, else Latin-1) rather than replaced.
+    """
+
+    def __init__(self, data: bytes):
+        self.index: dict[str, list[str]] = {}
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            end = data.find(b"\n\n")
+        block = data if end < 0 else data[:end]
+        name: str | None = None
+        value: list[bytes] = []
+        for line in block.replace(b"\r\n", b"\n").split(b"\n"):
+            if line[:1] in (b" ", b"\t") and name is not None:
+                value.append(line)
+                continue
+            if name is not None:
+                self._add(name, value)
+            key, colon, rest = line.partition(b":")
+            if colon and key and b" " not in key.strip():
+                name, value = key.strip().decode("ascii", "replace").lower(), [rest]
+            else:
+                name, value = None, []
+        if name is not None:
+            self._add(name, value)
+
+    def _add(self, name: str, parts: list[bytes]) -> None:
+        raw = b"\n".join(parts).strip()
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = raw.decode("latin-1")
+        self.index.setdefault(name, []).append(text)
+
+    def get_all(self, name: str) -> list[str]:
+        return self.index.get(name.lower(), [])
+
+    def has(self, name: str) -> bool:
+        return name.lower() in self.index
 
 
-def _raw(msg: Message, name: str) -> str:
+def _raw_all(msg: Headers, name: str) -> list[str]:
+    return msg.get_all(name)  # already text: Headers decodes 8-bit bytes itself
+
+
+def _raw(msg: Headers, name: str) -> str:
     values = _raw_all(msg, name)
     return values[0] if values else ""
 
 
-def _addresses(msg: Message, name: str) -> tuple[Addr, ...]:
+_ADDR_SPEC = r'[^<>\s,;()"]+@[^<>\s,;()"]+'
+_SIMPLE_ADDRESS = re.compile(rf'^\s*(?:"?([^"<>,;()\\=]*?)"?\s*<({_ADDR_SPEC})>|({_ADDR_SPEC}))\s*$')
+
+
+def _addresses(msg: Headers, name: str) -> tuple[Addr, ...]:
     values = _raw_all(msg, name)
+    if not values:
+        return ()
+    if len(values) == 1:
+        simple = _SIMPLE_ADDRESS.match(values[0])
+        if simple:  # the common case, without the general (slow) address parser
+            display, address = simple.group(1) or "", simple.group(2) or simple.group(3)
+            local, _, domain = address.rpartition("@")
+            return (Addr(display.strip(), f"{local}@{domain}".lower()),)
     result = []
     for display, address in email.utils.getaddresses(values):
         address = address.strip()
@@ -245,8 +305,9 @@ def _addresses(msg: Message, name: str) -> tuple[Addr, ...]:
 
 
 def _text_raw(value: Any) -> str:
+    """Undo compat32's surrogate escapes (8-bit bytes): UTF-8 if it is, else Latin-1."""
     raw = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in raw):
+    if not raw.isascii() and any("\udc80" <= ch <= "\udcff" for ch in raw):
         data = raw.encode("ascii", "surrogateescape")
         try:
             raw = data.decode("utf-8")
@@ -277,15 +338,19 @@ def is_noreply(address: str) -> bool:
 # -- classification ------------------------------------------------------------------------
 
 
-def _header(msg: Message, name: str) -> str:
+def _header(msg: Headers, name: str) -> str:
     return _text(_raw(msg, name))
 
 
-def classify(msg: Message, sender: Addr, subject: str) -> tuple[str, str]:
+_REPORT_TYPE = re.compile(r'report-type\s*=\s*"?([\w-]+)', re.IGNORECASE)
+
+
+def classify(msg: Headers, sender: Addr, subject: str) -> tuple[str, str]:
     """What kind of message this is, judged from headers, standards first."""
-    ctype = msg.get_content_type()
-    report = (msg.get_param("report-type", "", header="content-type") or "")
-    report = report.lower() if isinstance(report, str) else ""
+    content_type = _raw(msg, "Content-Type")
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    found = _REPORT_TYPE.search(content_type)
+    report = found.group(1).lower() if found else ""
     local = sender.email.partition("@")[0]
     if ctype == "multipart/report" and report == "disposition-notification":
         return READ_RECEIPT, "read receipt (RFC 8098 disposition notification)"
@@ -304,7 +369,7 @@ def classify(msg: Message, sender: Addr, subject: str) -> tuple[str, str]:
     if auto and auto.split(";")[0].strip() != "no":
         return AUTO_REPLY, f"Auto-Submitted: {auto.split(';')[0].strip()}"
     for name in ("X-Autoreply", "X-Autorespond"):
-        if msg.get(name) is not None:
+        if msg.has(name):
             return AUTO_REPLY, f"{name} header"
     precedence = _header(msg, "Precedence").lower()
     # "bulk" alone is not enough: list servers stamp it on human replies, and calling
@@ -320,8 +385,8 @@ def classify(msg: Message, sender: Addr, subject: str) -> tuple[str, str]:
     return HUMAN, ""
 
 
-def _is_list(msg: Message) -> bool:
-    return msg.get("List-Id") is not None or msg.get("List-Post") is not None
+def _is_list(msg: Headers) -> bool:
+    return msg.has("List-Id") or msg.has("List-Post")
 
 
 def parse_report(raw: bytes) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
@@ -394,7 +459,7 @@ def parse_record(
     report_bytes: bytes | None = None,
 ) -> MessageRecord:
     """Build the record of one message; never raises on malformed input."""
-    msg = BytesHeaderParser(policy=compat32).parsebytes(header_bytes)
+    msg = Headers(header_bytes)
     warnings = []
     message_id = normalise_message_id(_text(_raw(msg, "Message-ID")))
     if not message_id:
@@ -407,7 +472,7 @@ def parse_record(
         subject = subject[:1000]
     date = parse_date(_raw(msg, "Date"))
     if date is None:
-        if msg.get("Date") is not None:
+        if msg.has("Date"):
             warnings.append("unreadable Date header; using the server's arrival time")
         date = (internaldate or datetime(1970, 1, 1, tzinfo=UTC)).astimezone(UTC)
     kind, why = classify(msg, sender, subject)
