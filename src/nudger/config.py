@@ -15,7 +15,7 @@ import string
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -88,9 +88,15 @@ class Account:
     ca_file: Path | None = None
     timeout: timedelta = timedelta(seconds=60)
     max_new_drafts: int = 25
+    workdays: frozenset[int] = frozenset(range(5))  # Monday = 0
+    holidays: str = ""  # "DE-BY": country and subdivision, for the holidays package
+    quiet_hours: tuple[time, time] | None = None  # no draft appears between these
+    subject_threading: bool = True  # replies without In-Reply-To: match subject + people
+    return_grace: Delay = Delay(business_days=1)  # after an out-of-office return date
 
     def is_identity(self, address: str) -> bool:
-        return address.lower() in self.identities
+        """Yours, including plus-addresses of yours (me+nudge-5d@example.com)."""
+        return base_address(address) in self.identities
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,7 @@ class Rule:
     to: tuple[str, ...] = ()
     subject: re.Pattern[str] | None = None
     accounts: tuple[str, ...] = ()
+    recipients: str = "all"  # or "non-repliers": only those who have not answered
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,15 @@ class Config:
     accounts: tuple[Account, ...]
     rules: tuple[Rule, ...]
     templates: Mapping[str, Template]
+
+
+def base_address(address: str) -> str:
+    """The address without a +tag: me+nudge-5d@example.com -> me@example.com."""
+    local, at, domain = address.lower().rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}" if at else address.lower()
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def default_config_paths() -> list[Path]:
@@ -316,6 +332,7 @@ class _Validator:
             "host", "port", "tls", "username", "password_command", "password_env",
             "password_file", "password", "identities", "name", "timezone", "lookback",
             "sent_folder", "drafts_folder", "watch_folders", "ca_file", "timeout", "max_new_drafts",
+            "workdays", "holidays", "quiet_hours", "subject_threading", "return_grace",
         )  # fmt: skip
         table = self.table(spec, key, known)
         if not table:
@@ -359,6 +376,23 @@ class _Validator:
         max_new = self.typed(table.get("max_new_drafts"), f"{key}.max_new_drafts", int, "a number")
         if max_new is not None and not 1 <= max_new <= 10000:
             self.fail(f"{key}.max_new_drafts", f"{max_new} is not between 1 and 10000")
+        workdays = self.strings(table, "workdays", key)
+        days: set[int] = set()
+        for i, day in enumerate(workdays or WEEKDAYS[:5]):
+            if day.lower()[:3] not in WEEKDAYS:
+                self.fail(f"{key}.workdays[{i}]", f'"{day}" is not a weekday (mon, tue, ... sun)')
+            else:
+                days.add(WEEKDAYS.index(day.lower()[:3]))
+        if workdays is not None and not days:
+            self.fail(f"{key}.workdays", "at least one working day is needed")
+        holiday_spec = self.string(table, "holidays", key) or ""
+        if holiday_spec:
+            self.check_holidays(holiday_spec, f"{key}.holidays")
+        quiet = self.quiet_hours(table.get("quiet_hours"), f"{key}.quiet_hours")
+        subject_threading = self.typed(table.get("subject_threading"), f"{key}.subject_threading",
+                                       bool, "true or false")
+        grace = self.parsed(table.get("return_grace", "1 business day"), f"{key}.return_grace",
+                            parse_delay, 'try "1 business day" or "2d"')
         ca_file = self.string(table, "ca_file", key)
         if ca_file is not None and not Path(ca_file).expanduser().is_file():
             self.fail(f"{key}.ca_file", f"no such file: {ca_file}")
@@ -371,7 +405,7 @@ class _Validator:
             tls=tls,
             username=username,
             password=password,
-            identities=tuple(i.lower() for i in identities),
+            identities=tuple(base_address(i) for i in identities),
             timezone=timezone,
             lookback=lookback or timedelta(days=30),
             display_name=self.string(table, "name", key) or "",
@@ -381,7 +415,33 @@ class _Validator:
             ca_file=Path(ca_file).expanduser() if ca_file else None,
             timeout=timeout or timedelta(seconds=60),
             max_new_drafts=max_new or 25,
+            workdays=frozenset(days or range(5)),
+            holidays=holiday_spec,
+            quiet_hours=quiet,
+            subject_threading=True if subject_threading is None else subject_threading,
+            return_grace=grace or Delay(business_days=1),
         )
+
+    def check_holidays(self, spec: str, key: str) -> None:
+        import holidays
+
+        country, _, subdiv = spec.partition("-")
+        try:
+            holidays.country_holidays(country.upper(), subdiv=subdiv.upper() or None)
+        except (NotImplementedError, KeyError, ValueError) as exc:
+            hint = str(exc).split(".")[0][:120]
+            self.fail(key, f'"{spec}" is not a known country[-subdivision] (e.g. "DE-BY", "US-CA", '
+                           f'"FR"): {hint}')
+
+    def quiet_hours(self, value: Any, key: str) -> tuple[time, time] | None:
+        if value is None:
+            return None
+        text = value if isinstance(value, str) else ""
+        match = re.fullmatch(r"\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*", text)
+        if match is None:
+            self.fail(key, f'{_kind(value)} is not a time range like "20:00-08:00"')
+            return None
+        return time(int(match[1]), int(match[2])), time(int(match[3]), int(match[4]))
 
     def password(self, table: dict[str, Any], key: str) -> PasswordSource | None:
         given = [k for k in ("password_command", "password_env", "password_file", "password")
@@ -449,7 +509,7 @@ class _Validator:
 
     def rule(self, key: str, spec: Any, templates: Mapping[str, Template],
              accounts: tuple[Account, ...]) -> Rule | None:
-        table = self.table(spec, key, ("name", "match", "after", "stages", "template"))
+        table = self.table(spec, key, ("name", "match", "after", "stages", "template", "recipients"))
         if not table and not isinstance(spec, dict):
             return None
         name = self.string(table, "name", key) or key
@@ -489,7 +549,11 @@ class _Validator:
                 stages.append(Stage(s_after or Delay(business_days=3), s_template))
         else:
             self.fail(f"{key}.stages", "expected a number (1-10) or a list of {after, template}")
-        return Rule(name, tuple(stages), tuple(t.lower() for t in to), subject, account_names)
+        recipients = self.string(table, "recipients", key) or "all"
+        if recipients not in ("all", "non-repliers"):
+            self.fail(f"{key}.recipients", f'"{recipients}" is not "all" or "non-repliers"')
+        return Rule(name, tuple(stages), tuple(t.lower() for t in to), subject, account_names,
+                    recipients)
 
     def known_template(self, name: str, key: str, templates: Mapping[str, Template]) -> None:
         if name not in templates:

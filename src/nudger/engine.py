@@ -17,7 +17,8 @@ from datetime import date, datetime
 from nudger.compose import DraftInput, compose_nudge, text_of, to_bytes
 from nudger.config import Account, Config
 from nudger.mailbox import Fetched, Layout, Mailbox, discover
-from nudger.mailfacts import Addr, MessageRecord, parse_record, record_key
+from nudger.mailfacts import AUTO_REPLY, HUMAN, Addr, MessageRecord, parse_record, record_key
+from nudger.ooo import return_date
 from nudger.plan import (
     CLOCK_SLACK,
     DISMISSED,
@@ -38,6 +39,7 @@ from nudger.threads import NO_NUDGE_KEYWORD, Thread, build_threads
 log = logging.getLogger(__name__)
 
 REPORT_LIMIT = 256 * 1024  # enough of a bounce to find what it reports on
+AUTO_REPLY_LIMIT = 32 * 1024  # the return date is in the first lines of an out-of-office
 QUOTE_LIMIT = 2 * 1024 * 1024  # the outbound we quote; larger ones are cut
 
 
@@ -199,8 +201,11 @@ def _sync_folder(
         result.fetched += 1
         record = _record(account, mailbox, folder, item, result)
         if record is not None:
+            record = _link_by_subject(account, state, record)
             batch.append(record)
             touched.add(record_key(record))
+            if record.inferred_parent:
+                touched.add(record.inferred_parent)
         if len(batch) >= 500:
             with state.transaction():
                 state.put_records(account.name, batch)
@@ -219,6 +224,23 @@ def _sync_folder(
     return touched
 
 
+def _link_by_subject(account: Account, state: State, record: MessageRecord) -> MessageRecord:
+    """A reply without In-Reply-To/References (some webmails, phones): link it to the
+    user's latest message with the same topic that it could answer -- sent to its
+    author, before it, within the look-back."""
+    if (not account.subject_threading or record.parents or record.kind != HUMAN
+            or not record.topic or account.is_identity(record.sender.email)):
+        return record
+    candidates = state.ours_by_topic(account.name, record.topic, account.identities,
+                                     before=record.date, since=record.date - account.lookback)
+    for ours in candidates:
+        if any(a.email == record.sender.email for a in ours.recipients):
+            log.debug("%s: %s UID %s has no In-Reply-To; threaded by subject with %s",
+                      account.name, record.folder, record.uid, ours.message_id)
+            return replace(record, inferred_parent=ours.message_id)
+    return record
+
+
 def _record(account: Account, mailbox: Mailbox, folder: str, item: Fetched,
             result: CycleResult) -> MessageRecord | None:
     try:
@@ -231,6 +253,12 @@ def _record(account: Account, mailbox: Mailbox, folder: str, item: Fetched,
                 record = parse_record(item.header, folder=folder, uid=item.uid,
                                       internaldate=item.internaldate, keywords=item.flags,
                                       gm_thrid=item.gm_thrid, size=item.size, report_bytes=body)
+        if record.kind == AUTO_REPLY and item.size < 10 * REPORT_LIMIT:
+            # An out-of-office may say when its sender is back: read its text for that.
+            body = mailbox.fetch_message(folder, item.uid, AUTO_REPLY_LIMIT)
+            back = return_date(text_of(body), record.date) if body else None
+            if back is not None:
+                record = replace(record, back_on=back.isoformat())
     except Exception as exc:  # noqa: BLE001 - one bad message must not stop the cycle
         result.skipped += 1
         log.warning("%s: skipped %s UID %s: cannot parse it (%s)", account.name, folder,

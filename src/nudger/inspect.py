@@ -15,7 +15,7 @@ from nudger.errors import EX_OK, NudgerError
 from nudger.mailfacts import HUMAN, normalise_message_id
 from nudger.plan import Decision, decide
 from nudger.report import line
-from nudger.rules import add_delay, match_rule
+from nudger.rules import due_at, match_rule
 from nudger.state import State
 from nudger.threads import Thread, judge
 
@@ -114,7 +114,7 @@ def _explain(thread: Thread, account: Account, config: Config, state: State, now
             print(f"Rule: {rule.name} (first match of {len(config.rules)}): {stages}")
             if decision is not None and decision.stage and decision.stage <= len(rule.stages):
                 spec = rule.stages[decision.stage - 1]
-                due = add_delay(out.date, spec.after, tz)
+                due = due_at(out.date, spec.after, account)
                 print(f"Timing: your latest message {out.date.astimezone(tz):%a %Y-%m-%d %H:%M} "
                       f"+ {spec.after} = {due.astimezone(tz):%a %Y-%m-%d %H:%M} ({tz.key}); "
                       f"now is {now.astimezone(tz):%a %Y-%m-%d %H:%M}")

@@ -104,11 +104,18 @@ class MessageRecord:
     size: int = 0
     written_id: str = ""  # Message-ID and References exactly as written, for our replies
     written_references: tuple[str, ...] = ()
+    back_on: str = ""  # an out-of-office's announced return date (ISO), when it names one
+    inferred_parent: str = ""  # for a reply without In-Reply-To: ours, by subject and people
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def parents(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(self.references + self.in_reply_to))
+        inferred = (self.inferred_parent,) if self.inferred_parent else ()
+        return tuple(dict.fromkeys(self.references + self.in_reply_to + inferred))
+
+    @property
+    def topic(self) -> str:
+        return normalise_subject(self.subject).lower()
 
     @property
     def recipients(self) -> tuple[Addr, ...]:

@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 
 from nudger.compose import nudge_message_id
 from nudger.config import Account, Rule, Stage
+from nudger.durations import Delay
 from nudger.mailfacts import Addr, MessageRecord, strip_reply_prefixes
-from nudger.rules import add_delay, match_rule
+from nudger.rules import NEVER, due_at, match_rule, override
 from nudger.threads import AWAITING, NOT_OURS, REPLIED, Thread, is_nudge, judge
 
 # Fates of a draft we wrote (kept in the state ledger).
@@ -135,7 +136,12 @@ def decide(
 ) -> Decision | None:
     ids = {m.message_id for m in thread.messages}
     mine = [e for e in ledger.values() if e.account == account.name and e.outbound_id in ids]
-    verdict = judge(thread, account.is_identity, _nudge_test(mine))
+    test = _nudge_test(mine)
+    verdict = judge(thread, account.is_identity, test)
+    if verdict.status == REPLIED and verdict.outbound is not None:
+        first = match_rule(rules, account.name, verdict.outbound, verdict.outbound.recipients)
+        if first is not None and first.recipients == "non-repliers":
+            verdict = judge(thread, account.is_identity, test, any_reply_answers=False)
     if verdict.status == NOT_OURS or verdict.outbound is None:
         return None
     out = verdict.outbound
@@ -163,6 +169,10 @@ def decide(
         return _with(base, status="dismissed", rule=rule.name,
                      reason=f"you deleted the follow-up draft (stage {dismissed[0].stage}); "
                             "this thread will not be nudged again")
+    chosen = override(out, account.is_identity)
+    if chosen is not None and chosen[0] == NEVER:
+        return _with(base, status="excluded", rule=rule.name,
+                     reason=f"you asked for no follow-up ({chosen[1]})")
     stage = verdict.nudges_sent + 1
     if stage > len(rule.stages):
         n = len(rule.stages)
@@ -170,7 +180,15 @@ def decide(
                      reason=f"{verdict.reason}; all {n} follow-up{'s' if n > 1 else ''} of rule "
                             f"{rule.name!r} sent")
     spec: Stage = rule.stages[stage - 1]
-    due = add_delay(out.date, spec.after, account.timezone)
+    delay, why = spec.after, f"rule {rule.name!r}: {spec.after}"
+    if chosen is not None and isinstance(chosen[0], Delay):
+        delay, why = chosen[0], f"{chosen[0]}, set by {chosen[1]}"
+    due = due_at(out.date, delay, account)
+    if verdict.back_on is not None:
+        back = due_at(verdict.back_on, account.return_grace, account)
+        if back > due:
+            due, why = back, (f"{why}; moved: out of office until {verdict.back_on:%a %d %b}, "
+                              f"+{account.return_grace}")
     domain = out.sender.email.rpartition("@")[2]
     nudge_id = nudge_message_id(account.name, out.message_id, stage, domain)
     entry = ledger.get(nudge_id)
@@ -187,11 +205,10 @@ def decide(
     if now < due:
         return _with(base, status="waiting", **common,
                      reason=f"{verdict.reason}; due {local_due:%a %Y-%m-%d %H:%M} "
-                            f"({spec.after} after {out.date.astimezone(account.timezone):%a %Y-%m-%d})")
+                            f"({why}, after {out.date.astimezone(account.timezone):%a %Y-%m-%d})")
     action = AppendDraft(nudge_id, out, stage, rule.name, spec.template, verdict.to, verdict.cc)
     return _with(base, status="due", **common, action=action,
-                 reason=f"{verdict.reason}; due since {local_due:%a %Y-%m-%d %H:%M} "
-                        f"(rule {rule.name!r}: {spec.after})")
+                 reason=f"{verdict.reason}; due since {local_due:%a %Y-%m-%d %H:%M} ({why})")
 
 
 def _nudge_test(mine: list[LedgerEntry]) -> Callable[[MessageRecord], bool]:

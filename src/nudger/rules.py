@@ -1,21 +1,30 @@
 """Which rule applies to a message, and when its follow-up falls due.
 
-Pure: ``now`` and time zones are parameters. Business days skip weekends (and,
-where given, holidays) in the account's time zone, keeping the time of day.
+Pure: ``now`` and time zones are parameters. Business days skip the account's
+non-working days and public holidays (the ``holidays`` package's tables), keeping the
+time of day; a follow-up that falls due in quiet hours waits for the morning. The
+user can override the delay per message from any client: an IMAP keyword
+(``$Nudge3d``, ``$Nudge2bd``) or a plus-address of theirs in Bcc (``me+nudge-5d@...``,
+``me+nonudge@...``).
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Container, Sequence
+import re
+from collections.abc import Callable, Container, Sequence
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from nudger.config import Rule
-from nudger.durations import Delay
+from nudger.config import Account, Rule
+from nudger.durations import Delay, parse_delay
 from nudger.mailfacts import Addr, MessageRecord
 
 MON_TO_FRI = frozenset(range(5))
+NEVER = "never"
+_KEYWORD = re.compile(r"^\$nudge(\d+)(d|bd|h|w)$", re.IGNORECASE)
+_PLUS = re.compile(r"^[^+@]+\+(?:nudge-?(\d+)(d|bd|h|w)|(nonudge|no-nudge))@", re.IGNORECASE)
 
 
 def match_rule(
@@ -33,6 +42,44 @@ def match_rule(
             continue
         return rule
     return None
+
+
+def _delay(amount: str, unit: str) -> Delay:
+    return parse_delay(f"{amount} business days" if unit.lower() == "bd" else f"{amount}{unit}")
+
+
+def override(outbound: MessageRecord, is_identity: Callable[[str], bool]) -> tuple[Delay | str, str] | None:
+    """A delay (or NEVER) the user set on this message, and where it came from."""
+    for keyword in outbound.keywords:
+        found = _KEYWORD.match(keyword)
+        if found:
+            return _delay(found[1], found[2]), f"keyword {keyword}"
+    for addr in outbound.bcc + outbound.to + outbound.cc:
+        found = _PLUS.match(addr.email)
+        if found and is_identity(addr.email):
+            if found[3]:
+                return NEVER, f"{addr.email} in the recipients"
+            return _delay(found[1], found[2]), f"{addr.email} in the recipients"
+    return None
+
+
+@lru_cache(maxsize=32)
+def holiday_dates(spec: str, year: int) -> frozenset[date]:
+    if not spec:
+        return frozenset()
+    import holidays
+
+    country, _, subdiv = spec.partition("-")
+    return frozenset(holidays.country_holidays(country.upper(), subdiv=subdiv.upper() or None,
+                                               years=(year, year + 1)))
+
+
+class _Holidays:
+    def __init__(self, spec: str):
+        self.spec = spec
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, date) and day in holiday_dates(self.spec, day.year)
 
 
 def add_delay(
@@ -58,3 +105,25 @@ def add_delay(
             remaining -= 1
     # Rebuild from wall-clock time so a DST change in between keeps "same time of day".
     return datetime.combine(day, local.time().replace(tzinfo=None), tzinfo=tz)
+
+
+def due_at(start: datetime, delay: Delay, account: Account) -> datetime:
+    """``add_delay`` in the account's calendar, then moved out of its quiet hours."""
+    due = add_delay(start, delay, account.timezone, account.workdays, _Holidays(account.holidays))
+    return after_quiet_hours(due, account).astimezone(account.timezone)
+
+
+def after_quiet_hours(when: datetime, account: Account) -> datetime:
+    """A time inside the quiet hours becomes the end of them (a draft at 3 a.m. reads
+    as a machine's; in the morning it reads as the user's)."""
+    if account.quiet_hours is None:
+        return when
+    begin, end = account.quiet_hours
+    local = when.astimezone(account.timezone)
+    t = local.time().replace(tzinfo=None)
+    overnight = begin > end
+    inside = (t >= begin or t < end) if overnight else (begin <= t < end)
+    if not inside:
+        return when
+    day = local.date() + timedelta(days=1) if overnight and t >= begin else local.date()
+    return datetime.combine(day, end, tzinfo=account.timezone)

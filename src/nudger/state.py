@@ -28,8 +28,10 @@ CREATE TABLE IF NOT EXISTS folders (
     PRIMARY KEY (account, folder));
 CREATE TABLE IF NOT EXISTS messages (
     account TEXT NOT NULL, folder TEXT NOT NULL, uid INTEGER NOT NULL,
-    message_id TEXT NOT NULL, sender TEXT NOT NULL, date TEXT NOT NULL, record TEXT NOT NULL,
+    message_id TEXT NOT NULL, sender TEXT NOT NULL, date TEXT NOT NULL, topic TEXT NOT NULL,
+    record TEXT NOT NULL,
     PRIMARY KEY (account, folder, uid));
+CREATE INDEX IF NOT EXISTS messages_by_topic ON messages (account, topic);
 CREATE INDEX IF NOT EXISTS messages_by_id ON messages (account, message_id);
 CREATE INDEX IF NOT EXISTS messages_by_date ON messages (account, date);
 -- Thread links (child answers parent; a bounce names its original; Gmail thread ids),
@@ -140,11 +142,11 @@ class State:
         for r in records:
             key = record_key(r)
             rows.append((account, r.folder, r.uid, key, r.sender.email,
-                         r.date.astimezone(UTC).isoformat(), json.dumps(r.to_json())))
+                         r.date.astimezone(UTC).isoformat(), r.topic, json.dumps(r.to_json())))
             links += [(account, key, p) for p in r.parents + r.original_ids if p != key]
             if r.gm_thrid:
                 links.append((account, key, f"gm:{r.gm_thrid}"))
-        self.conn.executemany("INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?,?)", rows)
+        self.conn.executemany("INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?,?,?)", rows)
         self.conn.executemany("INSERT OR IGNORE INTO links VALUES (?,?,?)", links)
 
     def drop_records(self, account: str, folder: str, uids: Iterable[int]) -> None:
@@ -204,6 +206,18 @@ class State:
             f"AND sender IN ({','.join('?' * len(idents))})",
             (account, since.astimezone(UTC).isoformat(), *idents))
         return [mid for (mid,) in rows]
+
+    def ours_by_topic(self, account: str, topic: str, identities: Iterable[str], before: datetime,
+                      since: datetime) -> list[MessageRecord]:
+        """The user's messages on a subject topic, newest first: candidates for a reply
+        that lost its In-Reply-To."""
+        idents = list(identities)
+        rows = self.conn.execute(
+            f"SELECT record FROM messages WHERE account=? AND topic=? AND date < ? AND date >= ? "
+            f"AND sender IN ({','.join('?' * len(idents))}) ORDER BY date DESC LIMIT 20",
+            (account, topic, before.astimezone(UTC).isoformat(), since.astimezone(UTC).isoformat(),
+             *idents))
+        return [MessageRecord.from_json(json.loads(rec)) for (rec,) in rows]
 
     def answers_to(self, account: str, message_id: str) -> list[MessageRecord]:
         rows = self.conn.execute(

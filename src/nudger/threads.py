@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from nudger.mailfacts import (
     AUTO_REPLY,
@@ -158,6 +159,8 @@ class Verdict:
     cc: tuple[Addr, ...] = ()
     nudges_sent: int = 0  # our follow-ups already sent since the last answer
     notes: tuple[str, ...] = ()  # machine answers seen, recipients dropped
+    back_on: datetime | None = None  # an out-of-office answer names this return date
+    repliers: tuple[str, ...] = ()  # who answered after the latest outbound
 
 
 def looks_like_list(address: str) -> bool:
@@ -165,11 +168,14 @@ def looks_like_list(address: str) -> bool:
 
 
 def judge(thread: Thread, is_identity: Callable[[str], bool],
-          nudge_test: Callable[[MessageRecord], bool] = is_nudge) -> Verdict:
+          nudge_test: Callable[[MessageRecord], bool] = is_nudge,
+          any_reply_answers: bool = True) -> Verdict:
     """Is this thread waiting on someone? Each verdict says why.
 
     ``nudge_test`` tells which of the user's messages are follow-ups we drafted (the
-    ledger knows more than the headers, which some clients rewrite).
+    ledger knows more than the headers, which some clients rewrite). With
+    ``any_reply_answers`` false, the thread waits on every recipient who has not
+    answered yet (a rule's ``recipients = "non-repliers"``).
     """
     ours = [m for m in thread.messages if is_identity(m.sender.email) and m.kind == HUMAN]
     if not ours:
@@ -180,13 +186,18 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
         m for m in thread.messages
         if m.kind == HUMAN and not is_identity(m.sender.email) and thread.after(latest, m)
     ]  # fmt: skip
+    repliers = tuple(dict.fromkeys(m.sender.email for m in theirs))
     if theirs:
         reply = max(theirs, key=lambda m: m.date)
-        return Verdict(
+        replied = Verdict(
             REPLIED,
             f"replied by {reply.sender.email} on {reply.date:%Y-%m-%d} ({thread.found_in(reply)})",
-            outbound=latest,
+            outbound=latest, repliers=repliers,
         )
+        waiting_on = [a for a in latest.recipients if not is_identity(a.email)
+                      and a.email not in repliers and not is_noreply(a.email)]
+        if any_reply_answers or not waiting_on:
+            return replied
 
     marked = [m for m in ours if m.has_keyword(NO_NUDGE_KEYWORD)]
     if marked:
@@ -205,7 +216,9 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
         return Verdict(EXCLUDED, f"sent to a mailing list ({lists[0]})", latest)
 
     notes: list[str] = []
-    people = [a for a in others if not is_noreply(a.email)]
+    people = [a for a in others if not is_noreply(a.email) and a.email not in repliers]
+    if repliers:
+        notes.append(f"answered by {', '.join(repliers)}; waiting on the others")
     dropped = [a.email for a in others if is_noreply(a.email)]
     if not people:
         return Verdict(EXCLUDED, f"only no-reply recipients ({', '.join(dropped)})", latest)
@@ -220,10 +233,16 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
         notes.append(f"left out bounced address {', '.join(sorted(failed))}")
         people = remaining
 
+    back_on: datetime | None = None
     for m in thread.messages:
         if m.kind in (AUTO_REPLY, READ_RECEIPT) and thread.after(latest, m):
             what = "out-of-office/auto-reply" if m.kind == AUTO_REPLY else "read receipt"
-            notes.append(f"{what} from {m.sender.email or 'unknown'} on {m.date:%Y-%m-%d} "
+            back = ""
+            if m.back_on:
+                when = datetime.fromisoformat(m.back_on)
+                back_on = max(back_on, when) if back_on else when
+                back = f", back on {when:%a %d %b %Y}"
+            notes.append(f"{what} from {m.sender.email or 'unknown'} on {m.date:%Y-%m-%d}{back} "
                          f"(not a reply)")
 
     answers = [m for m in thread.messages if m.kind == HUMAN and not is_identity(m.sender.email)]
@@ -235,7 +254,8 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
     if not to:
         to, cc = cc[:1], cc[1:]
     reason = "no reply yet" + (f"; {'; '.join(notes)}" if notes else "")
-    return Verdict(AWAITING, reason, latest, to, cc, len(since_answer), tuple(notes))
+    return Verdict(AWAITING, reason, latest, to, cc, len(since_answer), tuple(notes), back_on,
+                   repliers)
 
 
 def _latest(thread: Thread, ours: list[MessageRecord]) -> MessageRecord:
