@@ -153,6 +153,23 @@ def test_bounces_name_the_failed_recipient_and_the_original(corpus: Path) -> Non
     assert record.kind == BOUNCE and record.failed_recipients
 
 
+def test_most_bounces_name_the_recipient_that_failed(corpus: Path) -> None:
+    # RFC 3464 reports by our parser, the rest by flufl.bounce's per-MTA detectors.
+    named = total = 0
+    for path in (corpus / "bounces").glob("*.eml"):
+        raw = path.read_bytes()
+        record = parse_record(raw, folder="c", uid=1, report_bytes=raw)
+        if record.kind == BOUNCE:
+            total += 1
+            named += bool(record.failed_recipients)
+    assert total >= 40 and named / total >= 0.8, (named, total)
+
+
+def test_success_notice_is_not_a_bounce(corpus: Path) -> None:
+    raw = (corpus / "bounces" / "success_dsn_relayed.eml").read_bytes()
+    assert parse_record(raw, folder="c", uid=1, report_bytes=raw).kind == DELAY
+
+
 def test_delay_notice_is_not_a_bounce(corpus: Path) -> None:
     raw = (corpus / "bounces" / "delay_sendmail_warning.eml").read_bytes()
     assert parse_record(raw, folder="c", uid=1, report_bytes=raw).kind == DELAY
@@ -169,3 +186,25 @@ def test_precedence_bulk_alone_is_not_an_auto_reply() -> None:
     r = parse_record(b"From: bob@x.org\r\nSubject: Re: hi\r\nPrecedence: bulk\r\n\r\n",
                      folder="f", uid=1)
     assert r.kind == HUMAN
+
+
+@pytest.mark.parametrize("subject", [
+    "Automatic reply: Offer", "Out of Office: Offer", "Automatische Antwort: Angebot",
+    "Abwesenheitsnotiz", "Réponse automatique : Offre", "Respuesta automática: Oferta",
+    "Risposta automatica: Offerta", "Automatisch antwoord: Offerte", "Resposta automática: Oferta",
+    "Autosvar: Offert", "自動応答: お見積り", "[support #4711] AutoReply: printer broken",
+    "We have received your request", "Ihre Anfrage ist eingegangen (Ticket 12345)",
+    "Accusé de réception de votre message", "Your ticket #8812 has been created",
+])
+def test_auto_reply_subjects_in_many_languages(subject: str) -> None:
+    raw = f"From: help@vendor.example\r\nSubject: {subject}\r\n\r\n".encode()
+    assert parse_record(raw, folder="f", uid=1).kind == AUTO_REPLY
+
+
+@pytest.mark.parametrize("subject", [
+    "Re: Offer", "RE: [Ticket #4711] printer broken", "Re: out of scope items",
+    "AW: Angebot", "Re: We received your proposal, thanks", "Accepted offer: next steps?",
+])
+def test_human_replies_are_not_mistaken_for_machines(subject: str) -> None:
+    raw = f"From: bob@client.example\r\nSubject: {subject}\r\n\r\n".encode()
+    assert parse_record(raw, folder="f", uid=1).kind == HUMAN

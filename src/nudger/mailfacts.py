@@ -7,6 +7,7 @@ decoded here with explicit fallbacks, so hostile input becomes data, not excepti
 
 from __future__ import annotations
 
+import email.errors
 import email.header
 import email.utils
 import re
@@ -50,7 +51,16 @@ _AUTO_SUBJECT = re.compile(
     r"|autoreply|automatische antwort|abwesenheitsnotiz|réponse automatique|absence du bureau"
     r"|respuesta automática|fuera de la oficina|risposta automatica|fuori sede"
     r"|automatisch antwoord|afwezig|resposta automática|ausente|autosvar|frånvaro|自動応答|不在)"
-    r"|\bauto-?reply\b|automatic reply|automatiska atbilde|out of (?:the )?office|on vacation\b",
+    r"|\bauto-?reply\b|automatic reply|automatiska atbilde|out of (?:the )?office|on vacation\b"
+    r"|afwezigheidsbericht|fora do escritório|frånvarande|自動返信|不在通知"
+    # help desks acknowledging a request: no person has read it yet
+    r"|we(?:'ve| have)? received your (?:message|request|e-?mail|inquiry|enquiry)"
+    r"|thank you for contacting|your (?:request|ticket|case) (?:#\s*)?\d*\s*(?:has been )?"
+    r"(?:received|created|opened|logged)|\bautoreply:"
+    r"|ihre anfrage (?:ist )?eingegangen|eingangsbestätigung|wir haben ihre (?:nachricht|anfrage) erhalten"
+    r"|accusé de réception|nous avons bien reçu|hemos recibido su|abbiamo ricevuto la sua"
+    r"|wij hebben uw (?:bericht|aanvraag) ontvangen|recebemos (?:a )?sua|vi har tagit emot"
+    r"|お問い合わせを受け付けました",
     re.IGNORECASE,
 )
 _CALENDAR_SUBJECT = re.compile(
@@ -225,7 +235,7 @@ def _text(value: Any) -> str:
             chunk.decode(charset or "ascii", "replace") if isinstance(chunk, bytes) else chunk
             for chunk, charset in parts
         )
-    except (LookupError, ValueError, AssertionError):
+    except (LookupError, ValueError, AssertionError, email.errors.HeaderParseError):
         decoded = raw
     return re.sub(r"\s*[\r\n]+\s*", " ", decoded).strip()
 
@@ -397,7 +407,7 @@ def _is_list(msg: Headers) -> bool:
 
 
 def parse_report(raw: bytes) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
-    """Failed recipients, original Message-IDs and "only delays" from a whole report.
+    """Failed recipients, original Message-IDs and "only notices" from a whole report.
 
     Reads RFC 3464 delivery-status parts and the attached original (message/rfc822 or
     text/rfc822-headers); for non-standard bounces, falls back to the text.
@@ -405,6 +415,7 @@ def parse_report(raw: bytes) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
     msg = message_from_bytes(raw, policy=compat32)
     failed: list[str] = []
     delayed: list[str] = []
+    delivered: list[str] = []
     originals: list[str] = []
     texts: list[str] = []
     for part in msg.walk():
@@ -423,6 +434,8 @@ def parse_report(raw: bytes) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
                             failed.append(address)
                         elif action.startswith("delayed"):
                             delayed.append(address)
+                        elif action.startswith(("delivered", "relayed", "expanded")):
+                            delivered.append(address)
                     for key in ("Original-Message-ID", "X-Original-Message-ID"):
                         originals.extend(message_ids(_text(block.get(key, ""))))
         elif ctype == "message/rfc822":
@@ -443,12 +456,34 @@ def parse_report(raw: bytes) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
     for header in ("X-Failed-Recipients",):
         for value in msg.get_all(header, []):
             failed.extend(a.lower() for a in _ADDR_IN_TEXT.findall(_text(value)))
+    if not failed and not delivered:
+        failed, more_delays = _flufl_failures(msg)
+        delayed += more_delays
     if not originals:
         for text in texts:
             for match in re.finditer(r"(?im)^\s*message-id:\s*(\S.*)$", text):
                 originals.extend(message_ids(match.group(1)))
-    only_delays = bool(delayed) and not failed
-    return tuple(dict.fromkeys(failed)), tuple(dict.fromkeys(originals)), only_delays
+    # "delayed" or "delivered/relayed" only: a notice, not a failure.
+    only_notices = bool(delayed or delivered) and not failed
+    return tuple(dict.fromkeys(failed)), tuple(dict.fromkeys(originals)), only_notices
+
+
+def _flufl_failures(msg: Message) -> tuple[list[str], list[str]]:
+    """Failed and delayed recipients of a non-standard bounce (Exim, qmail, old Sendmail,
+    Exchange NDRs, ...), by flufl.bounce's per-MTA detectors."""
+    from flufl.bounce import all_failures
+
+    try:
+        temporary, permanent = all_failures(msg)
+    except Exception:  # noqa: BLE001 - a detector choking on odd input is just "unknown"
+        return [], []
+
+    def clean(found: set[bytes | str]) -> list[str]:
+        out = [(a.decode("utf-8", "replace") if isinstance(a, bytes) else a).strip("<> ").lower()
+               for a in found]
+        return [a for a in out if _ADDR_IN_TEXT.fullmatch(a)]
+
+    return clean(permanent), clean(temporary)
 
 
 # -- the record ----------------------------------------------------------------------------
@@ -488,10 +523,10 @@ def parse_record(
     )
     originals: tuple[str, ...] = ()
     if report_bytes is not None and kind in (BOUNCE, DELAY, READ_RECEIPT):
-        rep_failed, originals, only_delays = parse_report(report_bytes)
+        rep_failed, originals, only_notices = parse_report(report_bytes)
         failed = tuple(dict.fromkeys(failed + rep_failed))
-        if kind == BOUNCE and only_delays:
-            kind, why = DELAY, "delivery delay notice (action: delayed)"
+        if kind == BOUNCE and only_notices:
+            kind, why = DELAY, "delivery notice (delayed or relayed, not failed)"
     return MessageRecord(
         folder=folder,
         uid=uid,
