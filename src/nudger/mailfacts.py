@@ -11,6 +11,7 @@ import email.errors
 import email.header
 import email.utils
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -478,7 +479,7 @@ def _flufl_failures(msg: Message) -> tuple[list[str], list[str]]:
     except Exception:  # noqa: BLE001 - a detector choking on odd input is just "unknown"
         return [], []
 
-    def clean(found: set[bytes | str]) -> list[str]:
+    def clean(found: Iterable[bytes | str]) -> list[str]:
         out = [(a.decode("utf-8", "replace") if isinstance(a, bytes) else a).strip("<> ").lower()
                for a in found]
         return [a for a in out if _ADDR_IN_TEXT.fullmatch(a)]
