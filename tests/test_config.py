@@ -68,7 +68,8 @@ def test_example_config_is_valid_and_mentions_every_key(tmp_path: Path) -> None:
     account_keys = ["host", "port", "tls", "username", "password_command", "password_env",
                     "password_file", "password", "identities", "name", "timezone", "lookback",
                     "sent_folder", "drafts_folder", "watch_folders", "ca_file", "timeout",
-                    "max_new_drafts", "poll_interval", "state_dir", "match", "after", "stages", "template"]
+                    "max_new_drafts", "workdays", "holidays", "quiet_hours", "subject_threading",
+                    "return_grace", "recipients", "poll_interval", "state_dir", "match", "after", "stages", "template"]
     for key in account_keys:
         assert re.search(rf"^#? ?{key} =|\b{key} = ", text, re.M), key
     for placeholder in PLACEHOLDERS:
@@ -281,3 +282,17 @@ def test_wrong_types_are_named(tmp_path: Path) -> None:
 def test_state_dir_defaults_to_xdg_state_home(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "st"))
     assert load_config(write(tmp_path, ACCOUNT)).daemon.state_dir == tmp_path / "st" / "nudger"
+
+
+def test_timing_keys_are_validated(tmp_path: Path) -> None:
+    ps = problems(tmp_path, ACCOUNT + 'workdays = ["mon", "fry"]\nholidays = "XX-YY"\n'
+                  'quiet_hours = "25:00-08:00"\nreturn_grace = "soon"\n[[rules]]\nrecipients = "some"\n')
+    assert 'config.toml: accounts.work.workdays[1]: "fry" is not a weekday (mon, tue, ... sun)' in ps
+    assert any(p.startswith('config.toml: accounts.work.holidays: "XX-YY" is not a known country') for p in ps)
+    assert 'config.toml: accounts.work.quiet_hours: "25:00-08:00" (a string) is not a time range like "20:00-08:00"' in ps
+    assert 'config.toml: accounts.work.return_grace: "soon" is not a duration (try "1 business day" or "2d")' in ps
+    assert 'config.toml: rules[0].recipients: "some" is not "all" or "non-repliers"' in ps
+    ok = load_config(write(tmp_path, ACCOUNT + 'workdays = ["sun", "mon", "tue", "wed", "thu"]\n'
+                           'holidays = "IL"\nquiet_hours = "21:30-07:15"\n')).accounts[0]
+    assert ok.workdays == frozenset({6, 0, 1, 2, 3}) and ok.holidays == "IL"
+    assert str(ok.quiet_hours) == "(datetime.time(21, 30), datetime.time(7, 15))"
