@@ -143,3 +143,25 @@ def test_fast_fetch_parser_reads_the_common_shape_and_declines_others() -> None:
     assert got[9][b"FLAGS"] == () and got[9][b"RFC822.SIZE"] == 3
     # A header given as a quoted string, not a literal: left to imapclient's parser.
     assert parse_header_fetch([b'3 (UID 4 BODY[HEADER.FIELDS (MESSAGE-ID)] "")']) is None
+
+
+def test_plan_on_plain_data_decides_each_thread_with_a_reason() -> None:
+    from nudger.plan import AppendDraft, plan
+    from nudger.threads import build_threads
+    from support.mail import days_ago, message
+
+    config = parse_config(DEMO_CONFIG.encode(), Path("demo.toml"))
+    account = config.accounts[0]
+    now = datetime(2026, 11, 27, 9, tzinfo=UTC)
+    records = [
+        parse_record(message("a@x", sender="jane@example.com", to="bob@y.example", subject="One",
+                             date=days_ago(6, now)), folder="Sent", uid=1),
+        parse_record(message("b@x", sender="jane@example.com", to="ann@y.example", subject="Two",
+                             date=days_ago(6, now)), folder="Sent", uid=2),
+        parse_record(message("c@y", sender="ann@y.example", to="jane@example.com", subject="Re: Two",
+                             date=days_ago(5, now), reply_to="b@x"), folder="INBOX", uid=1),
+    ]
+    decisions = {d.subject: d for d in plan(build_threads(records), account, config.rules, {}, now)}
+    assert isinstance(decisions["One"].action, AppendDraft) and decisions["One"].status == "due"
+    assert decisions["Two"].status == "replied" and decisions["Two"].action is None
+    assert all(d.reason for d in decisions.values())

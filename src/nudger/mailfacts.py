@@ -12,7 +12,7 @@ import email.header
 import email.utils
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import Message
@@ -553,7 +553,3 @@ def parse_record(
         written_references=message_ids(_raw(msg, "References"), keep_case=True),
         warnings=tuple(warnings),
     )
-
-
-def with_keywords(record: MessageRecord, keywords: tuple[str, ...]) -> MessageRecord:
-    return replace(record, keywords=keywords)

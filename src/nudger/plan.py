@@ -1,6 +1,6 @@
 """Decide, for every thread of an account, what to do now and why.
 
-Pure: ``plan(threads, account, rules, templates, ledger, now)`` returns one
+Pure: ``plan(threads, account, rules, ledger, now)`` returns one
 ``Decision`` per thread that involves the user; the ones carrying an ``AppendDraft``
 are the drafts to write. ``--dry-run`` prints these and stops.
 """
