@@ -266,11 +266,7 @@ stages = [ { after = "2d", template = "gentle" }, { after = "4d", template = "ge
     [first] = box.drafts()
     # The user sends the first follow-up as it is: it lands in Sent with its Message-ID.
     box.seed("Sent", bytes(first).replace(b"Date:", b"X-Sent: yes\r\nDate:", 1))
-    client = box.dovecot.client(box.user)
-    client.select_folder("Drafts")
-    client.delete_messages(client.search(["ALL"]))
-    client.expunge()
-    client.logout()
+    box.delete_drafts()
     d = by_subject(box.run(now=days_ago(-3)))["Two stages"]
     assert d["status"] == "waiting" and d["stage"] == 2  # 4 days after the first follow-up
     d = by_subject(box.run(now=days_ago(-5)))["Two stages"]
@@ -287,11 +283,7 @@ stages = [ { after = "2d", template = "gentle" }, { after = "4d", template = "ge
 def test_deleting_the_draft_dismisses_the_thread(box: Box) -> None:
     sent(box, "p22@example.com", "Dismiss me", 6)
     box.run()
-    client = box.dovecot.client(box.user)
-    client.select_folder("Drafts")
-    client.delete_messages(client.search(["ALL"]))
-    client.expunge()
-    client.logout()
+    box.delete_drafts()
     d = by_subject(box.run(now=days_ago(-1)))["Dismiss me"]
     assert d["status"] == "dismissed"
     assert box.drafts() == []

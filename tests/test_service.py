@@ -182,14 +182,6 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
 # -- the draft's fate is the user's answer --------------------------------------------------
 
 
-def _delete_drafts(box: Box, uids: list[int] | None = None) -> None:
-    client = box.dovecot.client(box.user)
-    client.select_folder("Drafts")
-    client.delete_messages(uids or client.search(["ALL"]))
-    client.expunge()
-    client.logout()
-
-
 def test_untouched_draft_is_withdrawn_when_a_reply_arrives(box: Box) -> None:
     box.seed("Sent", message("f1@example.com", sender=box.user, subject="Fate one", date=days_ago(6)))
     box.seed("Drafts", message("own@example.com", sender=box.user, subject="A draft of mine"),
@@ -210,7 +202,7 @@ def test_edited_draft_is_never_touched_again(box: Box) -> None:
     [(uid, (raw, _))] = box.raw("Drafts").items()
     # The client saves an edited version (new UID, same Message-ID) and drops the old one.
     box.seed("Drafts", raw.replace(b"Just bringing", b"Edited: just bringing"), flags=("\\Draft",))
-    _delete_drafts(box, [uid])
+    box.delete_drafts([uid])
     box.run()
     box.seed("INBOX", message("r-f2@client.example", sender="bob@client.example", to=box.user,
                               subject="Re: Fate two", date=days_ago(1), reply_to="f2@example.com"))
@@ -247,7 +239,7 @@ stages = [ { after = "2d", template = "gentle" }, { after = "3d", template = "ge
     first.replace_header("Message-ID", "<client-made-id@example.com>")
     first.replace_header("Date", "Sat, 28 Nov 2026 09:00:00 +0000")
     box.seed("Sent", bytes(first))
-    _delete_drafts(box)
+    box.delete_drafts()
     later = days_ago(-2)  # Sunday: the second stage is due 3 days after Saturday
     d = by_subject(box.run(now=later))["Fate four"]
     assert d["status"] == "waiting" and d["stage"] == 2 and d["due_at"].startswith("2026-12-01")
@@ -258,7 +250,7 @@ stages = [ { after = "2d", template = "gentle" }, { after = "3d", template = "ge
     second.replace_header("Message-ID", "<client-made-id-2@example.com>")
     second.replace_header("Date", "Wed, 02 Dec 2026 09:00:00 +0000")
     box.seed("Sent", bytes(second))
-    _delete_drafts(box)
+    box.delete_drafts()
     d = by_subject(box.run(now=days_ago(-20)))["Fate four"]
     assert d["status"] == "limit" and box.drafts() == []
 

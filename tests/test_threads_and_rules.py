@@ -87,6 +87,17 @@ def test_cc_only_recipients_are_nudged_in_to() -> None:
     assert [a.email for a in v.to] == ["bob@client.example"] and v.cc == ()
 
 
+def test_outlook_thread_index_links_a_reply_without_references() -> None:
+    import base64
+
+    conversation = bytes(range(22))
+    ours = message("o@x", sender=ME, date=days_ago(5),
+                   headers={"Thread-Index": base64.b64encode(conversation).decode()})
+    theirs = message("r@y", sender="bob@client.example", to=ME, subject="AW: Proposal", date=days_ago(4),
+                     headers={"Thread-Index": base64.b64encode(conversation + b"\x01" * 5).decode()})
+    assert verdict(rec(ours, "Sent"), rec(theirs)).status == REPLIED
+
+
 def test_list_address_recipient_is_excluded() -> None:
     out = message("o@x", sender=ME, to="project-devel@example.net", date=days_ago(5))
     assert verdict(rec(out, "Sent")).status == "excluded"

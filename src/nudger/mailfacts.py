@@ -7,6 +7,8 @@ decoded here with explicit fallbacks, so hostile input becomes data, not excepti
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.errors
 import email.header
 import email.utils
@@ -111,6 +113,7 @@ class MessageRecord:
     original_ids: tuple[str, ...] = ()  # what a bounce or receipt reports on
     keywords: tuple[str, ...] = ()
     gm_thrid: int | None = None
+    thread_index: str = ""  # Outlook's conversation id: the first 22 bytes of Thread-Index
     nudge_for: str = ""
     size: int = 0
     written_id: str = ""  # Message-ID and References exactly as written, for our replies
@@ -201,24 +204,23 @@ def message_ids(value: str, keep_case: bool = False) -> tuple[str, ...]:
     return tuple(result)
 
 
-def normalise_subject(subject: str) -> str:
-    """The thread topic: reply/forward prefixes and list tags removed, spaces folded."""
+def _strip_prefixes(pattern: re.Pattern[str], subject: str) -> str:
     previous = None
     text = subject or ""
-    while previous != text:
+    while previous != text:  # "Re: AW: Re:" loses one prefix per round
         previous = text
-        text = _REPLY_PREFIX.sub("", text, count=1)
+        text = pattern.sub("", text, count=1)
     return re.sub(r"\s+", " ", text).strip()
+
+
+def normalise_subject(subject: str) -> str:
+    """The thread topic: reply/forward prefixes and list tags removed, spaces folded."""
+    return _strip_prefixes(_REPLY_PREFIX, subject)
 
 
 def strip_reply_prefixes(subject: str) -> str:
     """Subject without its leading Re:/AW:/SV:... (Fwd: and list tags stay)."""
-    previous = None
-    text = subject or ""
-    while previous != text:
-        previous = text
-        text = _ONLY_REPLY_PREFIX.sub("", text, count=1)
-    return re.sub(r"\s+", " ", text).strip()
+    return _strip_prefixes(_ONLY_REPLY_PREFIX, subject)
 
 
 def _text(value: Any) -> str:
@@ -351,6 +353,18 @@ def parse_date(value: str) -> datetime | None:
 def is_noreply(address: str) -> bool:
     """An address no person reads: no-reply senders, daemons, notification robots."""
     return bool(_NOREPLY.search(address.partition("@")[0]))
+
+
+def _conversation(thread_index: str) -> str:
+    """Outlook's Thread-Index is base64 of a 22-byte conversation header plus 5 bytes per
+    reply; messages of one conversation share the header."""
+    if not thread_index:
+        return ""
+    try:
+        data = base64.b64decode(thread_index.strip() + "==", validate=False)
+    except (ValueError, binascii.Error):
+        return ""
+    return data[:22].hex() if len(data) >= 22 else ""
 
 
 # -- classification ------------------------------------------------------------------------
@@ -547,6 +561,7 @@ def parse_record(
         original_ids=originals,
         keywords=tuple(keywords),
         gm_thrid=gm_thrid,
+        thread_index=_conversation(_raw(msg, "Thread-Index")),
         nudge_for=normalise_message_id(_text(_raw(msg, "X-Nudger-For"))),
         size=size,
         written_id=next(iter(message_ids(_text(_raw(msg, "Message-ID")), keep_case=True)), ""),

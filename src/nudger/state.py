@@ -146,6 +146,8 @@ class State:
             links += [(account, key, p) for p in r.parents + r.original_ids if p != key]
             if r.gm_thrid:
                 links.append((account, key, f"gm:{r.gm_thrid}"))
+            if r.thread_index:
+                links.append((account, key, f"ti:{r.thread_index}"))
         self.conn.executemany("INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?,?,?)", rows)
         self.conn.executemany("INSERT OR IGNORE INTO links VALUES (?,?,?)", links)
 

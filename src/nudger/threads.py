@@ -97,6 +97,8 @@ def build_threads(records: Iterable[MessageRecord], prefer_folder: str = "") -> 
             union(key, other)
         if record.gm_thrid:
             union(key, f"gm:{record.gm_thrid}")
+        if record.thread_index:
+            union(key, f"ti:{record.thread_index}")
 
     groups: dict[str, list[MessageRecord]] = {}
     for key, record in unique.items():

@@ -58,6 +58,16 @@ class Box:
         finally:
             client.logout()
 
+    def delete_drafts(self, uids: list[int] | None = None) -> None:
+        """What a user's client does when they delete drafts (all, or these UIDs)."""
+        client = self.dovecot.client(self.user)
+        try:
+            client.select_folder("Drafts")
+            client.delete_messages(uids or client.search(["ALL"]))
+            client.expunge()
+        finally:
+            client.logout()
+
     def drafts(self) -> list[EmailMessage]:
         return [BytesParser(policy=policy.default).parsebytes(data)  # type: ignore[misc]
                 for data, _ in self.raw("Drafts").values()]
