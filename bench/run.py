@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import zlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -178,7 +179,7 @@ def start_server(binary: str, work: Path, name: str, sizes: dict[str, tuple[int,
         user = server.add_user(f"{label}@me.example", "bench")
         started = time.perf_counter()
         counts = account(server.dir / "home" / user, user, count, days, now, server.uid, server.gid,
-                         seed=hash(label) & 0xFFFF)
+                         seed=zlib.crc32(label.encode()))
         print(f"  seeded {user}: {sum(counts.values())} messages in {time.perf_counter() - started:.1f}s "
               f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})", file=sys.stderr)
         users[label] = user

@@ -17,7 +17,15 @@ from datetime import date, datetime
 from nudger.compose import DraftInput, compose_nudge, text_of, to_bytes
 from nudger.config import Account, Config
 from nudger.mailbox import Fetched, Layout, Mailbox, discover
-from nudger.mailfacts import AUTO_REPLY, HUMAN, Addr, MessageRecord, parse_record, record_key
+from nudger.mailfacts import (
+    AUTO_REPLY,
+    HUMAN,
+    Addr,
+    MessageRecord,
+    is_noreply,
+    parse_record,
+    record_key,
+)
 from nudger.ooo import return_date
 from nudger.plan import (
     CLOCK_SLACK,
@@ -253,8 +261,10 @@ def _record(account: Account, mailbox: Mailbox, folder: str, item: Fetched,
                 record = parse_record(item.header, folder=folder, uid=item.uid,
                                       internaldate=item.internaldate, keywords=item.flags,
                                       gm_thrid=item.gm_thrid, size=item.size, report_bytes=body)
-        if record.kind == AUTO_REPLY and item.size < 10 * REPORT_LIMIT:
-            # An out-of-office may say when its sender is back: read its text for that.
+        if (record.kind == AUTO_REPLY and record.parents and item.size < 10 * REPORT_LIMIT
+                and not is_noreply(record.sender.email)):
+            # An out-of-office answering a message may say when its sender is back: read
+            # its text for that (not for notifications from no-reply robots).
             body = mailbox.fetch_message(folder, item.uid, AUTO_REPLY_LIMIT)
             back = return_date(text_of(body), record.date) if body else None
             if back is not None:

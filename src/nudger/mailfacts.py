@@ -408,7 +408,7 @@ def classify(msg: Headers, sender: Addr, subject: str) -> tuple[str, str]:
     # a real reply a machine's would cause the one mistake users never forgive.
     if precedence in ("auto_reply", "junk"):
         return AUTO_REPLY, f"Precedence: {precedence}"
-    if _AUTO_SUBJECT.search(normalise_subject(subject)) or _AUTO_SUBJECT.search(subject):
+    if _AUTO_SUBJECT.search(subject) or _AUTO_SUBJECT.search(normalise_subject(subject)):
         return AUTO_REPLY, f'subject "{subject[:60]}"'
     if _CALENDAR_SUBJECT.search(subject):
         return CALENDAR, "calendar answer"

@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS messages (
     message_id TEXT NOT NULL, sender TEXT NOT NULL, date TEXT NOT NULL, topic TEXT NOT NULL,
     record TEXT NOT NULL,
     PRIMARY KEY (account, folder, uid));
-CREATE INDEX IF NOT EXISTS messages_by_topic ON messages (account, topic);
+CREATE INDEX IF NOT EXISTS messages_by_topic ON messages (account, topic, date);
 CREATE INDEX IF NOT EXISTS messages_by_id ON messages (account, message_id);
 CREATE INDEX IF NOT EXISTS messages_by_date ON messages (account, date);
 -- Thread links (child answers parent; a bounce names its original; Gmail thread ids),
