@@ -22,7 +22,7 @@ def test_demo_shows_drafts_and_reasons_without_any_setup(tmp_path: Path) -> None
     assert out.returncode == 0, out.stderr
     assert "wrote 3 draft(s)" in out.stdout
     assert "replied by dan@law.example" in out.stdout and "(Archive)" in out.stdout
-    assert "bounced: frank@nowhere.example" in out.stdout
+    assert "every recipient bounced (frank@nowhere.example)" in out.stdout
     assert "Subject: Re: Proposal for the Q1 rollout" in out.stdout and "Hi Bob," in out.stdout
     assert "Angebot für Ihre Anfrage – Übersicht" in out.stdout
     assert "Running the cycle again writes 0 more" in out.stdout

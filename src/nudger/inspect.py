@@ -28,7 +28,9 @@ def _threads(state: State, account: Account, now: datetime,
     drafts = state.meta(account.name, "drafts_folder") or ""
     folders = [f for (f,) in state.conn.execute(
         "SELECT folder FROM folders WHERE account=?", (account.name,)) if f != drafts]
-    synced = state.meta(account.name, "last_cycle") or "never"
+    last = state.meta(account.name, "last_cycle")
+    synced = (f"{datetime.fromisoformat(last).astimezone(account.timezone):%Y-%m-%d %H:%M}"
+              if last else "never")
     sent = state.meta(account.name, "sent_folder") or ""
     if seeds is None:
         seeds = state.ours_since(account.name, account.identities, now - account.lookback)
@@ -104,7 +106,7 @@ def _explain(thread: Thread, account: Account, config: Config, state: State, now
         print(f"  {m.date.astimezone(tz):%Y-%m-%d %H:%M}  {who:<28} {kind}{why}"
               f"  [{thread.found_in(m)}]  {m.subject[:60]!r}")
     verdict = judge(thread, account.is_identity)
-    print(f"Verdict: {verdict.status}: {verdict.reason}")
+    print(f"Verdict: {verdict.status} ({verdict.reason})")
     decision = decide(thread, account, config.rules, state.ledger(account.name), now)
     out = verdict.outbound
     if out is not None:

@@ -231,7 +231,7 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
     if failed:
         remaining = [a for a in people if a.email not in failed]
         if not remaining:
-            return Verdict(BOUNCED, f"bounced: {', '.join(sorted(failed))}", latest)
+            return Verdict(BOUNCED, f"every recipient bounced ({', '.join(sorted(failed))})", latest)
         notes.append(f"left out bounced address {', '.join(sorted(failed))}")
         people = remaining
 
