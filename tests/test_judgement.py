@@ -111,6 +111,8 @@ def test_public_holidays_are_not_business_days(dovecot, imap_user, tmp_path, cap
     sent(box, "h1@example.com", "Year end", datetime(2026, 12, 22, 9, tzinfo=UTC))
     d = by_subject(box.run(now=datetime(2026, 12, 25, 12, tzinfo=UTC)))["Year end"]
     assert d["status"] == "waiting" and d["due_at"].startswith("2026-12-28T10:00")
+    code, out, _ = box.cli("explain", "h1@example.com", "--now", "2026-12-25T12:00:00+00:00")
+    assert "skipped Fri 25 Dec (Christmas Day), Sat 26 Dec (not a working day)" in out
 
 
 def test_quiet_hours_move_a_nightly_due_time_to_the_morning(dovecot, imap_user, tmp_path, capsys,  # type: ignore[no-untyped-def]
@@ -119,6 +121,8 @@ def test_quiet_hours_move_a_nightly_due_time_to_the_morning(dovecot, imap_user, 
     sent(box, "q1@example.com", "Late note", datetime(2026, 11, 23, 22, 30, tzinfo=UTC))  # 23:30 Berlin
     d = by_subject(box.run(now=datetime(2026, 11, 26, 23, 0, tzinfo=UTC)))["Late note"]
     assert d["status"] == "waiting" and d["due_at"].startswith("2026-11-27T08:00:00+01:00")
+    _, out, _ = box.cli("explain", "q1@example.com", "--now", "2026-11-26T23:00:00+00:00")
+    assert "moved out of quiet hours 20:00-08:00 to Fri 08:00" in out
     d = by_subject(box.run(now=datetime(2026, 11, 27, 7, 1, tzinfo=UTC)))["Late note"]
     assert d["action"] == "appended"
 

@@ -136,9 +136,6 @@ def setup_logging(verbose: int, daemon: bool = False) -> None:
     fmt = "%(levelname)s %(message)s" if journald else "%(asctime)s %(levelname)s %(message)s"
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
     logging.getLogger("imapclient").setLevel(logging.WARNING)  # it would log every command
-    # flufl.bounce logs a traceback when one of its detectors chokes on odd input; for us
-    # that is just "recipient unknown", never worth a traceback in the journal.
-    logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

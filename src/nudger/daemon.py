@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from nudger.config import Account, Config, load_config
 from nudger.engine import CycleResult, run_cycle
@@ -52,9 +53,27 @@ def _lock(config: Config) -> int:
         raise TemporaryError(str(exc)) from None
 
 
-def _progress(folder: str, done: int, total: int) -> None:
-    if total >= 200 and (done % 100 == 0 or done == total):
-        print(f"\r\033[Kreading {folder}: {done}/{total} headers", end="", file=sys.stderr)
+class _Progress:
+    """A progress bar on a terminal while a first sync reads many headers."""
+
+    def __init__(self) -> None:
+        from rich.progress import Progress
+
+        self.bar = Progress(transient=True)
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, folder: str, done: int, total: int) -> None:
+        if total < 200:
+            return
+        if folder not in self.tasks:
+            if not self.tasks:
+                self.bar.start()
+            self.tasks[folder] = self.bar.add_task(f"reading {folder}", total=total)
+        self.bar.update(self.tasks[folder], completed=done)
+
+    def close(self) -> None:
+        if self.tasks:
+            self.bar.stop()
 
 
 def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbose: bool,
@@ -67,16 +86,16 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
     try:
         for account in config.accounts:
             work = state.scratch_copy() if dry_run else state
+            progress = _Progress() if sys.stderr.isatty() else None
             try:
                 mailbox = open_mailbox(account)
                 try:
                     result = run_cycle(config, account, mailbox, work, now, dry_run=dry_run,
-                                       progress=_progress if sys.stderr.isatty() else None,
-                                       full=full)
+                                       progress=progress, full=full)
                 finally:
                     mailbox.close()
-                    if sys.stderr.isatty():
-                        print("\r\033[K", end="", file=sys.stderr)
+                    if progress is not None:
+                        progress.close()
             except NudgerError as exc:  # one account failing must not stop the others
                 text = "; ".join(exc.problems) if isinstance(exc, ConfigError) else str(exc)
                 print(f"nudger: {account.name}: {text}", file=sys.stderr)

@@ -15,7 +15,7 @@ from nudger.errors import EX_OK, NudgerError
 from nudger.mailfacts import HUMAN, normalise_message_id
 from nudger.plan import Decision, decide
 from nudger.report import line
-from nudger.rules import due_at, match_rule
+from nudger.rules import due_at, match_rule, timing_notes
 from nudger.state import State
 from nudger.threads import Thread, judge
 
@@ -117,8 +117,13 @@ def _explain(thread: Thread, account: Account, config: Config, state: State, now
             if decision is not None and decision.stage and decision.stage <= len(rule.stages):
                 spec = rule.stages[decision.stage - 1]
                 due = due_at(out.date, spec.after, account)
+                notes = timing_notes(out.date, spec.after, account)
                 print(f"Timing: your latest message {out.date.astimezone(tz):%a %Y-%m-%d %H:%M} "
-                      f"+ {spec.after} = {due.astimezone(tz):%a %Y-%m-%d %H:%M} ({tz.key}); "
-                      f"now is {now.astimezone(tz):%a %Y-%m-%d %H:%M}")
+                      f"+ {spec.after} = {due.astimezone(tz):%a %Y-%m-%d %H:%M} ({tz.key})"
+                      + "".join(f"; {n}" for n in notes)
+                      + f"; now is {now.astimezone(tz):%a %Y-%m-%d %H:%M}")
+                if decision.due_at is not None and decision.due_at != due:
+                    print(f"        moved to {decision.due_at.astimezone(tz):%a %Y-%m-%d %H:%M}: "
+                          "see the decision")
     if decision is not None:
         print(f"Decision: {line(decision).strip()}")

@@ -142,8 +142,8 @@ def discover(
                 and not _SKIP_NAMES.search(f.name)
             ]  # fmt: skip
             how["watched"] = "every folder but Drafts, Trash and Junk"
-    if sent_name not in watched:
-        watched.insert(0, sent_name)
+    # Sent first: a reply that lost its In-Reply-To is matched against what we sent.
+    watched = [sent_name] + [w for w in watched if w != sent_name]
     return Layout(sent_name, drafts_name, tuple(watched), how)
 
 

@@ -12,6 +12,7 @@ import binascii
 import email.errors
 import email.header
 import email.utils
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -488,6 +489,9 @@ def _flufl_failures(msg: Message) -> tuple[list[str], list[str]]:
     Exchange NDRs, ...), by flufl.bounce's per-MTA detectors."""
     from flufl.bounce import all_failures
 
+    # It logs a traceback when one of its detectors chokes on odd input; for us that is
+    # only "recipient unknown", never worth a traceback in the journal.
+    logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
     try:
         temporary, permanent = all_failures(msg)
     except Exception:  # noqa: BLE001 - a detector choking on odd input is just "unknown"

@@ -10,6 +10,7 @@ from typing import TextIO
 from nudger.engine import CycleResult
 from nudger.plan import AppendDraft, Decision, WithdrawDraft
 
+WAITING_SHOWN = 10  # a first run on a big mailbox must not print a wall of text
 ORDER = ("due", "drafted", "waiting", "replied", "excluded", "bounced", "dismissed", "limit", "no-rule")
 MARK = {"due": "->", "drafted": "..", "waiting": "  ", "replied": "ok", "excluded": "--",
         "dismissed": "xx", "limit": "==", "no-rule": "??", "bounced": "--"}
@@ -37,10 +38,17 @@ def print_cycle(result: CycleResult, dry_run: bool, verbose: bool, out: TextIO |
           f"a reply ({summary or 'nothing to do'}); {wrote}"
           + (f"; {result.skipped} malformed message(s) skipped" if result.skipped else ""),
           file=out)
-    shown = result.decisions if verbose else [
-        d for d in result.decisions if d.status in ("due", "drafted", "waiting")]
-    for d in sorted(shown, key=_order):
-        print("  " + line(d), file=out)
+    shown = sorted(result.decisions if verbose else [
+        d for d in result.decisions if d.status in ("due", "drafted", "waiting")], key=_order)
+    waiting = [d for d in shown if d.status == "waiting"]
+    hidden = waiting[WAITING_SHOWN:] if not verbose else []
+    skip = {id(d) for d in hidden}
+    for d in shown:
+        if id(d) not in skip:
+            print("  " + line(d), file=out)
+    if hidden:
+        print(f"  ... and {len(hidden)} more waiting (`nudger status` lists them all, -v shows "
+              "every decision)", file=out)
 
 
 def _order(d: Decision) -> tuple[int, str]:

@@ -127,3 +127,37 @@ def after_quiet_hours(when: datetime, account: Account) -> datetime:
         return when
     day = local.date() + timedelta(days=1) if overnight and t >= begin else local.date()
     return datetime.combine(day, end, tzinfo=account.timezone)
+
+
+def timing_notes(start: datetime, delay: Delay, account: Account) -> list[str]:
+    """In words: what the calendar did to a delay (for ``explain``)."""
+    notes = []
+    if delay.business_days:
+        raw = add_delay(start, delay, account.timezone, account.workdays, _Holidays(account.holidays))
+        day, end = start.astimezone(account.timezone).date(), raw.date()
+        off = []
+        while day < end:
+            day += timedelta(days=1)
+            if day.weekday() not in account.workdays:
+                off.append(f"{day:%a %d %b} (not a working day)")
+            elif day in _Holidays(account.holidays):
+                name = dict(holiday_table(account.holidays, day.year)).get(day, "holiday")
+                off.append(f"{day:%a %d %b} ({name})")
+        if off:
+            notes.append("skipped " + ", ".join(off))
+    else:
+        raw = add_delay(start, delay, account.timezone)
+    moved = after_quiet_hours(raw, account)
+    if moved != raw and account.quiet_hours is not None:
+        begin, end_t = account.quiet_hours
+        notes.append(f"moved out of quiet hours {begin:%H:%M}-{end_t:%H:%M} to "
+                     f"{moved.astimezone(account.timezone):%a %H:%M}")
+    return notes
+
+
+def holiday_table(spec: str, year: int) -> list[tuple[date, str]]:
+    import holidays
+
+    country, _, subdiv = spec.partition("-")
+    return list(holidays.country_holidays(country.upper(), subdiv=subdiv.upper() or None,
+                                          years=year).items())
