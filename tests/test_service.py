@@ -330,3 +330,20 @@ def test_sigkill_at_random_points_never_duplicates(box: Box, tmp_path: Path) -> 
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert done.returncode == 0 and "Traceback" not in done.stderr
     _assert_drafts(box, 3)
+
+
+def test_one_failing_account_does_not_stop_the_others(box: Box, tmp_path: Path) -> None:
+    from support.dovecot import free_port
+
+    sent(box, "m1@example.com", "Still served", 6)
+    broken = box.config.read_text().split("[[rules]]")[0].split("[accounts.test]")[1].replace(
+        f"port = {box.dovecot.port}", f"port = {free_port()}")
+    box.config.write_text(box.config.read_text() + "\n[accounts.broken]" + broken)
+    daemon = Daemon(box, tmp_path)
+    try:
+        daemon.wait_for("READY=1")
+        assert [d["Subject"] for d in box.drafts()] == ["Re: Still served"]
+        daemon.wait_log("broken: cycle failed:")
+        assert "retrying in" in daemon.output() and daemon.proc.poll() is None
+    finally:
+        assert daemon.stop() == 0

@@ -70,8 +70,9 @@ def fingerprint(config: Config, account: Account) -> str:
     """What decisions depend on besides the mail: when it changes, everything is re-planned."""
     from nudger import __version__
 
-    parts = [__version__, repr(config.rules), repr(sorted(config.templates.items())),
-             repr(account.identities), account.timezone.key, str(account.lookback)]
+    # The account's repr covers identities, time zone, working days, holidays, quiet hours...
+    # (never a secret: the inline password is left out of it). Hashed, never stored as is.
+    parts = [__version__, repr(config.rules), repr(sorted(config.templates.items())), repr(account)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
