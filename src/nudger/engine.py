@@ -205,24 +205,30 @@ def _sync_folder(
         return touched  # nothing arrived, nothing changed: not even a SELECT
     last = cp.last_uid if cp else 0
     uids = mailbox.search_new(folder, last, since) if cp is None or cp.uidnext != status.uidnext else []
-    batch: list[MessageRecord] = []
+    items: list[Fetched] = []
+
+    def flush() -> None:
+        # One transaction and at most two body FETCHes per chunk: a first sync over a
+        # distant server must not pay a round trip per bounce or out-of-office.
+        records = [_link_by_subject(account, state, r)
+                   for r in _records(account, mailbox, folder, items, result)]
+        with state.transaction():
+            state.put_records(account.name, records)
+        for r in records:
+            touched.add(record_key(r))
+            if r.inferred_parent:
+                touched.add(r.inferred_parent)
+        items.clear()
+
     for item in mailbox.fetch_headers(folder, uids):
         result.fetched += 1
-        record = _record(account, mailbox, folder, item, result)
-        if record is not None:
-            record = _link_by_subject(account, state, record)
-            batch.append(record)
-            touched.add(record_key(record))
-            if record.inferred_parent:
-                touched.add(record.inferred_parent)
-        if len(batch) >= 500:
-            with state.transaction():
-                state.put_records(account.name, batch)
-            batch = []
+        items.append(item)
+        if len(items) >= 500:
+            flush()
         if progress:
             progress(folder, result.fetched, len(uids))
+    flush()
     with state.transaction():
-        state.put_records(account.name, batch)
         if modseq_moved and cp is not None and cp.highestmodseq is not None:
             # Someone set a keyword ($NoNudge) or a flag: update the copies we know.
             touched |= set(state.set_keywords(account.name, folder,
@@ -250,26 +256,40 @@ def _link_by_subject(account: Account, state: State, record: MessageRecord) -> M
     return record
 
 
-def _record(account: Account, mailbox: Mailbox, folder: str, item: Fetched,
-            result: CycleResult) -> MessageRecord | None:
+def _records(account: Account, mailbox: Mailbox, folder: str, items: list[Fetched],
+             result: CycleResult) -> list[MessageRecord]:
+    """Records of a chunk of fetched headers; reads the bodies a few of them need."""
+    parsed = [(item, r) for item in items if (r := _record(account, folder, item, result)) is not None]
+    reports = [i.uid for i, r in parsed if r.needs_report_body and i.size < 10 * REPORT_LIMIT]
+    # An out-of-office answering a message may say when its sender is back (robots don't).
+    absences = [i.uid for i, r in parsed if r.kind == AUTO_REPLY and r.parents
+                and i.size < 10 * REPORT_LIMIT and not is_noreply(r.sender.email)]
+    report_bodies = mailbox.fetch_messages(folder, reports, REPORT_LIMIT) if reports else {}
+    absence_bodies = mailbox.fetch_messages(folder, absences, AUTO_REPLY_LIMIT) if absences else {}
+    records = []
+    for item, record in parsed:
+        try:
+            if item.uid in report_bodies:
+                record = parse_record(item.header, folder=folder, uid=item.uid,
+                                      internaldate=item.internaldate, keywords=item.flags,
+                                      gm_thrid=item.gm_thrid, size=item.size,
+                                      report_bytes=report_bodies[item.uid])
+            if item.uid in absence_bodies:
+                back = return_date(text_of(absence_bodies[item.uid]), record.date)
+                if back is not None:
+                    record = replace(record, back_on=back.isoformat())
+        except Exception as exc:  # noqa: BLE001 - a strange body only loses its extra facts
+            log.warning("%s: %s UID %s: cannot read its body (%s)", account.name, folder,
+                        item.uid, type(exc).__name__)
+        records.append(record)
+    return records
+
+
+def _record(account: Account, folder: str, item: Fetched, result: CycleResult) -> MessageRecord | None:
     try:
         record = parse_record(item.header, folder=folder, uid=item.uid,
                               internaldate=item.internaldate, keywords=item.flags,
                               gm_thrid=item.gm_thrid, size=item.size)
-        if record.needs_report_body and item.size < 10 * REPORT_LIMIT:
-            body = mailbox.fetch_message(folder, item.uid, REPORT_LIMIT)
-            if body:
-                record = parse_record(item.header, folder=folder, uid=item.uid,
-                                      internaldate=item.internaldate, keywords=item.flags,
-                                      gm_thrid=item.gm_thrid, size=item.size, report_bytes=body)
-        if (record.kind == AUTO_REPLY and record.parents and item.size < 10 * REPORT_LIMIT
-                and not is_noreply(record.sender.email)):
-            # An out-of-office answering a message may say when its sender is back: read
-            # its text for that (not for notifications from no-reply robots).
-            body = mailbox.fetch_message(folder, item.uid, AUTO_REPLY_LIMIT)
-            back = return_date(text_of(body), record.date) if body else None
-            if back is not None:
-                record = replace(record, back_on=back.isoformat())
     except Exception as exc:  # noqa: BLE001 - one bad message must not stop the cycle
         result.skipped += 1
         log.warning("%s: skipped %s UID %s: cannot parse it (%s)", account.name, folder,
@@ -298,8 +318,7 @@ def _sync_drafts(account: Account, mailbox: Mailbox, state: State, drafts: str,
     present = mailbox.all_uids(drafts)
     known = state.uids(account.name, drafts)
     new = sorted(present - known)
-    records = [r for item in mailbox.fetch_headers(drafts, new)
-               if (r := _record(account, mailbox, drafts, item, result)) is not None]
+    records = _records(account, mailbox, drafts, list(mailbox.fetch_headers(drafts, new)), result)
     with state.transaction():
         state.drop_records(account.name, drafts, known - present)
         state.put_records(account.name, records)

@@ -258,13 +258,20 @@ class ImapMailbox:
                 for uid, flags in got.items()}
 
     def fetch_message(self, folder: str, uid: int, limit: int) -> bytes | None:
+        return self.fetch_messages(folder, [uid], limit).get(uid)
+
+    def fetch_messages(self, folder: str, uids: Sequence[int], limit: int) -> dict[int, bytes]:
+        """The first ``limit`` bytes of each message, read with BODY.PEEK (no \\Seen)."""
         self._examine(folder)
-        got = self._call(f"reading message {uid} in {folder!r}", self.client.fetch, [uid],
-                         [f"BODY.PEEK[]<0.{limit}>"])
-        data = got.get(uid)
-        if not data:
-            return None
-        return next((v for k, v in data.items() if k.startswith(b"BODY[")), None)
+        found: dict[int, bytes] = {}
+        for batch in uid_batches(uids, size=100):
+            got = self._call(f"reading messages in {folder!r}", self._uid_fetch, batch,
+                             [f"BODY.PEEK[]<0.{limit}>"])
+            for uid, data in got.items():
+                body = next((v for k, v in data.items() if k.startswith(b"BODY[")), None)
+                if isinstance(body, bytes):
+                    found[uid] = body
+        return found
 
     def find_message_id(self, folder: str, message_id: str) -> list[int]:
         self._examine(folder)
