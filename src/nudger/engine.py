@@ -414,9 +414,15 @@ def _write_draft(config: Config, account: Account, mailbox: Mailbox, state: Stat
     out = action.outbound
     flags = fresh.get((out.folder, out.uid))
     if flags is None:
+        # Deleted or moved since we read it: forget this copy so the thread is judged anew.
+        with state.transaction():
+            state.drop_records(account.name, out.folder, [out.uid])
         log.info("%s: %s is gone from %s; no follow-up", account.name, out.message_id, out.folder)
         return False
     if any(f.lower() == NO_NUDGE_KEYWORD.lower() for f in flags):
+        # Remember the keyword (servers without CONDSTORE do not tell us): excluded from now on.
+        with state.transaction():
+            state.set_keywords(account.name, out.folder, {out.uid: flags})
         log.info("%s: %s was just marked %s; no follow-up", account.name, out.message_id,
                  NO_NUDGE_KEYWORD)
         return False
