@@ -190,8 +190,10 @@ def _sync_folder(
 
     Returns the keys of the messages that are new or changed.
     """
-    status = mailbox.status(folder)
     cp = state.checkpoint(account.name, folder)
+    # Known folder: one STATUS, no SELECT, when nothing changed. New folder: it will be
+    # read anyway, and opening it answers the same questions.
+    status = mailbox.status(folder) if cp is not None else mailbox.examine(folder)
     if cp is not None and cp.uidvalidity != status.uidvalidity:
         log.warning("%s: %s was renumbered by the server (UIDVALIDITY changed); reading it again",
                     account.name, folder)
