@@ -165,3 +165,17 @@ def test_plan_on_plain_data_decides_each_thread_with_a_reason() -> None:
     assert isinstance(decisions["One"].action, AppendDraft) and decisions["One"].status == "due"
     assert decisions["Two"].status == "replied" and decisions["Two"].action is None
     assert all(d.reason for d in decisions.values())
+
+
+def test_the_state_keeps_a_window_of_mail_not_the_history() -> None:
+    from datetime import timedelta
+
+    now = datetime(2026, 11, 27, 9, tzinfo=UTC)
+    config, account, box, state = _demo(now)
+    run_cycle(config, account, box, state, now)
+    assert state.ours_since(account.name, account.identities, now - timedelta(days=30))
+    # Two months later, nothing of that mail can decide a nudge: it is forgotten.
+    later = now + timedelta(days=2 * account.lookback.days + 1)
+    result = run_cycle(config, account, box, state, later)
+    assert state.ours_since(account.name, account.identities, now - timedelta(days=365)) == []
+    assert result.written == [] and state.due_agenda(account.name, later) == []

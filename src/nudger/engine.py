@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from nudger.compose import DraftInput, compose_nudge, text_of, to_bytes
 from nudger.config import Account, Config
@@ -120,6 +120,7 @@ def run_cycle(
         log.debug("%s: %s %s: %s", account.name, decision.status, decision.thread_key, decision.reason)
     if dry_run:
         return result
+    _prune(account, state, now)
     appends = [d for d in result.decisions if isinstance(d.action, AppendDraft)]
     # Oldest first, a bounded number per cycle: a first run on a busy mailbox must not
     # bury the user's Drafts under hundreds of follow-ups; the rest come in later cycles.
@@ -155,6 +156,20 @@ def threads_of(state: State, account: str, seeds: Iterable[str], folders: Iterab
         ids = state.thread_ids(account, [seed])
         done |= ids
         yield from build_threads(state.records_for(account, ids, folders), prefer_folder=sent)
+
+
+def _prune(account: Account, state: State, now: datetime) -> None:
+    """Once a day, forget mail older than twice the look-back window: nothing that old can
+    decide a nudge any more, and the state must not grow with the mailbox for months."""
+    last = state.meta(account.name, "last_prune")
+    if last is not None and now - datetime.fromisoformat(last) < timedelta(days=1):
+        return
+    with state.transaction():
+        gone = state.prune(account.name, now - 2 * account.lookback)
+        state.set_meta(account.name, "last_prune", now.isoformat())
+    if gone:
+        log.info("%s: forgot %d message(s) older than %d days", account.name, gone,
+                 2 * account.lookback.days)
 
 
 def _evaluate(config: Config, account: Account, state: State, layout: Layout,

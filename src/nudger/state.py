@@ -227,6 +227,16 @@ class State:
             "WHERE l.account=? AND l.parent=?", (account, message_id))
         return [MessageRecord.from_json(json.loads(rec)) for (rec,) in rows]
 
+    def prune(self, account: str, before: datetime) -> int:
+        """Forget messages dated before ``before`` (and the links they made): the state
+        keeps a window of mail, not the account's history."""
+        cutoff = before.astimezone(UTC).isoformat()
+        self.conn.execute(
+            "DELETE FROM links WHERE account=? AND child IN "
+            "(SELECT message_id FROM messages WHERE account=? AND date < ?)", (account, account, cutoff))
+        gone = self.conn.execute("DELETE FROM messages WHERE account=? AND date < ?", (account, cutoff))
+        return gone.rowcount
+
     # -- the agenda: when an awaiting thread must be looked at again ----------------------------
 
     def set_agenda(self, account: str, outbound_id: str, due_at: datetime | None) -> None:
