@@ -37,6 +37,7 @@ from nudger.plan import (
     WITHDRAWN,
     AppendDraft,
     Decision,
+    Ledger,
     LedgerEntry,
     WithdrawDraft,
     decide,
@@ -102,20 +103,23 @@ def run_cycle(
 
     print_ = fingerprint(config, account)
     full = full or state.meta(account.name, "plan_fingerprint") != print_
-    ledger = state.ledger(account.name)
     if full:
         seeds = state.ours_since(account.name, account.identities, now - account.lookback)
     else:
         seeds = sorted(touched) + state.due_agenda(account.name, now)
-        if touched or drafts_changed:
-            seeds += [e.outbound_id for e in ledger.values() if e.fate in PENDING]
+    ledger = Ledger()
+    if full or seeds or drafts_changed:  # a quiet cycle decides nothing, so reads no ledger
+        ledger = Ledger(state.ledger(account.name).values())
+        if not full and (touched or drafts_changed):
+            seeds += [e.outbound_id for e in ledger.pending()]
     result.full = full
     result.decisions = _evaluate(config, account, state, layout, ledger, seeds, now, full)
+    facts = {"plan_fingerprint": print_, "sent_folder": layout.sent, "drafts_folder": layout.drafts}
     with state.transaction():
-        state.set_meta(account.name, "plan_fingerprint", print_)
         state.set_meta(account.name, "last_cycle", now.isoformat())
-        state.set_meta(account.name, "sent_folder", layout.sent)
-        state.set_meta(account.name, "drafts_folder", layout.drafts)
+        for key, value in facts.items():
+            if state.meta(account.name, key) != value:
+                state.set_meta(account.name, key, value)
     for decision in result.decisions:
         log.debug("%s: %s %s: %s", account.name, decision.status, decision.thread_key, decision.reason)
     if dry_run:
@@ -173,9 +177,11 @@ def _prune(account: Account, state: State, now: datetime) -> None:
 
 
 def _evaluate(config: Config, account: Account, state: State, layout: Layout,
-              ledger: dict[str, LedgerEntry], seeds: list[str], now: datetime,
+              ledger: Ledger, seeds: list[str], now: datetime,
               full: bool) -> list[Decision]:
     """Decide for the threads of ``seeds``, one thread at a time, and keep the agenda."""
+    if not seeds and not full:
+        return []  # a quiet cycle: nothing to decide, nothing to write
     decisions: dict[str, Decision] = {}
     with state.transaction():
         if full:
@@ -356,14 +362,15 @@ def _reconcile(account: Account, state: State, layout: Layout, now: datetime) ->
     for r in drafts:
         stage = _nudge_stage(r.message_id)
         if r.nudge_for and stage and r.message_id not in known:
+            adopted = LedgerEntry(r.message_id, account.name, r.nudge_for, r.nudge_for, stage,
+                                  EDITED, r.date, folder=layout.drafts, uid=r.uid)
             with state.transaction():
-                state.record_nudge(LedgerEntry(r.message_id, account.name, r.nudge_for, r.nudge_for,
-                                               stage, EDITED, r.date, folder=layout.drafts, uid=r.uid))
+                state.record_nudge(adopted)
+            known[adopted.nudge_id] = adopted
             # Adopted as "edited": we cannot prove it is untouched, so we never remove it.
             log.info("%s: found our follow-up %s for %s in %s; recorded it", account.name, stage,
                      r.nudge_for, layout.drafts)
-    pending = [e for e in state.ledger(account.name).values() if e.fate in PENDING]
-    for entry in pending:
+    for entry in [e for e in known.values() if e.fate in PENDING]:
         # Only what answers the followed-up message can be the sent follow-up.
         others = [r for r in state.answers_to(account.name, entry.outbound_id) if r.folder != layout.drafts]
         others += state.records_for(account.name, [entry.nudge_id], layout.watched)

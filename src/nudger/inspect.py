@@ -13,7 +13,7 @@ from nudger.config import Account, Config
 from nudger.engine import threads_of
 from nudger.errors import EX_OK, NudgerError
 from nudger.mailfacts import HUMAN, normalise_message_id
-from nudger.plan import Decision, decide
+from nudger.plan import Decision, Ledger, decide
 from nudger.report import line
 from nudger.rules import due_at, match_rule, timing_notes
 from nudger.state import State
@@ -54,7 +54,7 @@ def status(config: Config, now: datetime, as_json: bool) -> int:
     try:
         for account in config.accounts:
             threads, synced = _threads(state, account, now)
-            ledger = state.ledger(account.name)
+            ledger = Ledger(state.ledger(account.name).values())
             decisions = [d for t in threads
                          if (d := decide(t, account, config.rules, ledger, now)) is not None and _shown(d)]
             decisions.sort(key=lambda d: d.outbound.date if d.outbound else now)
@@ -107,7 +107,7 @@ def _explain(thread: Thread, account: Account, config: Config, state: State, now
               f"  [{thread.found_in(m)}]  {m.subject[:60]!r}")
     verdict = judge(thread, account.is_identity)
     print(f"Verdict: {verdict.status} ({verdict.reason})")
-    decision = decide(thread, account, config.rules, state.ledger(account.name), now)
+    decision = decide(thread, account, config.rules, Ledger(state.ledger(account.name).values()), now)
     out = verdict.outbound
     if out is not None:
         rule = match_rule(config.rules, account.name, out, verdict.to + verdict.cc)

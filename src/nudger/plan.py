@@ -7,7 +7,7 @@ are the drafts to write. ``--dry-run`` prints these and stops.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -41,6 +41,27 @@ class LedgerEntry:
     folder: str = ""
     uid: int | None = None
     digest: str = ""  # sha256 of what we appended: "untouched" means still exactly this
+
+
+class Ledger:
+    """One account's ledger, indexed both ways a decision asks it: by the draft's
+    Message-ID, and by the message it follows up (so a thread finds its drafts without
+    a scan of every draft ever written)."""
+
+    def __init__(self, entries: Iterable[LedgerEntry] = ()):
+        self.entries = {e.nudge_id: e for e in entries}
+        self.by_outbound: dict[str, list[LedgerEntry]] = {}
+        for e in self.entries.values():
+            self.by_outbound.setdefault(e.outbound_id, []).append(e)
+
+    def get(self, nudge_id: str) -> LedgerEntry | None:
+        return self.entries.get(nudge_id)
+
+    def for_messages(self, ids: Iterable[str]) -> list[LedgerEntry]:
+        return [e for mid in ids for e in self.by_outbound.get(mid, ())]
+
+    def pending(self) -> list[LedgerEntry]:
+        return [e for e in self.entries.values() if e.fate in PENDING]
 
 
 @dataclass(frozen=True)
@@ -116,7 +137,7 @@ def plan(
     threads: Iterable[Thread],
     account: Account,
     rules: tuple[Rule, ...],
-    ledger: Mapping[str, LedgerEntry],
+    ledger: Ledger,
     now: datetime,
 ) -> list[Decision]:
     decisions = []
@@ -131,11 +152,10 @@ def decide(
     thread: Thread,
     account: Account,
     rules: tuple[Rule, ...],
-    ledger: Mapping[str, LedgerEntry],
+    ledger: Ledger,
     now: datetime,
 ) -> Decision | None:
-    ids = {m.message_id for m in thread.messages}
-    mine = [e for e in ledger.values() if e.account == account.name and e.outbound_id in ids]
+    mine = ledger.for_messages(m.message_id for m in thread.messages)
     test = _nudge_test(mine)
     verdict = judge(thread, account.is_identity, test)
     if verdict.status == REPLIED and verdict.outbound is not None:
