@@ -19,8 +19,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import zlib
 import time
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from mailgen import account  # noqa: E402
+
 from support.dovecot import WEAK_CAPABILITY, Dovecot, find_dovecot  # noqa: E402
 from support.mail import message  # noqa: E402
 
@@ -95,20 +96,11 @@ after = "365d"
         return measure([PYTHON, "-m", "nudger", "--config", str(self.config), "run", "--once"],
                        self.server, self.user, self.env)
 
-    def clear_drafts(self) -> None:
-        client = self.server.client(self.user)
-        client.select_folder("Drafts")
-        uids = client.search(["ALL"])
-        if uids:
-            client.delete_messages(uids)
-            client.expunge()
-        client.logout()
-
     def first_cycle(self, runs: int) -> Figure:
         figures = []
         for _ in range(runs):
             shutil.rmtree(self.state, ignore_errors=True)
-            self.clear_drafts()
+            self.server.clear_folder(self.user, "Drafts")
             figures.append(self.nudger())
         return median(figures)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from support.dovecot import Dovecot, find_dovecot
+from support.dovecot import WEAK_CAPABILITY, Dovecot, find_dovecot
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
@@ -24,19 +26,35 @@ def _need_dovecot() -> str:
     return binary
 
 
+@contextmanager
+def private_server(users: int = 20, **options: Any) -> Iterator[Dovecot]:
+    """Another private Dovecot (other folders, capabilities, TLS), stopped afterwards."""
+    server = Dovecot(_need_dovecot(), **options)
+    server.pool(users)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
 @pytest.fixture(scope="session")
 def dovecot() -> Iterator[Dovecot]:
-    server = Dovecot(_need_dovecot())
-    server.free_users = server.pool(400)  # type: ignore[attr-defined]
-    server.start()
-    yield server
-    server.cleanup()
+    with private_server(400) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def weak() -> Iterator[Dovecot]:
+    """Like Office 365: no CONDSTORE, ENABLE or SPECIAL-USE capability."""
+    with private_server(capability=WEAK_CAPABILITY) as server:
+        yield server
 
 
 @pytest.fixture
 def imap_user(dovecot: Dovecot) -> str:
     """A fresh, empty mailbox on the shared server for each test."""
-    return dovecot.free_users.pop(0)  # type: ignore[attr-defined, no-any-return]
+    return dovecot.take_user()
 
 
 @pytest.fixture(scope="session")

@@ -6,55 +6,43 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import private_server
 
 from nudger.config import load_config
 from nudger.errors import EX_CONFIG, EX_NOPERM, EX_TEMPFAIL
 from nudger.imap import ImapMailbox
 from nudger.mailbox import discover
-from support.dovecot import WEAK_CAPABILITY, Dovecot
+from support.dovecot import Dovecot
 from support.harness import by_subject, make_box
 from support.mail import config_text, days_ago, message
 
 pytestmark = pytest.mark.imap
 
 
-def _server(binary_holder: Dovecot, **kwargs) -> Iterator[Dovecot]:  # type: ignore[no-untyped-def]
-    server = Dovecot(binary_holder.binary, **kwargs)
-    server.free_users = server.pool(20)  # type: ignore[attr-defined]
-    server.start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
-
-
 @pytest.fixture(scope="module")
-def plain_names(dovecot: Dovecot) -> Iterator[Dovecot]:
+def plain_names() -> Iterator[Dovecot]:
     """A server whose folders carry no SPECIAL-USE flags, only usual names."""
-    yield from _server(dovecot, folders={"Sent Items": "", "Drafts": "", "Deleted Items": "",
-                                         "Spam": "", "Projects": ""})
+    with private_server(folders={"Sent Items": "", "Drafts": "", "Deleted Items": "", "Spam": "",
+                                 "Projects": ""}) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def gmail_like(dovecot: Dovecot) -> Iterator[Dovecot]:
-    yield from _server(dovecot, folders={"[Gmail]/Sent Mail": "\\Sent", "[Gmail]/Drafts": "\\Drafts",
-                                         "[Gmail]/All Mail": "\\All", "[Gmail]/Trash": "\\Trash",
-                                         "Work": ""})
+def gmail_like() -> Iterator[Dovecot]:
+    with private_server(folders={"[Gmail]/Sent Mail": "\\Sent", "[Gmail]/Drafts": "\\Drafts",
+                                 "[Gmail]/All Mail": "\\All", "[Gmail]/Trash": "\\Trash",
+                                 "Work": ""}) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def weak(dovecot: Dovecot) -> Iterator[Dovecot]:
-    """Like Office 365: no CONDSTORE, ENABLE or SPECIAL-USE capability."""
-    yield from _server(dovecot, capability=WEAK_CAPABILITY)
-
-
-@pytest.fixture(scope="module")
-def tls_server(dovecot: Dovecot) -> Iterator[Dovecot]:
-    yield from _server(dovecot, tls=True)
+def tls_server() -> Iterator[Dovecot]:
+    with private_server(tls=True) as server:
+        yield server
 
 
 def _connect(server: Dovecot, tmp_path: Path, monkeypatch, **extra: str) -> ImapMailbox:  # type: ignore[no-untyped-def]
-    user = server.free_users.pop()  # type: ignore[attr-defined]
+    user = server.take_user()
     path = tmp_path / "c.toml"
     path.write_text(config_text(server.port, user, tmp_path / "s"))
     account = load_config(path).accounts[0]
@@ -120,7 +108,7 @@ def test_unreachable_server_is_a_temporary_failure(dovecot, imap_user, tmp_path,
 
 def test_tls_with_the_servers_ca_works_and_without_it_is_refused(tls_server, tmp_path, capsys,  # type: ignore[no-untyped-def]
                                                                  monkeypatch) -> None:
-    user = tls_server.free_users.pop()
+    user = tls_server.take_user()
     box = make_box(tls_server, user, tmp_path, capsys, monkeypatch)
     plain = box.config.read_text()
     box.seed("Sent", message("t1@example.com", sender=user, subject="Over TLS", date=days_ago(6)))
@@ -140,7 +128,7 @@ def test_tls_with_the_servers_ca_works_and_without_it_is_refused(tls_server, tmp
 
 def test_server_without_condstore_or_special_use_gives_the_same_drafts(weak, tmp_path, capsys,  # type: ignore[no-untyped-def]
                                                                       monkeypatch) -> None:
-    user = weak.free_users.pop()
+    user = weak.take_user()
     box = make_box(weak, user, tmp_path, capsys, monkeypatch)
     box.seed("Sent", message("w1@example.com", sender=user, subject="Weak server", date=days_ago(6)))
     box.seed("INBOX", message("w2r@client.example", sender="bob@client.example", to=user,

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from support.dovecot import WEAK_CAPABILITY, Dovecot
+from support.dovecot import Dovecot
 from support.harness import Box, by_subject, make_box
 from support.mail import days_ago, message
 
@@ -68,8 +67,8 @@ def test_quiet_cycle_costs_the_same_on_a_bigger_mailbox(dovecot: Dovecot, tmp_pa
                                                        monkeypatch) -> None:
     (tmp_path / "s").mkdir()
     (tmp_path / "b").mkdir()
-    small = make_box(dovecot, dovecot.free_users.pop(0), tmp_path / "s", capsys, monkeypatch)
-    big = make_box(dovecot, dovecot.free_users.pop(0), tmp_path / "b", capsys, monkeypatch)
+    small = make_box(dovecot, dovecot.take_user(), tmp_path / "s", capsys, monkeypatch)
+    big = make_box(dovecot, dovecot.take_user(), tmp_path / "b", capsys, monkeypatch)
     _seed(small, 10)
     _seed(big, 300)
     for box in (small, big):
@@ -114,20 +113,11 @@ def test_flag_set_later_is_noticed_through_condstore(box: Box) -> None:
     assert '"status": "excluded"' in out and "$NoNudge" in out
 
 
-@pytest.fixture(scope="module")
-def weak(dovecot: Dovecot) -> Iterator[Dovecot]:
-    server = Dovecot(dovecot.binary, capability=WEAK_CAPABILITY)
-    server.free_users = server.pool(5)  # type: ignore[attr-defined]
-    server.start()
-    yield server
-    server.cleanup()
-
-
 def test_without_condstore_the_same_drafts_and_a_quiet_cycle_still_reads_nothing(
         dovecot: Dovecot, weak: Dovecot, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     drafts = []
     for server in (dovecot, weak):
-        user = server.free_users.pop(0)  # type: ignore[attr-defined]
+        user = server.take_user()
         (tmp_path / str(server.port)).mkdir()
         box = make_box(server, user, tmp_path / str(server.port), capsys, monkeypatch)
         box.seed("Sent", *[message(f"c{i}@example.com", sender=user, to=f"p{i}@client.example",
@@ -144,7 +134,7 @@ def test_without_condstore_the_same_drafts_and_a_quiet_cycle_still_reads_nothing
 def test_keyword_seen_only_at_write_time_is_remembered(weak: Dovecot, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     # Without CONDSTORE a flag change is invisible to the sync; the check before writing
     # sees it, and from then on the thread is excluded instead of re-checked every cycle.
-    user = weak.free_users.pop(0)  # type: ignore[attr-defined]
+    user = weak.take_user()
     box = make_box(weak, user, tmp_path, capsys, monkeypatch)
     box.seed("Sent", message("kw@example.com", sender=user, subject="Keyword later", date=days_ago(1)))
     box.run()

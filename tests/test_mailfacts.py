@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from nudger.mailfacts import (
     parse_record,
     strip_reply_prefixes,
 )
+from support.corpus import classify_corpus
 
 
 @pytest.mark.parametrize("raw,expected", [
@@ -100,22 +100,6 @@ KNOWN_MISSES = {
 }
 
 
-def _category(path: Path, root: Path) -> str:
-    return path.relative_to(root).parts[0]
-
-
-def classify_corpus(corpus: Path) -> dict[str, tuple[str, str]]:
-    result = {}
-    for path in sorted(corpus.rglob("*.eml")):
-        raw = path.read_bytes()
-        head = raw.split(b"\r\n\r\n", 1)[0] if b"\r\n\r\n" in raw[:65536] else raw.split(b"\n\n", 1)[0]
-        record = parse_record(head, folder="corpus", uid=1)
-        if record.needs_report_body:
-            record = parse_record(head, folder="corpus", uid=1, report_bytes=raw)
-        result[str(path.relative_to(corpus))] = (_category(path, corpus), record.kind)
-    return result
-
-
 def test_corpus_messages_are_classified_as_a_user_expects(corpus: Path) -> None:
     kinds = classify_corpus(corpus)
     assert len(kinds) >= 180
@@ -129,15 +113,6 @@ def test_corpus_messages_are_classified_as_a_user_expects(corpus: Path) -> None:
         if expected is not None and kind not in expected:
             misses.add(name)
     assert misses == KNOWN_MISSES, sorted(misses ^ KNOWN_MISSES)
-
-
-def test_corpus_confusion_table(corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    table = Counter(classify_corpus(corpus).values())
-    with capsys.disabled():
-        print("\ncorpus confusion table (category -> kind: count)")
-        for (category, kind), n in sorted(table.items()):
-            print(f"  {category:<26} {kind:<16} {n}")
-    assert sum(table.values()) == len(list(corpus.rglob("*.eml")))
 
 
 def test_every_corpus_message_parses_without_exception(corpus: Path) -> None:

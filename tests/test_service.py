@@ -212,9 +212,9 @@ def test_edited_draft_is_never_touched_again(box: Box) -> None:
     assert b"Edited:" in bytes(draft)
 
 
-def test_draft_changed_in_place_after_a_reply_is_kept(box: Box) -> None:
-    # Same UID is impossible to change over IMAP, so "changed" shows as a new UID: covered
-    # above. Here the reply arrives while the draft is untouched but a second copy exists.
+def test_a_duplicated_draft_is_left_alone_when_a_reply_arrives(box: Box) -> None:
+    # A client copied our draft: which copy is "ours, untouched" is ambiguous, so nudger
+    # removes neither when the reply comes.
     box.seed("Sent", message("f3@example.com", sender=box.user, subject="Fate three", date=days_ago(6)))
     box.run()
     [(_, (raw, _))] = box.raw("Drafts").items()

@@ -50,6 +50,7 @@ class Dovecot:
         self.tls_port = free_port() if tls else 0
         self.process: subprocess.Popen[bytes] | None = None
         self.users: dict[str, str] = {}
+        self.free_users: list[str] = []  # made by pool(), handed out by take_user()
         if os.geteuid() == 0:
             nobody = pwd.getpwnam("nobody")
             self.uid, self.gid = nobody.pw_uid, nobody.pw_gid  # mail processes must not be root
@@ -131,7 +132,25 @@ class Dovecot:
         return name
 
     def pool(self, count: int, prefix: str = "user") -> list[str]:
-        return [self.add_user(f"{prefix}{i}@example.com") for i in range(1, count + 1)]
+        users = [self.add_user(f"{prefix}{i}@example.com") for i in range(1, count + 1)]
+        self.free_users += users
+        return users
+
+    def take_user(self) -> str:
+        """An unused, empty mailbox (from the pool made before start)."""
+        return self.free_users.pop(0)
+
+    def clear_folder(self, user: str, folder: str, uids: list[int] | None = None) -> None:
+        """Delete messages (all, or these UIDs) the way a user's client does."""
+        client = self.client(user)
+        try:
+            client.select_folder(folder)
+            targets = uids or client.search(["ALL"])
+            if targets:
+                client.delete_messages(targets)
+                client.expunge()
+        finally:
+            client.logout()
 
     def start(self, timeout: float = 15.0) -> None:
         self.process = subprocess.Popen(

@@ -60,13 +60,7 @@ class Box:
 
     def delete_drafts(self, uids: list[int] | None = None) -> None:
         """What a user's client does when they delete drafts (all, or these UIDs)."""
-        client = self.dovecot.client(self.user)
-        try:
-            client.select_folder("Drafts")
-            client.delete_messages(uids or client.search(["ALL"]))
-            client.expunge()
-        finally:
-            client.logout()
+        self.dovecot.clear_folder(self.user, "Drafts", uids)
 
     def drafts(self) -> list[EmailMessage]:
         return [BytesParser(policy=policy.default).parsebytes(data)  # type: ignore[misc]
