@@ -31,7 +31,7 @@ def main() -> None:
     rng = random.Random(args.seed)
     failures = verdicts = 0
     started = time.perf_counter()
-    for n in range(args.inputs):
+    for _ in range(args.inputs):
         if rng.random() < 0.2:
             blobs = [rng.randbytes(rng.randrange(0, 600)) for _ in range(rng.randrange(1, 5))]
         else:

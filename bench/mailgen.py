@@ -110,7 +110,7 @@ def write_maildir(home: Path, messages: Iterator[tuple[str, bytes, datetime, boo
         os.utime(path, (ts, ts))
         counts[folder] = counts.get(folder, 0) + 1
     (root / "subscriptions").write_text("\n".join(f for f in FOLDERS if f != "INBOX") + "\n")
-    for dirpath, dirnames, filenames in os.walk(home):
+    for dirpath, _subdirs, filenames in os.walk(home):
         os.chown(dirpath, uid, gid)
         for f in filenames:
             os.chown(os.path.join(dirpath, f), uid, gid)
@@ -125,6 +125,7 @@ def account(home: Path, user: str, count: int, days: int, now: datetime, uid: in
 if __name__ == "__main__":  # a quick look at what it makes
     import sys
 
-    for folder, data, when, _ in generate("me@me.example", int(sys.argv[1]) if len(sys.argv) > 1 else 8,
-                                          datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)):
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 8
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    for folder, data, when, _ in generate("me@me.example", count, start, end):
         print(folder, when.date(), data.split(b"\r\n")[3].decode())

@@ -189,7 +189,8 @@ def row(name: str, f: Figure) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="10x smaller accounts, fewer runs")
     parser.add_argument("--runs", type=int, default=0, help="runs per figure (default 5, quick 3)")
     parser.add_argument("--no-mbsync", action="store_true", help="skip (f), the slowest column")
@@ -230,8 +231,9 @@ def main() -> None:
         names = {"a": "(a) nudger first cycle", "b": "(b) nudger no-op cycle",
                  "c": "(c) nudger cycle after 10 new messages", "d": "(d) naive: fetch all + parse",
                  "e": "(e) floor: header fields of the window", "f": "(f) mbsync + notmuch new + query"}
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
         lines.append(f"nudger bench, {datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} cores, "
-                     f"Dovecot {subprocess.run([binary, '--version'], capture_output=True, text=True).stdout.strip()}, "
+                     f"Dovecot {version}, "
                      f"median of {runs} runs ((d) on 100k and (f): 1 run), look-back {LOOKBACK_DAYS} days")
         for account_name, figures in results.items():
             lines.append("")
@@ -256,7 +258,8 @@ def main() -> None:
         for path in ("CONDSTORE", "no CONDSTORE"):
             small, big = results.get(f"acct10k ({path})"), results.get(f"acct100k ({path})")
             if small and big:
-                lines.append(f"no-op flatness 10k -> 100k ({path}): time {big['b'].seconds / small['b'].seconds:.2f}x, "
+                ratio = big["b"].seconds / small["b"].seconds
+                lines.append(f"no-op flatness 10k -> 100k ({path}): time {ratio:.2f}x, "
                              f"server bytes {big['b'].server_bytes / max(1, small['b'].server_bytes):.2f}x, "
                              f"{big['b'].server_bytes / 5:.0f} bytes per watched folder (5 watched + Drafts)")
         print("\n".join(lines))
