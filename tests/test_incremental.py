@@ -147,3 +147,13 @@ def test_keyword_seen_only_at_write_time_is_remembered(weak: Dovecot, tmp_path, 
     d = by_subject(box.run(now=later))["Keyword later"]
     assert d["status"] == "excluded" and "$NoNudge" in d["reason"]
     assert box.drafts() == []
+
+
+def test_a_quiet_run_reports_nothing_unless_asked_for_all(box: Box) -> None:
+    _seed(box, 3)
+    code, first, _ = box.cli("run", "--once", "--json")
+    assert code == 0 and first.count('"status"') == 3
+    code, quiet, _ = box.cli("run", "--once", "--json")
+    assert code == 0 and quiet.strip() == ""
+    code, everything, _ = box.cli("run", "--once", "--json", "--all")
+    assert code == 0 and everything.count('"status": "waiting"') == 3
