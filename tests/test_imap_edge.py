@@ -11,7 +11,7 @@ from conftest import private_server
 from nudger.config import load_config
 from nudger.errors import EX_CONFIG, EX_NOPERM, EX_TEMPFAIL
 from nudger.imap import ImapMailbox
-from nudger.mailbox import discover
+from nudger.mailbox import Layout, discover
 from support.dovecot import Dovecot
 from support.harness import by_subject, make_box
 from support.mail import config_text, days_ago, message
@@ -41,36 +41,34 @@ def tls_server() -> Iterator[Dovecot]:
         yield server
 
 
-def _connect(server: Dovecot, tmp_path: Path, monkeypatch, **extra: str) -> ImapMailbox:  # type: ignore[no-untyped-def]
+def _layout(server: Dovecot, tmp_path: Path) -> Layout:
+    """Log in as a fresh user of ``server`` and discover its folders, as a cycle does."""
     user = server.take_user()
     path = tmp_path / "c.toml"
     path.write_text(config_text(server.port, user, tmp_path / "s"))
-    account = load_config(path).accounts[0]
-    return ImapMailbox(account, server.users[user])
+    box = ImapMailbox(load_config(path).accounts[0], server.users[user])
+    try:
+        return discover(box.list_folders())
+    finally:
+        box.close()
 
 
-def test_folders_found_by_special_use(dovecot: Dovecot, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    box = _connect(dovecot, tmp_path, monkeypatch)
-    layout = discover(box.list_folders())
-    box.close()
+def test_folders_found_by_special_use(dovecot: Dovecot, tmp_path: Path) -> None:
+    layout = _layout(dovecot, tmp_path)
     assert (layout.sent, layout.drafts) == ("Sent", "Drafts")
     assert layout.how["sent"] == "SPECIAL-USE \\Sent"
     assert set(layout.watched) == {"INBOX", "Sent", "Archive"}
 
 
-def test_folders_found_by_usual_names(plain_names: Dovecot, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    box = _connect(plain_names, tmp_path, monkeypatch)
-    layout = discover(box.list_folders())
-    box.close()
+def test_folders_found_by_usual_names(plain_names: Dovecot, tmp_path: Path) -> None:
+    layout = _layout(plain_names, tmp_path)
     assert (layout.sent, layout.drafts) == ("Sent Items", "Drafts")
     assert layout.how["sent"] == "common name"
     assert set(layout.watched) == {"INBOX", "Sent Items", "Projects"}
 
 
-def test_gmail_layout_watches_all_mail_and_sent(gmail_like: Dovecot, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    box = _connect(gmail_like, tmp_path, monkeypatch)
-    layout = discover(box.list_folders())
-    box.close()
+def test_gmail_layout_watches_all_mail_and_sent(gmail_like: Dovecot, tmp_path: Path) -> None:
+    layout = _layout(gmail_like, tmp_path)
     assert (layout.sent, layout.drafts) == ("[Gmail]/Sent Mail", "[Gmail]/Drafts")
     assert set(layout.watched) == {"[Gmail]/All Mail", "[Gmail]/Sent Mail"}
 
