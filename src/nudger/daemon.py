@@ -140,11 +140,13 @@ class Worker(threading.Thread):
         self.backoff = Backoff()
 
     def run(self) -> None:
-        state = State.open(self.config.daemon.state_dir)
+        state: State | None = None
         mailbox: Mailbox | None = None
         try:
             while not self.stop.is_set():
                 try:
+                    if state is None:
+                        state = State.open(self.config.daemon.state_dir)
                     if mailbox is None:
                         mailbox = self.opener(self.account)
                     result = run_cycle(self.config, self.account, mailbox, state, datetime.now(UTC))
@@ -160,7 +162,8 @@ class Worker(threading.Thread):
         finally:
             if mailbox is not None:
                 mailbox.close()
-            state.close()
+            if state is not None:
+                state.close()
 
     def _wait(self, mailbox: Mailbox) -> None:
         seconds = self.config.daemon.poll_interval.total_seconds()
@@ -246,6 +249,9 @@ class Service:
 
     def run(self) -> int:
         lock = _lock(self.config)
+        # Create the state (schema, WAL) once, here, before the workers open it together:
+        # switching a new database to WAL needs it to itself.
+        State.open(self.config.daemon.state_dir).close()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._signal)
         ping = watchdog_interval()
