@@ -7,6 +7,7 @@ are translated here into our own classes: temporary, authentication, configurati
 
 from __future__ import annotations
 
+import imaplib
 import logging
 import re
 import socket
@@ -25,7 +26,7 @@ from imapclient.response_parser import parse_fetch_response
 from nudger.config import Account, is_loopback
 from nudger.errors import AuthError, NudgerError, TemporaryError
 from nudger.mailbox import Fetched, FolderInfo, FolderStatus
-from nudger.mailfacts import HEADER_FIELDS
+from nudger.mailfacts import HEADER_FIELDS, datetime_of
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,21 @@ _META = {
     b"X-GM-THRID": re.compile(rb"\bX-GM-THRID (\d+)"),
 }
 _LITERAL_KEY = re.compile(rb"(BODY\[[^\]]*\](?:<\d+>)?) \{\d+\}$")
+_INTERNALDATE = re.compile(r" ?(\d{1,2})-([A-Z][a-z]{2})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)")
+
+
+def parse_internaldate(value: bytes) -> datetime:
+    """INTERNALDATE ("17-Jul-1996 02:44:25 -0700"), aware. Its format is fixed (RFC 3501),
+    so a pattern reads it; imapclient's general date parser is the fallback."""
+    found = _INTERNALDATE.fullmatch(value.decode("ascii", "replace"))
+    if found:
+        try:
+            return datetime_of(*found.groups())
+        except (ValueError, KeyError):
+            pass
+    from imapclient.datetime_util import parse_to_datetime
+
+    return parse_to_datetime(value, normalise=False)
 
 
 def parse_header_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]] | None:
@@ -82,8 +98,6 @@ def parse_header_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]] | None:
     a first sync's time. This reads "* n (UID .. FLAGS (..) .. BODY[..] {len}" plus the
     literal; anything else returns None and the general parser takes over.
     """
-    from imapclient.datetime_util import parse_to_datetime
-
     result: dict[int, dict[bytes, Any]] = {}
     i = 0
     while i < len(data):
@@ -110,7 +124,7 @@ def parse_header_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]] | None:
             entry[b"FLAGS"] = tuple(flags.group(1).split())
         date = _META[b"INTERNALDATE"].search(meta)
         if date:
-            entry[b"INTERNALDATE"] = parse_to_datetime(date.group(1), normalise=False)
+            entry[b"INTERNALDATE"] = parse_internaldate(date.group(1))
         result[int(uid.group(1))] = entry
     return result
 
@@ -176,15 +190,51 @@ class ImapMailbox:
     def _uid_fetch(self, uid_set: str, items: Sequence[str]) -> dict[int, dict[bytes, Any]]:
         """UID FETCH with a compact UID set ("1:500,502"). imapclient's fetch() accepts
         only UID lists, which makes long command lines or many round trips; its response
-        parser is public, and imaplib's uid() is the standard library's own API."""
-        typ, data = self.client._imap.uid("FETCH", uid_set, "(" + " ".join(items) + ")")
-        if typ != "OK":
-            raise IMAPClientError(f"FETCH failed: {data!r}")
+        parser is public."""
+        data = self._fetch_lines(f"UID FETCH {uid_set} ({' '.join(items)})")
         fast = parse_header_fetch(data)
         if fast is not None:
             return fast
         parsed = parse_fetch_response(data, normalise_times=False, uid_is_key=True)
         return {uid: d for uid, d in parsed.items() if isinstance(uid, int)}
+
+    def _fetch_lines(self, command: str) -> list[Any]:
+        """Send a FETCH and read its answer in imaplib's shape: ``(line, literal)`` tuples
+        and plain lines. imaplib matches several regular expressions per line, which costs
+        more than everything else a first sync does with a header; this reads the same
+        bytes through its public readline/read, with a tag from its own counter (as
+        imapclient does for the commands imaplib lacks)."""
+        imap = self.client._imap
+        tag = imap._new_tag()
+        imap.send(tag + b" " + command.encode("ascii") + b"\r\n")
+        readline, read = imap.readline, imap.read
+        data: list[Any] = []
+        done = tag + b" "
+        while True:
+            line = readline()
+            if not line.endswith(b"\n"):
+                raise imaplib.IMAP4.abort("connection closed during FETCH")
+            if line.startswith(done):
+                status = line[len(done):].split(b" ", 1)[0].upper()
+                if status != b"OK":
+                    raise IMAPClientError(f"FETCH failed: {line.strip()!r}")
+                return data
+            if not line.startswith(b"* "):
+                raise imaplib.IMAP4.abort(f"unexpected answer to FETCH: {line[:80]!r}")
+            number, _, rest = line[2:].partition(b" ")
+            kind, _, rest = rest.partition(b" ")
+            if number.upper() == b"BYE":
+                raise imaplib.IMAP4.abort(f"server closed the connection: {line.strip()!r}")
+            fetch = kind.upper() == b"FETCH"
+            chunk = number + b" " + rest
+            while chunk.endswith(b"}\r\n"):
+                literal = read(int(chunk[chunk.rfind(b"{") + 1 : -3]))
+                if fetch:
+                    data.append((chunk[:-2], literal))
+                chunk = readline()
+            if fetch:
+                data.append(chunk.rstrip(b"\r\n"))
+            # Other untagged answers (EXISTS, EXPUNGE...) change nothing a UID FETCH returns.
 
     def _examine(self, folder: str) -> None:
         if self._selected != folder:
