@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+
 import pytest
 
 from nudger.mailfacts import (
@@ -74,8 +76,17 @@ def test_record_survives_json_round_trip() -> None:
     r = parse_record(b"Message-ID: <a@b>\r\nFrom: A <a@b.c>\r\nTo: x@y.z, Q <q@r.s>\r\n"
                      b"References: <r@s>\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\n",
                      folder="INBOX", uid=7, keywords=("$NoNudge",))
-    assert MessageRecord.from_json(r.to_json()) == r
+    assert MessageRecord.from_row(json.loads(json.dumps(r.to_row()))) == r
     assert r.subject == "Grüße"
+    # A state written by nudger 0.1.0 stored each record as an object; it still reads.
+    legacy = {"folder": "INBOX", "uid": 7, "message_id": "<a@b>", "in_reply_to": [],
+              "references": ["<r@s>"], "sender": {"name": "A", "email": "a@b.c"},
+              "to": [{"name": "", "email": "x@y.z"}, {"name": "Q", "email": "q@r.s"}], "cc": [],
+              "bcc": [], "date": r.date.isoformat(), "subject": "Grüße", "kind": "human",
+              "kind_reason": "", "list_traffic": False, "failed_recipients": [], "original_ids": [],
+              "keywords": ["$NoNudge"], "gm_thrid": None, "thread_index": "", "nudge_for": "",
+              "size": 0, "written_id": "<a@b>", "written_references": ["<r@s>"], "back_on": ""}
+    assert MessageRecord.from_row(json.loads(json.dumps(legacy))) == r
 
 
 # -- the shared corpus: every category, judged by what a user expects ------------------------

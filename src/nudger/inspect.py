@@ -32,9 +32,10 @@ def _threads(state: State, account: Account, now: datetime,
     synced = (f"{datetime.fromisoformat(last).astimezone(account.timezone):%Y-%m-%d %H:%M}"
               if last else "never")
     sent = state.meta(account.name, "sent_folder") or ""
+    whole = seeds is None
     if seeds is None:
         seeds = state.ours_since(account.name, account.identities, now - account.lookback)
-    return list(threads_of(state, account.name, seeds, folders, sent)), synced
+    return list(threads_of(state, account.name, seeds, folders, sent, whole_window=whole)), synced
 
 
 def _open(config: Config) -> State:

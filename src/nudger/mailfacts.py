@@ -16,7 +16,7 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -65,8 +65,8 @@ _AUTO_SUBJECT = re.compile(
     r"|accusé de réception|nous avons bien reçu|hemos recibido su|abbiamo ricevuto la sua"
     r"|wij hebben uw (?:bericht|aanvraag) ontvangen|recebemos (?:a )?sua|vi har tagit emot"
     r"|お問い合わせを受け付けました",
-    re.IGNORECASE,
-)
+)  # written in lower case and matched against the lower-cased subject: IGNORECASE on this
+#    many alternatives costs three times as much, for every message of a first sync
 _CALENDAR_SUBJECT = re.compile(
     r"^\s*(?:accepted|declined|tentative|tentatively accepted|angenommen|abgelehnt|mit vorbehalt"
     r"|accepté|refusé|aceptado|rechazado|accettato|rifiutato|geaccepteerd|geweigerd)\s*:",
@@ -144,26 +144,31 @@ class MessageRecord:
     def has_keyword(self, keyword: str) -> bool:
         return keyword.lower() in (k.lower() for k in self.keywords)
 
-    def to_json(self) -> dict[str, Any]:
-        # By hand, not dataclasses.asdict: this runs once per message of a first sync.
-        data = {name: getattr(self, name) for name in _JSON_FIELDS}
-        data["date"] = self.date.isoformat()
-        data["sender"] = {"name": self.sender.name, "email": self.sender.email}
-        for key in ("to", "cc", "bcc"):
-            data[key] = [{"name": a.name, "email": a.email} for a in getattr(self, key)]
-        return data
+    def to_row(self) -> list[Any]:
+        """The record as a JSON-ready list, field by field: positional, because storing
+        and loading run for every message of a first sync and keys would double the work."""
+        row: list[Any] = [getattr(self, name) for name in _ROW_FIELDS]
+        row[_DATE] = self.date.isoformat()
+        row[_SENDER] = (self.sender.name, self.sender.email)
+        for i in _ADDRESSES:
+            row[i] = [(a.name, a.email) for a in row[i]]
+        return row
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> MessageRecord:
-        data = dict(data)
-        data["date"] = datetime.fromisoformat(data["date"])
-        data["sender"] = Addr(**data["sender"])
-        for key in ("to", "cc", "bcc"):
-            data[key] = tuple(Addr(**a) for a in data[key])
-        for key in ("in_reply_to", "references", "failed_recipients", "original_ids", "keywords",
-                    "written_references"):
-            data[key] = tuple(data[key])
-        return cls(**data)
+    def from_row(cls, row: list[Any] | dict[str, Any]) -> MessageRecord:
+        if isinstance(row, dict):  # a state written by nudger 0.1.0
+            row = [row.get(name, _DEFAULTS.get(name)) for name in _ROW_FIELDS]
+            row[_SENDER] = (row[_SENDER]["name"], row[_SENDER]["email"])
+            for i in _ADDRESSES:
+                row[i] = [(a["name"], a["email"]) for a in row[i]]
+        row = list(row)
+        row[_DATE] = datetime.fromisoformat(row[_DATE])
+        row[_SENDER] = Addr(*row[_SENDER])
+        for i in _ADDRESSES:
+            row[i] = tuple(Addr(name, email) for name, email in row[i])
+        for i in _TUPLES:
+            row[i] = tuple(row[i])
+        return cls(*row)
 
 
 def record_key(record: MessageRecord) -> str:
@@ -171,7 +176,12 @@ def record_key(record: MessageRecord) -> str:
     return record.message_id or f"<nudger-missing.{record.uid}@{record.folder}>"
 
 
-_JSON_FIELDS = tuple(f for f in MessageRecord.__dataclass_fields__ if f != "warnings")
+_ROW_FIELDS = tuple(f for f in MessageRecord.__dataclass_fields__ if f != "warnings")
+_DEFAULTS = {name: f.default for name, f in MessageRecord.__dataclass_fields__.items()}
+_DATE, _SENDER = _ROW_FIELDS.index("date"), _ROW_FIELDS.index("sender")
+_ADDRESSES = tuple(_ROW_FIELDS.index(name) for name in ("to", "cc", "bcc"))
+_TUPLES = tuple(_ROW_FIELDS.index(name) for name in ("in_reply_to", "references", "failed_recipients",
+                                                     "original_ids", "keywords", "written_references"))
 
 
 # -- normalisation -------------------------------------------------------------------------
@@ -203,6 +213,12 @@ def message_ids(value: str, keep_case: bool = False) -> tuple[str, ...]:
         if norm not in result:
             result.append(norm)
     return tuple(result)
+
+
+def _lower_domain(msgid: str) -> str:
+    """A msg-id as written -> its normalised form (see message_ids)."""
+    local, at, domain = msgid.rpartition("@")
+    return f"{local}@{domain.lower()}" if at and local != "<" else msgid
 
 
 def _strip_prefixes(pattern: re.Pattern[str], subject: str) -> str:
@@ -244,6 +260,9 @@ def _text(value: Any) -> str:
     return re.sub(r"\s*[\r\n]+\s*", " ", decoded).strip()
 
 
+_HEADER_FIELD = re.compile(rb"^([^:\s]+)[ \t]*:(.*(?:\n[ \t].*)*)", re.MULTILINE)
+
+
 class Headers:
     """A header block as name -> values, read in one pass.
 
@@ -257,33 +276,22 @@ class Headers:
         end = data.find(b"\r\n\r\n")
         if end < 0:
             end = data.find(b"\n\n")
-        block = data if end < 0 else data[:end]
-        name: str | None = None
-        value: list[bytes] = []
-        for line in block.replace(b"\r\n", b"\n").split(b"\n"):
-            if line[:1] in (b" ", b"\t") and name is not None:
-                value.append(line)
-                continue
-            if name is not None:
-                self._add(name, value)
-            key, colon, rest = line.partition(b":")
-            if colon and key and b" " not in key.strip():
-                name, value = key.strip().decode("ascii", "replace").lower(), [rest]
-            else:
-                name, value = None, []
-        if name is not None:
-            self._add(name, value)
-
-    def _add(self, name: str, parts: list[bytes]) -> None:
-        raw = b"\n".join(parts).strip()
-        try:
-            text = raw.decode("ascii")
-        except UnicodeDecodeError:
+        block = (data if end < 0 else data[:end]).replace(b"\r\n", b"\n")
+        index = self.index
+        for name, raw in _HEADER_FIELD.findall(block):
+            raw = raw.strip()
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode("ascii")
             except UnicodeDecodeError:
-                text = raw.decode("latin-1")
-        self.index.setdefault(name, []).append(text)
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = raw.decode("latin-1")
+            key = name.decode("ascii", "replace").lower()
+            if key in index:
+                index[key].append(text)
+            else:
+                index[key] = [text]
 
     def get_all(self, name: str) -> list[str]:
         return self.index.get(name.lower(), [])
@@ -337,9 +345,31 @@ def _text_raw(value: Any) -> str:
     return raw
 
 
+_COMMON_DATE = re.compile(
+    r"(?:[A-Za-z]{3}, )?(\d{1,2}) ([A-Z][a-z]{2}) (\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)")
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
+                                       "Oct", "Nov", "Dec"), start=1)}
+
+
+def datetime_of(day: str, month: str, year: str, hh: str, mm: str, ss: str, sign: str, oh: str,
+                om: str) -> datetime:
+    """An aware datetime from the parts of an RFC 5322 date or an IMAP INTERNALDATE
+    ("Oct" for the month); ValueError or KeyError when they make no date."""
+    minutes = (int(oh) * 60 + int(om)) * (-1 if sign == "-" else 1)
+    zone = UTC if minutes == 0 else timezone(timedelta(minutes=minutes))
+    return datetime(int(year), _MONTHS[month], int(day), int(hh), int(mm), int(ss), tzinfo=zone)
+
+
 def parse_date(value: str) -> datetime | None:
     if not value:
         return None
+    common = _COMMON_DATE.fullmatch(value)
+    if common and 1980 <= int(common.group(3)) <= 2200:
+        # The shape nearly every client writes, read without email.utils' general parser.
+        try:
+            return datetime_of(*common.groups()).astimezone(UTC)
+        except (ValueError, KeyError):
+            pass  # 31 Feb, 25:00, "Foo": the general parser decides
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -409,7 +439,9 @@ def classify(msg: Headers, sender: Addr, subject: str) -> tuple[str, str]:
     # a real reply a machine's would cause the one mistake users never forgive.
     if precedence in ("auto_reply", "junk"):
         return AUTO_REPLY, f"Precedence: {precedence}"
-    if _AUTO_SUBJECT.search(subject) or _AUTO_SUBJECT.search(normalise_subject(subject)):
+    lowered = subject.lower()
+    topic = normalise_subject(lowered)
+    if _AUTO_SUBJECT.search(lowered) or (topic != lowered and _AUTO_SUBJECT.search(topic)):
         return AUTO_REPLY, f'subject "{subject[:60]}"'
     if _CALENDAR_SUBJECT.search(subject):
         return CALENDAR, "calendar answer"
@@ -522,7 +554,8 @@ def parse_record(
     """Build the record of one message; never raises on malformed input."""
     msg = Headers(header_bytes)
     warnings = []
-    message_id = normalise_message_id(_text(_raw(msg, "Message-ID")))
+    written_ids = message_ids(_text(_raw(msg, "Message-ID")), keep_case=True)
+    message_id = _lower_domain(written_ids[0]) if written_ids else ""
     if not message_id:
         warnings.append("no Message-ID")
     senders = _addresses(msg, "From") or _addresses(msg, "Sender")
@@ -546,12 +579,13 @@ def parse_record(
         failed = tuple(dict.fromkeys(failed + rep_failed))
         if kind == BOUNCE and only_notices:
             kind, why = DELAY, "delivery notice (delayed or relayed, not failed)"
+    written_refs = message_ids(_raw(msg, "References"), keep_case=True)
     return MessageRecord(
         folder=folder,
         uid=uid,
         message_id=message_id,
         in_reply_to=message_ids(_raw(msg, "In-Reply-To")),
-        references=message_ids(_raw(msg, "References")),
+        references=tuple(dict.fromkeys(_lower_domain(i) for i in written_refs)),
         sender=sender,
         to=_addresses(msg, "To"),
         cc=_addresses(msg, "Cc"),
@@ -566,9 +600,9 @@ def parse_record(
         keywords=tuple(keywords),
         gm_thrid=gm_thrid,
         thread_index=_conversation(_raw(msg, "Thread-Index")),
-        nudge_for=normalise_message_id(_text(_raw(msg, "X-Nudger-For"))),
+        nudge_for=normalise_message_id(_text(_raw(msg, "X-Nudger-For"))) if msg.has("X-Nudger-For") else "",
         size=size,
-        written_id=next(iter(message_ids(_text(_raw(msg, "Message-ID")), keep_case=True)), ""),
-        written_references=message_ids(_raw(msg, "References"), keep_case=True),
+        written_id=written_ids[0] if written_ids else "",
+        written_references=written_refs,
         warnings=tuple(warnings),
     )

@@ -141,8 +141,8 @@ class State:
         rows, links = [], []
         for r in records:
             key = record_key(r)
-            rows.append((account, r.folder, r.uid, key, r.sender.email,
-                         r.date.astimezone(UTC).isoformat(), r.topic, json.dumps(r.to_json())))
+            rows.append((account, r.folder, r.uid, key, r.sender.email, r.date.astimezone(UTC).isoformat(),
+                         r.topic, json.dumps(r.to_row(), ensure_ascii=False)))
             links += [(account, key, p) for p in r.parents + r.original_ids if p != key]
             if r.gm_thrid:
                 links.append((account, key, f"gm:{r.gm_thrid}"))
@@ -165,7 +165,7 @@ class State:
                                     (account, folder, uid)).fetchone()
             if row is None:
                 continue
-            record = MessageRecord.from_json(json.loads(row[0]))
+            record = MessageRecord.from_row(json.loads(row[0]))
             if tuple(sorted(record.keywords)) != tuple(sorted(keywords)):
                 record = replace(record, keywords=tuple(keywords))
                 self.put_records(account, [record])
@@ -198,8 +198,56 @@ class State:
             rows = self.conn.execute(
                 f"SELECT folder, record FROM messages WHERE account=? AND message_id IN "
                 f"({','.join('?' * len(batch))})", (account, *batch))
-            result += [MessageRecord.from_json(json.loads(rec)) for folder, rec in rows if folder in allowed]
+            result += [MessageRecord.from_row(json.loads(rec)) for folder, rec in rows if folder in allowed]
         return result
+
+    def linked_groups(self, account: str, seeds: Iterable[str],
+                      folders: Iterable[str]) -> Iterator[list[MessageRecord]]:
+        """The records linked to the seeds, one connected group at a time.
+
+        For many seeds at once (a first cycle, ``status``): every link is read in one query
+        and grouped here, then the records stream out in one more, group by group -- one
+        walk per seed would cost a few queries each. Memory: the links of the window.
+        """
+        parent: dict[str, str] = {}
+
+        def find(x: str) -> str:
+            root = parent.setdefault(x, x)
+            while root != parent[root]:
+                parent[root] = parent[parent[root]]
+                root = parent[root]
+            return root
+
+        for child, linked in self.conn.execute("SELECT child, parent FROM links WHERE account=?",
+                                               (account,)):
+            a, b = find(child), find(linked)
+            if a != b:
+                parent[b] = a
+        number: dict[str, int] = {}
+        for seed in seeds:
+            number.setdefault(find(seed), len(number))
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS grouping (grp INTEGER NOT NULL, "
+                          "message_id TEXT NOT NULL, PRIMARY KEY (grp, message_id)) WITHOUT ROWID")
+        self.conn.execute("DELETE FROM temp.grouping")
+        self.conn.executemany("INSERT INTO temp.grouping VALUES (?,?)",
+                              ((n, mid) for mid in parent if (n := number.get(find(mid))) is not None))
+        parent.clear()  # the groups are in the table now
+        allowed = set(folders)
+        # CROSS JOIN keeps the grouping table outside: rows arrive in group order, no sort.
+        rows = self.conn.execute(
+            "SELECT g.grp, m.folder, m.record FROM temp.grouping g CROSS JOIN messages m "
+            "ON m.account=? AND m.message_id=g.message_id ORDER BY g.grp", (account,))
+        group: list[MessageRecord] = []
+        current = None
+        for grp, folder, record in rows:
+            if grp != current and group:
+                yield group
+                group = []
+            current = grp
+            if folder in allowed:
+                group.append(MessageRecord.from_row(json.loads(record)))
+        if group:
+            yield group
 
     def ours_since(self, account: str, identities: Iterable[str], since: datetime) -> list[str]:
         idents = list(identities)
@@ -219,13 +267,13 @@ class State:
             f"AND sender IN ({','.join('?' * len(idents))}) ORDER BY date DESC LIMIT 20",
             (account, topic, before.astimezone(UTC).isoformat(), since.astimezone(UTC).isoformat(),
              *idents))
-        return [MessageRecord.from_json(json.loads(rec)) for (rec,) in rows]
+        return [MessageRecord.from_row(json.loads(rec)) for (rec,) in rows]
 
     def answers_to(self, account: str, message_id: str) -> list[MessageRecord]:
         rows = self.conn.execute(
             "SELECT m.record FROM links l JOIN messages m ON m.account=l.account AND m.message_id=l.child "
             "WHERE l.account=? AND l.parent=?", (account, message_id))
-        return [MessageRecord.from_json(json.loads(rec)) for (rec,) in rows]
+        return [MessageRecord.from_row(json.loads(rec)) for (rec,) in rows]
 
     def prune(self, account: str, before: datetime) -> int:
         """Forget messages dated before ``before`` (and the links they made): the state
@@ -262,7 +310,7 @@ class State:
     def records(self, account: str, folder: str) -> list[MessageRecord]:
         rows = self.conn.execute("SELECT record FROM messages WHERE account=? AND folder=?",
                                  (account, folder))
-        return [MessageRecord.from_json(json.loads(rec)) for (rec,) in rows]
+        return [MessageRecord.from_row(json.loads(rec)) for (rec,) in rows]
 
     # -- the ledger of our drafts ---------------------------------------------------------------
 
