@@ -1,8 +1,8 @@
 """One cycle for one account: sync -> decide -> act.
 
-Sync brings the header records of new messages into the state (only what changed
-since the last cycle); decide is the pure ``plan``; act writes the drafts that are
-due, each guarded so that a crash or a second instance never makes a duplicate.
+Sync (``sync.py``) brings the header records of new messages into the state (only what
+changed since the last cycle); decide is the pure ``plan``; act writes the drafts that
+are due, each guarded so that a crash or a second instance never makes a duplicate.
 """
 
 from __future__ import annotations
@@ -10,23 +10,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from nudger.compose import DraftInput, compose_nudge, text_of, to_bytes
 from nudger.config import Account, Config
-from nudger.mailbox import Fetched, Layout, Mailbox, discover
-from nudger.mailfacts import (
-    AUTO_REPLY,
-    HUMAN,
-    Addr,
-    MessageRecord,
-    is_noreply,
-    parse_record,
-    record_key,
-)
-from nudger.ooo import return_date
+from nudger.mailbox import Layout, Mailbox, discover
+from nudger.mailfacts import Addr, MessageRecord
 from nudger.plan import (
     CLOCK_SLACK,
     DISMISSED,
@@ -43,12 +34,11 @@ from nudger.plan import (
     decide,
 )
 from nudger.state import Checkpoint, State
+from nudger.sync import Progress, SyncCounts, read_records, sync_watched
 from nudger.threads import NO_NUDGE_KEYWORD, Thread, build_threads
 
 log = logging.getLogger(__name__)
 
-REPORT_LIMIT = 256 * 1024  # enough of a bounce to find what it reports on
-AUTO_REPLY_LIMIT = 32 * 1024  # the return date is in the first lines of an out-of-office
 QUOTE_LIMIT = 2 * 1024 * 1024  # the outbound we quote; larger ones are cut
 
 
@@ -84,7 +74,7 @@ def run_cycle(
     state: State,
     now: datetime,
     dry_run: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
     full: bool = False,
 ) -> CycleResult:
     """Sync, decide, act. Only threads touched by new mail, whose time has come, or whose
@@ -94,10 +84,10 @@ def run_cycle(
                       account.watch_folders)
     result.layout = layout
     since = (now - account.lookback).date()
-    touched: set[str] = set()
-    for folder in layout.watched:
-        touched |= _sync_folder(account, mailbox, state, folder, since, now, result, progress)
-    drafts_changed = _sync_drafts(account, mailbox, state, layout.drafts, now, result)
+    counts = SyncCounts()
+    touched = sync_watched(account, mailbox, state, layout.watched, since, now, counts, progress)
+    drafts_changed = _sync_drafts(account, mailbox, state, layout.drafts, now, counts)
+    result.fetched, result.skipped = counts.fetched, counts.skipped
     if touched or drafts_changed:
         _reconcile(account, state, layout, now)
 
@@ -150,10 +140,18 @@ def run_cycle(
 
 
 def threads_of(state: State, account: str, seeds: Iterable[str], folders: Iterable[str],
-               sent: str) -> Iterator[Thread]:
-    """The threads the seed messages belong to, each once, read from the state's links."""
-    done: set[str] = set()
+               sent: str, whole_window: bool = False) -> Iterator[Thread]:
+    """The threads the seed messages belong to, each once, read from the state's links.
+
+    ``whole_window``: the seeds are all the user's messages of the window; grouping
+    all links at once is then much cheaper than a walk per seed.
+    """
     folders = tuple(folders)
+    if whole_window:
+        for group in state.linked_groups(account, seeds, folders):
+            yield from build_threads(group, prefer_folder=sent)
+        return
+    done: set[str] = set()
     for seed in seeds:
         if seed in done:
             continue
@@ -186,9 +184,11 @@ def _evaluate(config: Config, account: Account, state: State, layout: Layout,
     with state.transaction():
         if full:
             state.clear_agenda(account.name)
-        for thread in threads_of(state, account.name, seeds, layout.watched, layout.sent):
-            for m in thread.messages:
-                state.set_agenda(account.name, m.message_id, None)
+        for thread in threads_of(state, account.name, seeds, layout.watched, layout.sent,
+                                 whole_window=full):
+            if not full:  # (a full evaluation starts from an empty agenda)
+                for m in thread.messages:
+                    state.set_agenda(account.name, m.message_id, None)
             decision = decide(thread, account, config.rules, ledger, now)
             if decision is None or decision.outbound is None:
                 continue
@@ -202,129 +202,8 @@ def _evaluate(config: Config, account: Account, state: State, layout: Layout,
 # -- sync ------------------------------------------------------------------------------------
 
 
-def _sync_folder(
-    account: Account, mailbox: Mailbox, state: State, folder: str, since: date,
-    now: datetime, result: CycleResult,
-    progress: Callable[[str, int, int], None] | None,
-) -> set[str]:
-    """Bring a folder's new messages (and, with CONDSTORE, changed flags) into the state.
-
-    Returns the keys of the messages that are new or changed.
-    """
-    cp = state.checkpoint(account.name, folder)
-    # Known folder: one STATUS, no SELECT, when nothing changed. New folder: it will be
-    # read anyway, and opening it answers the same questions.
-    status = mailbox.status(folder) if cp is not None else mailbox.examine(folder)
-    if cp is not None and cp.uidvalidity != status.uidvalidity:
-        log.warning("%s: %s was renumbered by the server (UIDVALIDITY changed); reading it again",
-                    account.name, folder)
-        with state.transaction():
-            state.forget_folder(account.name, folder)
-        cp = None
-    touched: set[str] = set()
-    modseq_moved = (cp is not None and status.highestmodseq is not None
-                    and cp.highestmodseq is not None and status.highestmodseq != cp.highestmodseq)
-    if cp is not None and cp.uidnext == status.uidnext and not modseq_moved:
-        return touched  # nothing arrived, nothing changed: not even a SELECT
-    last = cp.last_uid if cp else 0
-    uids = mailbox.search_new(folder, last, since) if cp is None or cp.uidnext != status.uidnext else []
-    items: list[Fetched] = []
-
-    def flush() -> None:
-        # One transaction and at most two body FETCHes per chunk: a first sync over a
-        # distant server must not pay a round trip per bounce or out-of-office.
-        records = [_link_by_subject(account, state, r)
-                   for r in _records(account, mailbox, folder, items, result)]
-        with state.transaction():
-            state.put_records(account.name, records)
-        for r in records:
-            touched.add(record_key(r))
-            if r.inferred_parent:
-                touched.add(r.inferred_parent)
-        items.clear()
-
-    for item in mailbox.fetch_headers(folder, uids):
-        result.fetched += 1
-        items.append(item)
-        if len(items) >= 500:
-            flush()
-        if progress:
-            progress(folder, result.fetched, len(uids))
-    flush()
-    with state.transaction():
-        if modseq_moved and cp is not None and cp.highestmodseq is not None:
-            # Someone set a keyword ($NoNudge) or a flag: update the copies we know.
-            touched |= set(state.set_keywords(account.name, folder,
-                                              mailbox.changed_flags(folder, cp.highestmodseq)))
-        state.save_checkpoint(account.name, folder,
-                              Checkpoint(status.uidvalidity, status.uidnext, max([last, *uids]),
-                                         status.highestmodseq, status.messages), now)
-    return touched
-
-
-def _link_by_subject(account: Account, state: State, record: MessageRecord) -> MessageRecord:
-    """A reply without In-Reply-To/References (some webmails, phones): link it to the
-    user's latest message with the same topic that it could answer -- sent to its
-    author, before it, within the look-back."""
-    if (not account.subject_threading or record.parents or record.kind != HUMAN
-            or not record.topic or account.is_identity(record.sender.email)):
-        return record
-    candidates = state.ours_by_topic(account.name, record.topic, account.identities,
-                                     before=record.date, since=record.date - account.lookback)
-    for ours in candidates:
-        if any(a.email == record.sender.email for a in ours.recipients):
-            log.debug("%s: %s UID %s has no In-Reply-To; threaded by subject with %s",
-                      account.name, record.folder, record.uid, ours.message_id)
-            return replace(record, inferred_parent=ours.message_id)
-    return record
-
-
-def _records(account: Account, mailbox: Mailbox, folder: str, items: list[Fetched],
-             result: CycleResult) -> list[MessageRecord]:
-    """Records of a chunk of fetched headers; reads the bodies a few of them need."""
-    parsed = [(item, r) for item in items if (r := _record(account, folder, item, result)) is not None]
-    reports = [i.uid for i, r in parsed if r.needs_report_body and i.size < 10 * REPORT_LIMIT]
-    # An out-of-office answering a message may say when its sender is back (robots don't).
-    absences = [i.uid for i, r in parsed if r.kind == AUTO_REPLY and r.parents
-                and i.size < 10 * REPORT_LIMIT and not is_noreply(r.sender.email)]
-    report_bodies = mailbox.fetch_messages(folder, reports, REPORT_LIMIT) if reports else {}
-    absence_bodies = mailbox.fetch_messages(folder, absences, AUTO_REPLY_LIMIT) if absences else {}
-    records = []
-    for item, record in parsed:
-        try:
-            if item.uid in report_bodies:
-                record = parse_record(item.header, folder=folder, uid=item.uid,
-                                      internaldate=item.internaldate, keywords=item.flags,
-                                      gm_thrid=item.gm_thrid, size=item.size,
-                                      report_bytes=report_bodies[item.uid])
-            if item.uid in absence_bodies:
-                back = return_date(text_of(absence_bodies[item.uid]), record.date)
-                if back is not None:
-                    record = replace(record, back_on=back.isoformat())
-        except Exception as exc:  # noqa: BLE001 - a strange body only loses its extra facts
-            log.warning("%s: %s UID %s: cannot read its body (%s)", account.name, folder,
-                        item.uid, type(exc).__name__)
-        records.append(record)
-    return records
-
-
-def _record(account: Account, folder: str, item: Fetched, result: CycleResult) -> MessageRecord | None:
-    try:
-        record = parse_record(item.header, folder=folder, uid=item.uid,
-                              internaldate=item.internaldate, keywords=item.flags,
-                              gm_thrid=item.gm_thrid, size=item.size)
-    except Exception as exc:  # noqa: BLE001 - one bad message must not stop the cycle
-        result.skipped += 1
-        log.warning("%s: skipped %s UID %s: cannot parse it (%s)", account.name, folder,
-                    item.uid, type(exc).__name__)
-        return None
-    for warning in record.warnings:
-        log.warning("%s: %s UID %s: %s", account.name, folder, item.uid, warning)
-    return record
-
-
 def _sync_drafts(account: Account, mailbox: Mailbox, state: State, drafts: str,
-                 now: datetime, result: CycleResult) -> bool:
+                 now: datetime, counts: SyncCounts) -> bool:
     """Drafts is small and changes under the user's hands: track deletions too.
 
     Unchanged UIDNEXT and message count mean nothing was added or removed (an add plus
@@ -341,7 +220,7 @@ def _sync_drafts(account: Account, mailbox: Mailbox, state: State, drafts: str,
     present = mailbox.all_uids(drafts)
     known = state.uids(account.name, drafts)
     new = sorted(present - known)
-    records = _records(account, mailbox, drafts, list(mailbox.fetch_headers(drafts, new)), result)
+    records = read_records(account, mailbox, drafts, list(mailbox.fetch_headers(drafts, new)), counts)
     with state.transaction():
         state.drop_records(account.name, drafts, known - present)
         state.put_records(account.name, records)

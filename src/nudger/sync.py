@@ -1,0 +1,174 @@
+"""Sync: bring the header records of new messages into the state, folder by folder.
+
+Only what changed since the last cycle is read: one STATUS skips a quiet folder, new
+UIDs are fetched once, a renumbered folder (UIDVALIDITY) is read again, and a first
+sync reads only the look-back window, a chunk at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+
+from nudger.compose import text_of
+from nudger.config import Account
+from nudger.mailbox import Fetched, Mailbox
+from nudger.mailfacts import AUTO_REPLY, HUMAN, MessageRecord, is_noreply, parse_record, record_key
+from nudger.ooo import return_date
+from nudger.state import Checkpoint, State
+
+log = logging.getLogger(__name__)
+
+REPORT_LIMIT = 256 * 1024  # enough of a bounce to find what it reports on
+AUTO_REPLY_LIMIT = 32 * 1024  # the return date is in the first lines of an out-of-office
+CHUNK = 500  # header records parsed and stored per transaction
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class SyncCounts:
+    fetched: int = 0  # header records read from the server
+    skipped: int = 0  # malformed messages passed over
+
+
+# -- records from fetched headers ----------------------------------------------------------------
+
+
+def _record(account: Account, folder: str, item: Fetched, counts: SyncCounts) -> MessageRecord | None:
+    try:
+        record = parse_record(item.header, folder=folder, uid=item.uid,
+                              internaldate=item.internaldate, keywords=item.flags,
+                              gm_thrid=item.gm_thrid, size=item.size)
+    except Exception as exc:  # noqa: BLE001 - one bad message must not stop the cycle
+        counts.skipped += 1
+        log.warning("%s: skipped %s UID %s: cannot parse it (%s)", account.name, folder,
+                    item.uid, type(exc).__name__)
+        return None
+    for warning in record.warnings:
+        log.warning("%s: %s UID %s: %s", account.name, folder, item.uid, warning)
+    return record
+
+
+def _body_needs(parsed: list[tuple[Fetched, MessageRecord]]) -> dict[int, list[int]]:
+    """Which messages' bodies to read, by byte limit: bounces and receipts name the original
+    message in their body; an out-of-office answering a message may say when its sender
+    is back (robots don't)."""
+    reports = [i.uid for i, r in parsed if r.needs_report_body and i.size < 10 * REPORT_LIMIT]
+    absences = [i.uid for i, r in parsed if r.kind == AUTO_REPLY and r.parents
+                and i.size < 10 * REPORT_LIMIT and not is_noreply(r.sender.email)]
+    return {limit: uids for limit, uids in ((REPORT_LIMIT, reports), (AUTO_REPLY_LIMIT, absences)) if uids}
+
+
+def _enrich(account: Account, folder: str, item: Fetched, record: MessageRecord, body: bytes,
+            limit: int) -> MessageRecord:
+    """The record with what its body adds: a report's original and failed recipients, or
+    an out-of-office's return date."""
+    try:
+        if limit == REPORT_LIMIT:
+            return parse_record(item.header, folder=folder, uid=item.uid,
+                                internaldate=item.internaldate, keywords=item.flags,
+                                gm_thrid=item.gm_thrid, size=item.size, report_bytes=body)
+        back = return_date(text_of(body), record.date)
+        if back is not None:
+            return replace(record, back_on=back.isoformat())
+    except Exception as exc:  # noqa: BLE001 - a strange body only loses its extra facts
+        log.warning("%s: %s UID %s: cannot read its body (%s)", account.name, folder, item.uid,
+                    type(exc).__name__)
+    return record
+
+
+def read_records(account: Account, mailbox: Mailbox, folder: str, items: list[Fetched],
+                 counts: SyncCounts) -> list[MessageRecord]:
+    """Records of fetched headers, reading the few bodies they need right away."""
+    parsed = [(item, r) for item in items if (r := _record(account, folder, item, counts)) is not None]
+    records = {item.uid: r for item, r in parsed}
+    by_uid = {item.uid: item for item, _ in parsed}
+    for limit, uids in _body_needs(parsed).items():
+        for uid, body in mailbox.fetch_messages(folder, uids, limit).items():
+            records[uid] = _enrich(account, folder, by_uid[uid], records[uid], body, limit)
+    return list(records.values())
+
+
+def _link_by_subject(account: Account, state: State, record: MessageRecord) -> MessageRecord:
+    """A reply without In-Reply-To/References (some webmails, phones): link it to the
+    user's latest message with the same topic that it could answer -- sent to its
+    author, before it, within the look-back."""
+    if (not account.subject_threading or record.parents or record.kind != HUMAN
+            or not record.topic or account.is_identity(record.sender.email)):
+        return record
+    candidates = state.ours_by_topic(account.name, record.topic, account.identities,
+                                     before=record.date, since=record.date - account.lookback)
+    for ours in candidates:
+        if any(a.email == record.sender.email for a in ours.recipients):
+            log.debug("%s: %s UID %s has no In-Reply-To; threaded by subject with %s",
+                      account.name, record.folder, record.uid, ours.message_id)
+            return replace(record, inferred_parent=ours.message_id)
+    return record
+
+
+def sync_watched(account: Account, mailbox: Mailbox, state: State, folders: Sequence[str],
+                 since: date, now: datetime, counts: SyncCounts,
+                 progress: Progress | None = None) -> set[str]:
+    """Bring each watched folder's new messages (and, with CONDSTORE, changed flags) into
+    the state. Returns the keys of the messages that are new or changed."""
+    touched: set[str] = set()
+    for folder in folders:
+        touched |= _sync_folder(account, mailbox, state, folder, since, now, counts, progress)
+    return touched
+
+
+def _sync_folder(account: Account, mailbox: Mailbox, state: State, folder: str, since: date,
+                 now: datetime, counts: SyncCounts, progress: Progress | None) -> set[str]:
+    cp = state.checkpoint(account.name, folder)
+    # Known folder: one STATUS, no SELECT, when nothing changed. New folder: it will be
+    # read anyway, and opening it answers the same questions.
+    status = mailbox.status(folder) if cp is not None else mailbox.examine(folder)
+    if cp is not None and cp.uidvalidity != status.uidvalidity:
+        log.warning("%s: %s was renumbered by the server (UIDVALIDITY changed); reading it again",
+                    account.name, folder)
+        with state.transaction():
+            state.forget_folder(account.name, folder)
+        cp = None
+    touched: set[str] = set()
+    modseq_moved = (cp is not None and status.highestmodseq is not None
+                    and cp.highestmodseq is not None and status.highestmodseq != cp.highestmodseq)
+    if cp is not None and cp.uidnext == status.uidnext and not modseq_moved:
+        return touched  # nothing arrived, nothing changed: not even a SELECT
+    last = cp.last_uid if cp else 0
+    uids = mailbox.search_new(folder, last, since) if cp is None or cp.uidnext != status.uidnext else []
+    chunk: list[Fetched] = []
+
+    def store() -> None:
+        # One transaction and at most two body FETCHes per chunk: a first sync over a
+        # distant server must not pay a round trip per bounce or out-of-office. A chunk
+        # at a time: memory stays flat whatever the size of the account.
+        records = [_link_by_subject(account, state, r)
+                   for r in read_records(account, mailbox, folder, chunk, counts)]
+        with state.transaction():
+            state.put_records(account.name, records)
+        for r in records:
+            touched.add(record_key(r))
+            if r.inferred_parent:
+                touched.add(r.inferred_parent)
+        chunk.clear()
+
+    for item in mailbox.fetch_headers(folder, uids):
+        counts.fetched += 1
+        chunk.append(item)
+        if len(chunk) >= CHUNK:
+            store()
+        if progress:
+            progress(folder, counts.fetched, len(uids))
+    store()
+    with state.transaction():
+        if modseq_moved and cp is not None and cp.highestmodseq is not None:
+            # Someone set a keyword ($NoNudge) or a flag: update the copies we know.
+            touched |= set(state.set_keywords(account.name, folder,
+                                              mailbox.changed_flags(folder, cp.highestmodseq)))
+        state.save_checkpoint(account.name, folder,
+                              Checkpoint(status.uidvalidity, status.uidnext, max([last, *uids]),
+                                         status.highestmodseq, status.messages), now)
+    return touched
