@@ -71,6 +71,20 @@ def test_draft_from_an_html_only_message_quotes_its_text() -> None:
     assert text_of(raw).split() == ["Hello", "Bob", "Bye"]
 
 
+def test_quoted_text_is_the_body_a_client_shows(corpus: Path) -> None:
+    from nudger.compose import text_of
+
+    # ISO-2022-JP decoded, not left as escape sequences
+    japanese = text_of((corpus / "odd_encodings" / "japanese_iso2022jp.eml").read_bytes())
+    assert japanese.strip() == "すみません。"
+    # the list's MIME footer is a second part: not part of what the sender wrote
+    footer = text_of((corpus / "replies_threaded" / "mailinglist_reply_with_mime_footer.eml").read_bytes())
+    assert "content text" in footer and "footer text" not in footer
+    # a text/plain attachment is not the body
+    attached = text_of((corpus / "replies_broken_threading" / "re_subject_no_headers_2001.eml").read_bytes())
+    assert attached.split() == ["part", "1"]
+
+
 def test_draft_placeholders_are_filled() -> None:
     raw = b"Message-ID: <o@x>\r\nFrom: Me <me@example.com>\r\nTo: Bob <bob@y.example>\r\nSubject: Re: Plan\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\n\r\n"
     out = parse_record(raw, folder="Sent", uid=1)

@@ -11,7 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from html.parser import HTMLParser
@@ -140,19 +140,42 @@ class _TextOfHtml(HTMLParser):
             self.parts.append(data)
 
 
-def text_of(raw: bytes) -> str:
-    """The readable text of a message, for quoting: text/plain, else de-tagged HTML."""
-    import mailparser  # local: only the one message being quoted is ever parsed whole
-
+def _decoded(part: EmailMessage) -> str:
     try:
-        parsed = mailparser.parse_from_bytes(raw)
-        plain = "\n".join(parsed.text_plain)
-        html = "\n".join(parsed.text_html)
+        text = part.get_content()
+    except (LookupError, UnicodeError, ValueError, AssertionError):  # unknown or lying charset
+        payload = part.get_payload(decode=True)
+        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+    return text if isinstance(text, str) else ""
+
+
+def text_of(raw: bytes) -> str:
+    """The readable text of a message, for quoting or reading an out-of-office: its body
+    as a mail client shows it (the email package's get_body: the preferred alternative,
+    attachments and list footers left out), text/plain, else de-tagged HTML."""
+    try:
+        simple = message_from_bytes(raw, policy=policy.compat32)
+        if not simple.is_multipart() and simple.get_content_type() == "text/plain":
+            # Most auto-replies: one text part. compat32 reads it at a fraction of the cost
+            # of the full header model, which a first sync would pay per out-of-office.
+            payload = simple.get_payload(decode=True)
+            charset = simple.get_content_charset() or "utf-8"
+            try:
+                text = payload.decode(charset, "replace") if isinstance(payload, bytes) else ""
+            except LookupError:
+                text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+            return text.replace("\r\n", "\n")
+        msg = message_from_bytes(raw, policy=policy.default)
+        assert isinstance(msg, EmailMessage)
+        plain = msg.get_body(preferencelist=("plain",))
+        text = _decoded(plain) if isinstance(plain, EmailMessage) else ""
+        if text.strip():
+            return text.replace("\r\n", "\n")
+        html = msg.get_body(preferencelist=("html",))
+        markup = _decoded(html) if isinstance(html, EmailMessage) else ""
     except Exception:  # noqa: BLE001 - a broken original must not stop the draft
         return ""
-    if plain.strip():
-        return plain.replace("\r\n", "\n")
     parser = _TextOfHtml()
-    parser.feed(html)
+    parser.feed(markup)
     text = "".join(parser.parts)
     return re.sub(r"\n\s*\n+", "\n\n", text).strip()

@@ -31,10 +31,10 @@ _CUT = re.compile(r"[.;!?)(]\s|,\s(?!\d)|\s(?:and|und|et|y|e|en|och|but|aber|mai
 
 def return_date(text: str, sent: datetime) -> datetime | None:
     """The first plausible return date announced in ``text``, or None."""
-    import dateparser  # imported here: only auto-replies ever need it
-
     for lang, pattern in _PATTERNS:
         for found in pattern.finditer(text):
+            import dateparser  # here: only an announced return needs it, and it loads slowly
+
             rest = _CUT.split(found.group("rest"), maxsplit=1)[0].strip(" ,:")
             words = rest.split()
             for n in range(min(len(words), 5), 0, -1):
