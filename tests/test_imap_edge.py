@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,3 +137,33 @@ def test_server_without_condstore_or_special_use_gives_the_same_drafts(weak, tmp
     assert decisions["Weak server"]["action"] == "appended"
     assert decisions["other"]["status"] == "replied"
     assert [d["Subject"] for d in box.drafts()] == ["Re: Weak server"]
+
+
+def test_first_sync_on_a_server_allowing_one_connection(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # A first sync searches the next folders on a second connection; a server that
+    # refuses it must change nothing but the speed.
+    results = []
+    for limit in (1, 10):
+        with private_server(users=1, max_connections=limit) as server:
+            (tmp_path / str(limit)).mkdir()
+            box = make_box(server, server.take_user(), tmp_path / str(limit), capsys, monkeypatch)
+            box.seed("Sent", *[message(f"one{i}@example.com", sender=box.user, to=f"p{i}@client.example",
+                                       subject=f"One {i}", date=days_ago(6)) for i in range(4)])
+            box.seed("Archive", message("r1@client.example", sender="p1@client.example", to=box.user,
+                                        subject="Re: One 1", date=days_ago(5), reply_to="one1@example.com"))
+            box.seed("INBOX", message("r2@client.example", sender="p2@client.example", to=box.user,
+                                      subject="Re: One 2", date=days_ago(5), reply_to="one2@example.com"))
+            time.sleep(0.3)  # the seeding sessions are logged
+            seeded = len(server.sessions(box.user))
+            decisions = box.run()
+            assert box.last_code == 0, box.last_err
+            results.append(sorted((d["subject"], d["status"], d.get("action")) for d in decisions))
+            deadline = time.monotonic() + 5  # sessions are logged a moment after logout
+            while len(server.sessions(box.user)) < seeded + min(limit, 2) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.2)
+            assert len(server.sessions(box.user)) - seeded == min(limit, 2)  # searched ahead, or refused
+    assert results[0] == results[1]
+    statuses = {subject: (status, action) for subject, status, action in results[0]}
+    assert statuses["One 1"][0] == statuses["One 2"][0] == "replied"  # answers in Archive, INBOX
+    assert statuses["One 0"][1] == statuses["One 3"][1] == "appended", statuses

@@ -156,6 +156,7 @@ class ImapMailbox:
 
     def __init__(self, account: Account, password: str):
         self.account = account
+        self._password = password  # for companion(); never logged, never in a message
         self._selected: str | None = None
         if account.tls == "none" and not is_loopback(account.host):
             raise NudgerError(f"{account.name}: refusing plaintext IMAP to {account.host}")
@@ -389,6 +390,10 @@ class ImapMailbox:
         finally:
             self._call("waiting for new mail", self.client.idle_done)
         return arrived
+
+    def companion(self) -> ImapMailbox:
+        """A second connection to the same account (a first sync searches ahead on it)."""
+        return ImapMailbox(self.account, self._password)
 
     def close(self) -> None:
         try:

@@ -64,6 +64,7 @@ class Mailbox(Protocol):
     def find_message_id(self, folder: str, message_id: str) -> list[int]: ...
     def append(self, folder: str, data: bytes, flags: Sequence[str], when: datetime) -> int | None: ...
     def delete_own_draft(self, folder: str, uid: int, message_id: str) -> bool: ...
+    def companion(self) -> Mailbox | None: ...
     def close(self) -> None: ...
 
 
@@ -247,6 +248,9 @@ class MemoryMailbox:
             del self.folders[folder].messages[uid]
             return True
         return False
+
+    def companion(self) -> Mailbox | None:
+        return None  # nothing to gain from a second connection in memory
 
     def close(self) -> None:
         pass

@@ -300,12 +300,16 @@ class Headers:
         return name.lower() in self.index
 
 
+# The helpers below take lower-case names and read the index directly: they run a dozen
+# times per message of a first sync.
+
+
 def _raw_all(msg: Headers, name: str) -> list[str]:
-    return msg.get_all(name)  # already text: Headers decodes 8-bit bytes itself
+    return msg.index.get(name, [])  # already text: Headers decodes 8-bit bytes itself
 
 
 def _raw(msg: Headers, name: str) -> str:
-    values = _raw_all(msg, name)
+    values = msg.index.get(name)
     return values[0] if values else ""
 
 
@@ -314,7 +318,7 @@ _SIMPLE_ADDRESS = re.compile(rf'^\s*(?:"?([^"<>,;()\\=]*?)"?\s*<({_ADDR_SPEC})>|
 
 
 def _addresses(msg: Headers, name: str) -> tuple[Addr, ...]:
-    values = _raw_all(msg, name)
+    values = msg.index.get(name)
     if not values:
         return ()
     if len(values) == 1:
@@ -410,7 +414,7 @@ _REPORT_TYPE = re.compile(r'report-type\s*=\s*"?([\w-]+)', re.IGNORECASE)
 
 def classify(msg: Headers, sender: Addr, subject: str) -> tuple[str, str]:
     """What kind of message this is, judged from headers, standards first."""
-    content_type = _raw(msg, "Content-Type")
+    content_type = _raw(msg, "content-type")
     ctype = content_type.split(";", 1)[0].strip().lower()
     found = _REPORT_TYPE.search(content_type)
     report = found.group(1).lower() if found else ""
@@ -421,20 +425,20 @@ def classify(msg: Headers, sender: Addr, subject: str) -> tuple[str, str]:
         if _DELAY_SUBJECT.search(subject) and not _BOUNCE_SUBJECT.search(subject):
             return DELAY, "delivery delay notice"
         return BOUNCE, "delivery status report (RFC 3464)"
-    failed = _header(msg, "X-Failed-Recipients")
+    failed = _header(msg, "x-failed-recipients")
     daemon_names = ("mailer-daemon", "postmaster", "post_master", "mail-daemon", "mailerdaemon")
     daemon = local in daemon_names or sender.name.lower() in daemon_names
     if failed or (daemon and _BOUNCE_SUBJECT.search(subject)):
         return BOUNCE, "bounce from " + (sender.email or "the mail system")
     if daemon and _DELAY_SUBJECT.search(subject):
         return DELAY, "delivery delay notice"
-    auto = _header(msg, "Auto-Submitted").lower()
+    auto = _header(msg, "auto-submitted").lower()
     if auto and auto.split(";")[0].strip() != "no":
         return AUTO_REPLY, f"Auto-Submitted: {auto.split(';')[0].strip()}"
     for name in ("X-Autoreply", "X-Autorespond"):
-        if msg.has(name):
+        if name.lower() in msg.index:
             return AUTO_REPLY, f"{name} header"
-    precedence = _header(msg, "Precedence").lower()
+    precedence = _header(msg, "precedence").lower()
     # "bulk" alone is not enough: list servers stamp it on human replies, and calling
     # a real reply a machine's would cause the one mistake users never forgive.
     if precedence in ("auto_reply", "junk"):
@@ -451,7 +455,7 @@ def classify(msg: Headers, sender: Addr, subject: str) -> tuple[str, str]:
 
 
 def _is_list(msg: Headers) -> bool:
-    return msg.has("List-Id") or msg.has("List-Post")
+    return "list-id" in msg.index or "list-post" in msg.index
 
 
 def parse_report(raw: bytes) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
@@ -554,24 +558,24 @@ def parse_record(
     """Build the record of one message; never raises on malformed input."""
     msg = Headers(header_bytes)
     warnings = []
-    written_ids = message_ids(_text(_raw(msg, "Message-ID")), keep_case=True)
+    written_ids = message_ids(_text(_raw(msg, "message-id")), keep_case=True)
     message_id = _lower_domain(written_ids[0]) if written_ids else ""
     if not message_id:
         warnings.append("no Message-ID")
-    senders = _addresses(msg, "From") or _addresses(msg, "Sender")
+    senders = _addresses(msg, "from") or _addresses(msg, "sender")
     sender = senders[0] if senders else Addr("", "")
-    subject = _header(msg, "Subject")
+    subject = _header(msg, "subject")
     if len(subject) > 1000:
         warnings.append(f"subject of {len(subject)} characters cut to 1000")
         subject = subject[:1000]
-    date = parse_date(_raw(msg, "Date"))
+    date = parse_date(_raw(msg, "date"))
     if date is None:
-        if msg.has("Date"):
+        if "date" in msg.index:
             warnings.append("unreadable Date header; using the server's arrival time")
         date = (internaldate or datetime(1970, 1, 1, tzinfo=UTC)).astimezone(UTC)
     kind, why = classify(msg, sender, subject)
     failed: tuple[str, ...] = tuple(
-        a.lower() for v in _raw_all(msg, "X-Failed-Recipients") for a in _ADDR_IN_TEXT.findall(v)
+        a.lower() for v in _raw_all(msg, "x-failed-recipients") for a in _ADDR_IN_TEXT.findall(v)
     )
     originals: tuple[str, ...] = ()
     if report_bytes is not None and kind in (BOUNCE, DELAY, READ_RECEIPT):
@@ -579,17 +583,17 @@ def parse_record(
         failed = tuple(dict.fromkeys(failed + rep_failed))
         if kind == BOUNCE and only_notices:
             kind, why = DELAY, "delivery notice (delayed or relayed, not failed)"
-    written_refs = message_ids(_raw(msg, "References"), keep_case=True)
+    written_refs = message_ids(_raw(msg, "references"), keep_case=True)
     return MessageRecord(
         folder=folder,
         uid=uid,
         message_id=message_id,
-        in_reply_to=message_ids(_raw(msg, "In-Reply-To")),
+        in_reply_to=message_ids(_raw(msg, "in-reply-to")),
         references=tuple(dict.fromkeys(_lower_domain(i) for i in written_refs)),
         sender=sender,
-        to=_addresses(msg, "To"),
-        cc=_addresses(msg, "Cc"),
-        bcc=_addresses(msg, "Bcc"),
+        to=_addresses(msg, "to"),
+        cc=_addresses(msg, "cc"),
+        bcc=_addresses(msg, "bcc"),
         date=date,
         subject=subject,
         kind=kind,
@@ -599,8 +603,8 @@ def parse_record(
         original_ids=originals,
         keywords=tuple(keywords),
         gm_thrid=gm_thrid,
-        thread_index=_conversation(_raw(msg, "Thread-Index")),
-        nudge_for=normalise_message_id(_text(_raw(msg, "X-Nudger-For"))) if msg.has("X-Nudger-For") else "",
+        thread_index=_conversation(_raw(msg, "thread-index")),
+        nudge_for=normalise_message_id(_text(_raw(msg, "x-nudger-for"))),
         size=size,
         written_id=written_ids[0] if written_ids else "",
         written_references=written_refs,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from nudger.compose import text_of
 from nudger.config import Account
-from nudger.mailbox import Fetched, Mailbox
+from nudger.mailbox import Fetched, FolderStatus, Mailbox
 from nudger.mailfacts import AUTO_REPLY, HUMAN, MessageRecord, is_noreply, parse_record, record_key
 from nudger.ooo import return_date
 from nudger.state import Checkpoint, State
@@ -115,17 +116,70 @@ def sync_watched(account: Account, mailbox: Mailbox, state: State, folders: Sequ
     """Bring each watched folder's new messages (and, with CONDSTORE, changed flags) into
     the state. Returns the keys of the messages that are new or changed."""
     touched: set[str] = set()
-    for folder in folders:
-        touched |= _sync_folder(account, mailbox, state, folder, since, now, counts, progress)
+    unread = [f for f in folders if state.checkpoint(account.name, f) is None]
+    ahead = _SearchAhead(mailbox, unread[1:], since) if len(unread) > 1 else None
+    try:
+        for folder in folders:
+            touched |= _sync_folder(account, mailbox, state, folder, since, now, counts, progress,
+                                    ahead)
+    finally:
+        if ahead is not None:
+            ahead.close()
     return touched
 
 
+class _SearchAhead:
+    """A first sync's searches, run ahead on a second connection.
+
+    Reading a folder for the first time starts with SEARCH SINCE, which makes the server
+    look at every message of the folder: on a big account, the longest waits of the
+    cycle. Here a thread opens the next folders and searches them on its own connection
+    while this one fetches and parses the folder before. It only waits on the server
+    (the answers are short), so it costs this thread next to nothing. Any trouble with
+    it (a server that allows one connection) and the folder is searched as usual.
+    """
+
+    def __init__(self, mailbox: Mailbox, folders: list[str], since: date):
+        self.since = since
+        self.results: dict[str, Future[tuple[FolderStatus, list[int]]]] = {}
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="nudger-search")
+        self.other: Future[Mailbox | None] = self.pool.submit(mailbox.companion)
+        for folder in folders:
+            self.results[folder] = self.pool.submit(self._search, folder)
+
+    def _search(self, folder: str) -> tuple[FolderStatus, list[int]]:
+        other = self.other.result()
+        if other is None:
+            raise LookupError("no second connection")
+        # The status is taken before the search: what arrives later has a higher UID,
+        # and the next cycle asks for it (never a gap between search and checkpoint).
+        status = other.examine(folder)
+        return status, other.search_new(folder, 0, self.since)
+
+    def result(self, folder: str) -> tuple[FolderStatus, list[int]] | None:
+        future = self.results.pop(folder, None)
+        if future is None:
+            return None
+        try:
+            return future.result()
+        except Exception as exc:  # noqa: BLE001 - the main connection searches instead
+            log.debug("searching %s ahead failed (%s); searching it now", folder, exc)
+            return None
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.other.done() and self.other.exception() is None and (other := self.other.result()):
+            other.close()
+
+
 def _sync_folder(account: Account, mailbox: Mailbox, state: State, folder: str, since: date,
-                 now: datetime, counts: SyncCounts, progress: Progress | None) -> set[str]:
+                 now: datetime, counts: SyncCounts, progress: Progress | None,
+                 ahead: _SearchAhead | None = None) -> set[str]:
     cp = state.checkpoint(account.name, folder)
     # Known folder: one STATUS, no SELECT, when nothing changed. New folder: it will be
     # read anyway, and opening it answers the same questions.
     status = mailbox.status(folder) if cp is not None else mailbox.examine(folder)
+    searched = ahead.result(folder) if ahead is not None and cp is None else None
     if cp is not None and cp.uidvalidity != status.uidvalidity:
         log.warning("%s: %s was renumbered by the server (UIDVALIDITY changed); reading it again",
                     account.name, folder)
@@ -138,7 +192,12 @@ def _sync_folder(account: Account, mailbox: Mailbox, state: State, folder: str, 
     if cp is not None and cp.uidnext == status.uidnext and not modseq_moved:
         return touched  # nothing arrived, nothing changed: not even a SELECT
     last = cp.last_uid if cp else 0
-    uids = mailbox.search_new(folder, last, since) if cp is None or cp.uidnext != status.uidnext else []
+    if searched is not None and searched[0].uidvalidity == status.uidvalidity:
+        status, uids = searched  # (its status: taken before its search)
+    elif cp is None or cp.uidnext != status.uidnext:
+        uids = mailbox.search_new(folder, last, since)
+    else:
+        uids = []
     chunk: list[Fetched] = []
 
     def store() -> None:

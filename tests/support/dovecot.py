@@ -38,8 +38,10 @@ class Dovecot:
     """One private server. ``add_user`` gives each test its own empty mailbox."""
 
     def __init__(self, binary: str, *, folders: dict[str, str] | None = None,
-                 capability: str | None = None, root: Path | None = None, tls: bool = False):
+                 capability: str | None = None, root: Path | None = None, tls: bool = False,
+                 max_connections: int = 100):
         self.binary = binary
+        self.max_connections = max_connections
         self.dir = Path(root or tempfile.mkdtemp(prefix="nudger-dovecot-"))
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o755)  # the auth worker runs as Dovecot's user and must read users
@@ -101,7 +103,7 @@ class Dovecot:
             "auth_mechanisms = plain login",
             *(["ssl = yes", f"ssl_cert = <{self.cert_path}", f"ssl_key = <{self.dir}/key.pem"]
               if self.tls else ["ssl = no"]),
-            "mail_max_userip_connections = 100",
+            f"mail_max_userip_connections = {self.max_connections}",
             f"passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {self.dir}/users\n}}",
             f"userdb {{\n  driver = static\n  args = uid={self.uid} gid={self.gid} home={self.dir}/home/%u\n}}",
             f"namespace inbox {{\n  inbox = yes\n  separator = /\n{mailboxes}\n}}",
