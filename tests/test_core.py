@@ -63,7 +63,7 @@ def test_greeting_names() -> None:
 
 
 def test_draft_from_an_html_only_message_quotes_its_text() -> None:
-    from nudger.compose import text_of
+    from nudger.text import text_of
 
     raw = (b"Message-ID: <h@x>\r\nFrom: me@example.com\r\nTo: bob@y.example\r\nSubject: Hi\r\n"
            b"MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
@@ -72,7 +72,7 @@ def test_draft_from_an_html_only_message_quotes_its_text() -> None:
 
 
 def test_quoted_text_is_the_body_a_client_shows(corpus: Path) -> None:
-    from nudger.compose import text_of
+    from nudger.text import text_of
 
     # ISO-2022-JP decoded, not left as escape sequences
     japanese = text_of((corpus / "odd_encodings" / "japanese_iso2022jp.eml").read_bytes())

@@ -160,3 +160,35 @@ def test_every_verdict_has_a_reason_and_never_raises(spec: list[tuple[str, int, 
         assert v.reason
         if v.status == AWAITING:
             assert v.outbound is not None and v.to
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40), st.sampled_from(["INBOX", "Sent", "Archive"]),
+                          st.booleans(), st.integers(0, 3)), min_size=1, max_size=60))
+def test_whole_window_grouping_finds_the_threads_a_walk_per_seed_finds(msgs) -> None:  # type: ignore[no-untyped-def]
+    """A first cycle groups every link at once; it must give the threads (and only the
+    messages of the watched folders) that walking the links from each seed gives."""
+    from nudger.engine import threads_of
+    from nudger.state import State
+
+    state = State.memory()
+    records = []
+    for uid, (n, parent, folder, mine, extra) in enumerate(msgs, start=1):
+        headers = {}
+        if extra == 1:
+            headers["Thread-Index"] = "AdkAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"  # one Outlook conversation
+        raw = message(f"m{n}@x", sender=ME if mine else "bob@client.example", date=days_ago(n % 9),
+                      reply_to=f"m{parent}@x" if parent != n else None,
+                      references=[f"m{parent}@x", "outside@window"] if extra == 2 else None,
+                      headers=headers)
+        records.append(parse_record(raw, folder=folder, uid=uid, gm_thrid=7 if extra == 3 else None))
+    with state.transaction():
+        state.put_records("a", records)
+    seeds = state.ours_since("a", [ME], days_ago(30))
+    folders = ("INBOX", "Sent")  # Archive not watched: its copies stay out of every thread
+
+    def shape(whole: bool) -> set[tuple[tuple[str, str], ...]]:
+        return {tuple(sorted((m.message_id, m.folder) for m in t.messages))
+                for t in threads_of(state, "a", seeds, folders, "Sent", whole_window=whole)}
+
+    assert shape(True) == shape(False)

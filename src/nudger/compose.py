@@ -7,17 +7,21 @@ from (account, outbound Message-ID, stage) so a second attempt finds the first.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email import message_from_bytes, policy
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
-from html.parser import HTMLParser
 from zoneinfo import ZoneInfo
 
-from nudger.mailfacts import Addr, MessageRecord, normalise_subject, strip_reply_prefixes
+from nudger.mailfacts import (
+    Addr,
+    MessageRecord,
+    normalise_subject,
+    nudge_message_id,
+    strip_reply_prefixes,
+)
 
 # CRLF for IMAP, and no folding: the default policy RFC 2047-encodes long msg-ids in
 # References, which breaks threading in Outlook/Exchange.
@@ -27,11 +31,6 @@ GENERIC_LOCAL_PARTS = frozenset(
     "mail enquiries inquiries jobs hr press marketing".split()
 )
 MAX_QUOTED_LINES = 400
-
-
-def nudge_message_id(account: str, outbound_id: str, stage: int, domain: str) -> str:
-    digest = hashlib.sha256(f"{account}\0{outbound_id}\0{stage}".encode()).hexdigest()[:32]
-    return f"<nudger.{digest}.s{stage}@{domain or 'nudger.invalid'}>"
 
 
 def first_name(addr: Addr) -> str:
@@ -117,65 +116,3 @@ def compose_nudge(d: DraftInput) -> EmailMessage:
 
 def to_bytes(msg: EmailMessage) -> bytes:
     return msg.as_bytes(policy=WIRE_POLICY)
-
-
-class _TextOfHtml(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-        self.skip = 0
-
-    def handle_starttag(self, tag: str, attrs: object) -> None:
-        if tag in ("style", "script", "head"):
-            self.skip += 1
-        elif tag in ("br", "p", "div", "tr", "li", "h1", "h2", "h3"):
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("style", "script", "head") and self.skip:
-            self.skip -= 1
-
-    def handle_data(self, data: str) -> None:
-        if not self.skip:
-            self.parts.append(data)
-
-
-def _decoded(part: EmailMessage) -> str:
-    try:
-        text = part.get_content()
-    except (LookupError, UnicodeError, ValueError, AssertionError):  # unknown or lying charset
-        payload = part.get_payload(decode=True)
-        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-    return text if isinstance(text, str) else ""
-
-
-def text_of(raw: bytes) -> str:
-    """The readable text of a message, for quoting or reading an out-of-office: its body
-    as a mail client shows it (the email package's get_body: the preferred alternative,
-    attachments and list footers left out), text/plain, else de-tagged HTML."""
-    try:
-        simple = message_from_bytes(raw, policy=policy.compat32)
-        if not simple.is_multipart() and simple.get_content_type() == "text/plain":
-            # Most auto-replies: one text part. compat32 reads it at a fraction of the cost
-            # of the full header model, which a first sync would pay per out-of-office.
-            payload = simple.get_payload(decode=True)
-            charset = simple.get_content_charset() or "utf-8"
-            try:
-                text = payload.decode(charset, "replace") if isinstance(payload, bytes) else ""
-            except LookupError:
-                text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-            return text.replace("\r\n", "\n")
-        msg = message_from_bytes(raw, policy=policy.default)
-        assert isinstance(msg, EmailMessage)
-        plain = msg.get_body(preferencelist=("plain",))
-        text = _decoded(plain) if isinstance(plain, EmailMessage) else ""
-        if text.strip():
-            return text.replace("\r\n", "\n")
-        html = msg.get_body(preferencelist=("html",))
-        markup = _decoded(html) if isinstance(html, EmailMessage) else ""
-    except Exception:  # noqa: BLE001 - a broken original must not stop the draft
-        return ""
-    parser = _TextOfHtml()
-    parser.feed(markup)
-    text = "".join(parser.parts)
-    return re.sub(r"\n\s*\n+", "\n\n", text).strip()

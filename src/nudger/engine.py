@@ -14,7 +14,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from nudger.compose import DraftInput, compose_nudge, text_of, to_bytes
 from nudger.config import Account, Config
 from nudger.mailbox import Layout, Mailbox, discover
 from nudger.mailfacts import Addr, MessageRecord
@@ -35,6 +34,7 @@ from nudger.plan import (
 )
 from nudger.state import Checkpoint, State
 from nudger.sync import Progress, SyncCounts, read_records, sync_watched
+from nudger.text import text_of
 from nudger.threads import NO_NUDGE_KEYWORD, Thread, build_threads
 
 log = logging.getLogger(__name__)
@@ -339,6 +339,8 @@ def _write_draft(config: Config, account: Account, mailbox: Mailbox, state: Stat
         log.info("%s: follow-up %s for %r already in %s (UID %s); recorded it", account.name,
                  action.stage, out.subject, layout.drafts, existing[0])
         return False
+    from nudger.compose import DraftInput, compose_nudge, to_bytes  # only when a draft is due
+
     raw = mailbox.fetch_message(out.folder, out.uid, QUOTE_LIMIT) or b""
     sender_name = account.display_name or out.sender.name
     draft = compose_nudge(DraftInput(

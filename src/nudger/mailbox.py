@@ -13,7 +13,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.parser import BytesHeaderParser
-from email.policy import compat32
 from typing import Protocol
 
 from nudger.mailfacts import normalise_message_id
@@ -234,7 +233,7 @@ class MemoryMailbox:
         wanted = normalise_message_id(message_id)
         found = []
         for uid, m in self.folders[folder].messages.items():
-            header = BytesHeaderParser(policy=compat32).parsebytes(m.data)
+            header = BytesHeaderParser().parsebytes(m.data)  # compat32
             if normalise_message_id(str(header.get("Message-ID", ""))) == wanted:
                 found.append(uid)
         return found

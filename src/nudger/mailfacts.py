@@ -12,6 +12,7 @@ import binascii
 import email.errors
 import email.header
 import email.utils
+import hashlib
 import logging
 import re
 from collections.abc import Iterable
@@ -20,7 +21,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes
 from email.message import Message
 from email.parser import BytesHeaderParser
-from email.policy import compat32
 from typing import Any
 
 # What sync asks the server for: everything the judgement needs, no body.
@@ -40,6 +40,12 @@ CALENDAR = "calendar-answer"
 MACHINE_KINDS = (AUTO_REPLY, BOUNCE, DELAY, READ_RECEIPT, CALENDAR)
 
 NUDGE_ID_PREFIX = "<nudger."
+
+
+def nudge_message_id(account: str, outbound_id: str, stage: int, domain: str) -> str:
+    """Our follow-up's Message-ID, derived, so that a second attempt finds the first."""
+    digest = hashlib.sha256(f"{account}\0{outbound_id}\0{stage}".encode()).hexdigest()[:32]
+    return f"{NUDGE_ID_PREFIX}{digest}.s{stage}@{domain or 'nudger.invalid'}>"
 
 _REPLY_PREFIX = re.compile(
     r"^\s*(?:(?:re|aw|sv|vs|antw|odp|res|r|rif|ynt|atb|vá|回复|回覆|答复|返信|fw|fwd|wg|tr|rv|i|enc|doorst)"
@@ -464,7 +470,7 @@ def parse_report(raw: bytes) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
     Reads RFC 3464 delivery-status parts and the attached original (message/rfc822 or
     text/rfc822-headers); for non-standard bounces, falls back to the text.
     """
-    msg = message_from_bytes(raw, policy=compat32)
+    msg = message_from_bytes(raw)  # compat32, the default: never raises on bad headers
     failed: list[str] = []
     delayed: list[str] = []
     delivered: list[str] = []
@@ -500,7 +506,7 @@ def parse_report(raw: bytes) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
             payload = part.get_payload(decode=True) or b""
             text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload)
             if ctype in ("text/rfc822-headers", "message/disposition-notification"):
-                headers = BytesHeaderParser(policy=compat32).parsebytes(text.encode("utf-8", "replace"))
+                headers = BytesHeaderParser().parsebytes(text.encode("utf-8", "replace"))
                 for key in ("Message-ID", "Original-Message-ID"):
                     originals.extend(message_ids(_text(headers.get(key, ""))))
             else:

@@ -11,10 +11,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from nudger.compose import nudge_message_id
 from nudger.config import Account, Rule, Stage
 from nudger.durations import Delay
-from nudger.mailfacts import Addr, MessageRecord, strip_reply_prefixes
+from nudger.mailfacts import Addr, MessageRecord, nudge_message_id, strip_reply_prefixes
 from nudger.rules import NEVER, due_at, match_rule, override
 from nudger.threads import AWAITING, NOT_OURS, REPLIED, Thread, is_nudge, judge
 

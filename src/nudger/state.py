@@ -94,6 +94,7 @@ class State:
         conn = sqlite3.connect(state_dir / "state.sqlite3", timeout=30, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA temp_store=MEMORY")  # the grouping of a whole-window evaluation
         return cls(conn)
 
     @classmethod
@@ -224,14 +225,18 @@ class State:
             if a != b:
                 parent[b] = a
         number: dict[str, int] = {}
-        for seed in seeds:
+        for seed in seeds:  # (find() puts each seed in ``parent``, links or not)
             number.setdefault(find(seed), len(number))
+        # Only the ids of stored messages: most linked ids name mail outside the window.
+        stored = self.conn.execute("SELECT DISTINCT message_id FROM messages WHERE account=?",
+                                   (account,))
+        grouped = [(n, mid) for (mid,) in stored
+                   if mid in parent and (n := number.get(find(mid))) is not None]
+        parent.clear()
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS grouping (grp INTEGER NOT NULL, "
                           "message_id TEXT NOT NULL, PRIMARY KEY (grp, message_id)) WITHOUT ROWID")
         self.conn.execute("DELETE FROM temp.grouping")
-        self.conn.executemany("INSERT INTO temp.grouping VALUES (?,?)",
-                              ((n, mid) for mid in parent if (n := number.get(find(mid))) is not None))
-        parent.clear()  # the groups are in the table now
+        self.conn.executemany("INSERT OR IGNORE INTO temp.grouping VALUES (?,?)", grouped)
         allowed = set(folders)
         # CROSS JOIN keeps the grouping table outside: rows arrive in group order, no sort.
         rows = self.conn.execute(

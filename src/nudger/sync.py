@@ -13,12 +13,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-from nudger.compose import text_of
 from nudger.config import Account
 from nudger.mailbox import Fetched, FolderStatus, Mailbox
 from nudger.mailfacts import AUTO_REPLY, HUMAN, MessageRecord, is_noreply, parse_record, record_key
 from nudger.ooo import return_date
 from nudger.state import Checkpoint, State
+from nudger.text import text_of
 
 log = logging.getLogger(__name__)
 
