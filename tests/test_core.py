@@ -159,6 +159,40 @@ def test_fast_fetch_parser_reads_the_common_shape_and_declines_others() -> None:
     assert parse_header_fetch([b'3 (UID 4 BODY[HEADER.FIELDS (MESSAGE-ID)] "")']) is None
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1981, 1, 1), max_value=datetime(2199, 12, 31)),
+       st.integers(min_value=-23 * 60 - 59, max_value=23 * 60 + 59), st.booleans())
+def test_dates_read_by_pattern_equal_the_general_parsers(when: datetime, minutes: int, padded: bool) -> None:
+    """Date headers and INTERNALDATE have fast readers for their usual shape; they must
+    agree with email.utils and imapclient to the second and the offset."""
+    import email.utils
+    from datetime import timedelta, timezone
+
+    from imapclient.datetime_util import parse_to_datetime
+
+    from nudger.imap import parse_internaldate
+    from nudger.mailfacts import parse_date
+
+    aware = when.replace(microsecond=0, tzinfo=timezone(timedelta(minutes=minutes)))
+    header = email.utils.format_datetime(aware)
+    assert parse_date(header) == email.utils.parsedate_to_datetime(header)
+    stamp = aware.strftime("%d-%b-%Y %H:%M:%S %z").encode()
+    if padded and stamp.startswith(b"0"):
+        stamp = b" " + stamp[1:]  # servers may pad the day with a space
+    got = parse_internaldate(stamp)
+    assert got == parse_to_datetime(stamp, normalise=False) and got.utcoffset() == aware.utcoffset()
+
+
+def test_odd_dates_still_go_to_the_general_parsers() -> None:
+    from nudger.imap import parse_internaldate
+    from nudger.mailfacts import parse_date
+
+    assert parse_date("Mon, 29 Feb 2021 10:00:00 +0000") is None  # no such day
+    assert parse_date("Tue, 1 Dec 2026 10:00:00 +0000 (UTC)").hour == 10  # a comment after it
+    assert parse_date("1 Dec 26 10:00 EST").utcoffset().total_seconds() == 0  # (UTC from then on)
+    assert parse_internaldate(b"01-Dec-2026 10:00:00 +0100").utcoffset().total_seconds() == 3600
+
+
 def test_plan_on_plain_data_decides_each_thread_with_a_reason() -> None:
     from nudger.plan import AppendDraft, Ledger, plan
     from nudger.threads import build_threads
