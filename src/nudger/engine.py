@@ -181,21 +181,22 @@ def _evaluate(config: Config, account: Account, state: State, layout: Layout,
     if not seeds and not full:
         return []  # a quiet cycle: nothing to decide, nothing to write
     decisions: dict[str, Decision] = {}
+    agenda: dict[str, datetime | None] = {}
     with state.transaction():
         if full:
             state.clear_agenda(account.name)
         for thread in threads_of(state, account.name, seeds, layout.watched, layout.sent,
                                  whole_window=full):
             if not full:  # (a full evaluation starts from an empty agenda)
-                for m in thread.messages:
-                    state.set_agenda(account.name, m.message_id, None)
+                agenda.update((m.message_id, None) for m in thread.messages)
             decision = decide(thread, account, config.rules, ledger, now)
             if decision is None or decision.outbound is None:
                 continue
             decisions[thread.key] = decision
             # Look again when it falls due; a due one stays on the agenda until written.
             if decision.status in ("waiting", "due"):
-                state.set_agenda(account.name, decision.outbound.message_id, decision.due_at)
+                agenda[decision.outbound.message_id] = decision.due_at
+        state.set_agenda(account.name, agenda)
     return list(decisions.values())
 
 

@@ -227,13 +227,14 @@ def _lower_domain(msgid: str) -> str:
     return f"{local}@{domain.lower()}" if at and local != "<" else msgid
 
 
+_SPACES = re.compile(r"\s+")
+
+
 def _strip_prefixes(pattern: re.Pattern[str], subject: str) -> str:
-    previous = None
     text = subject or ""
-    while previous != text:  # "Re: AW: Re:" loses one prefix per round
-        previous = text
-        text = pattern.sub("", text, count=1)
-    return re.sub(r"\s+", " ", text).strip()
+    while (found := pattern.match(text)) and found.end():  # "Re: AW: Re:": one per round
+        text = text[found.end():]
+    return _SPACES.sub(" ", text).strip() if "  " in text or not text.isprintable() else text.strip()
 
 
 def normalise_subject(subject: str) -> str:

@@ -292,12 +292,13 @@ class State:
 
     # -- the agenda: when an awaiting thread must be looked at again ----------------------------
 
-    def set_agenda(self, account: str, outbound_id: str, due_at: datetime | None) -> None:
-        if due_at is None:
-            self.conn.execute("DELETE FROM agenda WHERE account=? AND outbound_id=?", (account, outbound_id))
-        else:
-            self.conn.execute("INSERT OR REPLACE INTO agenda VALUES (?,?,?)",
-                              (account, outbound_id, due_at.astimezone(UTC).isoformat()))
+    def set_agenda(self, account: str, due: dict[str, datetime | None]) -> None:
+        """When each outbound needs a look again; None takes it off the agenda."""
+        self.conn.executemany("DELETE FROM agenda WHERE account=? AND outbound_id=?",
+                              [(account, mid) for mid, when in due.items() if when is None])
+        self.conn.executemany("INSERT OR REPLACE INTO agenda VALUES (?,?,?)",
+                              [(account, mid, when.astimezone(UTC).isoformat())
+                               for mid, when in due.items() if when is not None])
 
     def due_agenda(self, account: str, now: datetime) -> list[str]:
         rows = self.conn.execute("SELECT outbound_id FROM agenda WHERE account=? AND due_at <= ?",
