@@ -193,3 +193,20 @@ def test_auto_reply_subjects_in_many_languages(subject: str) -> None:
 def test_human_replies_are_not_mistaken_for_machines(subject: str) -> None:
     raw = f"From: bob@client.example\r\nSubject: {subject}\r\n\r\n".encode()
     assert parse_record(raw, folder="f", uid=1).kind == HUMAN
+
+
+def test_records_built_fast_are_the_dataclass_s_own() -> None:
+    import dataclasses
+
+    from nudger.mailfacts import MessageRecord, _new_record
+
+    r = parse_record(b"Message-ID: <a@b>\r\nFrom: a@b.c\r\nSubject: Re: x\r\n\r\n", folder="f", uid=1)
+    fields = {name: getattr(r, name) for name in MessageRecord.__dataclass_fields__}
+    assert MessageRecord(**fields) == r and hash(MessageRecord(**fields)) == hash(r)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.uid = 2  # type: ignore[misc]
+    del fields["uid"]
+    with pytest.raises(TypeError, match="uid"):
+        _new_record(**fields)
+    with pytest.raises(TypeError, match="colour"):
+        _new_record(**fields, uid=1, colour="red")
