@@ -192,3 +192,20 @@ def test_whole_window_grouping_finds_the_threads_a_walk_per_seed_finds(msgs) -> 
                 for t in threads_of(state, "a", seeds, folders, "Sent", whole_window=whole)}
 
     assert shape(True) == shape(False)
+
+
+def test_a_thread_bigger_than_a_query_stays_one_thread() -> None:
+    from nudger.engine import threads_of
+    from nudger.state import State
+
+    state = State.memory()
+    records = [parse_record(message(f"long{i}@x", sender=ME if i % 2 else "bob@client.example",
+                                    date=days_ago(5), reply_to=f"long{i - 1}@x" if i else None),
+                            folder="INBOX", uid=i + 1) for i in range(1200)]
+    records += [parse_record(message(f"small{i}@x", sender=ME, date=days_ago(3)), folder="Sent",
+                             uid=i + 1) for i in range(30)]
+    with state.transaction():
+        state.put_records("a", records)
+    seeds = state.ours_since("a", [ME], days_ago(30))
+    threads = list(threads_of(state, "a", seeds, ("INBOX", "Sent"), "Sent", whole_window=True))
+    assert sorted(len(t.messages) for t in threads) == [1] * 30 + [1200]

@@ -94,7 +94,6 @@ class State:
         conn = sqlite3.connect(state_dir / "state.sqlite3", timeout=30, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA temp_store=MEMORY")  # the grouping of a whole-window evaluation
         return cls(conn)
 
     @classmethod
@@ -207,8 +206,9 @@ class State:
         """The records linked to the seeds, one connected group at a time.
 
         For many seeds at once (a first cycle, ``status``): every link is read in one query
-        and grouped here, then the records stream out in one more, group by group -- one
-        walk per seed would cost a few queries each. Memory: the links of the window.
+        and grouped here, then the records are read a few hundred at a time, whole groups
+        per query -- one walk per seed would cost a few queries each. Memory: the links
+        of the window.
         """
         parent: dict[str, str] = {}
 
@@ -230,29 +230,35 @@ class State:
         # Only the ids of stored messages: most linked ids name mail outside the window.
         stored = self.conn.execute("SELECT DISTINCT message_id FROM messages WHERE account=?",
                                    (account,))
-        grouped = [(n, mid) for (mid,) in stored
-                   if mid in parent and (n := number.get(find(mid))) is not None]
+        groups: dict[int, list[str]] = {}
+        for (mid,) in stored:
+            if mid in parent and (n := number.get(find(mid))) is not None:
+                groups.setdefault(n, []).append(mid)
         parent.clear()
-        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS grouping (grp INTEGER NOT NULL, "
-                          "message_id TEXT NOT NULL, PRIMARY KEY (grp, message_id)) WITHOUT ROWID")
-        self.conn.execute("DELETE FROM temp.grouping")
-        self.conn.executemany("INSERT OR IGNORE INTO temp.grouping VALUES (?,?)", grouped)
         allowed = set(folders)
-        # CROSS JOIN keeps the grouping table outside: rows arrive in group order, no sort.
-        rows = self.conn.execute(
-            "SELECT g.grp, m.folder, m.record FROM temp.grouping g CROSS JOIN messages m "
-            "ON m.account=? AND m.message_id=g.message_id ORDER BY g.grp", (account,))
-        group: list[MessageRecord] = []
-        current = None
-        for grp, folder, record in rows:
-            if grp != current and group:
-                yield group
-                group = []
-            current = grp
-            if folder in allowed:
-                group.append(MessageRecord.from_row(json.loads(record)))
-        if group:
-            yield group
+        batch: list[list[str]] = []
+        for ids in [*groups.values(), []]:  # (the empty one flushes the last batch)
+            if batch and (not ids or sum(map(len, batch)) + len(ids) > 400):
+                yield from self._records_of_groups(account, batch, allowed)
+                batch = []
+            batch.append(ids)
+
+    def _records_of_groups(self, account: str, groups: list[list[str]],
+                           allowed: set[str]) -> Iterator[list[MessageRecord]]:
+        """The records of a few groups of ids, read together, given back group by group."""
+        ids = [mid for group in groups for mid in group]
+        by_id: dict[str, list[MessageRecord]] = {}
+        for start in range(0, len(ids), 900):  # SQLite allows 999 parameters
+            chunk = ids[start : start + 900]
+            for message_id, folder, record in self.conn.execute(
+                    f"SELECT message_id, folder, record FROM messages WHERE account=? AND "
+                    f"message_id IN ({','.join('?' * len(chunk))})", (account, *chunk)):
+                if folder in allowed:
+                    by_id.setdefault(message_id, []).append(MessageRecord.from_row(json.loads(record)))
+        for group in groups:
+            records = [r for mid in group for r in by_id.get(mid, ())]
+            if records:
+                yield records
 
     def ours_since(self, account: str, identities: Iterable[str], since: datetime) -> list[str]:
         idents = list(identities)

@@ -121,26 +121,39 @@ def build_threads(records: Iterable[MessageRecord], prefer_folder: str = "") -> 
 
 
 def _ancestors(members: list[MessageRecord]) -> dict[str, frozenset[str]]:
-    """Every id each message descends from, through the chain of known messages."""
+    """Every id each message descends from, through the chain of known messages.
+
+    Depth first with a stack of its own: a chain of a thousand replies (a bot, a list)
+    must not hit Python's recursion limit. A cycle in the links (forged or broken
+    headers) ends where it closes.
+    """
     by_id = {m.message_id: m for m in members}
     memo: dict[str, frozenset[str]] = {}
+    for root in by_id:
+        if root in memo:
+            continue
+        # The recursion, unrolled: (id, its direct links, those not yet walked).
+        path = {root}
+        stack = [(root, _links(by_id[root]), iter(_links(by_id[root])))]
+        while stack:
+            mid, direct, rest = stack[-1]
+            step = next((p for p in rest if p in by_id and p not in memo and p not in path), None)
+            if step is not None:
+                path.add(step)
+                stack.append((step, _links(by_id[step]), iter(_links(by_id[step]))))
+                continue
+            result = set(direct)
+            for p in direct:
+                result |= memo.get(p, frozenset())
+            result.discard(mid)
+            memo[mid] = frozenset(result)
+            stack.pop()
+            path.discard(mid)
+    return memo
 
-    def walk(mid: str, visiting: set[str]) -> frozenset[str]:
-        if mid in memo:
-            return memo[mid]
-        record = by_id.get(mid)
-        if record is None or mid in visiting:
-            return frozenset()
-        visiting.add(mid)
-        result = set(record.parents) | set(record.original_ids)
-        for p in list(result):
-            result |= walk(p, visiting)
-        result.discard(mid)
-        visiting.discard(mid)
-        memo[mid] = frozenset(result)
-        return memo[mid]
 
-    return {mid: walk(mid, set()) for mid in by_id}
+def _links(record: MessageRecord) -> tuple[str, ...]:
+    return record.parents + record.original_ids
 
 
 # -- verdicts ------------------------------------------------------------------------------
