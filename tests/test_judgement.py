@@ -96,6 +96,14 @@ def test_reply_without_threading_headers_is_matched_by_subject_and_people(box: B
     assert decisions["Status"]["action"] == "appended"
 
 
+def test_reply_without_threading_headers_in_a_later_cycle_is_matched_too(box: Box) -> None:
+    sent(box, "s4@example.com", "Quarterly numbers", days_ago(6))
+    assert by_subject(box.run())["Quarterly numbers"]["action"] == "appended"
+    box.seed("INBOX", message("s4r@client.example", sender="bob@client.example", to=box.user,
+                              subject="AW: Quarterly numbers", date=days_ago(0)))
+    assert by_subject(box.run())["Quarterly numbers"]["status"] == "replied"
+
+
 def test_subject_threading_can_be_switched_off(dovecot, imap_user, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     box = custom(dovecot, imap_user, tmp_path, capsys, monkeypatch, extra="subject_threading = false")
     sent(box, "s3@example.com", "Kickoff", days_ago(6))

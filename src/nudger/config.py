@@ -6,14 +6,13 @@ the file, the key path and what was expected; nothing connects before this passe
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import re
 import shlex
 import string
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
@@ -47,6 +46,12 @@ BUILTIN_TEMPLATES = {
 }
 
 TLS_MODES = ("implicit", "starttls", "none")
+
+
+def _close_matches(word: str, known: Iterable[str]) -> list[str]:
+    import difflib  # here: only a mistake in the file needs it
+
+    return difflib.get_close_matches(word, list(known), n=1)
 DEFAULT_PORTS = {"implicit": 993, "starttls": 143, "none": 143}
 
 
@@ -226,7 +231,7 @@ class _Validator:
             return {}
         for name in value:
             if name not in known:
-                close = difflib.get_close_matches(name, known, n=1)
+                close = _close_matches(name, known)
                 hint = f' (did you mean "{close[0]}"?)' if close else f" (known: {', '.join(known)})"
                 self.fail(f"{key}.{name}" if key else name, f"unknown key{hint}")
         return value
@@ -306,7 +311,7 @@ class _Validator:
                 continue
             for placeholder in fields:
                 if placeholder not in PLACEHOLDERS:
-                    close = difflib.get_close_matches(placeholder, PLACEHOLDERS, n=1)
+                    close = _close_matches(placeholder, PLACEHOLDERS)
                     hint = f'did you mean "{{{close[0]}}}"?' if close else (
                         "known: " + ", ".join("{" + p + "}" for p in PLACEHOLDERS))
                     self.fail(f"{key}.body", f'unknown placeholder "{{{placeholder}}}" ({hint})')

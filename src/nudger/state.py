@@ -268,6 +268,13 @@ class State:
             (account, since.astimezone(UTC).isoformat(), *idents))
         return [mid for (mid,) in rows]
 
+    def topics_of(self, account: str, identities: Iterable[str]) -> set[str]:
+        idents = list(identities)
+        rows = self.conn.execute(
+            f"SELECT DISTINCT topic FROM messages WHERE account=? "
+            f"AND sender IN ({','.join('?' * len(idents))})", (account, *idents))
+        return {topic for (topic,) in rows}
+
     def ours_by_topic(self, account: str, topic: str, identities: Iterable[str], before: datetime,
                       since: datetime) -> list[MessageRecord]:
         """The user's messages on a subject topic, newest first: candidates for a reply

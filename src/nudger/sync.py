@@ -93,20 +93,41 @@ def read_records(account: Account, mailbox: Mailbox, folder: str, items: list[Fe
     return list(records.values())
 
 
-def _link_by_subject(account: Account, state: State, record: MessageRecord) -> MessageRecord:
+class _OurTopics:
+    """The topics of the user's stored messages, read once per sync: most messages without
+    In-Reply-To start a conversation, and this tells without a query that none of ours
+    has their subject."""
+
+    def __init__(self, account: Account, state: State):
+        self.account, self.state = account, state
+        self.known: set[str] | None = None
+
+    def __contains__(self, topic: str) -> bool:
+        if self.known is None:
+            self.known = self.state.topics_of(self.account.name, self.account.identities)
+        return topic in self.known
+
+    def add(self, records: list[MessageRecord]) -> None:
+        if self.known is not None:
+            self.known.update(r.topic for r in records if self.account.is_identity(r.sender.email))
+
+
+def _link_by_subject(account: Account, state: State, record: MessageRecord,
+                     ours: _OurTopics) -> MessageRecord:
     """A reply without In-Reply-To/References (some webmails, phones): link it to the
     user's latest message with the same topic that it could answer -- sent to its
     author, before it, within the look-back."""
     if (not account.subject_threading or record.parents or record.kind != HUMAN
-            or not record.topic or account.is_identity(record.sender.email)):
+            or not record.topic or account.is_identity(record.sender.email)
+            or record.topic not in ours):
         return record
     candidates = state.ours_by_topic(account.name, record.topic, account.identities,
                                      before=record.date, since=record.date - account.lookback)
-    for ours in candidates:
-        if any(a.email == record.sender.email for a in ours.recipients):
+    for mine in candidates:
+        if any(a.email == record.sender.email for a in mine.recipients):
             log.debug("%s: %s UID %s has no In-Reply-To; threaded by subject with %s",
-                      account.name, record.folder, record.uid, ours.message_id)
-            return replace(record, inferred_parent=ours.message_id)
+                      account.name, record.folder, record.uid, mine.message_id)
+            return replace(record, inferred_parent=mine.message_id)
     return record
 
 
@@ -116,12 +137,13 @@ def sync_watched(account: Account, mailbox: Mailbox, state: State, folders: Sequ
     """Bring each watched folder's new messages (and, with CONDSTORE, changed flags) into
     the state. Returns the keys of the messages that are new or changed."""
     touched: set[str] = set()
+    ours = _OurTopics(account, state)
     unread = [f for f in folders if state.checkpoint(account.name, f) is None]
     ahead = _SearchAhead(mailbox, unread[1:], since) if len(unread) > 1 else None
     try:
         for folder in folders:
             touched |= _sync_folder(account, mailbox, state, folder, since, now, counts, progress,
-                                    ahead)
+                                    ahead, ours)
     finally:
         if ahead is not None:
             ahead.close()
@@ -174,7 +196,7 @@ class _SearchAhead:
 
 def _sync_folder(account: Account, mailbox: Mailbox, state: State, folder: str, since: date,
                  now: datetime, counts: SyncCounts, progress: Progress | None,
-                 ahead: _SearchAhead | None = None) -> set[str]:
+                 ahead: _SearchAhead | None, ours: _OurTopics) -> set[str]:
     cp = state.checkpoint(account.name, folder)
     # Known folder: one STATUS, no SELECT, when nothing changed. New folder: it will be
     # read anyway, and opening it answers the same questions.
@@ -204,10 +226,11 @@ def _sync_folder(account: Account, mailbox: Mailbox, state: State, folder: str, 
         # One transaction and at most two body FETCHes per chunk: a first sync over a
         # distant server must not pay a round trip per bounce or out-of-office. A chunk
         # at a time: memory stays flat whatever the size of the account.
-        records = [_link_by_subject(account, state, r)
+        records = [_link_by_subject(account, state, r, ours)
                    for r in read_records(account, mailbox, folder, chunk, counts)]
         with state.transaction():
             state.put_records(account.name, records)
+        ours.add(records)
         for r in records:
             touched.add(record_key(r))
             if r.inferred_parent:

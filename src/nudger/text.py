@@ -12,28 +12,34 @@ from __future__ import annotations
 import re
 from email import message_from_bytes
 from email.message import EmailMessage
-from html.parser import HTMLParser
 
 
-class _TextOfHtml(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-        self.skip = 0
+def _html_text(markup: str) -> str:
+    from html.parser import HTMLParser  # here: only mail without a text part needs it
 
-    def handle_starttag(self, tag: str, attrs: object) -> None:
-        if tag in ("style", "script", "head"):
-            self.skip += 1
-        elif tag in ("br", "p", "div", "tr", "li", "h1", "h2", "h3"):
-            self.parts.append("\n")
+    class TextOfHtml(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.parts: list[str] = []
+            self.skip = 0
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("style", "script", "head") and self.skip:
-            self.skip -= 1
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            if tag in ("style", "script", "head"):
+                self.skip += 1
+            elif tag in ("br", "p", "div", "tr", "li", "h1", "h2", "h3"):
+                self.parts.append("\n")
 
-    def handle_data(self, data: str) -> None:
-        if not self.skip:
-            self.parts.append(data)
+        def handle_endtag(self, tag: str) -> None:
+            if tag in ("style", "script", "head") and self.skip:
+                self.skip -= 1
+
+        def handle_data(self, data: str) -> None:
+            if not self.skip:
+                self.parts.append(data)
+
+    parser = TextOfHtml()
+    parser.feed(markup)
+    return re.sub(r"\n\s*\n+", "\n\n", "".join(parser.parts)).strip()
 
 
 def _decoded(part: EmailMessage) -> str:
@@ -71,7 +77,4 @@ def text_of(raw: bytes) -> str:
         markup = _decoded(html) if isinstance(html, EmailMessage) else ""
     except Exception:  # noqa: BLE001 - a broken original must not stop the draft
         return ""
-    parser = _TextOfHtml()
-    parser.feed(markup)
-    text = "".join(parser.parts)
-    return re.sub(r"\n\s*\n+", "\n\n", text).strip()
+    return _html_text(markup)
