@@ -190,8 +190,11 @@ class _SearchAhead:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
-        if self.other.done() and self.other.exception() is None and (other := self.other.result()):
-            other.close()
+        opened = self.other
+        if opened.done() and not opened.cancelled() and opened.exception() is None:
+            other = opened.result()
+            if other is not None:
+                other.close()
 
 
 def _sync_folder(account: Account, mailbox: Mailbox, state: State, folder: str, since: date,
