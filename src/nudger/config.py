@@ -6,6 +6,7 @@ the file, the key path and what was expected; nothing connects before this passe
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -141,6 +142,7 @@ class Config:
     templates: Mapping[str, Template]
 
 
+@functools.lru_cache(maxsize=8192)  # asked for every message of every thread judged
 def base_address(address: str) -> str:
     """The address without a +tag: me+nudge-5d@example.com -> me@example.com."""
     local, at, domain = address.lower().rpartition("@")
