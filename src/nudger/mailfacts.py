@@ -163,7 +163,7 @@ class MessageRecord:
     @classmethod
     def from_row(cls, row: list[Any] | dict[str, Any]) -> MessageRecord:
         if isinstance(row, dict):  # a state written by nudger 0.1.0
-            row = [row.get(name, _DEFAULTS.get(name)) for name in _ROW_FIELDS]
+            row = [row.get(name, _FIELD_DEFAULTS.get(name)) for name in _ROW_FIELDS]
             row[_SENDER] = (row[_SENDER]["name"], row[_SENDER]["email"])
             for i in _ADDRESSES:
                 row[i] = [(a["name"], a["email"]) for a in row[i]]
@@ -199,7 +199,6 @@ def _new_record(**fields: Any) -> MessageRecord:
         return MessageRecord(**fields)  # raises TypeError naming the field
     record.__dict__.update(values)
     return record
-_DEFAULTS = {name: f.default for name, f in MessageRecord.__dataclass_fields__.items()}
 _DATE, _SENDER = _ROW_FIELDS.index("date"), _ROW_FIELDS.index("sender")
 _ADDRESSES = tuple(_ROW_FIELDS.index(name) for name in ("to", "cc", "bcc"))
 _TUPLES = tuple(_ROW_FIELDS.index(name) for name in ("in_reply_to", "references", "failed_recipients",
@@ -315,12 +314,6 @@ class Headers:
                 index[key].append(text)
             else:
                 index[key] = [text]
-
-    def get_all(self, name: str) -> list[str]:
-        return self.index.get(name.lower(), [])
-
-    def has(self, name: str) -> bool:
-        return name.lower() in self.index
 
 
 # The helpers below take lower-case names and read the index directly: they run a dozen
