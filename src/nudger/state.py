@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS meta (account TEXT NOT NULL, key TEXT NOT NULL, value
 """
 
 
+def _load(row: str) -> MessageRecord:
+    return MessageRecord.from_row(json.loads(row))
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     uidvalidity: int
@@ -165,7 +169,7 @@ class State:
                                     (account, folder, uid)).fetchone()
             if row is None:
                 continue
-            record = MessageRecord.from_row(json.loads(row[0]))
+            record = _load(row[0])
             if tuple(sorted(record.keywords)) != tuple(sorted(keywords)):
                 record = replace(record, keywords=tuple(keywords))
                 self.put_records(account, [record])
@@ -198,7 +202,7 @@ class State:
             rows = self.conn.execute(
                 f"SELECT folder, record FROM messages WHERE account=? AND message_id IN "
                 f"({','.join('?' * len(batch))})", (account, *batch))
-            result += [MessageRecord.from_row(json.loads(rec)) for folder, rec in rows if folder in allowed]
+            result += [_load(rec) for folder, rec in rows if folder in allowed]
         return result
 
     def linked_groups(self, account: str, seeds: Iterable[str],
@@ -246,17 +250,11 @@ class State:
     def _records_of_groups(self, account: str, groups: list[list[str]],
                            allowed: set[str]) -> Iterator[list[MessageRecord]]:
         """The records of a few groups of ids, read together, given back group by group."""
-        ids = [mid for group in groups for mid in group]
-        by_id: dict[str, list[MessageRecord]] = {}
-        for start in range(0, len(ids), 900):  # SQLite allows 999 parameters
-            chunk = ids[start : start + 900]
-            for message_id, folder, record in self.conn.execute(
-                    f"SELECT message_id, folder, record FROM messages WHERE account=? AND "
-                    f"message_id IN ({','.join('?' * len(chunk))})", (account, *chunk)):
-                if folder in allowed:
-                    by_id.setdefault(message_id, []).append(MessageRecord.from_row(json.loads(record)))
+        by_key: dict[str, list[MessageRecord]] = {}
+        for r in self.records_for(account, [mid for group in groups for mid in group], allowed):
+            by_key.setdefault(record_key(r), []).append(r)
         for group in groups:
-            records = [r for mid in group for r in by_id.get(mid, ())]
+            records = [r for mid in group for r in by_key.get(mid, ())]
             if records:
                 yield records
 
@@ -285,13 +283,13 @@ class State:
             f"AND sender IN ({','.join('?' * len(idents))}) ORDER BY date DESC LIMIT 20",
             (account, topic, before.astimezone(UTC).isoformat(), since.astimezone(UTC).isoformat(),
              *idents))
-        return [MessageRecord.from_row(json.loads(rec)) for (rec,) in rows]
+        return [_load(rec) for (rec,) in rows]
 
     def answers_to(self, account: str, message_id: str) -> list[MessageRecord]:
         rows = self.conn.execute(
             "SELECT m.record FROM links l JOIN messages m ON m.account=l.account AND m.message_id=l.child "
             "WHERE l.account=? AND l.parent=?", (account, message_id))
-        return [MessageRecord.from_row(json.loads(rec)) for (rec,) in rows]
+        return [_load(rec) for (rec,) in rows]
 
     def prune(self, account: str, before: datetime) -> int:
         """Forget messages dated before ``before`` (and the links they made): the state
@@ -329,7 +327,7 @@ class State:
     def records(self, account: str, folder: str) -> list[MessageRecord]:
         rows = self.conn.execute("SELECT record FROM messages WHERE account=? AND folder=?",
                                  (account, folder))
-        return [MessageRecord.from_row(json.loads(rec)) for (rec,) in rows]
+        return [_load(rec) for (rec,) in rows]
 
     # -- the ledger of our drafts ---------------------------------------------------------------
 
