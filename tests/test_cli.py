@@ -15,15 +15,24 @@ from nudger.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_demo_shows_drafts_and_reasons_without_any_setup(tmp_path: Path) -> None:
+# A Sunday night, a Monday night, the night clocks go forward in Berlin, New Year's Eve,
+# a Friday afternoon: the demo dates its mailbox from "now", so it must read alike on each.
+DEMO_DATES = ["2026-12-06T23:30:00+01:00", "2026-12-07T22:00:00+01:00", "2027-03-28T01:30:00+01:00",
+              "2026-12-31T23:59:00+01:00", "2027-01-08T15:00:00+01:00"]
+
+
+@pytest.mark.parametrize("now", [*DEMO_DATES, None])
+def test_demo_shows_drafts_and_reasons_without_any_setup(tmp_path: Path, now: str | None) -> None:
     env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "none")}
-    out = subprocess.run([sys.executable, "-m", "nudger", "demo"], capture_output=True, text=True,
-                         env=env, timeout=60)
+    args = ["--now", now] if now else []  # (None: the real clock, whatever day it is)
+    out = subprocess.run([sys.executable, "-m", "nudger", "demo", *args], capture_output=True,
+                         text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "wrote 3 draft(s)" in out.stdout
     assert "replied by dan@law.example" in out.stdout and "(Archive)" in out.stdout
     assert "every recipient bounced (frank@nowhere.example)" in out.stdout
-    assert "Subject: Re: Proposal for the Q1 rollout" in out.stdout and "Hi Bob," in out.stdout
+    shown = out.stdout.split("as your mail client will show it:", 1)[1]
+    assert "Subject: Re: Proposal for the Q1 rollout" in shown and "Hi Bob," in shown
     assert "Angebot für Ihre Anfrage – Übersicht" in out.stdout
     assert "Running the cycle again writes 0 more" in out.stdout
     assert not (tmp_path / ".local").exists()  # the demo leaves nothing behind
@@ -52,7 +61,7 @@ def test_bad_now_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_internal_errors_are_one_line_unless_debug(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     import nudger.demo
 
-    def boom(as_json: bool = False) -> int:
+    def boom(as_json: bool = False, now: object = None) -> int:
         raise RuntimeError("kaputt")
 
     monkeypatch.setattr(nudger.demo, "run_demo", boom)

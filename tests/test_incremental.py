@@ -8,7 +8,7 @@ import pytest
 
 from support.dovecot import Dovecot
 from support.harness import Box, by_subject, make_box
-from support.mail import days_ago, message
+from support.mail import NOW, days_ago, message
 
 pytestmark = pytest.mark.imap
 
@@ -19,10 +19,10 @@ def box(dovecot, imap_user, tmp_path, capsys, monkeypatch) -> Box:  # type: igno
 
 
 def _cycle(box: Box, connections: int = 1) -> dict[str, int]:
-    """One real cycle (as the service runs them: no --now); Dovecot's figures for it,
-    summed over its connections (a first sync searches ahead on a second one)."""
+    """One real cycle, as the service runs them at NOW; Dovecot's figures for it, summed
+    over its connections (a first sync searches ahead on a second one)."""
     before = _settled(box)
-    box.cli("run", "--once")
+    box.cli("run", "--once", "--now", NOW.isoformat())
     deadline = time.monotonic() + 5
     while len(box.dovecot.sessions(box.user)) == before and time.monotonic() < deadline:
         time.sleep(0.05)  # logged a moment after logout
@@ -103,12 +103,12 @@ def test_uidvalidity_change_rereads_without_duplicates(box: Box) -> None:
 def test_flag_set_later_is_noticed_through_condstore(box: Box) -> None:
     box.seed("Sent", message("k1@example.com", sender=box.user, subject="Flag me",
                              date=days_ago(1)))
-    box.cli("run", "--once")
+    box.cli("run", "--once", "--now", NOW.isoformat())
     client = box.dovecot.client(box.user)
     client.select_folder("Sent")
     client.add_flags(client.search(["ALL"]), [b"$NoNudge"])
     client.logout()
-    code, out, err = box.cli("run", "--once", "--json")
+    code, out, err = box.cli("run", "--once", "--json", "--now", NOW.isoformat())
     assert code == 0
     assert '"status": "excluded"' in out and "$NoNudge" in out
 
@@ -151,9 +151,9 @@ def test_keyword_seen_only_at_write_time_is_remembered(weak: Dovecot, tmp_path, 
 
 def test_a_quiet_run_reports_nothing_unless_asked_for_all(box: Box) -> None:
     _seed(box, 3)
-    code, first, _ = box.cli("run", "--once", "--json")
+    code, first, _ = box.cli("run", "--once", "--json", "--now", NOW.isoformat())
     assert code == 0 and first.count('"status"') == 3
-    code, quiet, _ = box.cli("run", "--once", "--json")
+    code, quiet, _ = box.cli("run", "--once", "--json", "--now", NOW.isoformat())
     assert code == 0 and quiet.strip() == ""
-    code, everything, _ = box.cli("run", "--once", "--json", "--all")
+    code, everything, _ = box.cli("run", "--once", "--json", "--all", "--now", NOW.isoformat())
     assert code == 0 and everything.count('"status": "waiting"') == 3

@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--now", metavar="ISO-8601", help=argparse.SUPPRESS)
     demo = add("demo", "a zero-setup trial on a built-in sample mailbox")
     demo.add_argument("--json", action="store_true")
+    demo.add_argument("--now", metavar="ISO-8601", help="date the sample mailbox as if it were this time")
     return parser
 
 
@@ -106,7 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(path)
     if args.once or args.dry_run:
         return run_once(config, parse_now(args.now), args.dry_run, args.json, args.verbose > 0,
-                        full=args.dry_run or args.now is not None or args.all)
+                        full=args.dry_run or args.all)
     if args.now:
         raise UsageError("--now only makes sense with --once or --dry-run")
     return run_daemon(config, path)
@@ -127,7 +128,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from nudger.demo import run_demo
 
-    return run_demo(args.json)
+    return run_demo(args.json, parse_now(args.now) if args.now else None)
 
 
 COMMANDS = {"check-config": cmd_check_config, "run": cmd_run, "status": cmd_status,

@@ -114,8 +114,16 @@ def readable(raw: bytes) -> str:
     return "\n".join(head) + "\n\n" + text.rstrip()
 
 
-def run_demo(as_json: bool = False) -> int:
-    now = datetime.now(UTC).replace(microsecond=0)
+SHOWCASE = "<proposal@demo.example>"  # the draft shown in full: a client thread, two stages
+
+
+def _for(raw: bytes) -> str:
+    return str(BytesParser(policy=policy.default).parsebytes(raw)["X-Nudger-For"] or "")
+
+
+def run_demo(as_json: bool = False, now: datetime | None = None) -> int:
+    """Run the engine on the sample mailbox, dated relative to ``now`` (default: the clock)."""
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
     config = parse_config(DEMO_CONFIG.encode(), Path("demo-config.toml"))
     account = config.accounts[0]
     box = sample_mailbox(now)
@@ -127,10 +135,16 @@ def run_demo(as_json: bool = False) -> int:
     if as_json:
         print_json(result, dry_run=False)
         return 0
-    drafts = box.messages("Drafts")
-    print(f"\nDrafts folder now holds {len(drafts)} follow-up(s). The first one:\n")
-    if drafts:
-        print("    " + "\n    ".join(readable(drafts[min(drafts)]).splitlines()))
+    drafts = list(box.messages("Drafts").values())
+    print(f"\nDrafts folder now holds {len(drafts)} follow-up(s):")
+    for raw in drafts:
+        draft = BytesParser(policy=policy.default).parsebytes(raw)
+        print(f"  - {draft['Subject']} (to {draft['To']})")
+    # A chosen draft, not "the first": the order they are written in depends on the weekday.
+    shown = next((raw for raw in drafts if SHOWCASE in _for(raw)), None)
+    if shown is not None:
+        print("\nThe follow-up to Bob, as your mail client will show it:\n")
+        print("    " + "\n    ".join(readable(shown).splitlines()))
     again = run_cycle(config, account, box, state, now)
     print(f"\nRunning the cycle again writes {len(again.written)} more: one draft per thread "
           "and stage, ever.\nTry it on your mailbox: copy config.example.toml to "

@@ -34,10 +34,10 @@ class Box:
         return self.dovecot.seed(self.user, folder, [(m, tuple(flags), when) for m in messages])
 
     def run(self, *args: str, now: datetime = NOW) -> list[dict[str, Any]]:
-        """`nudger run --once --json --now NOW`; returns the JSON decisions."""
+        """`nudger run --once --json --all --now NOW`; returns the JSON decisions."""
         self.capsys.readouterr()
         self.last_code = main(["--config", str(self.config), "run", "--once", "--json",
-                               "--now", now.isoformat(), *args])
+                               "--all", "--now", now.isoformat(), *args])
         out, self.last_err = self.capsys.readouterr()
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
