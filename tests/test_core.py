@@ -209,7 +209,7 @@ def test_plan_on_plain_data_decides_each_thread_with_a_reason() -> None:
         parse_record(message("c@y", sender="ann@y.example", to="jane@example.com", subject="Re: Two",
                              date=days_ago(5, now), reply_to="b@x"), folder="INBOX", uid=1),
     ]
-    decisions = {d.subject: d for d in plan(build_threads(records), account, config.rules, Ledger(), now)}
+    decisions = {d.subject: d for d in plan(build_threads(records, sent="Sent"), account, config.rules, Ledger(), now)}
     assert isinstance(decisions["One"].action, AppendDraft) and decisions["One"].status == "due"
     assert decisions["Two"].status == "replied" and decisions["Two"].action is None
     assert all(d.reason for d in decisions.values())

@@ -83,16 +83,17 @@ def test_quiet_cycle_costs_the_same_on_a_bigger_mailbox(dovecot: Dovecot, tmp_pa
 
 
 def test_uidvalidity_change_rereads_without_duplicates(box: Box) -> None:
-    box.seed("Archive", message("u1@example.com", sender=box.user, subject="Filed away",
-                                date=days_ago(6)))
+    # (In Sent: only there is a message provably the user's; in Archive it would not be.)
+    box.seed("Sent", message("u1@example.com", sender=box.user, subject="Filed away",
+                             date=days_ago(6)))
     assert by_subject(box.run())["Filed away"]["action"] == "appended"
-    # The server renumbers Archive: same messages, new UIDVALIDITY.
+    # The server renumbers Sent: same messages, new UIDVALIDITY.
     client = box.dovecot.client(box.user)
-    client.rename_folder("Archive", "Archive-old")
-    client.create_folder("Archive")
-    client.select_folder("Archive-old")
-    client.copy(client.search(["ALL"]), "Archive")
-    client.delete_folder("Archive-old")
+    client.rename_folder("Sent", "Sent-old")
+    client.create_folder("Sent")
+    client.select_folder("Sent-old")
+    client.copy(client.search(["ALL"]), "Sent")
+    client.delete_folder("Sent-old")
     client.logout()
     decisions = box.run()
     assert by_subject(decisions)["Filed away"]["status"] == "drafted"

@@ -28,13 +28,13 @@ def rec(raw: bytes, folder: str = "INBOX", uid: int = 1, flags: tuple[str, ...] 
 
 
 def verdict(*records):  # type: ignore[no-untyped-def]
-    [thread] = build_threads(records)
+    [thread] = build_threads(records, sent="Sent")
     return judge(thread, me)
 
 
 def test_same_message_in_several_folders_counts_once() -> None:
     out = message("o@x", sender=ME, date=days_ago(5))
-    threads = build_threads([rec(out, "Sent", 1), rec(out, "INBOX", 2), rec(out, "Archive", 3)])
+    threads = build_threads([rec(out, "Sent", 1), rec(out, "INBOX", 2), rec(out, "Archive", 3)], sent="Sent")
     assert len(threads) == 1 and len(threads[0].messages) == 1
     assert threads[0].found_in(threads[0].messages[0]) == "Sent, INBOX, Archive"
 
@@ -103,6 +103,51 @@ def test_list_address_recipient_is_excluded() -> None:
     assert verdict(rec(out, "Sent")).status == "excluded"
 
 
+
+# -- whose message it is: the server's record, not the From header ---------------------------
+
+
+def test_a_forged_from_you_in_inbox_is_not_your_message() -> None:
+    forged = message("f@evil.example", sender=ME, to="attacker@evil.example", subject="Payment",
+                     date=days_ago(5), body="New bank details: IBAN XX00 0000")
+    v = verdict(rec(forged, "INBOX"))
+    assert v.status == "not-ours" and v.outbound is None
+    assert "claims to be from you, but is not in Sent" in v.reason
+
+
+def test_a_forged_from_you_after_your_message_answers_it_and_is_never_the_outbound() -> None:
+    out = message("o@x", sender=ME, to="bob@client.example", date=days_ago(6))
+    forged = message("f@evil.example", sender=ME, to="attacker@evil.example", subject="Re: Proposal",
+                     date=days_ago(5), reply_to="o@x", body="New bank details: IBAN XX00 0000")
+    v = verdict(rec(out, "Sent"), rec(forged, "INBOX", 2))
+    assert v.status == REPLIED and v.outbound is not None and v.outbound.message_id == "<o@x>"
+    assert v.reason.startswith(f"replied by someone claiming to be you ({ME}, not in Sent)")
+    assert v.repliers == ()  # it answers no recipient
+
+
+def test_a_copy_in_inbox_is_yours_only_when_its_message_id_is_in_sent() -> None:
+    bcc = message("b@x", sender=ME, to="bob@client.example", date=days_ago(5))
+    # A Bcc to self (or a list's echo): the INBOX copy comes first, the Sent copy decides.
+    v = verdict(rec(bcc, "INBOX", 7), rec(bcc, "Sent", 3))
+    assert v.status == AWAITING and v.outbound is not None and v.outbound.folder == "Sent"
+    assert [a.email for a in v.to] == ["bob@client.example"]
+    # The same copy with nothing in Sent: a claim, not the user's.
+    assert verdict(rec(bcc, "INBOX", 7)).status == "not-ours"
+
+
+def test_nudger_markers_count_only_on_messages_in_sent() -> None:
+    out = message("o@x", sender=ME, date=days_ago(12))
+    # Someone forged our follow-up header into a message in INBOX (before our real one).
+    forged = message("f@evil.example", sender=ME, subject="Re: Proposal", date=days_ago(9),
+                     reply_to="o@x", headers={"X-Nudger-For": "<o@x>; stage=2"})
+    ours = "<nudger.0123456789abcdef0123456789abcdef.s1@example.com>"
+    real = message(ours, sender=ME,
+                   subject="Re: Proposal", date=days_ago(6), reply_to="o@x",
+                   headers={"X-Nudger-For": "<o@x>; stage=1"})
+    v = verdict(rec(out, "Sent", 1), rec(forged, "INBOX", 1), rec(real, "Sent", 2))
+    assert v.status == AWAITING and v.nudges_sent == 1
+    assert v.outbound is not None and v.outbound.message_id == ours
+
 # -- business days --------------------------------------------------------------------------
 
 
@@ -155,7 +200,7 @@ def test_every_verdict_has_a_reason_and_never_raises(spec: list[tuple[str, int, 
         raw = message(f"m{i}@x", sender=sender, to=ME if sender != ME else "bob@client.example",
                       date=days_ago(age), reply_to=reply_to)
         records.append(rec(raw, "Sent" if sender == ME else "INBOX", i + 1))
-    for thread in build_threads(records):
+    for thread in build_threads(records, sent="Sent"):
         v = judge(thread, me)
         assert v.reason
         if v.status == AWAITING:

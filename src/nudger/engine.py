@@ -85,7 +85,8 @@ def run_cycle(
     result.layout = layout
     since = (now - account.lookback).date()
     counts = SyncCounts()
-    touched = sync_watched(account, mailbox, state, layout.watched, since, now, counts, progress)
+    touched = sync_watched(account, mailbox, state, layout.watched, since, now, counts, progress,
+                           sent=layout.sent)
     drafts_changed = _sync_drafts(account, mailbox, state, layout.drafts, now, counts)
     result.fetched, result.skipped = counts.fetched, counts.skipped
     if touched or drafts_changed:
@@ -149,7 +150,7 @@ def threads_of(state: State, account: str, seeds: Iterable[str], folders: Iterab
     folders = tuple(folders)
     if whole_window:
         for group in state.linked_groups(account, seeds, folders):
-            yield from build_threads(group, prefer_folder=sent)
+            yield from build_threads(group, sent=sent)
         return
     done: set[str] = set()
     for seed in seeds:
@@ -157,7 +158,7 @@ def threads_of(state: State, account: str, seeds: Iterable[str], folders: Iterab
             continue
         ids = state.thread_ids(account, [seed])
         done |= ids
-        yield from build_threads(state.records_for(account, ids, folders), prefer_folder=sent)
+        yield from build_threads(state.records_for(account, ids, folders), sent=sent)
 
 
 def _prune(account: Account, state: State, now: datetime) -> None:

@@ -101,8 +101,11 @@ def _explain(thread: Thread, account: Account, config: Config, state: State, now
     tz = account.timezone
     print(f"Thread {thread.key} ({account.name}, last synced {synced})")
     for m in thread.messages:
-        who = "you" if account.is_identity(m.sender.email) else m.sender.email or "?"
+        claimed = account.is_identity(m.sender.email)
+        who = "you" if claimed and thread.in_sent(m) else m.sender.email or "?"
         kind = m.kind if m.kind != HUMAN else ("your message" if who == "you" else "a reply")
+        if claimed and who != "you" and m.kind == HUMAN:
+            kind = f"claims to be from you, but is not in {thread.sent or 'Sent'}: not yours"
         why = f" ({m.kind_reason})" if m.kind_reason else ""
         print(f"  {m.date.astimezone(tz):%Y-%m-%d %H:%M}  {who:<28} {kind}{why}"
               f"  [{thread.found_in(m)}]  {m.subject[:60]!r}")

@@ -266,23 +266,25 @@ class State:
             (account, since.astimezone(UTC).isoformat(), *idents))
         return [mid for (mid,) in rows]
 
-    def topics_of(self, account: str, identities: Iterable[str]) -> set[str]:
+    # The user's messages are those in Sent (``sent``): a From elsewhere is only a claim.
+
+    def topics_of(self, account: str, identities: Iterable[str], sent: str) -> set[str]:
         idents = list(identities)
         rows = self.conn.execute(
-            f"SELECT DISTINCT topic FROM messages WHERE account=? "
-            f"AND sender IN ({','.join('?' * len(idents))})", (account, *idents))
+            f"SELECT DISTINCT topic FROM messages WHERE account=? AND folder=? "
+            f"AND sender IN ({','.join('?' * len(idents))})", (account, sent, *idents))
         return {topic for (topic,) in rows}
 
     def ours_by_topic(self, account: str, topic: str, identities: Iterable[str], before: datetime,
-                      since: datetime) -> list[MessageRecord]:
+                      since: datetime, sent: str) -> list[MessageRecord]:
         """The user's messages on a subject topic, newest first: candidates for a reply
         that lost its In-Reply-To."""
         idents = list(identities)
         rows = self.conn.execute(
             f"SELECT record FROM messages WHERE account=? AND topic=? AND date < ? AND date >= ? "
-            f"AND sender IN ({','.join('?' * len(idents))}) ORDER BY date DESC LIMIT 20",
+            f"AND folder=? AND sender IN ({','.join('?' * len(idents))}) ORDER BY date DESC LIMIT 20",
             (account, topic, before.astimezone(UTC).isoformat(), since.astimezone(UTC).isoformat(),
-             *idents))
+             sent, *idents))
         return [_load(rec) for (rec,) in rows]
 
     def answers_to(self, account: str, message_id: str) -> list[MessageRecord]:

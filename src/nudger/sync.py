@@ -98,31 +98,34 @@ class _OurTopics:
     In-Reply-To start a conversation, and this tells without a query that none of ours
     has their subject."""
 
-    def __init__(self, account: Account, state: State):
-        self.account, self.state = account, state
+    def __init__(self, account: Account, state: State, sent: str):
+        self.account, self.state, self.sent = account, state, sent
         self.known: set[str] | None = None
 
     def __contains__(self, topic: str) -> bool:
         if self.known is None:
-            self.known = self.state.topics_of(self.account.name, self.account.identities)
+            self.known = self.state.topics_of(self.account.name, self.account.identities, self.sent)
         return topic in self.known
 
     def add(self, records: list[MessageRecord]) -> None:
         if self.known is not None:
-            self.known.update(r.topic for r in records if self.account.is_identity(r.sender.email))
+            self.known.update(r.topic for r in records
+                              if r.folder == self.sent and self.account.is_identity(r.sender.email))
 
 
 def _link_by_subject(account: Account, state: State, record: MessageRecord,
                      ours: _OurTopics) -> MessageRecord:
     """A reply without In-Reply-To/References (some webmails, phones): link it to the
     user's latest message with the same topic that it could answer -- sent to its
-    author, before it, within the look-back."""
+    author, before it, within the look-back. Only a message in Sent is the user's: a
+    forged "From: you" in INBOX must not become what a reply answers."""
     if (not account.subject_threading or record.parents or record.kind != HUMAN
             or not record.topic or account.is_identity(record.sender.email)
             or record.topic not in ours):
         return record
     candidates = state.ours_by_topic(account.name, record.topic, account.identities,
-                                     before=record.date, since=record.date - account.lookback)
+                                     before=record.date, since=record.date - account.lookback,
+                                     sent=ours.sent)
     for mine in candidates:
         if any(a.email == record.sender.email for a in mine.recipients):
             log.debug("%s: %s UID %s has no In-Reply-To; threaded by subject with %s",
@@ -133,11 +136,12 @@ def _link_by_subject(account: Account, state: State, record: MessageRecord,
 
 def sync_watched(account: Account, mailbox: Mailbox, state: State, folders: Sequence[str],
                  since: date, now: datetime, counts: SyncCounts,
-                 progress: Progress | None = None) -> set[str]:
+                 progress: Progress | None = None, *, sent: str) -> set[str]:
     """Bring each watched folder's new messages (and, with CONDSTORE, changed flags) into
-    the state. Returns the keys of the messages that are new or changed."""
+    the state. Returns the keys of the messages that are new or changed. ``sent``: the
+    Sent folder, whose messages are the user's."""
     touched: set[str] = set()
-    ours = _OurTopics(account, state)
+    ours = _OurTopics(account, state, sent)
     unread = [f for f in folders if state.checkpoint(account.name, f) is None]
     ahead = _SearchAhead(mailbox, unread[1:], since) if len(unread) > 1 else None
     try:

@@ -40,6 +40,13 @@ class Thread:
     messages: tuple[MessageRecord, ...]  # one per Message-ID, oldest first
     folders: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
     ancestors: dict[str, frozenset[str]] = field(default_factory=dict, compare=False)
+    sent: str = field(default="", compare=False)  # the account's Sent folder
+
+    def in_sent(self, record: MessageRecord) -> bool:
+        """Whether a copy of this message is in Sent: the server's own record that the user
+        sent it (a Bcc to self in INBOX has its Message-ID there too). A From header is
+        only a claim: anyone can write the user's address into one."""
+        return bool(self.sent) and self.sent in self.folders.get(record.message_id, (record.folder,))
 
     def after(self, earlier: MessageRecord, later: MessageRecord) -> bool:
         """Whether ``later`` came after ``earlier``: by the links first, the dates second."""
@@ -54,11 +61,17 @@ class Thread:
 
 
 def is_nudge(record: MessageRecord) -> bool:
+    """Our Message-ID or X-Nudger-For header: believed only of the user's messages (in
+    Sent, see ``judge``) and of drafts in Drafts; anywhere else anyone can forge them."""
     return record.message_id.startswith(NUDGE_ID_PREFIX) or bool(record.nudge_for)
 
 
-def build_threads(records: Iterable[MessageRecord], prefer_folder: str = "") -> list[Thread]:
-    """Group records into threads; the same Message-ID in several folders counts once."""
+def build_threads(records: Iterable[MessageRecord], sent: str = "") -> list[Thread]:
+    """Group records into threads; the same Message-ID in several folders counts once.
+
+    ``sent`` is the account's Sent folder: only what is there is the user's (without it,
+    nothing is).
+    """
     unique: dict[str, MessageRecord] = {}
     folders: dict[str, list[str]] = {}
     for record in records:
@@ -73,7 +86,7 @@ def build_threads(records: Iterable[MessageRecord], prefer_folder: str = "") -> 
             unique[key] = record
         else:
             # Keep the copy from the preferred folder (Sent) but every keyword of every copy.
-            keep = record if record.folder == prefer_folder else seen
+            keep = record if record.folder == sent else seen
             merged = tuple(dict.fromkeys(seen.keywords + record.keywords))
             unique[key] = replace(keep, keywords=merged)
 
@@ -114,6 +127,7 @@ def build_threads(records: Iterable[MessageRecord], prefer_folder: str = "") -> 
                 messages=tuple(members),
                 folders={m.message_id: tuple(folders[m.message_id]) for m in members},
                 ancestors=ancestors,
+                sent=sent,
             )
         )
     threads.sort(key=lambda t: t.messages[-1].date)
@@ -192,21 +206,24 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
     ``any_reply_answers`` false, the thread waits on every recipient who has not
     answered yet (a rule's ``recipients = "non-repliers"``).
     """
-    ours = [m for m in thread.messages if is_identity(m.sender.email) and m.kind == HUMAN]
+    human = [m for m in thread.messages if m.kind == HUMAN]
+    ours, claimed = _whose(thread, human, is_identity)
     if not ours:
-        return Verdict(NOT_OURS, "no message of yours in this thread")
+        return Verdict(NOT_OURS, "no message of yours in this thread" + (
+            f" (one claims to be from you, but is not in {thread.sent or 'Sent'})"
+            if claimed else ""))
     latest = _latest(thread, ours)
+    mine = {m.message_id for m in ours}
 
-    theirs = [
-        m for m in thread.messages
-        if m.kind == HUMAN and not is_identity(m.sender.email) and thread.after(latest, m)
-    ]  # fmt: skip
-    repliers = tuple(dict.fromkeys(m.sender.email for m in theirs))
+    theirs = [m for m in human if m.message_id not in mine and thread.after(latest, m)]
+    repliers = tuple(dict.fromkeys(m.sender.email for m in theirs if m.message_id not in claimed))
     if theirs:
         reply = max(theirs, key=lambda m: m.date)
+        by = reply.sender.email
+        if reply.message_id in claimed:
+            by = f"someone claiming to be you ({by}, not in {thread.sent or 'Sent'})"
         replied = Verdict(
-            REPLIED,
-            f"replied by {reply.sender.email} on {reply.date:%Y-%m-%d} ({thread.found_in(reply)})",
+            REPLIED, f"replied by {by} on {reply.date:%Y-%m-%d} ({thread.found_in(reply)})",
             outbound=latest, repliers=repliers,
         )
         waiting_on = [a for a in latest.recipients if not is_identity(a.email)
@@ -260,7 +277,7 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
             notes.append(f"{what} from {m.sender.email or 'unknown'} on {m.date:%Y-%m-%d}{back} "
                          f"(not a reply)")
 
-    answers = [m for m in thread.messages if m.kind == HUMAN and not is_identity(m.sender.email)]
+    answers = [m for m in human if m.message_id not in claimed]
     since_answer = [
         m for m in ours if nudge_test(m) and all(thread.after(a, m) for a in answers)
     ]
@@ -271,6 +288,21 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
     reason = "no reply yet" + (f"; {'; '.join(notes)}" if notes else "")
     return Verdict(AWAITING, reason, latest, to, cc, len(since_answer), tuple(notes), back_on,
                    repliers)
+
+
+def _whose(thread: Thread, human: list[MessageRecord],
+           is_identity: Callable[[str], bool]) -> tuple[list[MessageRecord], set[str]]:
+    """The user's messages (those in Sent), and the ids of all that claim to be theirs.
+
+    A message that claims to be the user's but is not in Sent (forged, or a copy we
+    cannot prove) is never "yours": never the outbound, never a follow-up of ours, never
+    quoted. After the user's latest it counts as an answer from someone: anyone may
+    answer a thread anyway, so that gives a forger nothing, and when it was the user
+    (a client that keeps no Sent copy) the thread has moved on: no draft either way.
+    It answers no recipient, so it is never among the repliers.
+    """
+    claimed = {m.message_id for m in human if is_identity(m.sender.email)}
+    return [m for m in human if m.message_id in claimed and thread.in_sent(m)], claimed
 
 
 def _latest(thread: Thread, ours: list[MessageRecord]) -> MessageRecord:

@@ -51,7 +51,7 @@ def check_messages(blobs: list[bytes], me: str = "me@example.com") -> int:
         assert record.date.tzinfo is not None
         records.append(record)
     checked = 0
-    for thread in build_threads(records):
+    for thread in build_threads(records, sent="Sent"):
         verdict = judge(thread, lambda a: a in (me,) or bool(records) and a == records[0].sender.email)
         assert verdict.reason, verdict
         checked += 1
