@@ -92,3 +92,28 @@ def test_a_reply_without_threading_headers_is_never_linked_to_a_forged_message(b
     d = by_subject(box.run())["Contract"]
     assert d["status"] == "replied" and "bob@client.example" in d["reason"], d
     assert box.drafts() == []
+
+
+def test_a_forged_message_does_not_turn_a_deleted_follow_up_into_a_sent_one(dovecot, imap_user,  # type: ignore[no-untyped-def]
+                                                                           tmp_path, capsys,
+                                                                           monkeypatch) -> None:
+    rules = '''[[rules]]
+name = "two"
+stages = [ { after = "2d", template = "gentle" }, { after = "4d", template = "gentle" } ]'''
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, rules=rules)
+    me = f"Mia Example <{box.user}>"
+    box.seed("Sent", message("dm@example.com", sender=me, to="Bob <bob@client.example>",
+                             subject="Dinner", date=days_ago(3)))
+    assert by_subject(box.run())["Dinner"]["action"] == "appended"
+    box.delete_drafts()  # Mia does not want a follow-up here
+    # A forged "From: Mia" answering her message, after the draft was written.
+    box.seed("INBOX", message("f5@evil.example", sender=me, to="attacker@evil.example",
+                              subject="Re: Dinner", date=days_ago(-0.1), reply_to="dm@example.com",
+                              body=IBAN))
+    box.run(now=days_ago(-1))
+    # Mia writes again herself, later: the thread she dismissed is still not nudged.
+    box.seed("Sent", message("dm2@example.com", sender=me, to="Bob <bob@client.example>",
+                             subject="Re: Dinner", date=days_ago(-2), reply_to="dm@example.com"))
+    d = by_subject(box.run(now=days_ago(-9)))["Dinner"]
+    assert d["status"] == "dismissed", d
+    assert box.drafts() == []

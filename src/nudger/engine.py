@@ -252,9 +252,10 @@ def _reconcile(account: Account, state: State, layout: Layout, now: datetime) ->
             log.info("%s: found our follow-up %s for %s in %s; recorded it", account.name, stage,
                      r.nudge_for, layout.drafts)
     for entry in [e for e in known.values() if e.fate in PENDING]:
-        # Only what answers the followed-up message can be the sent follow-up.
-        others = [r for r in state.answers_to(account.name, entry.outbound_id) if r.folder != layout.drafts]
-        others += state.records_for(account.name, [entry.nudge_id], layout.watched)
+        # Only what answers the followed-up message can be the sent follow-up, and only a
+        # copy in Sent is the user's: a forged one in INBOX must not turn "deleted" into "sent".
+        others = [r for r in state.answers_to(account.name, entry.outbound_id) if r.folder == layout.sent]
+        others += state.records_for(account.name, [entry.nudge_id], [layout.sent])
         fate = _fate(account, entry, drafts, others)
         if fate == entry.fate:
             continue
