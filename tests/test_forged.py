@@ -38,6 +38,9 @@ def test_a_forged_from_you_in_inbox_never_becomes_a_draft(box: Box) -> None:
     code, out, _ = box.cli("explain", "f2@evil.example", "--now", NOW.isoformat())
     assert code == 0 and "claims to be from you, but is not in Sent" in out
     assert "Verdict: not-ours" in out
+    code, out, _ = box.cli("explain", "inv@example.com", "--now", NOW.isoformat())
+    assert "Verdict: replied (replied by someone claiming to be you" in out
+    assert "claims to be from you, but is not in Sent: not yours" in out
 
 
 def test_your_bcc_to_self_in_inbox_is_still_yours(box: Box) -> None:
