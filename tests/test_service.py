@@ -347,3 +347,81 @@ def test_one_failing_account_does_not_stop_the_others(box: Box, tmp_path: Path) 
         assert "retrying in" in daemon.output() and daemon.proc.poll() is None
     finally:
         assert daemon.stop() == 0
+
+
+# -- two instances, and the state under a running daemon ------------------------------------
+
+
+def _instance(box: Box, tmp_path: Path, name: str) -> Path:
+    """A second installation beside the first: same mailbox, its own state directory."""
+    path = tmp_path / f"{name}.toml"
+    path.write_text(box.config.read_text().replace(str(tmp_path / "state"), str(tmp_path / name)))
+    return path
+
+
+def _run_once(box: Box, config: Path, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "NUDGER_TEST_PASSWORD": box.dovecot.users[box.user]}
+    return subprocess.Popen([sys.executable, "-m", "nudger", "--config", str(config), "run",
+                             "--once", "--now", NOW.isoformat(), *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_instances_started_together_leave_one_draft_per_thread(box: Box, tmp_path: Path) -> None:
+    configs = [box.config, _instance(box, tmp_path, "elsewhere")]
+    rounds, per_round = 8, 3
+    for n in range(rounds):
+        for i in range(per_round):
+            box.seed("Sent", message(f"two{n}-{i}@example.com", sender=box.user,
+                                     subject=f"Two {n}.{i}", date=days_ago(6)))
+        procs = [_run_once(box, c) for c in configs]  # started together, racing to APPEND
+        for proc in procs:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0 and "Traceback" not in err, err
+        ids = Counter(d["Message-ID"] for d in box.drafts())
+        assert all(v == 1 for v in ids.values()), (n, [v for v in ids.values() if v > 1])
+        assert len(ids) == per_round * (n + 1)
+    # Later runs by either instance write nothing and remove nothing.
+    before = box.raw("Drafts")
+    for config in configs:
+        proc = _run_once(box, config)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    assert box.raw("Drafts") == before
+
+
+@pytest.mark.parametrize("other_first", [True, False], ids=["other-first", "ours-first"])
+def test_a_follow_up_appended_twice_at_once_is_left_once_and_the_survivor_withdrawable(
+        box: Box, monkeypatch: pytest.MonkeyPatch, other_first: bool) -> None:
+    import re
+
+    from nudger.imap import ImapMailbox
+
+    box.seed("Sent", message("race@example.com", sender=box.user, subject="Race", date=days_ago(6)))
+    real = ImapMailbox.append
+    copies: list[bytes] = []
+
+    def racing(self: ImapMailbox, folder: str, data: bytes, flags: tuple[str, ...], when: object) -> int | None:
+        # Another instance appends the same follow-up, composed a second later, at the same moment.
+        other = re.sub(rb"^Date: [^\r\n]*", b"Date: Fri, 27 Nov 2026 10:00:01 +0100", data, count=1,
+                       flags=re.M)
+        copies.append(other)
+        if other_first:
+            box.seed(folder, other, flags=flags)
+        uid = real(self, folder, data, flags, when)  # type: ignore[arg-type]
+        if not other_first:
+            box.seed(folder, other, flags=flags)
+        return uid
+
+    monkeypatch.setattr(ImapMailbox, "append", racing)
+    d = by_subject(box.run())["Race"]
+    monkeypatch.setattr(ImapMailbox, "append", real)
+    assert d["action"] == "appended"
+    [(_, (kept, _))] = box.raw("Drafts").items()  # one copy: the lowest UID
+    assert (kept == copies[0]) == other_first
+    assert "Traceback" not in box.last_err
+    # The ledger names the survivor as written: a reply withdraws it.
+    box.seed("INBOX", message("re-race@client.example", sender="bob@client.example", to=box.user,
+                              subject="Re: Race", date=days_ago(1), reply_to="race@example.com"))
+    d = by_subject(box.run())["Race"]
+    assert d["status"] == "replied" and d["action"] == "withdrawn"
+    assert box.drafts() == []
