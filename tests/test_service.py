@@ -425,3 +425,82 @@ def test_a_follow_up_appended_twice_at_once_is_left_once_and_the_survivor_withdr
     d = by_subject(box.run())["Race"]
     assert d["status"] == "replied" and d["action"] == "withdrawn"
     assert box.drafts() == []
+
+
+STATE_GONE = "was deleted or replaced under the running daemon"
+
+
+def test_deleting_the_state_under_the_daemon_is_noticed_and_never_shared(box: Box,
+                                                                          tmp_path: Path) -> None:
+    sent(box, "gone1@example.com", "Gone one", 6)
+    daemon = Daemon(box, tmp_path)
+    try:
+        daemon.wait_for("READY=1")
+        shutil.rmtree(tmp_path / "state")
+        daemon.wait_log(STATE_GONE, timeout=10)
+        # Whatever happened next, a run on the recreated directory never runs beside it.
+        code, _, err = box.cli("run", "--once")
+        if daemon.proc.poll() is None:
+            assert code == 75 and f"pid {daemon.proc.pid}) is already using" in err, err
+        else:
+            assert daemon.proc.returncode == 75
+        time.sleep(1.5)  # more checks by the daemon: still one warning
+        assert daemon.output().count(STATE_GONE) == 1
+        _assert_drafts(box, 1)
+    finally:
+        daemon.stop()
+    assert "Traceback" not in daemon.output()
+
+
+def test_sighup_to_a_new_state_dir_moves_the_lock_with_it(box: Box, tmp_path: Path) -> None:
+    from nudger.state import lock_state_dir
+
+    old = _instance(box, tmp_path, "state")  # a config that keeps the first directory
+    daemon = Daemon(box, tmp_path)
+    try:
+        daemon.wait_for("READY=1")
+        # Another process holds the new directory: the daemon keeps running where it was.
+        held = lock_state_dir(tmp_path / "held")
+        try:
+            box.config.write_text(old.read_text().replace(str(tmp_path / "state"),
+                                                          str(tmp_path / "held")))
+            daemon.proc.send_signal(signal.SIGHUP)
+            daemon.wait_log(f"(pid {os.getpid()}) is already using {tmp_path / 'held'}")
+            daemon.wait_log("keeping the running configuration")
+        finally:
+            os.close(held)
+        assert daemon.proc.poll() is None
+        proc = _run_once(box, old)
+        assert proc.communicate(timeout=60)[1].count("already using") == 1 and proc.returncode == 75
+        # A free new directory: the daemon takes its lock and lets go of the old one.
+        box.config.write_text(old.read_text().replace(str(tmp_path / "state"), str(tmp_path / "new")))
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_log(f"using the state in {tmp_path / 'new'}")
+        code, _, err = box.cli("run", "--once")
+        assert code == 75 and f"pid {daemon.proc.pid}) is already using {tmp_path / 'new'}" in err
+        proc = _run_once(box, old)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert daemon.proc.poll() is None
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_daemon_stops_when_another_process_took_its_recreated_state(box: Box, tmp_path: Path) -> None:
+    from nudger.state import lock_state_dir
+
+    daemon = Daemon(box, tmp_path)
+    try:
+        daemon.wait_for("READY=1")
+        shutil.rmtree(tmp_path / "state")
+        held = lock_state_dir(tmp_path / "state")  # another nudger got there first
+        try:
+            assert daemon.proc.wait(timeout=10) == 75
+        finally:
+            os.close(held)
+        out = daemon.output()
+        assert out.count(STATE_GONE) == 1
+        assert f"cannot start over: another nudger (pid {os.getpid()}) is already using" in out
+        assert "Traceback" not in out
+    finally:
+        daemon.stop()
