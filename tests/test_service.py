@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -359,10 +360,10 @@ def _instance(box: Box, tmp_path: Path, name: str) -> Path:
     return path
 
 
-def _run_once(box: Box, config: Path, *extra: str) -> subprocess.Popen[str]:
+def _run_once(box: Box, config: Path, now: datetime = NOW) -> subprocess.Popen[str]:
     env = {**os.environ, "NUDGER_TEST_PASSWORD": box.dovecot.users[box.user]}
     return subprocess.Popen([sys.executable, "-m", "nudger", "--config", str(config), "run",
-                             "--once", "--now", NOW.isoformat(), *extra], env=env,
+                             "--once", "--now", now.isoformat()], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -380,10 +381,10 @@ def test_two_instances_started_together_leave_one_draft_per_thread(box: Box, tmp
         ids = Counter(d["Message-ID"] for d in box.drafts())
         assert all(v == 1 for v in ids.values()), (n, [v for v in ids.values() if v > 1])
         assert len(ids) == per_round * (n + 1)
-    # Later runs by either instance write nothing and remove nothing.
+    # Later runs by either instance, now and a day later, write nothing and remove nothing.
     before = box.raw("Drafts")
-    for config in configs:
-        proc = _run_once(box, config)
+    for config, now in [(c, n) for n in (NOW, days_ago(-1)) for c in configs]:
+        proc = _run_once(box, config, now=now)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
     assert box.raw("Drafts") == before
@@ -504,3 +505,27 @@ def test_daemon_stops_when_another_process_took_its_recreated_state(box: Box, tm
         assert "Traceback" not in out
     finally:
         daemon.stop()
+
+
+def test_a_lock_on_a_directory_deleted_meanwhile_is_taken_again(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+
+    from nudger import state
+
+    real, calls = fcntl.flock, []
+
+    def flock(fd: int, op: int) -> None:
+        if not calls:  # another process removes the directory between our open and our lock
+            shutil.rmtree(tmp_path / "s")
+        calls.append(fd)
+        real(fd, op)
+
+    monkeypatch.setattr(state.fcntl, "flock", flock)
+    held = state.lock_state_dir(tmp_path / "s")
+    monkeypatch.setattr(state.fcntl, "flock", real)
+    try:
+        with pytest.raises(state.StateLocked, match="already using"):
+            os.close(state.lock_state_dir(tmp_path / "s"))
+    finally:
+        os.close(held)
