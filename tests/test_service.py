@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -347,3 +348,184 @@ def test_one_failing_account_does_not_stop_the_others(box: Box, tmp_path: Path) 
         assert "retrying in" in daemon.output() and daemon.proc.poll() is None
     finally:
         assert daemon.stop() == 0
+
+
+# -- two instances, and the state under a running daemon ------------------------------------
+
+
+def _instance(box: Box, tmp_path: Path, name: str) -> Path:
+    """A second installation beside the first: same mailbox, its own state directory."""
+    path = tmp_path / f"{name}.toml"
+    path.write_text(box.config.read_text().replace(str(tmp_path / "state"), str(tmp_path / name)))
+    return path
+
+
+def _run_once(box: Box, config: Path, now: datetime = NOW) -> subprocess.Popen[str]:
+    env = {**os.environ, "NUDGER_TEST_PASSWORD": box.dovecot.users[box.user]}
+    return subprocess.Popen([sys.executable, "-m", "nudger", "--config", str(config), "run",
+                             "--once", "--now", now.isoformat()], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_instances_started_together_leave_one_draft_per_thread(box: Box, tmp_path: Path) -> None:
+    configs = [box.config, _instance(box, tmp_path, "elsewhere")]
+    rounds, per_round = 8, 3
+    for n in range(rounds):
+        for i in range(per_round):
+            box.seed("Sent", message(f"two{n}-{i}@example.com", sender=box.user,
+                                     subject=f"Two {n}.{i}", date=days_ago(6)))
+        procs = [_run_once(box, c) for c in configs]  # started together, racing to APPEND
+        for proc in procs:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0 and "Traceback" not in err, err
+        ids = Counter(d["Message-ID"] for d in box.drafts())
+        assert all(v == 1 for v in ids.values()), (n, [v for v in ids.values() if v > 1])
+        assert len(ids) == per_round * (n + 1)
+    # Later runs by either instance, now and a day later, write nothing and remove nothing.
+    before = box.raw("Drafts")
+    for config, now in [(c, n) for n in (NOW, days_ago(-1)) for c in configs]:
+        proc = _run_once(box, config, now=now)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    assert box.raw("Drafts") == before
+
+
+@pytest.mark.parametrize("other_first", [True, False], ids=["other-first", "ours-first"])
+def test_a_follow_up_appended_twice_at_once_is_left_once_and_the_survivor_withdrawable(
+        box: Box, monkeypatch: pytest.MonkeyPatch, other_first: bool) -> None:
+    import re
+
+    from nudger.imap import ImapMailbox
+
+    box.seed("Sent", message("race@example.com", sender=box.user, subject="Race", date=days_ago(6)))
+    real = ImapMailbox.append
+    copies: list[bytes] = []
+
+    def racing(self: ImapMailbox, folder: str, data: bytes, flags: tuple[str, ...], when: object) -> int | None:
+        # Another instance appends the same follow-up, composed a second later, at the same moment.
+        other = re.sub(rb"^Date: [^\r\n]*", b"Date: Fri, 27 Nov 2026 10:00:01 +0100", data, count=1,
+                       flags=re.M)
+        copies.append(other)
+        if other_first:
+            box.seed(folder, other, flags=flags)
+        uid = real(self, folder, data, flags, when)  # type: ignore[arg-type]
+        if not other_first:
+            box.seed(folder, other, flags=flags)
+        return uid
+
+    monkeypatch.setattr(ImapMailbox, "append", racing)
+    d = by_subject(box.run())["Race"]
+    monkeypatch.setattr(ImapMailbox, "append", real)
+    assert d["action"] == "appended"
+    [(_, (kept, _))] = box.raw("Drafts").items()  # one copy: the lowest UID
+    assert (kept == copies[0]) == other_first
+    assert "Traceback" not in box.last_err
+    # The ledger names the survivor as written: a reply withdraws it.
+    box.seed("INBOX", message("re-race@client.example", sender="bob@client.example", to=box.user,
+                              subject="Re: Race", date=days_ago(1), reply_to="race@example.com"))
+    d = by_subject(box.run())["Race"]
+    assert d["status"] == "replied" and d["action"] == "withdrawn"
+    assert box.drafts() == []
+
+
+STATE_GONE = "was deleted or replaced under the running daemon"
+
+
+def test_deleting_the_state_under_the_daemon_is_noticed_and_never_shared(box: Box,
+                                                                          tmp_path: Path) -> None:
+    sent(box, "gone1@example.com", "Gone one", 6)
+    daemon = Daemon(box, tmp_path)
+    try:
+        daemon.wait_for("READY=1")
+        shutil.rmtree(tmp_path / "state")
+        daemon.wait_log(STATE_GONE, timeout=10)
+        # Whatever happened next, a run on the recreated directory never runs beside it.
+        code, _, err = box.cli("run", "--once")
+        if daemon.proc.poll() is None:
+            assert code == 75 and f"pid {daemon.proc.pid}) is already using" in err, err
+        else:
+            assert daemon.proc.returncode == 75
+        time.sleep(1.5)  # more checks by the daemon: still one warning
+        assert daemon.output().count(STATE_GONE) == 1
+        _assert_drafts(box, 1)
+    finally:
+        daemon.stop()
+    assert "Traceback" not in daemon.output()
+
+
+def test_sighup_to_a_new_state_dir_moves_the_lock_with_it(box: Box, tmp_path: Path) -> None:
+    from nudger.state import lock_state_dir
+
+    old = _instance(box, tmp_path, "state")  # a config that keeps the first directory
+    daemon = Daemon(box, tmp_path)
+    try:
+        daemon.wait_for("READY=1")
+        # Another process holds the new directory: the daemon keeps running where it was.
+        held = lock_state_dir(tmp_path / "held")
+        try:
+            box.config.write_text(old.read_text().replace(str(tmp_path / "state"),
+                                                          str(tmp_path / "held")))
+            daemon.proc.send_signal(signal.SIGHUP)
+            daemon.wait_log(f"(pid {os.getpid()}) is already using {tmp_path / 'held'}")
+            daemon.wait_log("keeping the running configuration")
+        finally:
+            os.close(held)
+        assert daemon.proc.poll() is None
+        proc = _run_once(box, old)
+        assert proc.communicate(timeout=60)[1].count("already using") == 1 and proc.returncode == 75
+        # A free new directory: the daemon takes its lock and lets go of the old one.
+        box.config.write_text(old.read_text().replace(str(tmp_path / "state"), str(tmp_path / "new")))
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_log(f"using the state in {tmp_path / 'new'}")
+        code, _, err = box.cli("run", "--once")
+        assert code == 75 and f"pid {daemon.proc.pid}) is already using {tmp_path / 'new'}" in err
+        proc = _run_once(box, old)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert daemon.proc.poll() is None
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_daemon_stops_when_another_process_took_its_recreated_state(box: Box, tmp_path: Path) -> None:
+    from nudger.state import lock_state_dir
+
+    daemon = Daemon(box, tmp_path)
+    try:
+        daemon.wait_for("READY=1")
+        shutil.rmtree(tmp_path / "state")
+        held = lock_state_dir(tmp_path / "state")  # another nudger got there first
+        try:
+            assert daemon.proc.wait(timeout=10) == 75
+        finally:
+            os.close(held)
+        out = daemon.output()
+        assert out.count(STATE_GONE) == 1
+        assert f"cannot start over: another nudger (pid {os.getpid()}) is already using" in out
+        assert "Traceback" not in out
+    finally:
+        daemon.stop()
+
+
+def test_a_lock_on_a_directory_deleted_meanwhile_is_taken_again(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+
+    from nudger import state
+
+    real, calls = fcntl.flock, []
+
+    def flock(fd: int, op: int) -> None:
+        if not calls:  # another process removes the directory between our open and our lock
+            shutil.rmtree(tmp_path / "s")
+        calls.append(fd)
+        real(fd, op)
+
+    monkeypatch.setattr(state.fcntl, "flock", flock)
+    held = state.lock_state_dir(tmp_path / "s")
+    monkeypatch.setattr(state.fcntl, "flock", real)
+    try:
+        with pytest.raises(state.StateLocked, match="already using"):
+            os.close(state.lock_state_dir(tmp_path / "s"))
+    finally:
+        os.close(held)

@@ -24,6 +24,7 @@ from nudger.config import Account, Config, load_config
 from nudger.engine import CycleResult, run_cycle
 from nudger.errors import (
     EX_OK,
+    EX_TEMPFAIL,
     AuthError,
     ConfigError,
     NudgerError,
@@ -35,11 +36,12 @@ from nudger.mailbox import Mailbox
 from nudger.passwords import read_password
 from nudger.report import print_cycle, print_json
 from nudger.sdnotify import notify, watchdog_interval
-from nudger.state import State, StateLocked, lock_state_dir
+from nudger.state import State, StateLocked, file_id, lock_is_current, lock_state_dir
 
 log = logging.getLogger(__name__)
 
 FATAL = (AuthError, ConfigError, ServerConfigError)  # retrying soon will not help
+STATE_GONE = "was deleted or replaced under the running daemon"
 
 
 def open_mailbox(account: Account) -> Mailbox:
@@ -51,6 +53,38 @@ def _lock(config: Config) -> int:
         return lock_state_dir(config.daemon.state_dir)
     except StateLocked as exc:
         raise TemporaryError(str(exc)) from None
+
+
+class _Home:
+    """The state directory a service holds: its lock, taken before anything is read or
+    written there, and the identity of its files, to notice when they vanish under us."""
+
+    def __init__(self, state_dir: Path):
+        self.dir = state_dir
+        self.lock = lock_state_dir(state_dir)  # raises StateLocked: then nothing was opened
+        try:
+            # Create the state (schema, WAL) once, here, before the workers open it
+            # together: switching a new database to WAL needs it to itself.
+            State.open(state_dir).close()
+        except BaseException:
+            os.close(self.lock)
+            raise
+        self.database = file_id(self.db_path)
+
+    @property
+    def db_path(self) -> Path:
+        return self.dir / "state.sqlite3"
+
+    def intact(self) -> bool:
+        """Still the files we locked and opened (not deleted, not replaced)?"""
+        try:
+            return lock_is_current(self.dir, self.lock) and file_id(self.db_path) == self.database
+        except OSError:  # closed: a worker outlived its service's stop
+            return False
+
+    def close(self) -> None:
+        os.close(self.lock)
+        self.lock = -1
 
 
 class _Progress:
@@ -131,9 +165,10 @@ class Worker(threading.Thread):
     """Cycles for one account until told to stop."""
 
     def __init__(self, config: Config, account: Account, on_cycle: Callable[[str, CycleResult], None],
-                 opener: Callable[[Account], Mailbox] = open_mailbox):
+                 opener: Callable[[Account], Mailbox] = open_mailbox, *, home: _Home):
         super().__init__(name=f"account-{account.name}", daemon=True)
         self.config, self.account, self.on_cycle, self.opener = config, account, on_cycle, opener
+        self.home = home
         self.stop = threading.Event()
         self.succeeded = False
         self.fatal: NudgerError | None = None
@@ -144,9 +179,13 @@ class Worker(threading.Thread):
         mailbox: Mailbox | None = None
         try:
             while not self.stop.is_set():
+                if not self.home.intact():
+                    # Never a cycle on a state that vanished: the service starts over.
+                    self.stop.wait(1.0)
+                    continue
                 try:
                     if state is None:
-                        state = State.open(self.config.daemon.state_dir)
+                        state = State.open(self.home.dir)
                     if mailbox is None:
                         mailbox = self.opener(self.account)
                     result = run_cycle(self.config, self.account, mailbox, state, datetime.now(UTC))
@@ -195,6 +234,7 @@ class Service:
         self.stopping = threading.Event()
         self.reload = threading.Event()
         self.workers: list[Worker] = []
+        self.home: _Home | None = None
         self.ready = False
         self.lock = threading.Lock()
 
@@ -213,7 +253,9 @@ class Service:
                  len(result.decisions), awaiting, len(result.written), len(result.withdrawn))
 
     def start_workers(self) -> None:
-        self.workers = [Worker(self.config, a, self.on_cycle, self.opener) for a in self.config.accounts]
+        assert self.home is not None
+        self.workers = [Worker(self.config, a, self.on_cycle, self.opener, home=self.home)
+                        for a in self.config.accounts]
         for w in self.workers:
             w.start()
 
@@ -242,16 +284,47 @@ class Service:
                 log.error("reload: %s", problem)
             log.error("reload: keeping the running configuration")
             return
+        assert self.home is not None
+        home = self.home
+        if new.daemon.state_dir.resolve() != home.dir.resolve():
+            try:  # the new directory's lock first: never use a state another process holds
+                home = _Home(new.daemon.state_dir)
+            except (StateLocked, OSError) as exc:
+                log.error("reload: %s", exc)
+                log.error("reload: keeping the running configuration")
+                return
         log.info("reloading the configuration from %s", self.path)
         self.stop_workers()
+        if home is not self.home:
+            self.home.close()
+            self.home = home
+            log.info("now using the state in %s", home.dir)
         self.config = new
         self.start_workers()
 
+    def _start_over(self) -> int | None:
+        """The state directory was deleted or replaced under us: take the lock on what is
+        there now and start again with a fresh state; an exit status if we cannot."""
+        assert self.home is not None
+        where = self.config.daemon.state_dir
+        log.warning("the state in %s %s; starting over with a fresh one (drafts already in "
+                    "Drafts are found again, never written twice)", where, STATE_GONE)
+        try:
+            home = _Home(where)
+        except (StateLocked, OSError) as exc:
+            log.error("cannot start over: %s; stopping", exc)
+            return EX_TEMPFAIL
+        self.stop_workers()
+        self.home.close()
+        self.home = home
+        self.start_workers()
+        return None
+
     def run(self) -> int:
-        lock = _lock(self.config)
-        # Create the state (schema, WAL) once, here, before the workers open it together:
-        # switching a new database to WAL needs it to itself.
-        State.open(self.config.daemon.state_dir).close()
+        try:
+            self.home = _Home(self.config.daemon.state_dir)
+        except StateLocked as exc:
+            raise TemporaryError(str(exc)) from None
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._signal)
         ping = watchdog_interval()
@@ -261,6 +334,8 @@ class Service:
                 self.stopping.wait(min(ping or 1.0, 1.0))
                 if self.reload.is_set():
                     self._reload()
+                if not self.home.intact() and (code := self._start_over()) is not None:
+                    return code
                 if ping:
                     notify("WATCHDOG=1")
                 fatal = [w.fatal for w in self.workers if w.fatal is not None and not w.succeeded]
@@ -273,7 +348,7 @@ class Service:
         finally:
             notify("STOPPING=1")
             self.stop_workers()
-            os.close(lock)
+            self.home.close()
         return EX_OK
 
 

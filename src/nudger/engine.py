@@ -125,7 +125,7 @@ def run_cycle(
                  account.name, len(appends), account.max_new_drafts)
         appends = appends[: account.max_new_drafts]
     if appends:
-        guard = _AppendGuard(mailbox, state, account.name, layout.drafts)
+        guard = _AppendGuard(mailbox, layout.drafts)
         flags = _fresh_flags(mailbox, [d.action.outbound for d in appends
                                        if isinstance(d.action, AppendDraft)])
         for decision in appends:
@@ -293,16 +293,62 @@ def _nudge_stage(message_id: str) -> int:
 
 
 class _AppendGuard:
-    """Finds a draft of ours that appeared since the sync (another instance on another
-    machine, or a crash after APPEND): one STATUS, and a search only if Drafts moved."""
+    """Finds a draft of ours already in Drafts: a crash after APPEND, or another instance
+    (another machine, or a second installation with its own state). Searched right
+    before every APPEND: another instance may have written it a second ago."""
 
-    def __init__(self, mailbox: Mailbox, state: State, account: str, drafts: str):
-        cp = state.checkpoint(account, drafts)
+    def __init__(self, mailbox: Mailbox, drafts: str):
         self.mailbox, self.drafts = mailbox, drafts
-        self.moved = cp is None or mailbox.status(drafts).uidnext != cp.uidnext
 
     def existing(self, nudge_id: str) -> list[int]:
-        return self.mailbox.find_message_id(self.drafts, nudge_id) if self.moved else []
+        return self.mailbox.find_message_id(self.drafts, nudge_id)
+
+
+def _after_append(account: Account, mailbox: Mailbox, drafts: str, entry: LedgerEntry,
+                  uid: int | None, data: bytes) -> tuple[int | None, str]:
+    """Look again after the APPEND: another instance may have appended the same follow-up
+    between our search and ours. Keep the lowest UID, remove the other copies, and return
+    the UID kept and its digest for the ledger.
+
+    Every copy found here appeared after our search found none a moment ago, so none is an
+    edit of the user's; we still remove a copy only if it carries our Message-ID and our
+    X-Nudger-For (a client's save drops that header or changes the Message-ID), and by UID
+    (delete_own_draft checks the UID still holds that Message-ID). Whoever appended a
+    higher UID sees the lowest one when it looks, so the copies converge to one.
+    """
+    found = mailbox.find_message_id(drafts, entry.nudge_id)
+    if not found or found == [uid]:
+        return uid, hashlib.sha256(data).hexdigest()
+    keep, *others = sorted(found)
+    ours = _nudger_copies(mailbox, drafts, entry, [keep, *others])
+    for copy in others:
+        if copy not in ours:
+            log.warning("%s: follow-up %s for %s is in %s more than once; UID %s is not as nudger "
+                        "wrote it, so it stays", account.name, entry.stage, entry.outbound_id,
+                        drafts, copy)
+        elif mailbox.delete_own_draft(drafts, copy, entry.nudge_id):
+            log.info("%s: another nudger wrote follow-up %s for %s at the same time; removed the "
+                     "copy (UID %s), kept UID %s", account.name, entry.stage, entry.outbound_id,
+                     copy, keep)
+        else:
+            log.warning("%s: follow-up %s for %s is in %s twice (UIDs %s and %s); could not remove "
+                        "one (the server lacks UIDPLUS): delete UID %s yourself", account.name,
+                        entry.stage, entry.outbound_id, drafts, keep, copy, copy)
+    if keep == uid:
+        return keep, hashlib.sha256(data).hexdigest()
+    # Another instance's copy survives: remember its bytes, so a reply can withdraw it.
+    kept = mailbox.fetch_message(drafts, keep, QUOTE_LIMIT) if keep in ours else None
+    return keep, hashlib.sha256(kept).hexdigest() if kept is not None else ""
+
+
+def _nudger_copies(mailbox: Mailbox, drafts: str, entry: LedgerEntry, uids: list[int]) -> set[int]:
+    """Those of ``uids`` that are nudger's follow-up as written: our Message-ID, our marker."""
+    from nudger.mailfacts import normalise_message_id, parse_record
+
+    ours = normalise_message_id(entry.nudge_id), normalise_message_id(entry.outbound_id)
+    return {item.uid for item in mailbox.fetch_headers(drafts, uids)
+            if ((r := parse_record(item.header, folder=drafts, uid=item.uid)).message_id,
+                r.nudge_for) == ours}
 
 
 def _fresh_flags(mailbox: Mailbox, outbounds: list[MessageRecord]) -> dict[tuple[str, int], tuple[str, ...]]:
@@ -352,8 +398,9 @@ def _write_draft(config: Config, account: Account, mailbox: Mailbox, state: Stat
         to=action.to, cc=action.cc, tz=account.timezone, now=now))
     data = to_bytes(draft)
     uid = mailbox.append(layout.drafts, data, ("\\Draft", "\\Seen"), now)
+    uid, digest = _after_append(account, mailbox, layout.drafts, entry, uid, data)
     with state.transaction():
-        state.record_nudge(replace(entry, uid=uid, digest=hashlib.sha256(data).hexdigest()))
+        state.record_nudge(replace(entry, uid=uid, digest=digest))
     log.info("%s: drafted follow-up %s to %s for %r (rule %s)", account.name, action.stage,
              ", ".join(a.email for a in action.to), out.subject, action.rule)
     return True
