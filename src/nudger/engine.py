@@ -40,8 +40,6 @@ from nudger.threads import NO_NUDGE_KEYWORD, Thread, build_threads
 log = logging.getLogger(__name__)
 
 QUOTE_LIMIT = 2 * 1024 * 1024  # the outbound we quote; larger ones are cut
-
-
 AWAITING_STATUSES = ("due", "drafted", "waiting")  # what "awaiting a reply" adds up
 
 
@@ -58,10 +56,6 @@ class CycleResult:
     # The account's threads of the window by status once the cycle is done, changed or not.
     totals: dict[str, int] = field(default_factory=dict)
     timezone: tzinfo = UTC  # the account's: every time shown to a person is in it
-
-    @property
-    def awaiting(self) -> int:
-        return sum(self.totals.get(s, 0) for s in AWAITING_STATUSES)
 
 
 def fingerprint(config: Config, account: Account) -> str:
