@@ -369,7 +369,7 @@ def test_status_lists_what_you_are_waiting_on(box: Box) -> None:
     code, out, _ = box.cli("status", "--now", NOW.isoformat())
     assert code == 0 and "Waiting one" in out and "bob@client.example" in out
     code, out, _ = box.cli("explain", "p28@example.com", "--now", NOW.isoformat())
-    assert code == 0 and "Verdict: awaiting" in out and "Rule: default" in out
+    assert code == 0 and "Decision: waiting   'Waiting one'" in out and "Rule: default" in out
 
 
 def test_a_busy_mailbox_gets_a_bounded_number_of_drafts_per_cycle(box: Box) -> None:

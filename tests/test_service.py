@@ -106,12 +106,14 @@ def test_daemon_drafts_keeps_watching_withdraws_on_reply_and_stops_on_sigterm(bo
     daemon = Daemon(box, tmp_path)
     try:
         ready = daemon.wait_for("READY=1")
-        assert "1 drafted" in ready
+        assert "STATUS=test: 1 awaiting a reply (1 in Drafts); this cycle: looked at all 1 " \
+               "thread(s), wrote 1 draft(s) at " in ready
         assert [d["Subject"] for d in box.drafts()] == ["Re: Daemon one"]
         daemon.wait_for("WATCHDOG=1")
         # A reply lands in INBOX: IDLE wakes the daemon, and our untouched draft goes away.
         reply(box, "d1@example.com")
-        daemon.wait_for("1 withdrawn", timeout=15)
+        withdrawn = daemon.wait_for("removed 1 after a reply", timeout=15)
+        assert "STATUS=test: 0 awaiting a reply; 1 replied; this cycle: 1 changed" in withdrawn
         assert box.drafts() == []
         started = time.monotonic()
         assert daemon.stop() == 0
@@ -121,6 +123,19 @@ def test_daemon_drafts_keeps_watching_withdraws_on_reply_and_stops_on_sigterm(bo
     out = daemon.output()
     assert "Traceback" not in out and "received SIGTERM" in out
     assert box.dovecot.users[box.user] not in out
+    assert "due       'Daemon one'" not in out  # decisions are logged with -v only
+
+
+def test_daemon_with_v_logs_every_decision(box: Box, tmp_path: Path) -> None:
+    sent(box, "v1@example.com", "Loud one", 6)
+    sent(box, "v2@example.com", "Loud two", 0.5)
+    daemon = Daemon(box, tmp_path, "-v")
+    try:
+        daemon.wait_for("READY=1")
+        daemon.wait_log("test: -> due       'Loud one' to bob@client.example [follow-up 1]: no reply yet")
+        daemon.wait_log("test:    waiting   'Loud two' to bob@client.example: no reply yet; due ")
+    finally:
+        daemon.stop()
 
 
 def test_sighup_with_a_broken_config_keeps_the_running_one(box: Box, tmp_path: Path) -> None:

@@ -110,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                         full=args.dry_run or args.all)
     if args.now:
         raise UsageError("--now only makes sense with --once or --dry-run")
-    return run_daemon(config, path)
+    return run_daemon(config, path, verbose=args.verbose > 0)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

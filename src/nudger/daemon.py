@@ -34,7 +34,7 @@ from nudger.errors import (
 from nudger.imap import ImapMailbox, connect
 from nudger.mailbox import Mailbox
 from nudger.passwords import read_password
-from nudger.report import print_cycle, print_json
+from nudger.report import cycle_text, line, print_cycle, print_json, totals_text
 from nudger.sdnotify import notify, watchdog_interval
 from nudger.state import State, StateLocked, file_id, lock_is_current, lock_state_dir
 
@@ -116,7 +116,10 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
     ones that changed (wanted for previews: --dry-run, --now)."""
     lock = None if dry_run else _lock(config)
     worst = EX_OK
-    state = State.open(config.daemon.state_dir)
+    if dry_run and not (config.daemon.state_dir / "state.sqlite3").exists():
+        state = State.memory()  # a dry run keeps nothing: no state file, not even an empty one
+    else:
+        state = State.open(config.daemon.state_dir)
     try:
         for account in config.accounts:
             work = state.scratch_copy() if dry_run else state
@@ -132,7 +135,7 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
                         progress.close()
             except NudgerError as exc:  # one account failing must not stop the others
                 text = "; ".join(exc.problems) if isinstance(exc, ConfigError) else str(exc)
-                print(f"nudger: {account.name}: {text}", file=sys.stderr)
+                print(f"nudger: {scoped(account, text)}", file=sys.stderr)
                 worst = max(worst, exc.exit_code)
                 continue
             print_cycle(result, dry_run, verbose)
@@ -143,6 +146,13 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
         if lock is not None:
             os.close(lock)
     return worst
+
+
+def scoped(account: Account, text: str) -> str:
+    """The message, naming its account once (the IMAP edge's messages already start
+    with "NAME (host:port)")."""
+    named = text.startswith((f"{account.name} ", f"{account.name}:"))
+    return text if named else f"{account.name}: {text}"
 
 
 class Backoff:
@@ -229,8 +239,9 @@ class Worker(threading.Thread):
 
 class Service:
     def __init__(self, config: Config, config_path: Path,
-                 opener: Callable[[Account], Mailbox] = open_mailbox):
+                 opener: Callable[[Account], Mailbox] = open_mailbox, verbose: bool = False):
         self.config, self.path, self.opener = config, config_path, opener
+        self.verbose = verbose  # -v: log every decision of every cycle
         self.stopping = threading.Event()
         self.reload = threading.Event()
         self.workers: list[Worker] = []
@@ -239,9 +250,9 @@ class Service:
         self.lock = threading.Lock()
 
     def on_cycle(self, account: str, result: CycleResult) -> None:
-        awaiting = sum(result.count(s) for s in ("due", "drafted", "waiting"))
-        status = (f"{account}: {awaiting} awaiting, {len(result.written)} drafted, "
-                  f"{len(result.withdrawn)} withdrawn at {datetime.now(UTC):%H:%M}Z")
+        # The account's totals, then what this cycle did, at the account's local time.
+        at = datetime.now(UTC).astimezone(result.timezone)
+        status = f"{account}: {totals_text(result.totals)}; {cycle_text(result)} at {at:%H:%M %Z}"
         with self.lock:
             if not self.ready:
                 self.ready = True
@@ -249,8 +260,10 @@ class Service:
                 log.info("ready: %s", status)
             else:
                 notify(f"STATUS={status}")
-        log.info("%s: cycle done: %d thread(s), %d awaiting, %d drafted, %d withdrawn", account,
-                 len(result.decisions), awaiting, len(result.written), len(result.withdrawn))
+                log.info("cycle done: %s", status)
+        if self.verbose:
+            for decision in result.decisions:
+                log.info("%s: %s", account, line(decision))
 
     def start_workers(self) -> None:
         assert self.home is not None
@@ -352,5 +365,5 @@ class Service:
         return EX_OK
 
 
-def run_daemon(config: Config, config_path: Path) -> int:
-    return Service(config, config_path).run()
+def run_daemon(config: Config, config_path: Path, verbose: bool = False) -> int:
+    return Service(config, config_path, verbose=verbose).run()

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from nudger.config import Account, Config
 from nudger.mailbox import Layout, Mailbox, discover
@@ -40,6 +40,7 @@ from nudger.threads import NO_NUDGE_KEYWORD, Thread, build_threads
 log = logging.getLogger(__name__)
 
 QUOTE_LIMIT = 2 * 1024 * 1024  # the outbound we quote; larger ones are cut
+AWAITING_STATUSES = ("due", "drafted", "waiting")  # what "awaiting a reply" adds up
 
 
 @dataclass
@@ -52,9 +53,9 @@ class CycleResult:
     skipped: int = 0  # malformed messages passed over
     full: bool = False  # every thread of the window was looked at, not only the changed ones
     layout: Layout | None = None
-
-    def count(self, status: str) -> int:
-        return sum(1 for d in self.decisions if d.status == status)
+    # The account's threads of the window by status once the cycle is done, changed or not.
+    totals: dict[str, int] = field(default_factory=dict)
+    timezone: tzinfo = UTC  # the account's: every time shown to a person is in it
 
 
 def fingerprint(config: Config, account: Account) -> str:
@@ -63,7 +64,9 @@ def fingerprint(config: Config, account: Account) -> str:
 
     # The account's repr covers identities, time zone, working days, holidays, quiet hours...
     # (never a secret: the inline password is left out of it). Hashed, never stored as is.
-    parts = [__version__, repr(config.rules), repr(sorted(config.templates.items())), repr(account)]
+    # "decided-1": states from before the per-thread status table are re-planned once to fill it.
+    parts = [__version__, "decided-1", repr(config.rules), repr(sorted(config.templates.items())),
+             repr(account)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
@@ -79,7 +82,7 @@ def run_cycle(
 ) -> CycleResult:
     """Sync, decide, act. Only threads touched by new mail, whose time has come, or whose
     draft changed are evaluated, unless ``full`` (or the rules changed)."""
-    result = CycleResult(account.name)
+    result = CycleResult(account.name, timezone=account.timezone)
     layout = discover(mailbox.list_folders(), account.sent_folder, account.drafts_folder,
                       account.watch_folders)
     result.layout = layout
@@ -89,7 +92,9 @@ def run_cycle(
                            sent=layout.sent)
     drafts_changed = _sync_drafts(account, mailbox, state, layout.drafts, now, counts)
     result.fetched, result.skipped = counts.fetched, counts.skipped
+    before: dict[str, LedgerEntry] = {}
     if touched or drafts_changed:
+        before = state.ledger(account.name)
         _reconcile(account, state, layout, now)
 
     print_ = fingerprint(config, account)
@@ -102,7 +107,9 @@ def run_cycle(
     if full or seeds or drafts_changed:  # a quiet cycle decides nothing, so reads no ledger
         ledger = Ledger(state.ledger(account.name).values())
         if not full and (touched or drafts_changed):
-            seeds += [e.outbound_id for e in ledger.pending()]
+            # Only the threads whose draft changed fate (or appeared): Drafts also moves
+            # when we append, and one deleted draft must not re-report every other one.
+            seeds += [e.outbound_id for e in ledger.entries.values() if before.get(e.nudge_id) != e]
     result.full = full
     result.decisions = _evaluate(config, account, state, layout, ledger, seeds, now, full)
     facts = {"plan_fingerprint": print_, "sent_folder": layout.sent, "drafts_folder": layout.drafts}
@@ -111,9 +118,8 @@ def run_cycle(
         for key, value in facts.items():
             if state.meta(account.name, key) != value:
                 state.set_meta(account.name, key, value)
-    for decision in result.decisions:
-        log.debug("%s: %s %s: %s", account.name, decision.status, decision.thread_key, decision.reason)
     if dry_run:
+        result.totals = state.decided_counts(account.name, now - account.lookback)
         return result
     _prune(account, state, now)
     appends = [d for d in result.decisions if isinstance(d.action, AppendDraft)]
@@ -137,6 +143,13 @@ def run_cycle(
         if isinstance(decision.action, WithdrawDraft):
             if _withdraw(account, mailbox, state, layout, decision.action.entry, now):
                 result.withdrawn.append(decision.action.entry.nudge_id)
+    written = [d.action.outbound for d in appends
+               if isinstance(d.action, AppendDraft) and d.action.nudge_id in result.written]
+    if written:  # the totals count the account after this cycle; a drafted one is not due
+        with state.transaction():
+            state.set_decided(account.name, {o.message_id: (DRAFTED, o.date) for o in written})
+            state.set_agenda(account.name, {o.message_id: None for o in written})
+    result.totals = state.decided_counts(account.name, now - account.lookback)
     return result
 
 
@@ -178,11 +191,13 @@ def _prune(account: Account, state: State, now: datetime) -> None:
 def _evaluate(config: Config, account: Account, state: State, layout: Layout,
               ledger: Ledger, seeds: list[str], now: datetime,
               full: bool) -> list[Decision]:
-    """Decide for the threads of ``seeds``, one thread at a time, and keep the agenda."""
+    """Decide for the threads of ``seeds``, one thread at a time; keep the agenda and
+    each thread's status (what the totals count)."""
     if not seeds and not full:
         return []  # a quiet cycle: nothing to decide, nothing to write
     decisions: dict[str, Decision] = {}
     agenda: dict[str, datetime | None] = {}
+    decided: dict[str, tuple[str, datetime] | None] = {}
     with state.transaction():
         if full:
             state.clear_agenda(account.name)
@@ -190,14 +205,17 @@ def _evaluate(config: Config, account: Account, state: State, layout: Layout,
                                  whole_window=full):
             if not full:  # (a full evaluation starts from an empty agenda)
                 agenda.update((m.message_id, None) for m in thread.messages)
+                decided.update((m.message_id, None) for m in thread.messages)
             decision = decide(thread, account, config.rules, ledger, now)
             if decision is None or decision.outbound is None:
                 continue
             decisions[thread.key] = decision
+            decided[decision.outbound.message_id] = (decision.status, decision.outbound.date)
             # Look again when it falls due; a due one stays on the agenda until written.
             if decision.status in ("waiting", "due"):
                 agenda[decision.outbound.message_id] = decision.due_at
         state.set_agenda(account.name, agenda)
+        state.set_decided(account.name, decided)
     return list(decisions.values())
 
 

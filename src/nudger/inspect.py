@@ -4,38 +4,50 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
 
 from nudger.config import Account, Config
-from nudger.engine import threads_of
+from nudger.engine import AWAITING_STATUSES, threads_of
 from nudger.errors import EX_OK, NudgerError
 from nudger.mailfacts import HUMAN, normalise_message_id
 from nudger.plan import Decision, Ledger, decide
-from nudger.report import line
-from nudger.rules import due_at, match_rule, timing_notes
+from nudger.report import line, totals_text
+from nudger.rules import due_at, timing_notes
 from nudger.state import State
-from nudger.threads import Thread, judge
+from nudger.threads import Thread
 
 SHOWN = ("due", "drafted", "waiting", "sent", "dismissed", "bounced")
 
 
 def _threads(state: State, account: Account, now: datetime,
-             seeds: list[str] | None = None) -> tuple[list[Thread], str]:
-    """Threads of the user's messages in the look-back window (or of ``seeds``)."""
+             seeds: list[str] | None = None) -> tuple[list[Thread], datetime | None]:
+    """Threads of the user's messages in the look-back window (or of ``seeds``), and when
+    the account was last synced."""
     drafts = state.meta(account.name, "drafts_folder") or ""
     folders = [f for (f,) in state.conn.execute(
         "SELECT folder FROM folders WHERE account=?", (account.name,)) if f != drafts]
     last = state.meta(account.name, "last_cycle")
-    synced = (f"{datetime.fromisoformat(last).astimezone(account.timezone):%Y-%m-%d %H:%M}"
-              if last else "never")
+    synced = datetime.fromisoformat(last).astimezone(account.timezone) if last else None
     sent = state.meta(account.name, "sent_folder") or ""
     whole = seeds is None
     if seeds is None:
         seeds = state.ours_since(account.name, account.identities, now - account.lookback)
     return list(threads_of(state, account.name, seeds, folders, sent, whole_window=whole)), synced
+
+
+def _when(synced: datetime | None) -> str:
+    return f"{synced:%Y-%m-%d %H:%M %Z}" if synced else "never"
+
+
+def _kept(config: Config) -> None:
+    """Refuse, with the reason, a question the state cannot answer: nothing was kept yet."""
+    if not (config.daemon.state_dir / "state.sqlite3").exists():
+        raise NudgerError(f"no state in {config.daemon.state_dir} yet: a dry run keeps nothing; "
+                          "run `nudger run --once` first")
 
 
 def _open(config: Config) -> State:
@@ -49,57 +61,82 @@ def _shown(d: Decision) -> bool:
 
 
 def status(config: Config, now: datetime, as_json: bool) -> int:
+    _kept(config)
     state = _open(config)
-    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160,
-                      highlight=False, soft_wrap=not sys.stdout.isatty())
+    report: list[dict[str, object]] = []
     try:
         for account in config.accounts:
             threads, synced = _threads(state, account, now)
             ledger = Ledger(state.ledger(account.name).values())
-            decisions = [d for t in threads
-                         if (d := decide(t, account, config.rules, ledger, now)) is not None and _shown(d)]
-            decisions.sort(key=lambda d: d.outbound.date if d.outbound else now)
+            decided = [d for t in threads if (d := decide(t, account, config.rules, ledger, now))]
+            # What a cycle's summary counts: the threads of the window, by status.
+            totals = Counter(d.status for d in decided
+                             if d.outbound and now - d.outbound.date <= account.lookback)
+            decisions = sorted((d for d in decided if _shown(d)),
+                               key=lambda d: d.outbound.date if d.outbound else now)
             if as_json:
-                for d in decisions:
-                    print(json.dumps(d.to_json(), ensure_ascii=False))
-                continue
-            tz = account.timezone
-            table = Table(title=f"{account.name}: {len(decisions)} thread(s), last synced {synced}",
-                          title_justify="left")
-            for column in ("recipient", "subject", "since", "due", "stage", "state"):
-                table.add_column(column, no_wrap=column in ("since", "due", "state"))
-            for d in decisions:
-                assert d.outbound is not None
-                to = ", ".join(a.email for a in d.to) or ", ".join(a.email for a in d.outbound.recipients)
-                table.add_row(to, d.subject, f"{d.outbound.date.astimezone(tz):%Y-%m-%d %H:%M}",
-                              f"{d.due_at.astimezone(tz):%Y-%m-%d %H:%M}" if d.due_at else "",
-                              str(d.stage or d.sent_nudges or ""), d.state)
-            console.print(table)
+                report.append(_account_json(account, synced, totals, decisions))
+            else:
+                _table(account, synced, totals, decisions)
     finally:
         state.close()
+    if as_json:
+        print(json.dumps({"accounts": report}, ensure_ascii=False, indent=2))
     return EX_OK
+
+
+def _account_json(account: Account, synced: datetime | None, totals: Counter[str],
+                  decisions: list[Decision]) -> dict[str, object]:
+    return {"account": account.name, "timezone": account.timezone.key,
+            "last_synced": synced.isoformat() if synced else None,
+            "awaiting": sum(totals[s] for s in AWAITING_STATUSES), "totals": dict(totals),
+            "threads": [d.to_json(account.timezone) for d in decisions]}
+
+
+def _table(account: Account, synced: datetime | None, totals: Counter[str],
+           decisions: list[Decision]) -> None:
+    tz = account.timezone
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160,
+                      highlight=False, soft_wrap=not sys.stdout.isatty())
+    table = Table(title=f"{account.name}: {totals_text(totals)}; last synced {_when(synced)}",
+                  title_justify="left")
+    for column in ("recipient", "subject", "since", "due", "stage", "state"):
+        table.add_column(column, no_wrap=column in ("since", "due", "state"))
+    for d in decisions:
+        assert d.outbound is not None
+        to = ", ".join(a.email for a in d.to) or ", ".join(a.email for a in d.outbound.recipients)
+        table.add_row(to, d.subject, f"{d.outbound.date.astimezone(tz):%Y-%m-%d %H:%M}",
+                      f"{d.due_at.astimezone(tz):%Y-%m-%d %H:%M}" if d.due_at else "",
+                      str(d.stage or d.sent_nudges or ""), d.state)
+    console.print(table)
 
 
 def explain(config: Config, message_id: str, now: datetime) -> int:
     wanted = normalise_message_id(message_id if "<" in message_id else f"<{message_id}>")
+    _kept(config)
     state = _open(config)
     try:
+        ran = False
         for account in config.accounts:
             threads, synced = _threads(state, account, now, [wanted])
+            ran = ran or synced is not None
             for thread in threads:
                 if any(m.message_id == wanted for m in thread.messages):
                     _explain(thread, account, config, state, now, synced)
                     return EX_OK
     finally:
         state.close()
+    if not ran:
+        raise NudgerError(f"{wanted}: no cycle has run on this state yet (a dry run keeps "
+                          "nothing): run `nudger run --once` first")
     raise NudgerError(f"{wanted} is not in any synced thread (is it older than the look-back "
                       "window, or in a folder that is not watched?)")
 
 
 def _explain(thread: Thread, account: Account, config: Config, state: State, now: datetime,
-             synced: str) -> None:
+             synced: datetime | None) -> None:
     tz = account.timezone
-    print(f"Thread {thread.key} ({account.name}, last synced {synced})")
+    print(f"Thread {thread.key} ({account.name}, last synced {_when(synced)}; times in {tz.key})")
     for m in thread.messages:
         claimed = account.is_identity(m.sender.email)
         who = "you" if claimed and thread.in_sent(m) else m.sender.email or "?"
@@ -109,25 +146,26 @@ def _explain(thread: Thread, account: Account, config: Config, state: State, now
         why = f" ({m.kind_reason})" if m.kind_reason else ""
         print(f"  {m.date.astimezone(tz):%Y-%m-%d %H:%M}  {who:<28} {kind}{why}"
               f"  [{thread.found_in(m)}]  {m.subject[:60]!r}")
-    verdict = judge(thread, account.is_identity)
-    print(f"Verdict: {verdict.status} ({verdict.reason})")
+    # What the plan decided, with the ledger and every rule: never a second judgement.
     decision = decide(thread, account, config.rules, Ledger(state.ledger(account.name).values()), now)
-    out = verdict.outbound
-    if out is not None:
-        rule = match_rule(config.rules, account.name, out, verdict.to + verdict.cc)
-        if rule is not None:
-            stages = ", then ".join(f"{s.after} ({s.template})" for s in rule.stages)
-            print(f"Rule: {rule.name} (first match of {len(config.rules)}): {stages}")
-            if decision is not None and decision.stage and decision.stage <= len(rule.stages):
-                spec = rule.stages[decision.stage - 1]
-                due = due_at(out.date, spec.after, account)
-                notes = timing_notes(out.date, spec.after, account)
-                print(f"Timing: your latest message {out.date.astimezone(tz):%a %Y-%m-%d %H:%M} "
-                      f"+ {spec.after} = {due.astimezone(tz):%a %Y-%m-%d %H:%M} ({tz.key})"
-                      + "".join(f"; {n}" for n in notes)
-                      + f"; now is {now.astimezone(tz):%a %Y-%m-%d %H:%M}")
-                if decision.due_at is not None and decision.due_at != due:
-                    print(f"        moved to {decision.due_at.astimezone(tz):%a %Y-%m-%d %H:%M}: "
-                          "see the decision")
-    if decision is not None:
-        print(f"Decision: {line(decision).strip()}")
+    if decision is None or decision.outbound is None:
+        print("Decision: nothing to follow up: no message of yours in this thread, or none "
+              f"within the {account.lookback.days}-day look-back window")
+        return
+    out = decision.outbound
+    rule = next((r for r in config.rules if r.name == decision.rule), None)
+    if rule is not None:
+        stages = ", then ".join(f"{s.after} ({s.template})" for s in rule.stages)
+        print(f"Rule: {rule.name} (first match of {len(config.rules)}): {stages}")
+        if decision.stage and decision.stage <= len(rule.stages):
+            spec = rule.stages[decision.stage - 1]
+            due = due_at(out.date, spec.after, account)
+            notes = timing_notes(out.date, spec.after, account)
+            print(f"Timing: your latest message {out.date.astimezone(tz):%a %Y-%m-%d %H:%M} "
+                  f"+ {spec.after} = {due.astimezone(tz):%a %Y-%m-%d %H:%M}"
+                  + "".join(f"; {n}" for n in notes)
+                  + f"; now is {now.astimezone(tz):%a %Y-%m-%d %H:%M}")
+            if decision.due_at is not None and decision.due_at != due:
+                print(f"        moved to {decision.due_at.astimezone(tz):%a %Y-%m-%d %H:%M}: "
+                      "see the decision")
+    print(f"Decision: {line(decision).strip()}")

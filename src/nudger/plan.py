@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from nudger.config import Account, Rule, Stage
 from nudger.durations import Delay
@@ -59,9 +59,6 @@ class Ledger:
     def for_messages(self, ids: Iterable[str]) -> list[LedgerEntry]:
         return [e for mid in ids for e in self.by_outbound.get(mid, ())]
 
-    def pending(self) -> list[LedgerEntry]:
-        return [e for e in self.entries.values() if e.fate in PENDING]
-
 
 @dataclass(frozen=True)
 class AppendDraft:
@@ -96,6 +93,7 @@ class Decision:
     action: AppendDraft | WithdrawDraft | None = None
     sent_nudges: int = 0  # our follow-ups already sent in this thread since the last answer
     nudged: bool = False  # the ledger knows a follow-up of ours in this thread
+    pending: str = ""  # Message-ID of our follow-up waiting in Drafts (status "drafted")
 
     @property
     def state(self) -> str:
@@ -110,21 +108,23 @@ class Decision:
             return self.action.nudge_id
         if isinstance(self.action, WithdrawDraft):
             return self.action.entry.nudge_id
-        return None
+        return self.pending or None
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self, tz: tzinfo) -> dict[str, object]:
+        """One thread for a program; times in ISO 8601 with the offset of ``tz`` (the
+        account's zone), as the person reading the same run sees them."""
         return {
             "account": self.account,
             "thread": self.thread_key,
             "subject": self.subject,
             "status": self.status,
-            "state": self.state,
             "reason": self.reason,
             "rule": self.rule or None,
             "stage": self.stage or None,
-            "due_at": self.due_at.isoformat() if self.due_at else None,
+            "follow_ups_sent": self.sent_nudges,
+            "due_at": self.due_at.astimezone(tz).isoformat() if self.due_at else None,
             "outbound": self.outbound.message_id if self.outbound else None,
-            "sent_at": self.outbound.date.isoformat() if self.outbound else None,
+            "sent_at": self.outbound.date.astimezone(tz).isoformat() if self.outbound else None,
             "to": [a.email for a in self.to],
             "action": ("append-draft" if isinstance(self.action, AppendDraft) else
                        "withdraw-draft" if isinstance(self.action, WithdrawDraft) else None),
@@ -156,11 +156,12 @@ def decide(
 ) -> Decision | None:
     mine = ledger.for_messages(m.message_id for m in thread.messages)
     test = _nudge_test(mine)
-    verdict = judge(thread, account.is_identity, test)
+    tz = account.timezone
+    verdict = judge(thread, account.is_identity, test, tz=tz)
     if verdict.status == REPLIED and verdict.outbound is not None:
         first = match_rule(rules, account.name, verdict.outbound, verdict.outbound.recipients)
         if first is not None and first.recipients == "non-repliers":
-            verdict = judge(thread, account.is_identity, test, any_reply_answers=False)
+            verdict = judge(thread, account.is_identity, test, any_reply_answers=False, tz=tz)
     if verdict.status == NOT_OURS or verdict.outbound is None:
         return None
     out = verdict.outbound
@@ -177,8 +178,8 @@ def decide(
         return base if now - out.date <= account.lookback else None
     if now - out.date > account.lookback:
         return _with(base, status="excluded",
-                     reason=f"sent {out.date:%Y-%m-%d}, outside the {account.lookback.days}-day "
-                            "look-back window")
+                     reason=f"sent {out.date.astimezone(tz):%Y-%m-%d}, outside the "
+                            f"{account.lookback.days}-day look-back window")
     rule = match_rule(rules, account.name, out, verdict.to + verdict.cc)
     if rule is None:
         return _with(base, status="no-rule", reason="no rule matches this message")
@@ -214,17 +215,18 @@ def decide(
     common = {"rule": rule.name, "stage": stage, "due_at": due}
     if entry is not None and entry.fate in PENDING:
         edited = "you edited it; " if entry.fate == EDITED else ""
-        return _with(base, status="drafted", **common,
+        return _with(base, status="drafted", **common, pending=entry.nudge_id,
                      reason=f"follow-up {stage} is in {entry.folder or 'Drafts'} since "
-                            f"{entry.appended_at:%Y-%m-%d %H:%M}; {edited}waiting for you to send it")
+                            f"{entry.appended_at.astimezone(tz):%a %Y-%m-%d %H:%M}; {edited}"
+                            "waiting for you to send it")
     if entry is not None:
         return _with(base, status=entry.fate, **common,
                      reason=f"follow-up {stage} was {entry.fate}")
-    local_due = due.astimezone(account.timezone)
+    local_due = due.astimezone(tz)
     if now < due:
         return _with(base, status="waiting", **common,
                      reason=f"{verdict.reason}; due {local_due:%a %Y-%m-%d %H:%M} "
-                            f"({why}, after {out.date.astimezone(account.timezone):%a %Y-%m-%d})")
+                            f"({why}, after {out.date.astimezone(tz):%a %Y-%m-%d})")
     action = AppendDraft(nudge_id, out, stage, rule.name, spec.template, verdict.to, verdict.cc)
     return _with(base, status="due", **common, action=action,
                  reason=f"{verdict.reason}; due since {local_due:%a %Y-%m-%d %H:%M} ({why})")

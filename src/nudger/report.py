@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
+from collections.abc import Mapping
 from typing import TextIO
 
-from nudger.engine import CycleResult
+from nudger.engine import AWAITING_STATUSES, CycleResult
 from nudger.plan import AppendDraft, Decision, WithdrawDraft
 
 WAITING_SHOWN = 10  # a first run on a big mailbox must not print a wall of text
 ORDER = ("due", "drafted", "waiting", "replied", "excluded", "bounced", "dismissed", "limit", "no-rule")
 MARK = {"due": "->", "drafted": "..", "waiting": "  ", "replied": "ok", "excluded": "--",
         "dismissed": "xx", "limit": "==", "no-rule": "??", "bounced": "--"}
+# How a total reads: "3 in Drafts", "2 with every follow-up sent".
+LABEL = {"drafted": "in Drafts", "limit": "with every follow-up sent", "no-rule": "matching no rule"}
 
 
 def line(d: Decision) -> str:
@@ -24,22 +26,23 @@ def line(d: Decision) -> str:
     return f"{MARK.get(d.status, '  ')} {d.status:<9} {subject!r} to {who}{stage}: {d.reason}"
 
 
+def totals_text(totals: Mapping[str, int]) -> str:
+    """An account's threads by status: "16 awaiting a reply (3 due, 9 in Drafts, 4 waiting);
+    10 replied, 2 excluded". Awaiting adds up exactly what its parenthesis lists."""
+    awaiting = sum(totals.get(s, 0) for s in AWAITING_STATUSES)
+    parts = ", ".join(f"{totals[s]} {LABEL.get(s, s)}" for s in AWAITING_STATUSES if totals.get(s))
+    text = f"{awaiting} awaiting a reply" + (f" ({parts})" if parts else "")
+    rest = [s for s in ORDER if s not in AWAITING_STATUSES] + sorted(set(totals) - set(ORDER))
+    others = ", ".join(f"{totals[s]} {LABEL.get(s, s)}" for s in rest if totals.get(s))
+    return text + (f"; {others}" if others else "")
+
+
 def print_cycle(result: CycleResult, dry_run: bool, verbose: bool, out: TextIO | None = None) -> None:
     out = out or sys.stderr  # looked up at call time: tests and daemons swap the stream
-    counts = Counter(d.status for d in result.decisions)
-    awaiting = sum(counts[s] for s in ("due", "drafted", "waiting"))
-    wrote = (f"would write {counts['due']} draft(s)" if dry_run
-             else f"wrote {len(result.written)} draft(s)")
-    if result.withdrawn:
-        wrote += f", removed {len(result.withdrawn)} after a reply"
-    summary = ", ".join(f"{counts[s]} {s}" for s in ORDER if counts[s])
-    scope = "thread(s) of yours" if result.full else "changed thread(s)"
-    print(f"{result.account}: {len(result.decisions)} {scope}, {awaiting} awaiting "
-          f"a reply ({summary or 'nothing to do'}); {wrote}"
-          + (f"; {result.skipped} malformed message(s) skipped" if result.skipped else ""),
-          file=out)
-    shown = sorted(result.decisions if verbose else [
-        d for d in result.decisions if d.status in ("due", "drafted", "waiting")], key=_order)
+    print(f"{result.account}: {totals_text(result.totals)}; {cycle_text(result, dry_run)}", file=out)
+    # Every changed thread; of a whole window (a first run), what awaits a reply.
+    shown = sorted(result.decisions if verbose or not result.full else [
+        d for d in result.decisions if d.status in AWAITING_STATUSES], key=_order)
     waiting = [d for d in shown if d.status == "waiting"]
     hidden = waiting[WAITING_SHOWN:] if not verbose else []
     skip = {id(d) for d in hidden}
@@ -51,15 +54,28 @@ def print_cycle(result: CycleResult, dry_run: bool, verbose: bool, out: TextIO |
               "every decision)", file=out)
 
 
-def _order(d: Decision) -> tuple[int, str]:
-    when = d.due_at or (d.outbound.date if d.outbound else None)
-    return (ORDER.index(d.status) if d.status in ORDER else 99, when.isoformat() if when else "")
+def cycle_text(result: CycleResult, dry_run: bool = False) -> str:
+    """What this cycle did, apart from the totals: "this cycle: 2 changed, wrote 2 draft(s)"."""
+    due = sum(1 for d in result.decisions if isinstance(d.action, AppendDraft))
+    looked = (f"looked at all {len(result.decisions)} thread(s)" if result.full
+              else f"{len(result.decisions)} changed")
+    wrote = f"would write {due} draft(s)" if dry_run else f"wrote {len(result.written)} draft(s)"
+    if result.withdrawn:
+        wrote += f", removed {len(result.withdrawn)} after a reply"
+    skipped = f", skipped {result.skipped} malformed message(s)" if result.skipped else ""
+    return f"this {'dry run' if dry_run else 'cycle'}: {looked}, {wrote}{skipped}"
+
+
+def _order(d: Decision) -> tuple[int, float]:
+    when = d.due_at or (d.outbound.date if d.outbound else None)  # (zones differ: by instant)
+    return (ORDER.index(d.status) if d.status in ORDER else 99, when.timestamp() if when else 0.0)
 
 
 def print_json(result: CycleResult, dry_run: bool, out: TextIO | None = None) -> None:
+    """JSON Lines: one object per thread looked at this cycle."""
     out = out or sys.stdout
     for d in result.decisions:
-        data = d.to_json()
+        data = d.to_json(result.timezone)
         if isinstance(d.action, AppendDraft) and not dry_run:
             data["action"] = "appended" if d.draft_id in result.written else "not-appended"
         elif isinstance(d.action, WithdrawDraft) and not dry_run:

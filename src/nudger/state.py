@@ -42,6 +42,10 @@ CREATE INDEX IF NOT EXISTS links_by_parent ON links (account, parent);
 -- When each awaiting thread next needs a look, so a quiet cycle evaluates nothing.
 CREATE TABLE IF NOT EXISTS agenda (account TEXT NOT NULL, outbound_id TEXT NOT NULL,
     due_at TEXT NOT NULL, PRIMARY KEY (account, outbound_id));
+-- Each thread's latest decision, by its outbound: a cycle counts the account's totals
+-- with one query instead of deciding every thread again.
+CREATE TABLE IF NOT EXISTS decided (account TEXT NOT NULL, outbound_id TEXT NOT NULL,
+    status TEXT NOT NULL, sent_at TEXT NOT NULL, PRIMARY KEY (account, outbound_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS nudges (
     nudge_id TEXT PRIMARY KEY, account TEXT NOT NULL, outbound_id TEXT NOT NULL,
     thread_key TEXT NOT NULL, stage INTEGER NOT NULL, fate TEXT NOT NULL,
@@ -323,6 +327,7 @@ class State:
             "DELETE FROM links WHERE account=? AND child IN "
             "(SELECT message_id FROM messages WHERE account=? AND date < ?)", (account, account, cutoff))
         gone = self.conn.execute("DELETE FROM messages WHERE account=? AND date < ?", (account, cutoff))
+        self.conn.execute("DELETE FROM decided WHERE account=? AND sent_at < ?", (account, cutoff))
         return gone.rowcount
 
     # -- the agenda: when an awaiting thread must be looked at again ----------------------------
@@ -342,6 +347,20 @@ class State:
 
     def clear_agenda(self, account: str) -> None:
         self.conn.execute("DELETE FROM agenda WHERE account=?", (account,))
+        self.conn.execute("DELETE FROM decided WHERE account=?", (account,))
+
+    def set_decided(self, account: str, decided: dict[str, tuple[str, datetime] | None]) -> None:
+        """Each outbound's status and date; None: no decision stands on it any more."""
+        self.conn.executemany("DELETE FROM decided WHERE account=? AND outbound_id=?",
+                              [(account, mid) for mid, d in decided.items() if d is None])
+        self.conn.executemany("INSERT OR REPLACE INTO decided VALUES (?,?,?,?)",
+                              [(account, mid, d[0], d[1].astimezone(UTC).isoformat())
+                               for mid, d in decided.items() if d is not None])
+
+    def decided_counts(self, account: str, since: datetime) -> dict[str, int]:
+        rows = self.conn.execute("SELECT status, COUNT(*) FROM decided WHERE account=? AND sent_at >= ? "
+                                 "GROUP BY status", (account, since.astimezone(UTC).isoformat()))
+        return dict(rows.fetchall())
 
     def uids(self, account: str, folder: str) -> set[int]:
         rows = self.conn.execute(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from nudger.mailfacts import (
     AUTO_REPLY,
@@ -198,13 +198,14 @@ def looks_like_list(address: str) -> bool:
 
 def judge(thread: Thread, is_identity: Callable[[str], bool],
           nudge_test: Callable[[MessageRecord], bool] = is_nudge,
-          any_reply_answers: bool = True) -> Verdict:
+          any_reply_answers: bool = True, tz: tzinfo | None = None) -> Verdict:
     """Is this thread waiting on someone? Each verdict says why.
 
     ``nudge_test`` tells which of the user's messages are follow-ups we drafted (the
     ledger knows more than the headers, which some clients rewrite). With
     ``any_reply_answers`` false, the thread waits on every recipient who has not
-    answered yet (a rule's ``recipients = "non-repliers"``).
+    answered yet (a rule's ``recipients = "non-repliers"``). Dates in the reasons are
+    days in ``tz`` (the account's zone; UTC when not given).
     """
     human = [m for m in thread.messages if m.kind == HUMAN]
     ours, claimed = _whose(thread, human, is_identity)
@@ -223,7 +224,8 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
         if reply.message_id in claimed:
             by = f"someone claiming to be you ({by}, not in {thread.sent or 'Sent'})"
         replied = Verdict(
-            REPLIED, f"replied by {by} on {reply.date:%Y-%m-%d} ({thread.found_in(reply)})",
+            REPLIED, f"replied by {by} on {reply.date.astimezone(tz or UTC):%Y-%m-%d} "
+            f"({thread.found_in(reply)})",
             outbound=latest, repliers=repliers,
         )
         waiting_on = [a for a in latest.recipients if not is_identity(a.email)
@@ -274,7 +276,8 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
                 when = datetime.fromisoformat(m.back_on)
                 back_on = max(back_on, when) if back_on else when
                 back = f", back on {when:%a %d %b %Y}"
-            notes.append(f"{what} from {m.sender.email or 'unknown'} on {m.date:%Y-%m-%d}{back} "
+            notes.append(f"{what} from {m.sender.email or 'unknown'} on "
+                         f"{m.date.astimezone(tz or UTC):%Y-%m-%d}{back} "
                          f"(not a reply)")
 
     answers = [m for m in human if m.message_id not in claimed]
