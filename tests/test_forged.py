@@ -37,9 +37,9 @@ def test_a_forged_from_you_in_inbox_never_becomes_a_draft(box: Box) -> None:
     assert box.drafts() == []
     code, out, _ = box.cli("explain", "f2@evil.example", "--now", NOW.isoformat())
     assert code == 0 and "claims to be from you, but is not in Sent" in out
-    assert "Verdict: not-ours" in out
+    assert "Decision: nothing to follow up" in out
     code, out, _ = box.cli("explain", "inv@example.com", "--now", NOW.isoformat())
-    assert "Verdict: replied (replied by someone claiming to be you" in out
+    assert "replied by someone claiming to be you" in out.split("Decision:", 1)[1]
     assert "claims to be from you, but is not in Sent: not yours" in out
 
 
