@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from email import policy
+from email.charset import Charset
 from email.header import Header
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
@@ -141,7 +142,10 @@ def _address(addr: Addr) -> str | None:
     name = _clean(addr.name, MAX_NAME_CHARS)
     if not name or (name.isascii() and "=?" not in name):
         return formataddr((name, email))  # (quotes the name when it needs quoting)
-    return f"{_words('To', name)} <{email}>"
+    # One encoded word, as formataddr writes it: readers differ on where a name split into
+    # several words has spaces. Only a very long name is split, to keep its line short.
+    word = Charset("utf-8").header_encode(name)
+    return f"{word if len(word) <= 600 else _words('To', name)} <{email}>"
 
 
 def _addresses(addrs: tuple[Addr, ...], notes: list[str]) -> list[str]:
