@@ -227,3 +227,28 @@ def test_the_state_keeps_a_window_of_mail_not_the_history() -> None:
     result = run_cycle(config, account, box, state, later)
     assert state.ours_since(account.name, account.identities, now - timedelta(days=365)) == []
     assert result.written == [] and state.due_agenda(account.name, later) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300), st.text(max_size=80))
+def test_any_subject_and_name_read_back_from_a_draft_as_written(subject: str, name: str) -> None:
+    """Whatever the text (controls, "=?", 8-bit, huge words), the draft's Subject and From
+    read back as that text without its control characters: nothing lost, nothing added."""
+    import re
+    from dataclasses import replace
+
+    from nudger.compose import DRAFT_HEADERS, draft_bytes, reply_subject
+    from nudger.mailfacts import without_controls
+
+    raw = (b"Message-ID: <o@x>\r\nFrom: me@example.com\r\nTo: Bob <bob@y.example>\r\n"
+           b"Date: Mon, 23 Nov 2026 10:00:00 +0100\r\n\r\n")
+    out = replace(parse_record(raw, folder="Sent", uid=1), subject=subject)
+    data = draft_bytes(DraftInput("a", out, "text", 1, "Hi", Addr(name, "me@example.com"), out.to, (),
+                                  ZoneInfo("Europe/Berlin"), datetime(2026, 11, 27, 9, tzinfo=UTC)))
+    draft = BytesParser(policy=policy.default).parsebytes(data)
+    assert set(draft.keys()) == DRAFT_HEADERS - {"Cc"}
+    assert draft["Subject"] == without_controls(reply_subject(subject)).strip()[:1000].strip()
+    written = without_controls(name).strip()[:200].strip()
+    if written.isascii() and "=?" not in written:
+        written = re.sub(" +", " ", written)  # (a plain phrase: its runs of spaces are one)
+    assert draft["From"].addresses[0].display_name == written

@@ -210,3 +210,36 @@ def test_records_built_fast_are_the_dataclass_s_own() -> None:
         _new_record(**fields)
     with pytest.raises(TypeError, match="colour"):
         _new_record(**fields, uid=1, colour="red")
+
+
+# -- hostile headers ---------------------------------------------------------------------------
+
+
+def test_a_huge_references_header_keeps_its_first_and_its_last_ids() -> None:
+    # 200,000 ids (7.5 MB) once held a cycle for minutes; the first (the thread's root) and
+    # the last 99 (the nearest ancestors) link a message to its thread just as well.
+    from nudger.mailfacts import MAX_IDS
+
+    ids = [f"<id{i}@Host{i % 50}.example>" for i in range(200_000)]
+    raw = ("Message-ID: <m@x>\r\nFrom: a@b.c\r\nReferences: " + "\r\n ".join(ids)
+           + "\r\nIn-Reply-To: " + " ".join(ids[:300]) + "\r\n\r\n").encode()
+    record = parse_record(raw, folder="f", uid=1)
+    kept = ids[:1] + ids[1 - MAX_IDS:]
+    assert MAX_IDS == 100 and record.written_references == tuple(kept)
+    assert record.references == tuple(i.replace("@Host", "@host") for i in kept)
+    assert len(record.in_reply_to) == MAX_IDS and len(record.parents) <= 2 * MAX_IDS
+    # Repeated ids count once, in the order first seen, before the cap.
+    assert message_ids("<a@x> <b@x> <a@x> " * 1000) == ("<a@x>", "<b@x>")
+
+
+@pytest.mark.parametrize("raw,subject,name", [
+    (b"Subject: =?utf-8?q?Hi=0D=0ABcc:=20a@evil.example=00?=\r\nTo: bob@x.org\r\n", "Hi Bcc: a@evil.example", ""),
+    (b"Subject: a\tb\x00c\x1bd\r\nTo: \"Bob\r\n Smith\" <bob@x.org>\r\n", "a b c d", "Bob Smith"),
+    (b"Subject: =?x-unknown-\xff?q?=ZZ=?= =?utf-8?q?=E2=80?=\r\nTo: =?utf-8?q?B=0Aob?= <bob@x.org>\r\n",
+     None, "B ob"),
+])
+def test_header_text_carries_no_control_characters(raw: bytes, subject: str | None, name: str) -> None:
+    record = parse_record(raw + b"\r\n", folder="f", uid=1)
+    assert record.subject.isprintable() and record.to[0].name.isprintable()
+    assert subject is None or record.subject == subject
+    assert record.to[0].name == name and record.to[0].email == "bob@x.org"

@@ -3,34 +3,60 @@
 Pure: everything it needs is a parameter, including ``now``. The draft replies to the
 latest outbound so every client shows it in the thread, and its Message-ID is derived
 from (account, outbound Message-ID, stage) so a second attempt finds the first.
+
+Every header value is written by this module, already on the wire's terms (ASCII,
+folded, RFC 2047 where needed), from text with its control characters removed: the
+email library is never handed a value it would decode again, because a Subject such
+as ``=?utf-8?q?=0D=0ABcc:...`` decodes into a line break and a header of the sender's.
+``to_bytes`` reads the draft back and refuses one with any header it did not write.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email import policy
+from email.charset import Charset
+from email.header import Header
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from email.utils import format_datetime, formataddr
 from zoneinfo import ZoneInfo
 
 from nudger.mailfacts import (
+    MAX_IDS,
     Addr,
+    Headers,
     MessageRecord,
     normalise_subject,
     nudge_message_id,
     strip_reply_prefixes,
+    without_controls,
 )
 
-# CRLF for IMAP, and no folding: the default policy RFC 2047-encodes long msg-ids in
-# References, which breaks threading in Outlook/Exchange.
+# CRLF for IMAP, and no folding by the library: compose folds every value itself.
 WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
+# Every header a draft may carry, each at most once: what to_bytes checks a draft against.
+DRAFT_HEADERS = frozenset({
+    "From", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
+    "Thread-Topic", "X-Nudger-For", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
+})  # fmt: skip
 GENERIC_LOCAL_PARTS = frozenset(
     "info sales contact support team hello office admin billing accounts help service "
     "mail enquiries inquiries jobs hr press marketing".split()
 )
 MAX_QUOTED_LINES = 400
+MAX_ID_CHARS = 900  # a msg-id is never folded nor encoded: its line must stay under 998
+MAX_NAME_CHARS = 200
+_MSG_ID = re.compile(r"<[!-;=?-~]+>")  # printable ASCII, no space, no <>: as it was written
+_ADDR_SPEC = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*"
+                        r"|\[[!-Z^-~]+\])")
+_BODY_JUNK = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+class ComposeError(ValueError):
+    """No draft for this message, and why (a sentence): it cannot be written safely."""
 
 
 def first_name(addr: Addr) -> str:
@@ -93,26 +119,132 @@ def quote(d: DraftInput) -> str:
     return f"On {sent:%a, %d %b %Y at %H:%M}, {who} wrote:\n{quoted}\n"
 
 
-def compose_nudge(d: DraftInput) -> EmailMessage:
+# -- header values, on the wire's terms ------------------------------------------------------
+
+
+def _clean(text: str, limit: int = 1000) -> str:
+    return without_controls(text).strip()[:limit].strip()
+
+
+def _words(name: str, text: str) -> str:
+    """Unstructured text (Subject, a display name) as folded ASCII: as is when it is
+    plain, else RFC 2047 encoded words, so that "=?" in it is never read as one."""
+    plain = text.isascii() and "=?" not in text and all(len(w) < 70 for w in text.split())
+    return Header(text, "us-ascii" if plain else "utf-8", header_name=name, maxlinelen=78).encode()
+
+
+def _address(addr: Addr) -> str | None:
+    """``Name <local@domain>`` from a parsed pair, or None for an address that cannot be
+    written as it is (controls, spaces, 8-bit or "=?" in it, no valid addr-spec)."""
+    email = addr.email.strip()
+    if "=?" in email or not _ADDR_SPEC.fullmatch(email) or len(email) > 254:
+        return None
+    name = _clean(addr.name, MAX_NAME_CHARS)
+    if not name or (name.isascii() and "=?" not in name):
+        return formataddr((name, email))  # (quotes the name when it needs quoting)
+    # One encoded word, as formataddr writes it: readers differ on where a name split into
+    # several words has spaces. Only a very long name is split, to keep its line short.
+    word = Charset("utf-8").header_encode(name)
+    return f"{word if len(word) <= 600 else _words('To', name)} <{email}>"
+
+
+def _addresses(addrs: tuple[Addr, ...], notes: list[str]) -> list[str]:
+    written = []
+    for addr in addrs:
+        value = _address(addr)
+        if value is None:
+            notes.append(f"left out recipient {addr.email[:80]!r}: not an address a draft can carry")
+        else:
+            written.append(value)
+    return written
+
+
+def writable_id(msgid: str) -> bool:
+    """A msg-id a header can carry as it is: printable ASCII, short enough, no "=?"."""
+    return len(msgid) <= MAX_ID_CHARS and "=?" not in msgid and bool(_MSG_ID.fullmatch(msgid))
+
+
+def _headers(d: DraftInput, notes: list[str]) -> list[tuple[str, str]]:
     out = d.outbound
-    domain = d.sender.email.rpartition("@")[2]
-    msg = EmailMessage(policy=policy.default)
-    msg["From"] = formataddr((d.sender.name, d.sender.email))
-    msg["To"] = ", ".join(formataddr((a.name, a.email)) for a in d.to)
-    if d.cc:
-        msg["Cc"] = ", ".join(formataddr((a.name, a.email)) for a in d.cc)
-    msg["Subject"] = reply_subject(out.subject)
-    msg["Date"] = format_datetime(d.now.astimezone(d.tz))
-    msg["Message-ID"] = nudge_message_id(d.account, out.message_id, d.stage, domain)
     parent = out.written_id or out.message_id
-    msg["In-Reply-To"] = parent
-    msg["References"] = " ".join([r for r in out.written_references if r != parent] + [parent])
-    msg["Thread-Topic"] = normalise_subject(out.subject) or "(no subject)"
-    msg["X-Nudger-For"] = f"{out.message_id}; stage={d.stage}"
+    if not (writable_id(parent) and writable_id(out.message_id)):
+        raise ComposeError("its Message-ID cannot be written in a reply's In-Reply-To "
+                           f"(8-bit, over {MAX_ID_CHARS} characters or odd: {parent[:60]!r}...), "
+                           "so a follow-up could not be threaded to it")
+    sender = _address(d.sender)
+    if sender is None:
+        raise ComposeError(f"the sender address {d.sender.email[:80]!r} cannot be written in a draft")
+    to, cc = _addresses(d.to, notes), _addresses(d.cc, notes)
+    if not to:
+        to, cc = cc[:1], cc[1:]
+    if not to:
+        raise ComposeError("no recipient address nudger can write in a draft")
+    ancestors = [r for r in out.written_references if writable_id(r) and r != parent]
+    if len(ancestors) >= MAX_IDS:  # (a record stored before message_ids kept only these)
+        ancestors = ancestors[:1] + ancestors[2 - MAX_IDS:]
+    references = ancestors + [parent]
+    domain = d.sender.email.rpartition("@")[2]
+    headers = [("From", sender), ("To", ",\n ".join(to))]  # one address per line
+    if cc:
+        headers.append(("Cc", ",\n ".join(cc)))
+    return headers + [
+        ("Subject", _words("Subject", _clean(reply_subject(out.subject)))),
+        ("Date", format_datetime(d.now.astimezone(d.tz))),
+        ("Message-ID", nudge_message_id(d.account, out.message_id, d.stage, domain)),
+        ("In-Reply-To", parent),
+        ("References", "\n ".join(references)),  # one per line: never folded inside an id
+        ("Thread-Topic", _words("Thread-Topic", _clean(normalise_subject(out.subject)) or "(no subject)")),
+        ("X-Nudger-For", f"{out.message_id}; stage={d.stage}"),
+    ]
+
+
+def compose_nudge(d: DraftInput, notes: list[str] | None = None) -> EmailMessage:
+    """The draft; ``notes`` (when given) receives what was left out of it, and why.
+    Raises ComposeError when no safe draft can be written for this message."""
+    msg = EmailMessage(policy=policy.default)
+    for name, value in _headers(d, notes if notes is not None else []):
+        msg.set_raw(name, value)  # as written: already ASCII and folded, never re-parsed
     body = d.template.format_map(placeholders(d)).rstrip() + "\n\n" + quote(d)
-    msg.set_content(body, charset="utf-8", cte="quoted-printable" if not body.isascii() else "7bit")
+    body = _BODY_JUNK.sub("", body)
+    plain = body.isascii() and all(len(line) <= 998 for line in body.splitlines())
+    msg.set_content(body, charset="utf-8", cte="7bit" if plain else "quoted-printable")
     return msg
 
 
 def to_bytes(msg: EmailMessage) -> bytes:
-    return msg.as_bytes(policy=WIRE_POLICY)
+    """The draft as APPENDed; ComposeError if reading it back finds a header not written
+    here, a header twice, or a line over 998 (the check that makes injection impossible)."""
+    data = msg.as_bytes(policy=WIRE_POLICY)
+    head = data[: data.find(b"\r\n\r\n") + 2]
+    written = sorted(name.lower() for name in msg.keys())
+    allowed = {name.lower() for name in DRAFT_HEADERS}
+    readings = (
+        [name.lower() for name in BytesHeaderParser(policy=policy.default).parsebytes(head).keys()],
+        [name.lower() for name in BytesHeaderParser().parsebytes(head).keys()],  # (compat32)
+        [name for name, values in Headers(head).index.items() for _ in values],
+    )
+    for names in readings:
+        if sorted(names) != written or len(set(names)) != len(names) or not set(names) <= allowed:
+            raise ComposeError(f"the draft would carry headers nudger did not write: {sorted(names)}")
+    if any(len(line) > 998 for line in head.split(b"\r\n")):
+        raise ComposeError("the draft would carry a header line over 998 characters")
+    return data
+
+
+def draft_bytes(d: DraftInput, limit: int | None = None, notes: list[str] | None = None) -> bytes:
+    """The draft's bytes, at most ``limit`` of them (a server's APPENDLIMIT): the quote is
+    cut, then left out, before the draft is given up (ComposeError)."""
+    data = to_bytes(compose_nudge(d, notes))
+    if limit is None or len(data) <= limit:
+        return data
+    text = "\n".join(d.outbound_text.splitlines()[:MAX_QUOTED_LINES])  # what quote() shows
+    while len(data) > limit:
+        if not text:
+            raise ComposeError(f"even without its quote the draft is {len(data)} bytes, over the "
+                               f"server's APPENDLIMIT of {limit}")
+        keep = int(len(text) * limit / len(data) * 0.9)  # (encodings grow text: a margin)
+        text = text[: text.rfind("\n", 0, keep) + 1 or keep]
+        data = to_bytes(compose_nudge(replace(d, outbound_text=text + "[...]\n" if text else "")))
+    if notes is not None:
+        notes.append(f"quote cut to {len(text)} characters: the server takes {limit} bytes at most")
+    return data

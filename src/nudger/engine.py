@@ -406,15 +406,23 @@ def _write_draft(config: Config, account: Account, mailbox: Mailbox, state: Stat
         log.info("%s: follow-up %s for %r already in %s (UID %s); recorded it", account.name,
                  action.stage, out.subject, layout.drafts, existing[0])
         return False
-    from nudger.compose import DraftInput, compose_nudge, to_bytes  # only when a draft is due
+    from nudger.compose import ComposeError, DraftInput, draft_bytes  # only when a draft is due
 
     raw = mailbox.fetch_message(out.folder, out.uid, QUOTE_LIMIT) or b""
     sender_name = account.display_name or out.sender.name
-    draft = compose_nudge(DraftInput(
-        account=account.name, outbound=out, outbound_text=text_of(raw), stage=action.stage,
-        template=config.templates[action.template].body, sender=Addr(sender_name, out.sender.email),
-        to=action.to, cc=action.cc, tz=account.timezone, now=now))
-    data = to_bytes(draft)
+    where, notes = f"{account.name}: {out.folder} UID {out.uid}", list[str]()
+    try:  # pure work on the message's own data: what fails here fails for this thread only
+        data = draft_bytes(DraftInput(
+            account=account.name, outbound=out, outbound_text=text_of(raw), stage=action.stage,
+            template=config.templates[action.template].body, sender=Addr(sender_name, out.sender.email),
+            to=action.to, cc=action.cc, tz=account.timezone, now=now), mailbox.append_limit, notes)
+    except Exception as exc:  # noqa: BLE001 - one hostile message must not stop every draft
+        why = str(exc) if isinstance(exc, ComposeError) else f"internal error ({type(exc).__name__})"
+        log.warning("%s: no follow-up for this message: %s", where, why,
+                    exc_info=not isinstance(exc, ComposeError))
+        return False
+    for note in notes:
+        log.warning("%s: follow-up %s: %s", where, action.stage, note)
     uid = mailbox.append(layout.drafts, data, ("\\Draft", "\\Seen"), now)
     uid, digest = _after_append(account, mailbox, layout.drafts, entry, uid, data)
     with state.transaction():

@@ -182,6 +182,14 @@ class ImapMailbox:
             # Legal only now, before any SELECT (RFC 7162); never QRESYNC (imapclient breaks).
             self._call("enabling CONDSTORE", self.client.enable, "CONDSTORE")
 
+    @property
+    def append_limit(self) -> int | None:
+        """The largest message the server takes, when it says so (RFC 7889 APPENDLIMIT=N;
+        a bare APPENDLIMIT means a limit per folder, which nudger does not ask for)."""
+        sizes = [int(c[12:]) for c in self.capabilities if c.startswith("APPENDLIMIT=")
+                 and c[12:].isdigit()]
+        return min(sizes) if sizes else None
+
     def _call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)

@@ -65,6 +65,8 @@ class Mailbox(Protocol):
     def delete_own_draft(self, folder: str, uid: int, message_id: str) -> bool: ...
     def companion(self) -> Mailbox | None: ...
     def close(self) -> None: ...
+    @property
+    def append_limit(self) -> int | None: ...  # the largest APPEND taken (RFC 7889), if told
 
 
 # -- folder discovery ------------------------------------------------------------------------
@@ -175,6 +177,7 @@ class MemoryMailbox:
                    "Archive": ("\\Archive",), "Trash": ("\\Trash",), "Junk": ("\\Junk",)}
         self.folders = {name: _Folder(flags) for name, flags in (folders or default).items()}
         self.appends = 0
+        self.append_limit: int | None = None  # no limit, unless a test sets one
 
     def add(self, folder: str, data: bytes, flags: Sequence[str] = (), when: datetime | None = None) -> int:
         box = self.folders[folder]

@@ -42,10 +42,15 @@ MACHINE_KINDS = (AUTO_REPLY, BOUNCE, DELAY, READ_RECEIPT, CALENDAR)
 NUDGE_ID_PREFIX = "<nudger."
 
 
+_PLAIN_DOMAIN = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+
+
 def nudge_message_id(account: str, outbound_id: str, stage: int, domain: str) -> str:
     """Our follow-up's Message-ID, derived, so that a second attempt finds the first."""
     digest = hashlib.sha256(f"{account}\0{outbound_id}\0{stage}".encode()).hexdigest()[:32]
-    return f"{NUDGE_ID_PREFIX}{digest}.s{stage}@{domain or 'nudger.invalid'}>"
+    if len(domain) > 253 or not _PLAIN_DOMAIN.fullmatch(domain):
+        domain = "nudger.invalid"  # a msg-id is plain ASCII, never encoded: nothing odd in it
+    return f"{NUDGE_ID_PREFIX}{digest}.s{stage}@{domain}>"
 
 _REPLY_PREFIX = re.compile(
     r"^\s*(?:(?:re|aw|sv|vs|antw|odp|res|r|rif|ynt|atb|vá|回复|回覆|答复|返信|fw|fwd|wg|tr|rv|i|enc|doorst)"
@@ -214,8 +219,16 @@ def normalise_message_id(value: str) -> str:
     return ids[0] if ids else ""
 
 
+# The ids of one References/In-Reply-To value that are kept: the first (the thread's
+# root) and the last ones (the nearest ancestors, the parent last). RFC 5537 trims a long
+# References the same way (never the first, never the last three); a hundred links a
+# message to its thread as surely as 200,000 and keeps each message's links small.
+MAX_IDS = 100
+
+
 def message_ids(value: str, keep_case: bool = False) -> tuple[str, ...]:
-    """Every msg-id in a References/In-Reply-To value, in order, tolerant of junk between.
+    """Every msg-id in a References/In-Reply-To value, in order, tolerant of junk between;
+    at most MAX_IDS of them: the first and the last MAX_IDS - 1.
 
     Matching uses the normalised form; ``keep_case`` gives the ids as written, which is
     what a reply must carry (some clients compare msg-ids byte for byte).
@@ -227,13 +240,13 @@ def message_ids(value: str, keep_case: bool = False) -> tuple[str, ...]:
     if not found:
         # Broken senders omit the brackets; a bare token with "@" is still an id.
         found = [t.strip("<>,;()") for t in value.split() if "@" in t]
-    result = []
+    result: dict[str, None] = {}  # ordered, and a membership test in constant time
     for token in found:
         local, at, domain = token.rpartition("@")
         norm = f"<{local}@{domain if keep_case else domain.lower()}>" if at and local else f"<{token}>"
-        if norm not in result:
-            result.append(norm)
-    return tuple(result)
+        result[norm] = None
+    ids = tuple(result)
+    return ids if len(ids) <= MAX_IDS else ids[:1] + ids[1 - MAX_IDS:]
 
 
 def _lower_domain(msgid: str) -> str:
@@ -262,24 +275,48 @@ def strip_reply_prefixes(subject: str) -> str:
     return _strip_prefixes(_ONLY_REPLY_PREFIX, subject)
 
 
+# Controls (C0, DEL, C1), line and paragraph separators, lone surrogates: never part of
+# a header's text. Tab and line breaks are folding, the rest is junk or an attack.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def without_controls(text: str) -> str:
+    """Text with every control character (CR, LF, NUL, tab ...) turned into a space, then
+    each run of white space made one space. Linear, whatever the input."""
+    if text.isprintable():  # the common case, at C speed
+        return text
+    spaced, count = _CONTROLS.subn(" ", text)
+    return " ".join(spaced.split()) if count else text  # (no-break spaces and such: kept)
+
+
+MAX_ENCODED = 20_000  # characters of a header with encoded words that are decoded
+
+
+def _decode_chunk(chunk: bytes | str, charset: str | None) -> str:
+    if isinstance(chunk, str):
+        return chunk
+    try:
+        return chunk.decode(charset or "ascii", "replace")
+    except LookupError:  # a charset Python does not know: UTF-8 is the best guess
+        return chunk.decode("utf-8", "replace")
+
+
 def _text(value: Any) -> str:
-    """A header value as text: RFC 2047 decoded, 8-bit bytes read as UTF-8 or Latin-1."""
+    """A header value as text: RFC 2047 decoded, 8-bit bytes read as UTF-8 or Latin-1,
+    control characters (a decoded =0D=0A too) turned into spaces."""
     if value is None:
         return ""
     if isinstance(value, email.header.Header):
         value = str(value)
     raw = _text_raw(value)
     if "=?" not in raw:  # no encoded words: nothing to decode
-        return re.sub(r"\s*[\r\n]+\s*", " ", raw).strip() if "\n" in raw else raw.strip()
-    try:
-        parts = email.header.decode_header(raw)
-        decoded = "".join(
-            chunk.decode(charset or "ascii", "replace") if isinstance(chunk, bytes) else chunk
-            for chunk, charset in parts
-        )
+        return without_controls(raw).strip()
+    try:  # (decode_header's time grows with the square of the words: enough for any field)
+        chunks = email.header.decode_header(raw[:MAX_ENCODED])
+        decoded = "".join(_decode_chunk(c, cs) for c, cs in chunks)
     except (LookupError, ValueError, AssertionError, email.errors.HeaderParseError):
         decoded = raw
-    return re.sub(r"\s*[\r\n]+\s*", " ", decoded).strip()
+    return without_controls(decoded).strip()
 
 
 _HEADER_FIELD = re.compile(rb"^([^:\s]+)[ \t]*:(.*(?:\n[ \t].*)*)", re.MULTILINE)
@@ -337,12 +374,14 @@ def _addresses(msg: Headers, name: str) -> tuple[Addr, ...]:
     values = msg.index.get(name)
     if not values:
         return ()
-    if len(values) == 1:
+    # (Only short values: on a long run of spaces the regex backtracks in quadratic time.)
+    if len(values) == 1 and len(values[0]) < 500:
         simple = _SIMPLE_ADDRESS.match(values[0])
         if simple:  # the common case, without the general (slow) address parser
             display, address = simple.group(1) or "", simple.group(2) or simple.group(3)
             local, _, domain = address.rpartition("@")
-            return (Addr(display.strip(), f"{local}@{domain}".lower()),)
+            # (a folded display name keeps its line break here: unfolded like any text)
+            return (Addr(without_controls(display).strip(), f"{local}@{domain}".lower()),)
     result = []
     for display, address in email.utils.getaddresses(values):
         address = address.strip()

@@ -243,6 +243,8 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
     if listed:
         return Verdict(EXCLUDED, "mailing-list thread (List-Id/List-Post)", latest)
     others = [a for a in latest.recipients if not is_identity(a.email)]
+    if not latest.recipients:  # (none, or none with a readable address: both are dropped)
+        return Verdict(EXCLUDED, "no recipient address nudger can read (To, Cc)", latest)
     if not others:
         return Verdict(EXCLUDED, "note to self: every recipient is you", latest)
     lists = [a.email for a in others if looks_like_list(a.email)]
