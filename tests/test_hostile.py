@@ -91,7 +91,7 @@ def test_a_recipient_without_a_valid_address_is_left_out_with_a_note() -> None:
 def test_an_unreadable_recipient_is_not_called_a_note_to_self() -> None:
     for to in (b"undisclosed-recipients:;", b"Bob"):
         record = parse_record(outbound(to=to), folder="Sent", uid=1)
-        [thread] = build_threads([record])
+        [thread] = build_threads([record], sent="Sent")
         verdict = judge(thread, lambda a: a == ME)
         assert verdict.status == "excluded"
         assert verdict.reason.startswith("no recipient address nudger can read"), verdict.reason
