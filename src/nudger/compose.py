@@ -22,6 +22,7 @@ from nudger.mailfacts import (
     nudge_message_id,
     strip_reply_prefixes,
 )
+from nudger.stamp import stamp
 
 # CRLF for IMAP, and no folding: the default policy RFC 2047-encodes long msg-ids in
 # References, which breaks threading in Outlook/Exchange.
@@ -115,4 +116,4 @@ def compose_nudge(d: DraftInput) -> EmailMessage:
 
 
 def to_bytes(msg: EmailMessage) -> bytes:
-    return msg.as_bytes(policy=WIRE_POLICY)
+    return stamp(msg.as_bytes(policy=WIRE_POLICY))  # a found draft proves itself untouched

@@ -36,6 +36,7 @@ from nudger.passwords import read_password
 from nudger.report import print_cycle, print_json
 from nudger.sdnotify import notify, watchdog_interval
 from nudger.state import State, StateLocked, lock_state_dir
+from nudger.statefile import translate
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ def _lock(config: Config) -> int:
         return lock_state_dir(config.daemon.state_dir)
     except StateLocked as exc:
         raise TemporaryError(str(exc)) from None
+    except OSError as exc:  # a read-only or full disk: say which, with its exit status
+        raise translate(exc, config.daemon.state_dir) from exc
 
 
 class _Progress:
@@ -82,7 +85,12 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
     ones that changed (wanted for previews: --dry-run, --now)."""
     lock = None if dry_run else _lock(config)
     worst = EX_OK
-    state = State.open(config.daemon.state_dir)
+    try:
+        state = State.open(config.daemon.state_dir)
+    except BaseException:
+        if lock is not None:
+            os.close(lock)
+        raise
     try:
         for account in config.accounts:
             work = state.scratch_copy() if dry_run else state

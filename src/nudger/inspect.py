@@ -11,7 +11,7 @@ from rich.table import Table
 
 from nudger.config import Account, Config
 from nudger.engine import threads_of
-from nudger.errors import EX_OK, NudgerError
+from nudger.errors import EX_OK, NudgerError, StateCorrupt
 from nudger.mailfacts import HUMAN, normalise_message_id
 from nudger.plan import Decision, Ledger, decide
 from nudger.report import line
@@ -41,7 +41,12 @@ def _threads(state: State, account: Account, now: datetime,
 def _open(config: Config) -> State:
     if not (config.daemon.state_dir / "state.sqlite3").exists():
         raise NudgerError(f"no state in {config.daemon.state_dir} yet: run `nudger run --once` first")
-    return State.open(config.daemon.state_dir)
+    # Read-only, never renamed even when damaged: these commands cannot rebuild it.
+    try:
+        return State.open_for_reading(config.daemon.state_dir)
+    except StateCorrupt as exc:
+        raise StateCorrupt(f"{exc}: run `nudger run --once` to set it aside and rebuild it "
+                           "from the server") from None
 
 
 def _shown(d: Decision) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -16,9 +17,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
+from nudger.errors import StateCorrupt, StateError, StateTooNew
 from nudger.mailfacts import MessageRecord, record_key
 from nudger.plan import LedgerEntry
+from nudger.statefile import (
+    FILE_NAME,
+    check_writable,
+    is_corrupt,
+    reading_uri,
+    set_aside,
+    translate,
+    writable,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2  # PRAGMA user_version; 1 is the state of nudger 0.x before it had one
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS folders (
@@ -88,17 +104,87 @@ def lock_state_dir(state_dir: Path) -> int:
 
 
 class State:
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
+    def __init__(self, conn: sqlite3.Connection, path: Path | None = None, readonly: bool = False):
+        self.conn, self.path = conn, path
+        try:
+            self._prepare(readonly)
+        except BaseException:
+            conn.close()
+            raise
+
+    def _prepare(self, readonly: bool) -> None:
+        """Check the schema version; create or migrate (unless only reading)."""
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StateTooNew(
+                f"{self.path or 'the state'}: written by a newer nudger (state schema {version}; "
+                f"this nudger knows schema {SCHEMA_VERSION} and older): upgrade nudger, or move "
+                "the file away and `nudger run --once` rebuilds it from the server")
+        if self.path is not None and (problem := is_corrupt(self.conn)):
+            raise StateCorrupt(f"{self.path}: the state file is damaged ({problem})")
+        if version == SCHEMA_VERSION:
+            return
+        tables = self.conn.execute("SELECT count(*) FROM sqlite_master WHERE name='nudges'")
+        if readonly:
+            if not tables.fetchone()[0]:
+                raise StateCorrupt(f"{self.path}: the state file is empty")
+            return  # schema 1 reads as it is
+        # Schema 1 (no version) -> 2: no table changes; 2 stamps the version, and the ledger
+        # may hold "appending" rows (a text value). The Trash is searched once (meta).
         self.conn.executescript(SCHEMA)
+        self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @classmethod
     def open(cls, state_dir: Path) -> State:
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        conn = sqlite3.connect(state_dir / "state.sqlite3", timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        return cls(conn)
+        """The state for a run: written, and a damaged file is set aside and rebuilt."""
+        path = state_dir / FILE_NAME
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise translate(exc, state_dir) from exc
+        check_writable(path)
+        try:
+            return cls._connect(path)
+        except StateCorrupt as exc:
+            aside = set_aside(path)
+            log.warning("%s; set it aside as %s and rebuilding the state from the server", exc,
+                        aside.name)
+        return cls._connect(path)
+
+    @classmethod
+    def _connect(cls, path: Path) -> State:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            return cls(conn, path)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise translate(exc, path) from exc
+
+    @classmethod
+    def open_for_reading(cls, state_dir: Path) -> State:
+        """The state for ``status``/``explain``: they never write it, never rename it (they
+        cannot rebuild it: they never connect), and create nothing beside a file that is
+        not theirs to write."""
+        path = state_dir / FILE_NAME
+        ok = writable(path)
+        try:
+            conn = sqlite3.connect(reading_uri(path) if not ok else f"file:{quote(str(path))}?mode=ro",
+                                   uri=True, timeout=30, isolation_level=None)
+            return cls(conn, path, readonly=True)
+        except sqlite3.Error as exc:
+            raise translate(exc, path) from exc
+
+    def rebuild(self, problem: StateError) -> None:
+        """Set a file found damaged mid-cycle aside and start again from an empty state."""
+        assert self.path is not None
+        self.conn.close()
+        aside = set_aside(self.path)
+        log.warning("%s; set it aside as %s and rebuilding the state from the server", problem,
+                    aside.name)
+        fresh = self._connect(self.path)
+        self.conn = fresh.conn
 
     @classmethod
     def memory(cls) -> State:
@@ -350,6 +436,20 @@ class State:
              entry.fate, entry.appended_at.isoformat(),
              entry.fate_at.isoformat() if entry.fate_at else None, entry.folder, entry.uid,
              entry.digest))
+
+    def forget_nudge(self, nudge_id: str) -> None:
+        self.conn.execute("DELETE FROM nudges WHERE nudge_id=?", (nudge_id,))
+
+    def has_fate(self, account: str, fate: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM nudges WHERE account=? AND fate=? LIMIT 1",
+                                 (account, fate)).fetchone() is not None
+
+    def nudges_in(self, account: str, folder: str) -> list[MessageRecord]:
+        """The records of a folder whose Message-ID is one of ours (a range of the index)."""
+        rows = self.conn.execute(
+            "SELECT folder, record FROM messages WHERE account=? AND message_id >= '<nudger.' "
+            "AND message_id < '<nudger/'", (account,))
+        return [_load(rec) for where, rec in rows if where == folder]
 
     def set_fate(self, nudge_id: str, fate: str, when: datetime) -> None:
         self.conn.execute("UPDATE nudges SET fate=?, fate_at=? WHERE nudge_id=?",
