@@ -203,6 +203,18 @@ def test_a_damaged_state_is_set_aside_and_rebuilt_with_one_warning(box: Box, tmp
     assert "damaged" not in box.last_err and len(box.drafts()) == 1
 
 
+def test_a_dry_run_on_a_damaged_state_changes_nothing(box: Box, tmp_path: Path) -> None:
+    sent(box, "g1@example.com", "Dry", 6)
+    box.run()
+    _garbage(state_file(tmp_path))
+    before = state_file(tmp_path).read_bytes()
+    box.run("--dry-run")
+    assert box.last_code == 1 and "internal error" not in box.last_err
+    assert "the state file is damaged" in box.last_err and "nudger run --once" in box.last_err
+    assert not list((tmp_path / "state").glob("*corrupt*"))
+    assert state_file(tmp_path).read_bytes() == before
+
+
 def test_a_state_from_a_newer_nudger_is_refused_with_a_sentence(box: Box, tmp_path: Path) -> None:
     sent(box, "n1@example.com", "Newer", 6)
     box.run()

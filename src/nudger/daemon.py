@@ -86,7 +86,7 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
     lock = None if dry_run else _lock(config)
     worst = EX_OK
     try:
-        state = State.open(config.daemon.state_dir)
+        state = State.open(config.daemon.state_dir, rebuild=not dry_run)
     except BaseException:
         if lock is not None:
             os.close(lock)

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from nudger.config import Account, Config
 from nudger.engine import threads_of
-from nudger.errors import EX_OK, NudgerError, StateCorrupt
+from nudger.errors import EX_OK, NudgerError
 from nudger.mailfacts import HUMAN, normalise_message_id
 from nudger.plan import Decision, Ledger, decide
 from nudger.report import line
@@ -42,11 +42,7 @@ def _open(config: Config) -> State:
     if not (config.daemon.state_dir / "state.sqlite3").exists():
         raise NudgerError(f"no state in {config.daemon.state_dir} yet: run `nudger run --once` first")
     # Read-only, never renamed even when damaged: these commands cannot rebuild it.
-    try:
-        return State.open_for_reading(config.daemon.state_dir)
-    except StateCorrupt as exc:
-        raise StateCorrupt(f"{exc}: run `nudger run --once` to set it aside and rebuild it "
-                           "from the server") from None
+    return State.open_for_reading(config.daemon.state_dir)
 
 
 def _shown(d: Decision) -> bool:

@@ -19,13 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from nudger.errors import StateCorrupt, StateError, StateTooNew
+from nudger.errors import StateCorrupt, StateError
 from nudger.mailfacts import MessageRecord, record_key
 from nudger.plan import LedgerEntry
 from nudger.statefile import (
     FILE_NAME,
+    REBUILD_HINT,
     check_writable,
-    is_corrupt,
+    prepare,
     reading_uri,
     set_aside,
     translate,
@@ -34,7 +35,6 @@ from nudger.statefile import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # PRAGMA user_version; 1 is the state of nudger 0.x before it had one
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS folders (
@@ -107,36 +107,15 @@ class State:
     def __init__(self, conn: sqlite3.Connection, path: Path | None = None, readonly: bool = False):
         self.conn, self.path = conn, path
         try:
-            self._prepare(readonly)
+            prepare(conn, path, SCHEMA, readonly)
         except BaseException:
             conn.close()
             raise
 
-    def _prepare(self, readonly: bool) -> None:
-        """Check the schema version; create or migrate (unless only reading)."""
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StateTooNew(
-                f"{self.path or 'the state'}: written by a newer nudger (state schema {version}; "
-                f"this nudger knows schema {SCHEMA_VERSION} and older): upgrade nudger, or move "
-                "the file away and `nudger run --once` rebuilds it from the server")
-        if self.path is not None and (problem := is_corrupt(self.conn)):
-            raise StateCorrupt(f"{self.path}: the state file is damaged ({problem})")
-        if version == SCHEMA_VERSION:
-            return
-        tables = self.conn.execute("SELECT count(*) FROM sqlite_master WHERE name='nudges'")
-        if readonly:
-            if not tables.fetchone()[0]:
-                raise StateCorrupt(f"{self.path}: the state file is empty")
-            return  # schema 1 reads as it is
-        # Schema 1 (no version) -> 2: no table changes; 2 stamps the version, and the ledger
-        # may hold "appending" rows (a text value). The Trash is searched once (meta).
-        self.conn.executescript(SCHEMA)
-        self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-
     @classmethod
-    def open(cls, state_dir: Path) -> State:
-        """The state for a run: written, and a damaged file is set aside and rebuilt."""
+    def open(cls, state_dir: Path, rebuild: bool = True) -> State:
+        """The state for a run: written, and a damaged file is set aside and rebuilt
+        (unless not ``rebuild``: a dry run changes nothing, so it stops there)."""
         path = state_dir / FILE_NAME
         try:
             state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -146,6 +125,8 @@ class State:
         try:
             return cls._connect(path)
         except StateCorrupt as exc:
+            if not rebuild:
+                raise StateCorrupt(f"{exc}: {REBUILD_HINT}") from None
             aside = set_aside(path)
             log.warning("%s; set it aside as %s and rebuilding the state from the server", exc,
                         aside.name)
@@ -168,13 +149,15 @@ class State:
         cannot rebuild it: they never connect), and create nothing beside a file that is
         not theirs to write."""
         path = state_dir / FILE_NAME
-        ok = writable(path)
+        uri = f"file:{quote(str(path))}?mode=ro" if writable(path) else reading_uri(path)
         try:
-            conn = sqlite3.connect(reading_uri(path) if not ok else f"file:{quote(str(path))}?mode=ro",
-                                   uri=True, timeout=30, isolation_level=None)
-            return cls(conn, path, readonly=True)
-        except sqlite3.Error as exc:
-            raise translate(exc, path) from exc
+            return cls(sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None), path,
+                       readonly=True)
+        except (sqlite3.Error, StateCorrupt) as exc:
+            problem = exc if isinstance(exc, StateError) else translate(exc, path)
+            if isinstance(problem, StateCorrupt):
+                raise StateCorrupt(f"{problem}: {REBUILD_HINT}") from None
+            raise problem from exc
 
     def rebuild(self, problem: StateError) -> None:
         """Set a file found damaged mid-cycle aside and start again from an empty state."""

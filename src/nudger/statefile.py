@@ -20,9 +20,12 @@ from nudger.errors import (
     StateError,
     StateFull,
     StateReadOnly,
+    StateTooNew,
 )
 
 FILE_NAME = "state.sqlite3"
+SCHEMA_VERSION = 2  # PRAGMA user_version; 1 is the state of nudger 0.x, before it had one
+REBUILD_HINT = "run `nudger run --once` to set it aside and rebuild it from the server"
 SIDECARS = ("-wal", "-shm")  # SQLite's write-ahead log and its index, beside the file
 
 # SQLite's primary result codes (extended codes keep them in the low byte).
@@ -125,3 +128,25 @@ def is_corrupt(conn: sqlite3.Connection) -> str | None:
         return None
     found = " ".join(" ".join(rows).replace("*** in database main ***", "").split())
     return found[:120] + ("..." if len(found) > 120 else "")
+
+
+def prepare(conn: sqlite3.Connection, path: Path | None, schema: str, readonly: bool) -> None:
+    """Check the file's schema version and soundness; create or migrate it unless reading."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StateTooNew(
+            f"{path or 'the state'}: written by a newer nudger (state schema {version}; this "
+            f"nudger knows schema {SCHEMA_VERSION} and older): upgrade nudger, or move the file "
+            "away and `nudger run --once` rebuilds it from the server")
+    if path is not None and (problem := is_corrupt(conn)):
+        raise StateCorrupt(f"{path}: the state file is damaged ({problem})")
+    if version == SCHEMA_VERSION:
+        return
+    if readonly:
+        if not conn.execute("SELECT count(*) FROM sqlite_master WHERE name='nudges'").fetchone()[0]:
+            raise StateCorrupt(f"{path}: the state file is empty")
+        return  # schema 1 reads as it is
+    # Schema 1 (no version) -> 2: no table changes. 2 stamps the version; its ledger may hold
+    # "appending" rows (a text value), and Trash is searched once per state (a meta row).
+    conn.executescript(schema)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
