@@ -370,3 +370,28 @@ def test_a_state_damaged_while_open_is_set_aside_mid_cycle(tmp_path: Path,
     assert len(list((tmp_path / "state").glob("state.sqlite3.corrupt-*"))) == 1
     # Rebuilt: its own untouched draft found again, and withdrawn for the reply.
     assert len(result.withdrawn) == 1 and mailbox.messages("Drafts") == {}
+
+
+def test_both_mailboxes_find_the_same_marked_messages(box: Box) -> None:
+    """The Trash search, against the memory twin and against Dovecot: the same answer."""
+    from nudger.config import load_config
+    from nudger.imap import connect
+    from nudger.mailbox import MemoryMailbox
+
+    messages = [
+        message("<nudger.0123abcd.s1@example.com>", subject="ours by id"),
+        message("plain@example.com", subject="ours by header", headers={"X-Nudger-For": "<x@y>"}),
+        message("other@example.com", subject="only mentions it",
+                references=["nudger.0123abcd.s1@example.com"]),
+        message("unrelated@example.com", subject="nudger. in the subject"),
+    ]
+    twin = MemoryMailbox()
+    for data in messages:
+        twin.add("Trash", data)
+    box.seed("Trash", *messages)
+    account = load_config(box.config).accounts[0]
+    imap = connect(account, box.dovecot.users[box.user])
+    try:
+        assert imap.find_marked("Trash") == twin.find_marked("Trash") == [1, 2]
+    finally:
+        imap.close()

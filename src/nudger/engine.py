@@ -36,7 +36,7 @@ from nudger.plan import (
     decide,
 )
 from nudger.state import Checkpoint, State
-from nudger.statefile import translate
+from nudger.statefile import NOT_THE_FILE, translate
 from nudger.sync import Progress, SyncCounts, read_records, sync_watched
 from nudger.text import text_of
 from nudger.threads import NO_NUDGE_KEYWORD, Thread, build_threads
@@ -90,6 +90,8 @@ def run_cycle(
     args = (config, account, mailbox, state, now, dry_run, progress, full)
     try:
         return _cycle(*args)
+    except NOT_THE_FILE:
+        raise
     except sqlite3.Error as exc:
         problem = translate(exc, state.path)
         if not isinstance(problem, StateCorrupt) or state.path is None or dry_run:
@@ -97,6 +99,8 @@ def run_cycle(
     state.rebuild(problem)
     try:
         return _cycle(*args)
+    except NOT_THE_FILE:
+        raise
     except sqlite3.Error as exc:
         raise translate(exc, state.path) from exc
 

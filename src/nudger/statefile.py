@@ -33,6 +33,8 @@ _CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 _FULL = {13}  # SQLITE_FULL
 _READ_ONLY = {3, 8, 14, 23}  # SQLITE_PERM, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_AUTH
 _BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
+# Misuse of the database, not trouble with the file: a bug, reported as one.
+NOT_THE_FILE = (sqlite3.ProgrammingError, sqlite3.IntegrityError, sqlite3.InterfaceError)
 _IOERR = 10  # a full disk shows as this when the -shm index cannot grow (IOERR_SHMSIZE)
 
 
