@@ -235,6 +235,10 @@ def test_a_state_without_a_version_is_migrated(box: Box, tmp_path: Path) -> None
     box.run()
     with contextlib.closing(sqlite3.connect(state_file(tmp_path))) as conn:
         conn.execute("PRAGMA user_version=0")  # as every state before versions
+    code, out, _ = box.cli("status", "--now", NOW.isoformat())  # read as it is, not migrated
+    assert code == 0 and "Old state" in out
+    with contextlib.closing(sqlite3.connect(state_file(tmp_path))) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
     assert by_subject(box.run(now=days_ago(-1)))["Old state"]["status"] == "drafted"
     assert box.last_code == 0
     with contextlib.closing(sqlite3.connect(state_file(tmp_path))) as conn:
