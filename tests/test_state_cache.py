@@ -342,38 +342,77 @@ def test_the_ledger_row_is_written_before_the_append(tmp_path: Path) -> None:
         assert [d.status for d in result.decisions] == ["drafted"]
 
 
-def test_a_state_damaged_while_open_is_set_aside_mid_cycle(tmp_path: Path,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
-    """A daemon runs for months: the file may be damaged under it, and the cycle that trips
-    over it starts again from an empty state instead of failing every cycle after."""
+def _open_cycle_setup(tmp_path: Path):  # type: ignore[no-untyped-def]
     from nudger.config import parse_config
-    from nudger.engine import run_cycle
     from nudger.mailbox import MemoryMailbox
-    from nudger.state import State
 
     config = parse_config(config_text(1, "me@example.com", tmp_path / "state").encode(),
                           tmp_path / "config.toml")
-    account = config.accounts[0]
     mailbox = MemoryMailbox()
     for i in range(200):  # a state of some pages
         mailbox.add("Sent", message(f"o{i}@example.com", subject=f"Open {i}", body="x" * 2000,
                                     date=days_ago(6 if i == 0 else 1)), ("\\Seen",), days_ago(1))
+    return config, config.accounts[0], mailbox
+
+
+def _answer(mailbox) -> None:  # type: ignore[no-untyped-def]
+    mailbox.add("INBOX", message("re-o0@client.example", sender="bob@client.example",
+                                 to="me@example.com", subject="Re: Open 0", date=days_ago(0.5),
+                                 reply_to="o0@example.com"))
+
+
+def _set_aside(tmp_path: Path) -> list[Path]:
+    return [p for p in (tmp_path / "state").glob("state.sqlite3.corrupt-*")
+            if not p.name.endswith(("-wal", "-shm"))]
+
+
+def test_a_state_damaged_while_open_is_set_aside_mid_cycle(tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """A daemon runs for months: the file may be damaged under it, and the cycle that trips
+    over it starts again from an empty state instead of failing every cycle after."""
+    from nudger.engine import run_cycle
+    from nudger.state import State
+
+    config, account, mailbox = _open_cycle_setup(tmp_path)
     state = State.open(tmp_path / "state")
     assert len(run_cycle(config, account, mailbox, state, NOW).written) == 1
     state.close()
     state = State.open(tmp_path / "state")  # sound when opened...
     state.conn.execute("PRAGMA cache_size=1")  # ...and its pages left the cache long ago
     _pages(state_file(tmp_path))
-    mailbox.add("INBOX", message("re-o0@client.example", sender="bob@client.example",
-                                 to="me@example.com", subject="Re: Open 0", date=days_ago(0.5),
-                                 reply_to="o0@example.com"))
+    _answer(mailbox)
     result = run_cycle(config, account, mailbox, state, NOW)
     state.close()
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "damaged" in warnings[0] and "set it aside" in warnings[0]
-    assert len(list((tmp_path / "state").glob("state.sqlite3.corrupt-*"))) == 1
+    assert len(_set_aside(tmp_path)) == 1
     # Rebuilt: its own untouched draft found again, and withdrawn for the reply.
     assert len(result.withdrawn) == 1 and mailbox.messages("Drafts") == {}
+
+
+def test_a_second_connection_to_a_damaged_state_does_not_set_the_new_one_aside(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The daemon has one connection per account: the first to trip over the damage sets
+    the file aside; the other opens the new file instead of renaming it too."""
+    from nudger.engine import run_cycle
+    from nudger.state import State
+
+    config, account, mailbox = _open_cycle_setup(tmp_path)
+    state = State.open(tmp_path / "state")
+    run_cycle(config, account, mailbox, state, NOW)
+    state.close()
+    first, second = State.open(tmp_path / "state"), State.open(tmp_path / "state")
+    for s in (first, second):
+        s.conn.execute("PRAGMA cache_size=1")
+    _pages(state_file(tmp_path))
+    _answer(mailbox)
+    assert len(run_cycle(config, account, mailbox, first, NOW).withdrawn) == 1
+    run_cycle(config, account, mailbox, second, NOW)
+    assert second.inode == first.inode == state_file(tmp_path).stat().st_ino  # the new file
+    first.close()
+    second.close()
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
+    assert len(_set_aside(tmp_path)) == 1
 
 
 def test_both_mailboxes_find_the_same_marked_messages(box: Box) -> None:

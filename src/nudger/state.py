@@ -103,9 +103,17 @@ def lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
 class State:
     def __init__(self, conn: sqlite3.Connection, path: Path | None = None, readonly: bool = False):
         self.conn, self.path = conn, path
+        self.inode = _inode(path) if path is not None else None  # which file we opened
         try:
             prepare(conn, path, SCHEMA, readonly)
         except BaseException:
@@ -160,14 +168,19 @@ class State:
             raise problem from exc
 
     def rebuild(self, problem: StateError) -> None:
-        """Set a file found damaged mid-cycle aside and start again from an empty state."""
+        """Set a file found damaged mid-cycle aside and start again from an empty state.
+
+        Another account's worker may have done so already (the daemon has one connection
+        per account): then the file at the path is a new one, and only needs opening.
+        """
         assert self.path is not None
         self.conn.close()
-        aside = set_aside(self.path)
-        log.warning("%s; set it aside as %s and rebuilding the state from the server", problem,
-                    aside.name)
+        if _inode(self.path) == self.inode:
+            aside = set_aside(self.path)
+            log.warning("%s; set it aside as %s and rebuilding the state from the server",
+                        problem, aside.name)
         fresh = self._connect(self.path)
-        self.conn = fresh.conn
+        self.conn, self.inode = fresh.conn, fresh.inode
 
     @classmethod
     def memory(cls) -> State:
