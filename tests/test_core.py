@@ -21,7 +21,7 @@ from nudger.state import State
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ["nudger.mailfacts", "nudger.threads", "nudger.rules", "nudger.plan", "nudger.compose",
-        "nudger.config", "nudger.durations", "nudger.errors"]
+        "nudger.config", "nudger.durations", "nudger.errors", "nudger.stamp"]
 
 
 def _imports(module: str) -> set[str]:

@@ -34,6 +34,7 @@ from nudger.mailfacts import (
     strip_reply_prefixes,
     without_controls,
 )
+from nudger.stamp import stamp
 
 # CRLF for IMAP, and no folding by the library: compose folds every value itself.
 WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
@@ -41,6 +42,7 @@ WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
 DRAFT_HEADERS = frozenset({
     "From", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
     "Thread-Topic", "X-Nudger-For", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
+    "X-Nudger-Digest",  # (added last, over all the others: see stamp.py)
 })  # fmt: skip
 GENERIC_LOCAL_PARTS = frozenset(
     "info sales contact support team hello office admin billing accounts help service "
@@ -228,7 +230,7 @@ def to_bytes(msg: EmailMessage) -> bytes:
             raise ComposeError(f"the draft would carry headers nudger did not write: {sorted(names)}")
     if any(len(line) > 998 for line in head.split(b"\r\n")):
         raise ComposeError("the draft would carry a header line over 998 characters")
-    return data
+    return stamp(data)  # a found draft proves itself untouched
 
 
 def draft_bytes(d: DraftInput, limit: int | None = None, notes: list[str] | None = None) -> bytes:

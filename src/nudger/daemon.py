@@ -37,6 +37,7 @@ from nudger.passwords import read_password
 from nudger.report import cycle_text, line, print_cycle, print_json, totals_text
 from nudger.sdnotify import notify, watchdog_interval
 from nudger.state import State, StateLocked, file_id, lock_is_current, lock_state_dir
+from nudger.statefile import translate
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ def _lock(config: Config) -> int:
         return lock_state_dir(config.daemon.state_dir)
     except StateLocked as exc:
         raise TemporaryError(str(exc)) from None
+    except OSError as exc:  # a read-only or full disk: say which, with its exit status
+        raise translate(exc, config.daemon.state_dir) from exc
 
 
 class _Home:
@@ -116,10 +119,15 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
     ones that changed (wanted for previews: --dry-run, --now)."""
     lock = None if dry_run else _lock(config)
     worst = EX_OK
-    if dry_run and not (config.daemon.state_dir / "state.sqlite3").exists():
-        state = State.memory()  # a dry run keeps nothing: no state file, not even an empty one
-    else:
-        state = State.open(config.daemon.state_dir)
+    try:
+        if dry_run and not (config.daemon.state_dir / "state.sqlite3").exists():
+            state = State.memory()  # a dry run keeps nothing: no state file, not even an empty one
+        else:
+            state = State.open(config.daemon.state_dir, rebuild=not dry_run)
+    except BaseException:
+        if lock is not None:
+            os.close(lock)
+        raise
     try:
         for account in config.accounts:
             work = state.scratch_copy() if dry_run else state

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
+import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
+from nudger.adopt import TRASH_CHECKED, adopt_found, search_trash
 from nudger.config import Account, Config
+from nudger.errors import StateCorrupt
 from nudger.mailbox import Layout, Mailbox, discover
 from nudger.mailfacts import Addr, MessageRecord
 from nudger.plan import (
+    APPENDING,
     CLOCK_SLACK,
     DISMISSED,
     DRAFTED,
@@ -33,6 +36,7 @@ from nudger.plan import (
     decide,
 )
 from nudger.state import Checkpoint, State
+from nudger.statefile import NOT_THE_FILE, translate
 from nudger.sync import Progress, SyncCounts, read_records, sync_watched
 from nudger.text import text_of
 from nudger.threads import NO_NUDGE_KEYWORD, Thread, build_threads
@@ -81,7 +85,31 @@ def run_cycle(
     full: bool = False,
 ) -> CycleResult:
     """Sync, decide, act. Only threads touched by new mail, whose time has come, or whose
-    draft changed are evaluated, unless ``full`` (or the rules changed)."""
+    draft changed are evaluated, unless ``full`` (or the rules changed).
+
+    A state file found damaged halfway is set aside and the cycle done again from an
+    empty state (the server rebuilds it); any other trouble with the file is a StateError.
+    """
+    args = (config, account, mailbox, state, now, dry_run, progress, full)
+    try:
+        return _cycle(*args)
+    except NOT_THE_FILE:
+        raise
+    except sqlite3.Error as exc:
+        problem = translate(exc, state.path)
+        if not isinstance(problem, StateCorrupt) or state.path is None or dry_run:
+            raise problem from exc
+    state.rebuild(problem)
+    try:
+        return _cycle(*args)
+    except NOT_THE_FILE:
+        raise
+    except sqlite3.Error as exc:
+        raise translate(exc, state.path) from exc
+
+
+def _cycle(config: Config, account: Account, mailbox: Mailbox, state: State, now: datetime,
+           dry_run: bool, progress: Progress | None, full: bool) -> CycleResult:
     result = CycleResult(account.name, timezone=account.timezone)
     layout = discover(mailbox.list_folders(), account.sent_folder, account.drafts_folder,
                       account.watch_folders)
@@ -93,9 +121,13 @@ def run_cycle(
     drafts_changed = _sync_drafts(account, mailbox, state, layout.drafts, now, counts)
     result.fetched, result.skipped = counts.fetched, counts.skipped
     before: dict[str, LedgerEntry] = {}
-    if touched or drafts_changed:
+    reconciled = bool(touched or drafts_changed or state.has_fate(account.name, APPENDING))
+    if reconciled:
         before = state.ledger(account.name)
-        _reconcile(account, state, layout, now)
+        _reconcile(account, mailbox, state, layout, now)
+    if state.meta(account.name, TRASH_CHECKED) is None:
+        # Before any draft this state does not know is written: what the user deleted.
+        full = search_trash(account, mailbox, state, layout, now) or full
 
     print_ = fingerprint(config, account)
     full = full or state.meta(account.name, "plan_fingerprint") != print_
@@ -104,9 +136,9 @@ def run_cycle(
     else:
         seeds = sorted(touched) + state.due_agenda(account.name, now)
     ledger = Ledger()
-    if full or seeds or drafts_changed:  # a quiet cycle decides nothing, so reads no ledger
+    if full or seeds or reconciled:  # a quiet cycle decides nothing, so reads no ledger
         ledger = Ledger(state.ledger(account.name).values())
-        if not full and (touched or drafts_changed):
+        if not full and reconciled:
             # Only the threads whose draft changed fate (or appeared): Drafts also moves
             # when we append, and one deleted draft must not re-report every other one.
             seeds += [e.outbound_id for e in ledger.entries.values() if before.get(e.nudge_id) != e]
@@ -250,25 +282,16 @@ def _sync_drafts(account: Account, mailbox: Mailbox, state: State, drafts: str,
     return True
 
 
-def _reconcile(account: Account, state: State, layout: Layout, now: datetime) -> None:
+def _reconcile(account: Account, mailbox: Mailbox, state: State, layout: Layout,
+               now: datetime) -> None:
     """Follow the fate of each draft we wrote: still there, edited, sent, or deleted unsent.
 
-    A draft of ours that the ledger does not know (state lost, or a crash between APPEND
-    and the ledger write) is adopted, so it is never written twice.
+    A follow-up of ours that the ledger does not know (state lost, or a crash between
+    APPEND and the ledger write) is adopted first, so it is never written twice.
     """
     known = state.ledger(account.name)
     drafts = state.records(account.name, layout.drafts)
-    for r in drafts:
-        stage = _nudge_stage(r.message_id)
-        if r.nudge_for and stage and r.message_id not in known:
-            adopted = LedgerEntry(r.message_id, account.name, r.nudge_for, r.nudge_for, stage,
-                                  EDITED, r.date, folder=layout.drafts, uid=r.uid)
-            with state.transaction():
-                state.record_nudge(adopted)
-            known[adopted.nudge_id] = adopted
-            # Adopted as "edited": we cannot prove it is untouched, so we never remove it.
-            log.info("%s: found our follow-up %s for %s in %s; recorded it", account.name, stage,
-                     r.nudge_for, layout.drafts)
+    adopt_found(account, mailbox, state, layout, known, drafts, now)
     for entry in [e for e in known.values() if e.fate in PENDING]:
         # Only what answers the followed-up message can be the sent follow-up, and only a
         # copy in Sent is the user's: a forged one in INBOX must not turn "deleted" into "sent".
@@ -300,11 +323,6 @@ def _fate(account: Account, entry: LedgerEntry, drafts: list[MessageRecord],
         for r in others
     )
     return SENT if sent else DISMISSED
-
-
-def _nudge_stage(message_id: str) -> int:
-    found = re.match(r"<nudger\.[0-9a-f]+\.s(\d+)@", message_id)
-    return int(found.group(1)) if found else 0
 
 
 # -- act ---------------------------------------------------------------------------------------
@@ -423,6 +441,10 @@ def _write_draft(config: Config, account: Account, mailbox: Mailbox, state: Stat
         return False
     for note in notes:
         log.warning("%s: follow-up %s: %s", where, action.stage, note)
+    # The ledger row first: a disk too full to record the draft stops us before the APPEND,
+    # and a stop between the two leaves "appending", which the next cycle resolves.
+    with state.transaction():
+        state.record_nudge(replace(entry, fate=APPENDING))
     uid = mailbox.append(layout.drafts, data, ("\\Draft", "\\Seen"), now)
     uid, digest = _after_append(account, mailbox, layout.drafts, entry, uid, data)
     with state.transaction():

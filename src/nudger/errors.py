@@ -51,3 +51,35 @@ class ServerConfigError(NudgerError):
     """The mailbox does not fit the configuration (e.g. no Drafts folder)."""
 
     exit_code = EX_CONFIG
+
+
+class StateError(NudgerError):
+    """The state file cannot be used as it is; the message names it and what is wrong."""
+
+
+class StateCorrupt(StateError):
+    """Not a database, or a damaged one: ``run`` sets it aside and rebuilds it from the server."""
+
+
+class StateReadOnly(StateError):
+    """The state file or its directory cannot be written (permissions, read-only disk)."""
+
+    exit_code = EX_NOPERM
+
+
+class StateFull(StateError):
+    """The disk is full: nothing was written that the state could not record; retry later."""
+
+    exit_code = EX_TEMPFAIL
+
+
+class StateBusy(StateError):
+    """Another process holds the database longer than we wait: retry later."""
+
+    exit_code = EX_TEMPFAIL
+
+
+class StateTooNew(StateError):
+    """Written by a newer nudger: this one must not guess what it means."""
+
+    exit_code = EX_CONFIG

@@ -346,6 +346,13 @@ class ImapMailbox:
                            ["HEADER", "Message-ID", message_id])
         return sorted(found)
 
+    def find_marked(self, folder: str) -> list[int]:
+        """Messages carrying one of nudger's marks (SEARCH HEADER is a substring match)."""
+        self._examine(folder)
+        found = self._call(f"searching {folder!r}", self.client.search,
+                           ["OR", "HEADER", "Message-ID", "<nudger.", "HEADER", "X-Nudger-For", ""])
+        return sorted(found)
+
     def append(self, folder: str, data: bytes, flags: Sequence[str], when: datetime) -> int | None:
         # \Draft and \Seen in the APPEND itself: adding \Draft later duplicates on some servers.
         answer = self._call(f"saving a draft in {folder!r}", self.client.append, folder, data,

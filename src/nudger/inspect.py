@@ -53,7 +53,8 @@ def _kept(config: Config) -> None:
 def _open(config: Config) -> State:
     if not (config.daemon.state_dir / "state.sqlite3").exists():
         raise NudgerError(f"no state in {config.daemon.state_dir} yet: run `nudger run --once` first")
-    return State.open(config.daemon.state_dir)
+    # Read-only, never renamed even when damaged: these commands cannot rebuild it.
+    return State.open_for_reading(config.daemon.state_dir)
 
 
 def _shown(d: Decision) -> bool:

@@ -61,6 +61,7 @@ class Mailbox(Protocol):
     def fetch_message(self, folder: str, uid: int, limit: int) -> bytes | None: ...
     def fetch_messages(self, folder: str, uids: Sequence[int], limit: int) -> dict[int, bytes]: ...
     def find_message_id(self, folder: str, message_id: str) -> list[int]: ...
+    def find_marked(self, folder: str) -> list[int]: ...
     def append(self, folder: str, data: bytes, flags: Sequence[str], when: datetime) -> int | None: ...
     def delete_own_draft(self, folder: str, uid: int, message_id: str) -> bool: ...
     def companion(self) -> Mailbox | None: ...
@@ -76,6 +77,9 @@ SENT_NAMES = ("Sent", "Sent Items", "Sent Messages", "Sent Mail", "[Gmail]/Sent 
               "Elementos enviados", "Posta inviata", "Verzonden items", "Skickat")
 DRAFTS_NAMES = ("Drafts", "[Gmail]/Drafts", "INBOX.Drafts", "INBOX/Drafts", "Draft",
                 "Entwürfe", "Brouillons", "Borradores", "Bozze", "Concepten", "Utkast")
+TRASH_NAMES = ("Trash", "Deleted Items", "Deleted Messages", "Deleted", "Bin", "[Gmail]/Trash",
+               "[Gmail]/Bin", "INBOX.Trash", "INBOX/Trash", "Papierkorb", "Gelöschte Elemente",
+               "Corbeille", "Éléments supprimés", "Papelera", "Cestino", "Prullenbak", "Papperskorgen")
 _SKIP_NAMES = re.compile(
     r"(^|[./])(trash|deleted( items| messages)?|bin|junk( e-?mail)?|spam|bulk mail|drafts?"
     r"|papierkorb|corbeille|papelera|cestino|prullenbak|outbox|templates)$",
@@ -89,6 +93,7 @@ class Layout:
     drafts: str
     watched: tuple[str, ...]  # includes sent
     how: dict[str, str] = field(default_factory=dict, compare=False)  # how each was found
+    trash: str | None = None  # searched for our deleted drafts only when the state is new
 
 
 def discover(
@@ -104,6 +109,15 @@ def discover(
     how: dict[str, str] = {}
 
     def pick(given: str | None, flag: str, candidates: Iterable[str], what: str, key: str) -> str:
+        found = find(given, flag, candidates, what, key)
+        if found is None:
+            raise ServerConfigError(
+                f"cannot find the {what} folder (no SPECIAL-USE {flag} and no usual name); "
+                f"set {key} (folders: {', '.join(sorted(names))})")
+        return found
+
+    def find(given: str | None, flag: str, candidates: Iterable[str], what: str,
+             key: str) -> str | None:
         if given:
             if given not in names:
                 raise ServerConfigError(
@@ -120,9 +134,7 @@ def discover(
             if candidate.lower() in lowered:
                 how[what] = "common name"
                 return lowered[candidate.lower()]
-        raise ServerConfigError(
-            f"cannot find the {what} folder (no SPECIAL-USE {flag} and no usual name); "
-            f"set {key} (folders: {', '.join(sorted(names))})")
+        return None
 
     sent_name = pick(sent, "\\Sent", SENT_NAMES, "sent", "sent_folder")
     drafts_name = pick(drafts, "\\Drafts", DRAFTS_NAMES, "drafts", "drafts_folder")
@@ -148,7 +160,10 @@ def discover(
             how["watched"] = "every folder but Drafts, Trash and Junk"
     # Sent first: a reply that lost its In-Reply-To is matched against what we sent.
     watched = [sent_name] + [w for w in watched if w != sent_name]
-    return Layout(sent_name, drafts_name, tuple(watched), how)
+    # No setting for it: a server without a Trash folder just has no deleted drafts to find.
+    trash = find(None, "\\Trash", TRASH_NAMES, "trash", "")
+    return Layout(sent_name, drafts_name, tuple(watched), how,
+                  trash if trash not in (sent_name, drafts_name) else None)
 
 
 # -- the in-memory twin -------------------------------------------------------------------------
@@ -238,6 +253,16 @@ class MemoryMailbox:
         for uid, m in self.folders[folder].messages.items():
             header = BytesHeaderParser().parsebytes(m.data)  # compat32
             if normalise_message_id(str(header.get("Message-ID", ""))) == wanted:
+                found.append(uid)
+        return found
+
+    def find_marked(self, folder: str) -> list[int]:
+        """Messages carrying one of nudger's marks: its Message-ID or X-Nudger-For."""
+        found = []
+        for uid, m in self.folders[folder].messages.items():
+            header = BytesHeaderParser().parsebytes(m.data)  # compat32
+            if ("<nudger." in str(header.get("Message-ID", "")).lower()
+                    or header.get("X-Nudger-For") is not None):
                 found.append(uid)
         return found
 

@@ -23,6 +23,7 @@ EDITED = "edited"  # the user changed it: never touched again by us
 DISMISSED = "dismissed"  # deleted unsent: the thread is not nudged again
 SENT = "sent"  # it went out; the next stage is timed from it
 WITHDRAWN = "withdrawn"  # a reply came before the user touched it; we removed it
+APPENDING = "appending"  # recorded before the APPEND; the next cycle finds how it ended
 PENDING = (DRAFTED, EDITED)
 CLOCK_SLACK = timedelta(minutes=5)  # a sent copy's Date may be a little before our APPEND
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -16,9 +17,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
+from nudger.errors import StateCorrupt, StateError
 from nudger.mailfacts import MessageRecord, record_key
 from nudger.plan import LedgerEntry
+from nudger.statefile import (
+    FILE_NAME,
+    REBUILD_HINT,
+    check_writable,
+    prepare,
+    reading_uri,
+    set_aside,
+    translate,
+    writable,
+)
+
+log = logging.getLogger(__name__)
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS folders (
@@ -113,18 +129,84 @@ def lock_is_current(state_dir: Path, fd: int) -> bool:
     return file_id(state_dir / "lock") == (held.st_dev, held.st_ino)
 
 
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
 class State:
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-        self.conn.executescript(SCHEMA)
+    def __init__(self, conn: sqlite3.Connection, path: Path | None = None, readonly: bool = False):
+        self.conn, self.path = conn, path
+        self.inode = _inode(path) if path is not None else None  # which file we opened
+        try:
+            prepare(conn, path, SCHEMA, readonly)
+        except BaseException:
+            conn.close()
+            raise
 
     @classmethod
-    def open(cls, state_dir: Path) -> State:
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        conn = sqlite3.connect(state_dir / "state.sqlite3", timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        return cls(conn)
+    def open(cls, state_dir: Path, rebuild: bool = True) -> State:
+        """The state for a run: written, and a damaged file is set aside and rebuilt
+        (unless not ``rebuild``: a dry run changes nothing, so it stops there)."""
+        path = state_dir / FILE_NAME
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise translate(exc, state_dir) from exc
+        check_writable(path)
+        try:
+            return cls._connect(path)
+        except StateCorrupt as exc:
+            if not rebuild:
+                raise StateCorrupt(f"{exc}: {REBUILD_HINT}") from None
+            aside = set_aside(path)
+            log.warning("%s; set it aside as %s and rebuilding the state from the server", exc,
+                        aside.name)
+        return cls._connect(path)
+
+    @classmethod
+    def _connect(cls, path: Path) -> State:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            return cls(conn, path)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise translate(exc, path) from exc
+
+    @classmethod
+    def open_for_reading(cls, state_dir: Path) -> State:
+        """The state for ``status``/``explain``: they never write it, never rename it (they
+        cannot rebuild it: they never connect), and create nothing beside a file that is
+        not theirs to write."""
+        path = state_dir / FILE_NAME
+        uri = f"file:{quote(str(path))}?mode=ro" if writable(path) else reading_uri(path)
+        try:
+            return cls(sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None), path,
+                       readonly=True)
+        except (sqlite3.Error, StateCorrupt) as exc:
+            problem = exc if isinstance(exc, StateError) else translate(exc, path)
+            if isinstance(problem, StateCorrupt):
+                raise StateCorrupt(f"{problem}: {REBUILD_HINT}") from None
+            raise problem from exc
+
+    def rebuild(self, problem: StateError) -> None:
+        """Set a file found damaged mid-cycle aside and start again from an empty state.
+
+        Another account's worker may have done so already (the daemon has one connection
+        per account): then the file at the path is a new one, and only needs opening.
+        """
+        assert self.path is not None
+        self.conn.close()
+        if _inode(self.path) == self.inode:
+            aside = set_aside(self.path)
+            log.warning("%s; set it aside as %s and rebuilding the state from the server",
+                        problem, aside.name)
+        fresh = self._connect(self.path)
+        self.conn, self.inode = fresh.conn, fresh.inode
 
     @classmethod
     def memory(cls) -> State:
@@ -393,6 +475,20 @@ class State:
              entry.fate, entry.appended_at.isoformat(),
              entry.fate_at.isoformat() if entry.fate_at else None, entry.folder, entry.uid,
              entry.digest))
+
+    def forget_nudge(self, nudge_id: str) -> None:
+        self.conn.execute("DELETE FROM nudges WHERE nudge_id=?", (nudge_id,))
+
+    def has_fate(self, account: str, fate: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM nudges WHERE account=? AND fate=? LIMIT 1",
+                                 (account, fate)).fetchone() is not None
+
+    def nudges_in(self, account: str, folder: str) -> list[MessageRecord]:
+        """The records of a folder whose Message-ID is one of ours (a range of the index)."""
+        rows = self.conn.execute(
+            "SELECT folder, record FROM messages WHERE account=? AND message_id >= '<nudger.' "
+            "AND message_id < '<nudger/'", (account,))
+        return [_load(rec) for where, rec in rows if where == folder]
 
     def set_fate(self, nudge_id: str, fate: str, when: datetime) -> None:
         self.conn.execute("UPDATE nudges SET fate=?, fate_at=? WHERE nudge_id=?",

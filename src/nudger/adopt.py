@@ -1,0 +1,139 @@
+"""The state is a cache of the server: rebuild the ledger of our drafts from what it shows.
+
+A follow-up the ledger does not know (the state was lost or set aside, or a crash came
+between APPEND and the ledger write) is found by its derived Message-ID and adopted:
+
+- in Sent: the user sent it; the next stage is timed from it;
+- in Drafts: ours and untouched if the digest stamped into it still matches (so a reply
+  withdraws it), else the user's (edited: never removed);
+- in Trash: the user deleted it: the thread is dismissed. Trash is not watched; it is
+  searched once per state, before the first draft is written, so a lost state never
+  nudges a thread the user dismissed.
+
+nudger's marks are believed only there (Drafts, Sent, Trash): a copy elsewhere may be a
+forward or a quote. An id must also be the one derived from the message it follows up,
+for this account: a copy of someone else's nudger is not ours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import replace
+from datetime import datetime
+
+from nudger.config import Account
+from nudger.mailbox import Layout, Mailbox
+from nudger.mailfacts import MessageRecord, nudge_message_id, parse_record
+from nudger.plan import APPENDING, DISMISSED, DRAFTED, EDITED, SENT, LedgerEntry
+from nudger.stamp import untouched
+from nudger.state import State
+
+log = logging.getLogger(__name__)
+
+BODY_LIMIT = 2 * 1024 * 1024  # as much of a draft as we write (its quote is cut there)
+TRASH_CHECKED = "trash_checked"  # meta: when Trash was searched for this state
+_HOW = {SENT: "sent by you", DRAFTED: "untouched in Drafts", EDITED: "in Drafts, changed by you",
+        DISMISSED: "deleted unsent (in Trash): thread dismissed"}
+
+
+def nudge_stage(message_id: str) -> int:
+    found = re.match(r"<nudger\.[0-9a-f]+\.s(\d+)@", message_id)
+    return int(found.group(1)) if found else 0
+
+
+def followed_up(account: Account, record: MessageRecord) -> tuple[str, int] | None:
+    """(the Message-ID it follows up, its stage) if ``record`` is a follow-up of this account."""
+    stage = nudge_stage(record.message_id)
+    if not stage:
+        return None
+    domain = record.message_id.rpartition("@")[2].rstrip(">")
+    for outbound in (record.nudge_for, *record.in_reply_to):
+        if outbound and nudge_message_id(account.name, outbound, stage, domain) == record.message_id:
+            return outbound, stage
+    return None
+
+
+def _entry(account: Account, record: MessageRecord, fate: str, folder: str,
+           known: dict[str, LedgerEntry]) -> LedgerEntry | None:
+    """A ledger entry for ``record`` if it is ours and the ledger does not know it yet (or
+    knows only that we were about to append it)."""
+    before = known.get(record.message_id)
+    if before is not None and before.fate != APPENDING:
+        return None
+    found = followed_up(account, record)
+    if found is None:
+        return None
+    outbound, stage = found
+    return LedgerEntry(record.message_id, account.name, outbound,
+                       before.thread_key if before else outbound, stage, fate,
+                       before.appended_at if before else record.date,
+                       record.date if fate == SENT else None, folder=folder, uid=record.uid)
+
+
+def adopt_found(account: Account, mailbox: Mailbox, state: State, layout: Layout,
+                known: dict[str, LedgerEntry], drafts: list[MessageRecord], now: datetime) -> None:
+    """Record the follow-ups found in Sent and Drafts that the ledger does not know;
+    resolve the ones left "appending" by a cycle that stopped. Updates ``known``."""
+    adopted = [e for r in state.nudges_in(account.name, layout.sent)
+               if (e := _entry(account, r, SENT, layout.sent, known)) is not None]
+    seen = {e.nudge_id for e in adopted}
+    found = [(r, e) for r in drafts if r.message_id not in seen
+             and (e := _entry(account, r, DRAFTED, layout.drafts, known)) is not None]
+    bodies = mailbox.fetch_messages(layout.drafts, [r.uid for r, _ in found], BODY_LIMIT) if found else {}
+    for r, entry in found:
+        if r.message_id in seen:
+            continue  # a second copy: _fate calls that edited
+        seen.add(r.message_id)
+        data = bodies.get(r.uid)
+        if data is not None and untouched(data):
+            adopted.append(replace(entry, digest=hashlib.sha256(data).hexdigest()))
+        else:  # unstamped (an older nudger) or changed: the user's, never removed
+            adopted.append(replace(entry, fate=EDITED))
+    left = [e for e in known.values() if e.fate == APPENDING and e.nudge_id not in seen]
+    gone = []
+    for entry in left:
+        if layout.trash and mailbox.find_message_id(layout.trash, entry.nudge_id):
+            adopted.append(replace(entry, fate=DISMISSED, fate_at=now))
+        else:
+            gone.append(entry)  # the APPEND never happened: it is written when due
+    with state.transaction():
+        for entry in adopted:
+            state.record_nudge(entry)
+        for entry in gone:
+            state.forget_nudge(entry.nudge_id)
+    for entry in gone:
+        del known[entry.nudge_id]
+    for entry in adopted:
+        known[entry.nudge_id] = entry
+        log.info("%s: found our follow-up %s for %s: %s; recorded it", account.name, entry.stage,
+                 entry.outbound_id, _HOW[entry.fate])
+
+
+def search_trash(account: Account, mailbox: Mailbox, state: State, layout: Layout,
+                 now: datetime) -> bool:
+    """Once per state: the follow-ups the user deleted unsent, which the ledger does not
+    know, dismiss their threads. True when one was recorded (the plan must be redone)."""
+    adopted: list[LedgerEntry] = []
+    if layout.trash:
+        known = state.ledger(account.name)
+        uids = mailbox.find_marked(layout.trash)
+        headers = list(mailbox.fetch_headers(layout.trash, uids)) if uids else []
+        for item in headers:
+            try:
+                record = parse_record(item.header, folder=layout.trash, uid=item.uid,
+                                      internaldate=item.internaldate)
+            except Exception:  # noqa: BLE001 - a broken message in Trash is not ours to judge
+                continue
+            entry = _entry(account, record, DISMISSED, layout.trash, known)
+            if entry is not None and entry.nudge_id not in {e.nudge_id for e in adopted}:
+                adopted.append(replace(entry, fate_at=now, uid=None))
+    with state.transaction():
+        for entry in adopted:
+            state.record_nudge(entry)
+        state.set_meta(account.name, TRASH_CHECKED, now.isoformat())
+    for entry in adopted:
+        log.info("%s: found our follow-up %s for %s: %s; recorded it", account.name, entry.stage,
+                 entry.outbound_id, _HOW[DISMISSED])
+    return bool(adopted)

@@ -1,0 +1,154 @@
+"""The state file as a file: what is wrong with it, in words, and setting a damaged one aside.
+
+The state is a cache of the server (drafts, Sent and Trash rebuild it), so a damaged
+file is renamed, never deleted, and rebuilt; a read-only or full disk is named and
+exits with the status of its kind, never as an internal error.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+from nudger.errors import (
+    StateBusy,
+    StateCorrupt,
+    StateError,
+    StateFull,
+    StateReadOnly,
+    StateTooNew,
+)
+
+FILE_NAME = "state.sqlite3"
+SCHEMA_VERSION = 2  # PRAGMA user_version; 1 is the state of nudger 0.x, before it had one
+REBUILD_HINT = "run `nudger run --once` to set it aside and rebuild it from the server"
+SIDECARS = ("-wal", "-shm")  # SQLite's write-ahead log and its index, beside the file
+
+# SQLite's primary result codes (extended codes keep them in the low byte).
+_CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+_FULL = {13}  # SQLITE_FULL
+_READ_ONLY = {3, 8, 14, 23}  # SQLITE_PERM, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_AUTH
+_BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
+# Misuse of the database, not trouble with the file: a bug, reported as one.
+NOT_THE_FILE = (sqlite3.ProgrammingError, sqlite3.IntegrityError, sqlite3.InterfaceError)
+_IOERR = 10  # a full disk shows as this when the -shm index cannot grow (IOERR_SHMSIZE)
+
+
+def translate(exc: BaseException, path: Path | None) -> StateError:
+    """A sentence naming the file and what is wrong with it, in the class of its kind."""
+    where = str(path) if path is not None else "the state"
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    number = getattr(exc, "errno", None)
+    if primary in _CORRUPT:
+        return StateCorrupt(f"{where}: the state file is damaged ({exc})")
+    if primary in _FULL or number in (errno.ENOSPC, errno.EDQUOT) or (
+            primary == _IOERR and path is not None and _no_space(path)):
+        return StateFull(f"{where}: cannot write the state: the disk is full (nothing was written "
+                         "that the state could not record; free some space and nudger goes on)")
+    if primary in _READ_ONLY or number in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return StateReadOnly(f"{where}: cannot write the state: {why}; make it and its "
+                             "directory writable, or set state_dir to a writable directory")
+    if primary in _BUSY:
+        return StateBusy(f"{where}: the state is busy ({exc}); another process holds it")
+    return StateError(f"{where}: cannot use the state ({type(exc).__name__}: {exc})")
+
+
+def _no_space(path: Path) -> bool:
+    try:
+        disk = os.statvfs(path if path.is_dir() else path.parent)
+    except OSError:
+        return False
+    return disk.f_bavail * disk.f_frsize < 64 * 1024  # less than a few pages of the log
+
+
+def check_writable(path: Path) -> None:
+    """Refuse before SQLite creates its -wal/-shm files beside a file it cannot write:
+    they would be created read-only too and stay in the way once the file is fixed."""
+    directory = path.parent
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise StateReadOnly(f"{directory}: the state directory is read-only (nudger writes its "
+                            "state there); make it writable, or set state_dir to another directory")
+    for file in (path, *(sidecar(path, s) for s in SIDECARS)):
+        if file.exists() and not os.access(file, os.W_OK):
+            raise StateReadOnly(f"{file}: the state file is read-only (nudger must write it); "
+                                f"make it writable (chmod u+w {file}), or set state_dir to "
+                                "another directory")
+
+
+def writable(path: Path) -> bool:
+    try:
+        check_writable(path)
+    except StateReadOnly:
+        return False
+    return True
+
+
+def reading_uri(path: Path) -> str:
+    """How ``status``/``explain`` open a file they may not write: read-only, and when no
+    write-ahead log holds anything, immutable, so that nothing is created beside it."""
+    uri = f"file:{quote(str(path))}?mode=ro"
+    wal = sidecar(path, "-wal")
+    if not wal.exists() or wal.stat().st_size == 0:
+        uri += "&immutable=1"
+    return uri
+
+
+def sidecar(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+def set_aside(path: Path, now: datetime | None = None) -> Path:
+    """Rename a damaged state file (with its -wal/-shm) out of the way; returns the new name."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    for suffix in ("", *SIDECARS):
+        source = sidecar(path, suffix)
+        if source.exists():
+            try:
+                source.rename(sidecar(target, suffix))
+            except OSError as exc:
+                raise translate(exc, source) from exc
+    return target
+
+
+def is_corrupt(conn: sqlite3.Connection) -> str | None:
+    """What ``quick_check`` found wrong, or None. It reads every page once (about 0.05 s
+    for a 70 MB state) and finds truncated, overwritten or garbled files before a cycle
+    trips over them halfway."""
+    rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check(1)")]
+    if rows == ["ok"]:
+        return None
+    found = " ".join(" ".join(rows).replace("*** in database main ***", "").split())
+    return found[:120] + ("..." if len(found) > 120 else "")
+
+
+def prepare(conn: sqlite3.Connection, path: Path | None, schema: str, readonly: bool) -> None:
+    """Check the file's schema version and soundness; create or migrate it unless reading."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StateTooNew(
+            f"{path or 'the state'}: written by a newer nudger (state schema {version}; this "
+            f"nudger knows schema {SCHEMA_VERSION} and older): upgrade nudger, or move the file "
+            "away and `nudger run --once` rebuilds it from the server")
+    if path is not None and (problem := is_corrupt(conn)):
+        raise StateCorrupt(f"{path}: the state file is damaged ({problem})")
+    if version == SCHEMA_VERSION:
+        return
+    if readonly:
+        if not conn.execute("SELECT count(*) FROM sqlite_master WHERE name='nudges'").fetchone()[0]:
+            raise StateCorrupt(f"{path}: the state file is empty")
+        return  # schema 1 reads as it is
+    # Schema 1 (no version) -> 2: no table changes. 2 stamps the version; its ledger may hold
+    # "appending" rows (a text value), and Trash is searched once per state (a meta row).
+    conn.executescript(schema)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
