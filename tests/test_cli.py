@@ -97,3 +97,26 @@ def test_status_and_explain_need_no_password(dovecot, imap_user, tmp_path, capsy
         assert code == 0 and "Rule: default" in out, err
     code, _, err = box.cli("run", "--once", *now)
     assert code == 78 and "accounts.test.password_env: $UNSET_PW is not set or empty" in err
+
+
+@pytest.mark.imap
+def test_reload_with_a_missing_password_program_keeps_the_running_config(  # type: ignore[no-untyped-def]
+        dovecot, imap_user, tmp_path, capsys, monkeypatch) -> None:
+    import signal
+
+    from test_service import Daemon
+
+    from support.harness import make_box
+
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+    daemon = Daemon(box, tmp_path)
+    try:
+        daemon.wait_for("READY=1")
+        box.config.write_text(box.config.read_text().replace(
+            'password_env = "NUDGER_TEST_PASSWORD"', 'password_command = "no-such-password-program"'))
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_log('accounts.test.password_command: program "no-such-password-program" not found')
+        daemon.wait_log("keeping the running configuration")
+        assert daemon.proc.poll() is None
+    finally:
+        assert daemon.stop() == 0
