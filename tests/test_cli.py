@@ -70,3 +70,53 @@ def test_internal_errors_are_one_line_unless_debug(monkeypatch, capsys) -> None:
     assert "internal error: RuntimeError: kaputt" in err and "--debug" in err and "Traceback" not in err
     with pytest.raises(RuntimeError):
         main(["--debug", "demo"])
+
+
+@pytest.mark.imap
+def test_status_and_explain_need_no_password(dovecot, imap_user, tmp_path, capsys,  # type: ignore[no-untyped-def]
+                                             monkeypatch) -> None:
+    from support.harness import make_box
+    from support.mail import NOW, days_ago, message
+
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+    box.seed("Sent", message("np1@example.com", sender=box.user, subject="No password", date=days_ago(1)))
+    box.run()
+    assert box.last_code == 0
+    # Then the password's program goes missing, its file (a service's credential) is absent
+    # or its variable unset: status and explain read the state only, so they still answer.
+    monkeypatch.delenv("NUDGER_TEST_PASSWORD")
+    now = ["--now", NOW.isoformat()]
+    for source in ('password_command = "no-such-password-program show mail"',
+                   f'password_file = "{tmp_path / "absent"}"', 'password_env = "UNSET_PW"'):
+        box.config.write_text(box.config.read_text().replace(
+            next(line for line in box.config.read_text().splitlines() if line.startswith("password_")),
+            source))
+        code, out, err = box.cli("status", *now)
+        assert code == 0 and "No password" in out, err
+        code, out, err = box.cli("explain", "np1@example.com", *now)
+        assert code == 0 and "Rule: default" in out, err
+    code, _, err = box.cli("run", "--once", *now)
+    assert code == 78 and "accounts.test.password_env: $UNSET_PW is not set or empty" in err
+
+
+@pytest.mark.imap
+def test_reload_with_a_missing_password_program_keeps_the_running_config(  # type: ignore[no-untyped-def]
+        dovecot, imap_user, tmp_path, capsys, monkeypatch) -> None:
+    import signal
+
+    from test_service import Daemon
+
+    from support.harness import make_box
+
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+    daemon = Daemon(box, tmp_path)
+    try:
+        daemon.wait_for("READY=1")
+        box.config.write_text(box.config.read_text().replace(
+            'password_env = "NUDGER_TEST_PASSWORD"', 'password_command = "no-such-password-program"'))
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_log('accounts.test.password_command: program "no-such-password-program" not found')
+        daemon.wait_log("keeping the running configuration")
+        assert daemon.proc.poll() is None
+    finally:
+        assert daemon.stop() == 0

@@ -106,11 +106,59 @@ def test_missing_file_names_the_paths_tried(tmp_path: Path, capsys, monkeypatch)
     assert "nope.toml" in capsys.readouterr().err
 
 
-def test_check_config_prints_a_summary(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def _on_path(monkeypatch, tmp_path: Path, *programs: str) -> None:  # type: ignore[no-untyped-def]
+    """PATH holds only these (do-nothing) programs, whatever this machine has installed."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name in programs:
+        (bin_dir / name).write_text("#!/bin/sh\necho pw\n")
+        (bin_dir / name).chmod(0o700)
+    monkeypatch.setenv("PATH", str(bin_dir))
+
+
+def test_check_config_prints_a_summary(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    _on_path(monkeypatch, tmp_path, "pass")
     assert main(["check-config", str(ROOT / "config.example.toml")]) == 0
     out = capsys.readouterr().out
     assert "account work: me@example.com at imap.example.com:993 (implicit)" in out
-    assert "rule 1 clients" in out and "2 business days (gentle), then 5 business days" in out
+    assert "2 business days (gentle), then 5 business days" in out
+    # Rules are numbered as the error messages name them: rules[0] is the first [[rules]].
+    assert "  rules[0] clients: " in out and "  rules[3] default: " in out and "rule 1" not in out
+
+
+def test_check_config_on_the_unedited_example_names_the_missing_password_program(
+        tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    _on_path(monkeypatch, tmp_path)  # no `pass` here
+    assert main(["check-config", str(ROOT / "config.example.toml")]) == EX_CONFIG
+    err = capsys.readouterr().err
+    assert err.startswith('nudger: config.example.toml: accounts.work.password_command: program "pass" '
+                          "not found on PATH")
+    assert "OK" not in err
+
+
+def test_password_command_given_as_a_path_must_be_an_executable_file(
+        tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    script = tmp_path / "pw.sh"
+    path = write(tmp_path, ACCOUNT.replace('password_env = "X"', f'password_command = "{script} work"'))
+    assert main(["check-config", str(path)]) == EX_CONFIG
+    assert f'accounts.work.password_command: program "{script}": no such file' in capsys.readouterr().err
+    script.write_text("#!/bin/sh\necho pw\n")
+    script.chmod(0o600)
+    assert main(["check-config", str(path)]) == EX_CONFIG
+    assert f'program "{script}" is not executable (run: chmod +x {script})' in capsys.readouterr().err
+    script.chmod(0o700)
+    assert main(["check-config", str(path)]) == 0
+
+
+def test_run_names_a_missing_password_program_before_connecting(tmp_path: Path, capsys,  # type: ignore[no-untyped-def]
+                                                               monkeypatch) -> None:
+    _on_path(monkeypatch, tmp_path)
+    # 127.0.0.1:1 would refuse the connection (75): the config error comes first.
+    text = ACCOUNT.replace("imap.example.com", "127.0.0.1").replace(
+        'password_env = "X"', 'password_command = "pass show mail"\nport = 1\ntls = "none"')
+    path = write(tmp_path, text)
+    assert main(["--config", str(path), "run", "--once"]) == EX_CONFIG
+    assert 'accounts.work.password_command: program "pass" not found' in capsys.readouterr().err
 
 
 def test_time_zone_by_iana_name(tmp_path: Path) -> None:
@@ -187,6 +235,15 @@ stages = [{ after = "1 business day" }, { after = "1 week", template = "gentle" 
     assert "config.toml: rules[1].stages[0].after: missing (required)" in ps
 
 
+def test_after_beside_a_list_of_stages_is_refused(tmp_path: Path) -> None:
+    [p] = problems(tmp_path, ACCOUNT + '[[rules]]\nname = "a"\n[[rules]]\nafter = "2d"\n'
+                   'stages = [ { after = "1d" }, { after = "3d" } ]\n')
+    assert p == ('config.toml: rules[1].after: not used with a list of stages: give each stage '
+                 'its own "after" (or write stages = N)')
+    config = load_config(write(tmp_path, ACCOUNT + '[[rules]]\nafter = "2d"\nstages = 2\n'))
+    assert [s.after for s in config.rules[0].stages] == [Delay(calendar=timedelta(days=2))] * 2
+
+
 def test_plaintext_only_to_loopback(tmp_path: Path) -> None:
     [p] = problems(tmp_path, ACCOUNT + 'tls = "none"\n')
     assert p.startswith('config.toml: accounts.work.tls: "none" sends the password in clear text')
@@ -225,12 +282,19 @@ def test_each_password_source_is_read(tmp_path: Path, monkeypatch) -> None:  # t
         assert read_password(account.password, "work") == expected
 
 
-def test_password_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+def test_password_file_readable_by_others_is_refused(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     secret = tmp_path / "pw"
     secret.write_text("hunter2\n")
     secret.chmod(0o644)
-    [p] = problems(tmp_path, ACCOUNT.replace('password_env = "X"', f'password_file = "{secret}"'))
-    assert "readable by others" in p and "chmod 600" in p and "hunter2" not in p
+    path = write(tmp_path, ACCOUNT.replace('password_env = "X"', f'password_file = "{secret}"'))
+    assert main(["check-config", str(path)]) == EX_CONFIG
+    [p] = capsys.readouterr().err.splitlines()
+    assert "accounts.work.password_file" in p and "readable by others" in p and "chmod 600" in p
+    assert "hunter2" not in p
+    from nudger.passwords import read_password
+
+    with pytest.raises(ConfigError, match="readable by others"):  # nor is it read at connect time
+        read_password(load_config(path).accounts[0].password, "work")
 
 
 def test_inline_password_needs_a_private_config_file(tmp_path: Path) -> None:
@@ -280,8 +344,37 @@ def test_wrong_types_are_named(tmp_path: Path) -> None:
 
 
 def test_state_dir_defaults_to_xdg_state_home(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "st"))
     assert load_config(write(tmp_path, ACCOUNT)).daemon.state_dir == tmp_path / "st" / "nudger"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert load_config(write(tmp_path, ACCOUNT)).daemon.state_dir == (
+        tmp_path / "home" / ".local" / "state" / "nudger")
+
+
+def test_state_dir_defaults_to_systemds_state_directory(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # nudger@work.service with StateDirectory=nudger/%i: each instance its own directory.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "st"))
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/nudger/work")
+    assert load_config(write(tmp_path, ACCOUNT)).daemon.state_dir == Path("/var/lib/nudger/work")
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/nudger/work:/var/lib/other")  # several: the first
+    assert load_config(write(tmp_path, ACCOUNT)).daemon.state_dir == Path("/var/lib/nudger/work")
+    # The unedited example sets none, so the service's directory is used ...
+    assert load_config(ROOT / "config.example.toml").daemon.state_dir == Path("/var/lib/nudger/work")
+    # ... and a state_dir the user writes still wins.
+    text = ACCOUNT + f'[daemon]\nstate_dir = "{tmp_path / "mine"}"\n'
+    assert load_config(write(tmp_path, text)).daemon.state_dir == tmp_path / "mine"
+
+
+def test_a_password_source_is_not_needed_to_load_the_config(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # What status and explain load: they never connect, so a missing program, variable or
+    # file (a service's credential) does not stop them.
+    _on_path(monkeypatch, tmp_path)
+    monkeypatch.delenv("X", raising=False)
+    for line in ('password_command = "pass show mail"', 'password_env = "X"',
+                 f'password_file = "{tmp_path / "absent"}"'):
+        load_config(write(tmp_path, ACCOUNT.replace('password_env = "X"', line)))
 
 
 def test_timing_keys_are_validated(tmp_path: Path) -> None:
@@ -296,3 +389,20 @@ def test_timing_keys_are_validated(tmp_path: Path) -> None:
                            'holidays = "IL"\nquiet_hours = "21:30-07:15"\n')).accounts[0]
     assert ok.workdays == frozenset({6, 0, 1, 2, 3}) and ok.holidays == "IL"
     assert str(ok.quiet_hours) == "(datetime.time(21, 30), datetime.time(7, 15))"
+
+
+def test_each_system_instance_keeps_its_own_state(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # What systemd gives nudger@NAME.service: its Environment= lines, and StateDirectory=
+    # as $STATE_DIRECTORY under /var/lib. The unedited example must not override it.
+    unit = (ROOT / "systemd" / "nudger@.service").read_text().splitlines()
+    [state] = [line.split("=", 1)[1] for line in unit if line.startswith("StateDirectory=")]
+    seen = set()
+    for instance in ("work", "home"):
+        env = dict(line.split("=", 1)[1].split("=", 1) for line in unit if line.startswith("Environment="))
+        env["STATE_DIRECTORY"] = "/var/lib/" + state.replace("%i", instance)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        state_dir = load_config(ROOT / "config.example.toml").daemon.state_dir
+        assert state_dir == Path("/var/lib/nudger") / instance
+        seen.add(state_dir)
+    assert len(seen) == 2

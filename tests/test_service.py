@@ -29,9 +29,26 @@ def box(dovecot, imap_user, tmp_path, capsys, monkeypatch) -> Box:  # type: igno
     return make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
 
 
-def sent(box: Box, mid: str, subject: str, days: float, to: str = "Bob <bob@client.example>") -> None:
+def sent(box: Box, mid: str, subject: str, days: float, to: str = "Bob <bob@client.example>",
+         due: bool = True) -> None:
+    """Your message of ``days`` ago by the real clock, which the daemon runs on: one that is
+    due now (or, with ``due=False``, not yet). 6 days is due on any day at any hour: the harness's 3 business days (no
+    holidays, no quiet hours) are at most 5 calendar days (Thursday to Tuesday), and a DST
+    change moves it by an hour. Checked here, so a rule made slower fails on every day
+    rather than on some weekdays. Its INTERNALDATE is its date too: the daemon's first sync
+    searches SINCE the look-back, which the server answers by INTERNALDATE, by its own clock."""
+    from nudger.config import load_config
+    from nudger.rules import due_at
+
+    now = NOW_REAL()
+    config = load_config(box.config)
+    account = config.accounts[0]
+    for rule in config.rules:
+        when = due_at(days_ago(days, now=now), rule.stages[0].after, account)
+        assert (when <= now) == due, f"a message of {days}d ago is due at {when} under {rule.name}"
+    date = days_ago(days, now=now)
     box.seed("Sent", message(mid, sender=f"Mia Example <{box.user}>", to=to, subject=subject,
-                             date=days_ago(days, now=NOW_REAL())))
+                             date=date), when=date)
 
 
 def NOW_REAL():  # type: ignore[no-untyped-def]  # the daemon runs on the real clock
@@ -41,8 +58,9 @@ def NOW_REAL():  # type: ignore[no-untyped-def]  # the daemon runs on the real c
 
 
 def reply(box: Box, to_mid: str, folder: str = "INBOX") -> None:
+    now = NOW_REAL()
     box.seed(folder, message(f"re-{to_mid}", sender="bob@client.example", to=box.user,
-                             subject="Re: x", date=NOW_REAL(), reply_to=to_mid))
+                             subject="Re: x", date=now, reply_to=to_mid), when=now)
 
 
 # -- the daemon as a process ------------------------------------------------------------------
@@ -128,7 +146,7 @@ def test_daemon_drafts_keeps_watching_withdraws_on_reply_and_stops_on_sigterm(bo
 
 def test_daemon_with_v_logs_every_decision(box: Box, tmp_path: Path) -> None:
     sent(box, "v1@example.com", "Loud one", 6)
-    sent(box, "v2@example.com", "Loud two", 0.5)
+    sent(box, "v2@example.com", "Loud two", 0.5, due=False)
     daemon = Daemon(box, tmp_path, "-v")
     try:
         daemon.wait_for("READY=1")

@@ -91,13 +91,17 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from nudger.passwords import check_password_sources
+
     config = load_config(find_config(args.path or args.config))
+    check_password_sources(config)
     print(summary(config))
     return EX_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from nudger.daemon import run_daemon, run_once
+    from nudger.passwords import check_password_sources
 
     # What is loaded by now lives as long as the process: spare the collector from
     # scanning it again at each full collection (a first sync allocates a great deal).
@@ -105,6 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     path = find_config(args.config)
     config = load_config(path)
+    check_password_sources(config)  # before any connection; status/explain do not need it
     if args.once or args.dry_run:
         return run_once(config, parse_now(args.now), args.dry_run, args.json, args.verbose > 0,
                         full=args.dry_run or args.all)

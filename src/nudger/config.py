@@ -161,6 +161,15 @@ def default_config_paths() -> list[Path]:
     return paths
 
 
+def default_state_dir() -> Path:
+    """systemd's $STATE_DIRECTORY (StateDirectory=, one per instance), else the XDG place."""
+    given = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if given:
+        return Path(given)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "nudger"
+
+
 def find_config(explicit: str | None) -> Path:
     candidates = [Path(explicit).expanduser()] if explicit else default_config_paths()
     for path in candidates:
@@ -291,10 +300,8 @@ class _Validator:
         if interval is not None and interval < timedelta(seconds=10):
             self.fail("daemon.poll_interval", "must be at least 10s, to be kind to the server")
         state_dir = self.string(table, "state_dir", "daemon")
-        if state_dir is None:
-            base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-            state_dir = str(Path(base) / "nudger")
-        return Daemon(interval or timedelta(minutes=5), Path(state_dir).expanduser())
+        path = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
+        return Daemon(interval or timedelta(minutes=5), path)
 
     def templates(self, value: Any) -> dict[str, Template]:
         result = {name: Template(name, body) for name, body in BUILTIN_TEMPLATES.items()}
@@ -479,18 +486,9 @@ class _Validator:
         if kind == "password_env":
             return PasswordSource("env", env=value)
         if kind == "password_file":
-            path = Path(value).expanduser()
-            if not path.is_file():
-                self.fail(f"{key}.password_file", f"no such file: {path}")
-                return None
-            if path.stat().st_mode & 0o077:
-                self.fail(
-                    f"{key}.password_file",
-                    f"{path} is readable by others (mode {oct(path.stat().st_mode & 0o777)}); "
-                    f"run: chmod 600 {shlex.quote(str(path))}",
-                )
-                return None
-            return PasswordSource("file", file=path)
+            # Whether it exists and is private is asked before connecting (passwords.py), not
+            # here: status and explain never read it (it may be a credential of the service).
+            return PasswordSource("file", file=Path(value).expanduser())
         if self.path.stat().st_mode & 0o077:
             self.fail(
                 f"{key}.password",
@@ -545,6 +543,9 @@ class _Validator:
                 self.fail(f"{key}.stages", f"{stages_value} is not between 1 and 10")
             stages = [Stage(after or Delay(business_days=3), template)] * max(1, min(stages_value, 10))
         elif isinstance(stages_value, list) and stages_value:
+            if "after" in table:  # it would apply to no stage: say so rather than ignore it
+                self.fail(f"{key}.after", "not used with a list of stages: give each stage its "
+                                          'own "after" (or write stages = N)')
             for j, stage_spec in enumerate(stages_value):
                 skey = f"{key}.stages[{j}]"
                 stable = self.table(stage_spec, skey, ("after", "template"))
@@ -589,7 +590,7 @@ def summary(config: Config) -> str:
             f"password from {acc.password.describe()}, identities {', '.join(acc.identities)}, "
             f"time zone {acc.timezone.key}, look-back {acc.lookback.days}d"
         )
-    for i, rule in enumerate(config.rules, 1):
+    for i, rule in enumerate(config.rules):  # rules[i], as the error messages number them
         cond = []
         if rule.to:
             cond.append("to " + "|".join(rule.to))
@@ -598,7 +599,7 @@ def summary(config: Config) -> str:
         if rule.accounts:
             cond.append("account " + "|".join(rule.accounts))
         stages = ", then ".join(f"{s.after} ({s.template})" for s in rule.stages)
-        lines.append(f"  rule {i} {rule.name}: {' and '.join(cond) or 'any message'} -> {stages}")
+        lines.append(f"  rules[{i}] {rule.name}: {' and '.join(cond) or 'any message'} -> {stages}")
     lines.append(f"  state in {config.daemon.state_dir}, poll every {config.daemon.poll_interval}")
     return "\n".join(lines)
 

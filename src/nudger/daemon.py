@@ -33,7 +33,7 @@ from nudger.errors import (
 )
 from nudger.imap import ImapMailbox, connect
 from nudger.mailbox import Mailbox
-from nudger.passwords import read_password
+from nudger.passwords import check_password_sources, read_password
 from nudger.report import cycle_text, line, print_cycle, print_json, totals_text
 from nudger.sdnotify import notify, watchdog_interval
 from nudger.state import State, StateLocked, file_id, lock_is_current, lock_state_dir
@@ -300,6 +300,7 @@ class Service:
         self.reload.clear()
         try:
             new = load_config(self.path)
+            check_password_sources(new)  # as at start: before the new workers connect
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload: %s", problem)

@@ -7,10 +7,54 @@ never the value.
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import subprocess
+from pathlib import Path
 
-from nudger.config import PasswordSource
+from nudger.config import Config, PasswordSource
 from nudger.errors import AuthError, ConfigError
+
+
+def check_password_sources(config: Config) -> None:
+    """What would stop a password from being read, found without reading it.
+
+    Asked by check-config and before run connects; status and explain never need the
+    password, so the loader they share does not ask.
+    """
+    problems = [f"{config.path.name}: {problem}" for account in config.accounts
+                if (problem := source_problem(account.password, f"accounts.{account.name}"))]
+    if problems:
+        raise ConfigError(problems)
+
+
+def source_problem(source: PasswordSource, key: str) -> str | None:
+    if source.kind == "command":
+        return _program_problem(source.command[0], f"{key}.password_command")
+    if source.kind == "file":
+        assert source.file is not None
+        path = source.file
+        if not path.is_file():
+            return f"{key}.password_file: no such file: {path}"
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            return (f"{key}.password_file: {path} is readable by others (mode {oct(mode & 0o777)}); "
+                    f"run: chmod 600 {shlex.quote(str(path))}")
+    return None
+
+
+def _program_problem(program: str, key: str) -> str | None:
+    if os.sep not in program:
+        if shutil.which(program) is None:
+            return (f'{key}: program "{program}" not found on PATH (install it, give its full '
+                    "path, or use password_env / password_file)")
+        return None
+    path = Path(program)
+    if not path.is_file():
+        return f'{key}: program "{program}": no such file'
+    if not os.access(path, os.X_OK):
+        return f'{key}: program "{program}" is not executable (run: chmod +x {shlex.quote(program)})'
+    return None
 
 
 def read_password(source: PasswordSource, account: str) -> str:
@@ -24,6 +68,8 @@ def read_password(source: PasswordSource, account: str) -> str:
         return value
     if source.kind == "file":
         assert source.file is not None
+        if problem := source_problem(source, key):
+            raise ConfigError([problem])
         try:
             text = source.file.read_text(encoding="utf-8")
         except OSError as exc:
@@ -34,8 +80,9 @@ def read_password(source: PasswordSource, account: str) -> str:
         done = subprocess.run(
             list(source.command), capture_output=True, timeout=60, check=False, stdin=subprocess.DEVNULL
         )
-    except FileNotFoundError as exc:
-        raise ConfigError([f"{key}.password_command: {source.command[0]!r} not found"]) from exc
+    except OSError as exc:  # gone or not executable since it was checked
+        problem = source_problem(source, key) or f"{key}.password_command: {exc.strerror}"
+        raise ConfigError([problem]) from exc
     except subprocess.TimeoutExpired as exc:
         raise AuthError(f"{key}.password_command: {source.command[0]!r} took over 60s") from exc
     if done.returncode != 0:
