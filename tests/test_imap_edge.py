@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import random
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,13 +13,15 @@ from pathlib import Path
 import pytest
 from conftest import private_server
 
+from nudger import imap
 from nudger.config import load_config
-from nudger.errors import EX_CONFIG, EX_NOPERM, EX_TEMPFAIL
+from nudger.errors import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL
 from nudger.imap import ImapMailbox
 from nudger.mailbox import Layout, discover
 from support.dovecot import Dovecot
 from support.harness import by_subject, make_box
-from support.mail import config_text, days_ago, message
+from support.mail import NOW, config_text, days_ago, message
+from support.proxy import FaultyProxy
 
 pytestmark = pytest.mark.imap
 
@@ -115,7 +121,10 @@ def test_tls_with_the_servers_ca_works_and_without_it_is_refused(tls_server, tmp
         'tls = "none"', 'tls = "implicit"')
     box.config.write_text(implicit)
     box.run()
-    assert box.last_code == EX_TEMPFAIL and "certificate not trusted" in box.last_err
+    # Retrying cannot make a certificate verify: a configuration error, with what to set.
+    assert box.last_code == EX_CONFIG, box.last_err
+    assert "the TLS certificate of 127.0.0.1 did not verify (self-signed certificate)" in box.last_err
+    assert "accounts.test.ca_file" in box.last_err and "accounts.test.tls" in box.last_err
     box.config.write_text(implicit.replace('tls = "implicit"',
                                            f'tls = "implicit"\nca_file = "{tls_server.cert_path}"'))
     assert by_subject(box.run("--dry-run"))["Over TLS"]["status"] == "due"
@@ -167,3 +176,189 @@ def test_first_sync_on_a_server_allowing_one_connection(tmp_path, capsys, monkey
     statuses = {subject: (status, action) for subject, status, action in results[0]}
     assert statuses["One 1"][0] == statuses["One 2"][0] == "replied"  # answers in Archive, INBOX
     assert statuses["One 0"][1] == statuses["One 3"][1] == "appended", statuses
+
+
+def test_the_daemon_stops_with_78_on_a_certificate_that_does_not_verify(tls_server, tmp_path,  # type: ignore[no-untyped-def]
+                                                                       capsys, monkeypatch) -> None:
+    box = make_box(tls_server, tls_server.take_user(), tmp_path, capsys, monkeypatch)
+    box.config.write_text(box.config.read_text().replace(
+        f"port = {tls_server.port}", f"port = {tls_server.tls_port}").replace('tls = "none"', 'tls = "implicit"'))
+    env = {**os.environ, "NUDGER_TEST_PASSWORD": tls_server.users[box.user]}
+    done = subprocess.run([sys.executable, "-m", "nudger", "--config", str(box.config), "run"],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == EX_CONFIG, done.stderr  # no retry loop: systemd shows why
+    assert "did not verify" in done.stderr and "ca_file" in done.stderr
+
+
+def test_starttls_required_but_not_offered_is_a_configuration_error(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                                    capsys, monkeypatch) -> None:
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+    box.config.write_text(box.config.read_text().replace('tls = "none"', 'tls = "starttls"'))
+    box.run()
+    assert box.last_code == EX_CONFIG, box.last_err
+    assert "127.0.0.1" in box.last_err and "does not offer STARTTLS" in box.last_err
+    assert 'accounts.test.tls = "starttls"' in box.last_err
+
+
+def test_a_ca_file_that_is_not_a_certificate_fails_check_config(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                               capsys, monkeypatch) -> None:
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+    bogus = tmp_path / "ca.pem"
+    bogus.write_text("this is my password, not a certificate\n")
+    box.config.write_text(box.config.read_text().replace(
+        'tls = "none"', f'tls = "implicit"\nca_file = "{bogus}"'))
+    code, _out, err = box.cli("check-config")
+    assert code == EX_CONFIG
+    assert f"accounts.test.ca_file: {bogus} is not a certificate in PEM form" in err
+    box.run()
+    assert box.last_code == EX_CONFIG and "internal error" not in box.last_err
+
+
+def test_a_non_ascii_password_logs_in(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from conftest import _need_dovecot
+
+    server = Dovecot(_need_dovecot())
+    user = server.add_user("umlaut@example.com", "Pässwörd-€-ß")
+    server.start()
+    try:
+        box = make_box(server, user, tmp_path, capsys, monkeypatch)
+        box.seed("Sent", message("u1@example.com", sender=user, subject="Grüße", date=days_ago(6)))
+        assert by_subject(box.run())["Grüße"]["action"] == "appended", box.last_err
+        assert box.last_code == EX_OK
+    finally:
+        server.cleanup()
+
+
+# -- failures in their scope: one folder, one answer, one command, one cycle -----------------
+
+
+def test_an_unreadable_folder_is_skipped_and_the_rest_is_served(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                                capsys, monkeypatch) -> None:
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+    box.seed("Archive", message("old@client.example", sender="eve@client.example", to=box.user,
+                                subject="Old news", date=days_ago(20)))
+    box.seed("Sent", message("s1@example.com", sender=box.user, subject="Served", date=days_ago(6)))
+    archive = dovecot.dir / "home" / box.user / "Maildir" / ".Archive"
+    mode = archive.stat().st_mode
+    archive.chmod(0)  # the server answers NO to STATUS and EXAMINE of this folder
+    try:
+        decisions = by_subject(box.run())
+        assert box.last_code == EX_OK, box.last_err
+        assert decisions["Served"]["action"] == "appended"
+        warnings = [line for line in box.last_err.splitlines() if "'Archive'" in line]
+        assert len(warnings) == 1 and "skipped" in warnings[0], box.last_err
+    finally:
+        archive.chmod(mode)
+    # Readable again: the next cycle reads it (an answer filed there counts).
+    box.seed("Archive", message("r-s1@client.example", sender="bob@client.example", to=box.user,
+                                subject="Re: Served", date=days_ago(1), reply_to="s1@example.com"))
+    assert by_subject(box.run())["Served"]["status"] == "replied"
+    assert box.last_code == EX_OK and "'Archive'" not in box.last_err
+    assert box.drafts() == []
+
+
+def _garble_box(dovecot, user, tmp_path, capsys, monkeypatch, proxy):  # type: ignore[no-untyped-def]
+    box = make_box(dovecot, user, tmp_path, capsys, monkeypatch)
+    box.seed("Sent", *[message(f"g{i}@example.com", sender=user, to=f"p{i}@client.example",
+                               subject=f"Garble {i}", date=days_ago(6)) for i in (1, 2, 3)])
+    box.config.write_text(box.config.read_text().replace(
+        f"port = {dovecot.port}", f"port = {proxy.port}\ntimeout = \"2s\""))
+    return box
+
+
+def test_a_garbled_fetch_answer_fails_the_cycle_and_loses_no_thread(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                                    capsys, monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        rng = random.Random(17)
+        noise = bytes(rng.choice([b for b in range(256) if b not in b"\r\n"]) for _ in range(64))
+        proxy.arm(inject=(b"* 2 FE", noise))  # inside the second message's FETCH line
+        box.run()
+        assert box.last_code == EX_TEMPFAIL, box.last_err
+        assert "an answer nudger cannot read while reading headers in 'Sent'" in box.last_err
+        assert "internal error" not in box.last_err
+        proxy.arm()
+        decisions = by_subject(box.run())
+        assert box.last_code == EX_OK
+        assert {s: d["action"] for s, d in decisions.items()} == {
+            "Garble 1": "appended", "Garble 2": "appended", "Garble 3": "appended"}
+    finally:
+        proxy.close()
+
+
+def test_garbage_in_flags_is_a_garbled_answer_not_an_internal_error(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                                   capsys, monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        proxy.arm(inject=(b"FLAGS (\\Seen", b" \xff\xfe\x80junk"))  # (a FETCH's, not EXAMINE's)
+        box.run()
+        assert box.last_code == EX_TEMPFAIL and "cannot read" in box.last_err, box.last_err
+        proxy.arm()
+        assert len(box.run()) == 3 and len(box.drafts()) == 3
+    finally:
+        proxy.close()
+
+
+def test_random_garbage_anywhere_in_fetch_answers_never_loses_a_thread(dovecot, imap_user,  # type: ignore[no-untyped-def]
+                                                                       tmp_path, capsys,
+                                                                       monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    markers = [b"* 1 FE", b"* 2 FETCH (", b"* 3 FETCH (UID", b"UID 2", b"RFC822.SIZE ", b"FLAGS (",
+               b"INTERNALDATE \"", b"Subject: ", b"Message-ID: <g2", b"]", b"{", b"\r\n)", b"OK F"]
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        rng = random.Random(5)
+        for marker in markers:
+            proxy.arm(inject=(marker, rng.randbytes(64)))
+            box.run("--dry-run")
+            assert box.last_code in (EX_OK, EX_TEMPFAIL), (marker, box.last_err)
+            assert "internal error" not in box.last_err and "Traceback" not in box.last_err
+        proxy.arm()
+        decisions = by_subject(box.run())
+        assert box.last_code == EX_OK
+        assert sorted(s for s, d in decisions.items() if d["action"] == "appended") == [
+            "Garble 1", "Garble 2", "Garble 3"]
+    finally:
+        proxy.close()
+
+
+def test_a_server_that_trickles_bytes_is_timed_out_per_command(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                              capsys, monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        box.config.write_text(box.config.read_text().replace('timeout = "2s"', 'timeout = "1s"'))
+        proxy.arm()
+        box.run("--dry-run")
+        total = proxy.sent
+        # One byte every 0.3 s: never a second of silence, yet no answer ever completes.
+        proxy.arm(trickle_at=total // 2, every=0.3)
+        env = {**os.environ, "NUDGER_TEST_PASSWORD": dovecot.users[box.user]}
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "nudger", "--config", str(box.config), "run",
+                               "--once", "--now", NOW.isoformat()],
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == EX_TEMPFAIL, done.stderr
+        assert "no complete answer within 1s (accounts.test.timeout)" in done.stderr
+        assert time.monotonic() - started < 20
+    finally:
+        proxy.close()
+
+
+def test_a_cycle_has_a_deadline_of_its_own(dovecot, imap_user, tmp_path, capsys,  # type: ignore[no-untyped-def]
+                                           monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        monkeypatch.setattr(imap, "CYCLE_TIMEOUTS", 2)  # 2 x 2 s: a slow line's many commands
+        proxy.arm(delay=0.3)  # every command is answered well within its 2 s
+        box.run()
+        assert box.last_code == EX_TEMPFAIL, box.last_err
+        assert "the cycle took longer than 4s (2 times accounts.test.timeout)" in box.last_err
+        proxy.arm()
+        box.run()
+        assert box.last_code == EX_OK and len(box.drafts()) == 3
+    finally:
+        proxy.close()

@@ -152,6 +152,22 @@ def base_address(address: str) -> str:
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+def _not_a_ca_file(path: Path) -> str | None:
+    """Why ``path`` cannot serve as ca_file (unreadable, or no PEM certificate in it), or None.
+
+    Checked here, as TLS will load it: otherwise the first connection fails deep in ssl."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as exc:
+        return (f"{path} is not a certificate in PEM form ({exc.reason or exc}); give the "
+                "file of your server's CA, which starts with -----BEGIN CERTIFICATE-----")
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    return None
+
+
 def default_config_paths() -> list[Path]:
     paths = []
     if os.environ.get("NUDGER_CONFIG"):
@@ -403,6 +419,8 @@ class _Validator:
         ca_file = self.string(table, "ca_file", key)
         if ca_file is not None and not Path(ca_file).expanduser().is_file():
             self.fail(f"{key}.ca_file", f"no such file: {ca_file}")
+        elif ca_file is not None and (problem := _not_a_ca_file(Path(ca_file).expanduser())):
+            self.fail(f"{key}.ca_file", problem)
         if host is None or username is None or password is None:
             return None
         return Account(

@@ -129,7 +129,7 @@ class Dovecot:
         home = self.dir / "home" / name
         home.mkdir(exist_ok=True)
         os.chown(home, self.uid, self.gid) if os.geteuid() == 0 else None
-        with open(self.dir / "users", "a") as f:
+        with open(self.dir / "users", "a", encoding="utf-8") as f:
             f.write(f"{name}:{{PLAIN}}{password}::::::\n")
         return name
 
@@ -202,7 +202,10 @@ class Dovecot:
         import imapclient
 
         client = imapclient.IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=30)
-        client.login(user, self.users[user])
+        if self.users[user].isascii():
+            client.login(user, self.users[user])
+        else:  # LOGIN takes only ASCII; PLAIN is UTF-8 (RFC 4616)
+            client.plain_login(user, self.users[user])
         return client
 
     def seed(self, user: str, folder: str, messages: Iterable[bytes | tuple[bytes, Iterable[str], datetime | None]]) -> list[int]:
