@@ -212,6 +212,11 @@ def test_a_ca_file_that_is_not_a_certificate_fails_check_config(dovecot, imap_us
     assert f"accounts.test.ca_file: {bogus} is not a certificate in PEM form" in err
     box.run()
     assert box.last_code == EX_CONFIG and "internal error" not in box.last_err
+    # Certificate-shaped but not one: what only TLS itself can tell is still a sentence.
+    bogus.write_text("-----BEGIN CERTIFICATE-----\nMANhYmM=\n-----END CERTIFICATE-----\n")
+    box.run()
+    assert box.last_code == EX_CONFIG, box.last_err
+    assert "accounts.test.ca_file: cannot use" in box.last_err
 
 
 def test_a_non_ascii_password_logs_in(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -362,3 +367,20 @@ def test_a_cycle_has_a_deadline_of_its_own(dovecot, imap_user, tmp_path, capsys,
         assert box.last_code == EX_OK and len(box.drafts()) == 3
     finally:
         proxy.close()
+
+
+def test_an_unreadable_drafts_folder_stops_the_cycle_and_says_why(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                                  capsys, monkeypatch) -> None:
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+    box.seed("Drafts", message("mine@example.com", sender=box.user, subject="My own draft"))
+    box.seed("Sent", message("s2@example.com", sender=box.user, subject="Unwritten", date=days_ago(6)))
+    drafts = dovecot.dir / "home" / box.user / "Maildir" / ".Drafts"
+    mode = drafts.stat().st_mode
+    drafts.chmod(0)
+    try:
+        box.run()
+    finally:
+        drafts.chmod(mode)
+    assert box.last_code == EX_TEMPFAIL
+    assert "'Drafts'" in box.last_err and "without its Drafts folder" in box.last_err
+    assert [d["Subject"] for d in box.drafts()] == ["My own draft"]

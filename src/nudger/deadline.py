@@ -3,7 +3,8 @@
 A socket timeout bounds only the silence between two bytes: a server that sends one
 byte every few seconds never trips it, and a cycle never ends. Here every command sent
 starts a deadline of ``command`` seconds for all that is read until the next command,
-and a cycle's deadline bounds all its commands together. The sockets are the standard
+plus a second for every ``RATE`` bytes received (a big answer over a slow line is not
+a stuck server), and a cycle's deadline bounds all its commands together. The sockets are the standard
 ones with reads that look at the clock first: imaplib and imapclient use them as is.
 """
 
@@ -18,6 +19,8 @@ from typing import Any
 import imapclient
 from imapclient.imap4 import IMAP4WithTimeout
 from imapclient.tls import IMAP4_TLS
+
+RATE = 16 * 1024  # bytes a second: the slowest steady line a big answer may come over
 
 
 class DeadlinePassed(TimeoutError):
@@ -43,6 +46,9 @@ class Deadline:
 
     def sent(self) -> None:
         self.command_ends = time.monotonic() + self.command
+
+    def received(self, size: int) -> None:
+        self.command_ends += size / RATE
 
     def left(self) -> float | None:
         """Seconds left to read in, or None while paused; raises when none are left."""
@@ -79,11 +85,13 @@ class _Bounded:
         if left is None:  # no deadline, or IDLE (which polls a non-blocking socket)
             return read(*args)
         self.settimeout(left)  # type: ignore[attr-defined]
+        assert self.deadline is not None
         try:
-            return read(*args)
+            got = read(*args)
         except TimeoutError:
-            assert self.deadline is not None
             raise self.deadline.passed() from None
+        self.deadline.received(got if isinstance(got, int) else len(got))
+        return got
 
 
 class BoundedSocket(_Bounded, socket.socket):

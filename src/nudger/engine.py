@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from nudger.config import Account, Config
+from nudger.errors import FolderUnavailable
 from nudger.mailbox import Layout, Mailbox, discover
 from nudger.mailfacts import Addr, MessageRecord
 from nudger.plan import (
@@ -86,7 +87,11 @@ def run_cycle(
     since = (now - account.lookback).date()
     counts = SyncCounts()
     touched = sync_watched(account, mailbox, state, layout.watched, since, now, counts, progress)
-    drafts_changed = _sync_drafts(account, mailbox, state, layout.drafts, now, counts)
+    try:
+        drafts_changed = _sync_drafts(account, mailbox, state, layout.drafts, now, counts)
+    except FolderUnavailable as exc:  # unlike a watched folder, it cannot be done without
+        raise FolderUnavailable(exc.folder, f"{exc}; nudger cannot know or write its drafts "
+                                f"without its Drafts folder, so this cycle stops here") from exc
     result.fetched, result.skipped = counts.fetched, counts.skipped
     if touched or drafts_changed:
         _reconcile(account, state, layout, now)
