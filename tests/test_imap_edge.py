@@ -384,3 +384,18 @@ def test_an_unreadable_drafts_folder_stops_the_cycle_and_says_why(dovecot, imap_
     assert box.last_code == EX_TEMPFAIL
     assert "'Drafts'" in box.last_err and "without its Drafts folder" in box.last_err
     assert [d["Subject"] for d in box.drafts()] == ["My own draft"]
+
+
+def test_a_folder_gone_between_list_and_examine_is_skipped(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                           capsys, monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        # The folder list names one more folder than the server has by the time it is opened.
+        proxy.arm(inject=(b'"/" INBOX\r\n', b'* LIST (\\HasNoChildren) "/" Gone\r\n'))
+        decisions = box.run()
+        assert box.last_code == EX_OK, box.last_err
+        assert len(decisions) == 3 and len(box.drafts()) == 3
+        assert "skipped 'Gone' this cycle" in box.last_err
+    finally:
+        proxy.close()

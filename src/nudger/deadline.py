@@ -4,8 +4,9 @@ A socket timeout bounds only the silence between two bytes: a server that sends 
 byte every few seconds never trips it, and a cycle never ends. Here every command sent
 starts a deadline of ``command`` seconds for all that is read until the next command,
 plus a second for every ``RATE`` bytes received (a big answer over a slow line is not
-a stuck server), and a cycle's deadline bounds all its commands together. The sockets are the standard
-ones with reads that look at the clock first: imaplib and imapclient use them as is.
+a stuck server), and a cycle's deadline bounds all its commands together. The sockets
+are the standard ones with reads that look at the clock first: imaplib and imapclient
+use them as they are.
 """
 
 from __future__ import annotations

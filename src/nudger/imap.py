@@ -139,7 +139,7 @@ class ImapMailbox:
             self._login(account.username, password)
         except Exception as exc:  # noqa: BLE001 - translated, never leaked with the password
             raise _translate(exc, account, "logging in") from None
-        self.capabilities = {c.decode().upper() for c in self.client.capabilities()}
+        self.capabilities = {c.decode("ascii", "replace").upper() for c in self.client.capabilities()}
         self.gmail = "X-GM-EXT-1" in self.capabilities
         self.condstore = "CONDSTORE" in self.capabilities
         if self.condstore and "ENABLE" in self.capabilities:
@@ -212,8 +212,10 @@ class ImapMailbox:
 
     def list_folders(self) -> list[FolderInfo]:
         listed = self._call("listing folders", self.client.list_folders)
-        return [FolderInfo(name if isinstance(name, str) else name.decode(),
-                           tuple(f.decode() if isinstance(f, bytes) else str(f) for f in flags))
+        # (A name imapclient could not decode stays readable; if it is no name the server
+        # knows, opening it is refused and that folder alone is skipped.)
+        return [FolderInfo(name if isinstance(name, str) else name.decode("utf-8", "replace"),
+                           self._flags("listing folders", flags))
                 for flags, _delim, name in listed]
 
     def status(self, folder: str) -> FolderStatus:
