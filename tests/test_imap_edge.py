@@ -399,3 +399,18 @@ def test_a_folder_gone_between_list_and_examine_is_skipped(dovecot, imap_user, t
         assert "skipped 'Gone' this cycle" in box.last_err
     finally:
         proxy.close()
+
+
+def test_a_made_up_uid_in_a_search_answer_does_not_hide_later_mail(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                                capsys, monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        proxy.arm(inject=(b"* SEARCH 1 2 3", b" 99999"))  # Sent's search names a UID it has not
+        assert len(box.run()) == 3 and box.last_code == EX_OK
+        proxy.arm()
+        box.seed("Sent", message("g4@example.com", sender=box.user, to="p4@client.example",
+                                 subject="Garble 4", date=days_ago(6)))
+        assert by_subject(box.run())["Garble 4"]["action"] == "appended", box.last_err
+    finally:
+        proxy.close()

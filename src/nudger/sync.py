@@ -248,8 +248,10 @@ def _sync_folder(account: Account, mailbox: Mailbox, state: State, folder: str, 
                 touched.add(r.inferred_parent)
         chunk.clear()
 
+    read_up_to = last  # what the server answered for, not what a SEARCH named
     for item in mailbox.fetch_headers(folder, uids):
         counts.fetched += 1
+        read_up_to = max(read_up_to, item.uid)
         chunk.append(item)
         if len(chunk) >= CHUNK:
             store()
@@ -262,6 +264,6 @@ def _sync_folder(account: Account, mailbox: Mailbox, state: State, folder: str, 
             touched |= set(state.set_keywords(account.name, folder,
                                               mailbox.changed_flags(folder, cp.highestmodseq)))
         state.save_checkpoint(account.name, folder,
-                              Checkpoint(status.uidvalidity, status.uidnext, max([last, *uids]),
+                              Checkpoint(status.uidvalidity, status.uidnext, read_up_to,
                                          status.highestmodseq, status.messages), now)
     return touched
