@@ -414,3 +414,25 @@ def test_a_made_up_uid_in_a_search_answer_does_not_hide_later_mail(dovecot, imap
         assert by_subject(box.run())["Garble 4"]["action"] == "appended", box.last_err
     finally:
         proxy.close()
+
+
+def test_garbage_inside_an_item_name_is_a_garbled_answer(dovecot, imap_user, tmp_path, capsys,  # type: ignore[no-untyped-def]
+                                                         monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        # Found by fuzzing: inside "BODY[HEADER.FIELDS (...)]" this leaves an answer the
+        # general parser reads, with a header of one byte and the real one under a key "]".
+        noise = (b"\x1823\x83\xe8\xca#\xcf\x8f}\x16!\x99\x19\xc8\x84i\x80\x03\xc7,&\xb5\x8f\x90"
+                 b"\xae\x9a4[G\x14mW\xcd \xf3\xba\x18^\x0e\x0b}){L\xfc\xb8\xdelW_]\xfay\xeb\x91\x96<"
+                 b"\xed\x8d\x08\xad(3")
+        proxy.arm(inject=(b"X-AUTORESPOND", noise))  # in the first message's FETCH of Sent
+        box.run()
+        assert box.last_code == EX_TEMPFAIL and "cannot read" in box.last_err, box.last_err
+        proxy.arm()
+        box.run()
+        assert box.last_code == EX_OK
+        assert sorted(d["Subject"] for d in box.drafts()) == ["Re: Garble 1", "Re: Garble 2",
+                                                               "Re: Garble 3"]
+    finally:
+        proxy.close()

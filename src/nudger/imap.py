@@ -223,22 +223,29 @@ class ImapMailbox:
         items = [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"]
         if self.condstore:
             items.append(b"HIGHESTMODSEQ")
-        got = self._call(f"checking {folder!r}", self.client.folder_status, folder, items,
-                         folder=folder)
-        return FolderStatus(int(got[b"UIDVALIDITY"]), int(got[b"UIDNEXT"]),
-                            int(got[b"HIGHESTMODSEQ"]) if b"HIGHESTMODSEQ" in got else None,
-                            int(got[b"MESSAGES"]))
+        doing = f"checking {folder!r}"
+        got = self._call(doing, self.client.folder_status, folder, items, folder=folder)
+        return self._folder_status(doing, got, b"MESSAGES")
+
+    def _folder_status(self, doing: str, got: dict[bytes, Any], count: bytes) -> FolderStatus:
+        """The numbers of a STATUS or EXAMINE answer; both must carry UIDVALIDITY and
+        UIDNEXT (RFC 3501 6.3.1, 6.3.10): an answer without them is garbled."""
+        try:
+            modseq = got.get(b"HIGHESTMODSEQ")
+            return FolderStatus(int(got[b"UIDVALIDITY"]), int(got[b"UIDNEXT"]),
+                                int(modseq) if modseq is not None else None, int(got.get(count, 0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._garbled(doing, f"no usable {exc}") from exc
 
     def examine(self, folder: str) -> FolderStatus:
         """Open the folder read-only; its answer carries what STATUS would (first syncs
         open the folder anyway, so this saves a command per folder)."""
         self._selected = None  # a refused EXAMINE leaves no folder open (RFC 3501 6.3.1)
-        got = self._call(f"opening {folder!r}", self.client.select_folder, folder, readonly=True,
-                         folder=folder)
+        doing = f"opening {folder!r}"
+        got = self._call(doing, self.client.select_folder, folder, readonly=True, folder=folder)
+        status = self._folder_status(doing, got, b"EXISTS")
         self._selected = folder
-        modseq = got.get(b"HIGHESTMODSEQ")
-        return FolderStatus(int(got[b"UIDVALIDITY"]), int(got[b"UIDNEXT"]),
-                            int(modseq) if modseq is not None else None, int(got.get(b"EXISTS", 0)))
+        return status
 
     def changed_flags(self, folder: str, modseq: int) -> dict[int, tuple[str, ...]]:
         """Flags of the messages changed since ``modseq`` (CONDSTORE only)."""

@@ -65,6 +65,11 @@ _META = {
     b"INTERNALDATE": re.compile(rb'\bINTERNALDATE "([^"]+)"'),
     b"X-GM-THRID": re.compile(rb"\bX-GM-THRID (\d+)"),
 }
+_ITEM = re.compile(rb'\b(?:UID \d+|RFC822\.SIZE \d+|FLAGS \([^)]*\)|INTERNALDATE "[^"]*"'
+                   rb"|X-GM-THRID \d+|MODSEQ \(\d+\))")
+_BARE = re.compile(rb"\d+ \(\s*\)\s*")  # what is left of "n (...)" without its items
+# Keys the general parser may give for what we ask (it adds SEQ); a BODY[...] key besides.
+_KEYS = {b"UID", b"SEQ", b"FLAGS", b"RFC822.SIZE", b"INTERNALDATE", b"X-GM-THRID", b"MODSEQ"}
 _LITERAL_KEY = re.compile(rb"(BODY\[[^\]]*\](?:<\d+>)?) \{\d+\}$")
 _INTERNALDATE = re.compile(r" ?(\d{1,2})-([A-Z][a-z]{2})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)")
 
@@ -102,7 +107,9 @@ def parse_header_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]] | None:
         key = _LITERAL_KEY.search(head)
         if key is None or trailer.count(b"{"):
             return None
-        meta = head + b" " + trailer
+        meta = head[: key.start()] + b" " + trailer
+        if not _BARE.fullmatch(_ITEM.sub(b"", meta)):
+            return None  # something besides the items it knows: the general parser judges
         uid = _META[b"UID"].search(meta)
         if uid is None:
             return None
@@ -121,8 +128,6 @@ def parse_header_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]] | None:
     return result
 
 
-
-
 def parse_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]]:
     """A UID FETCH answer by UID: the fast reader, else imapclient's general parser. An
     item without its UID cannot be placed, so the answer is garbled."""
@@ -137,10 +142,17 @@ def parse_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]]:
         raise Garbled(f"unreadable FETCH answer ({type(exc).__name__})") from exc
     result: dict[int, dict[bytes, Any]] = {}
     for item in parsed.values():
+        if any(k not in _KEYS and not k.startswith(b"BODY[") for k in item):
+            raise Garbled("a FETCH item with words it cannot hold")
         uid = item.pop(b"UID", None)
         if not isinstance(uid, int):
             raise Garbled("a FETCH item without its UID")
         result[uid] = item
+    # Every literal the server sent is some item's value: one that is not was displaced
+    # by garbage taken for the value (the header nudger would read instead).
+    values = {v for item in result.values() for v in item.values() if isinstance(v, bytes)}
+    if any(part[1] not in values for part in data if isinstance(part, tuple)):
+        raise Garbled("a literal out of place in a FETCH answer")
     return result
 
 

@@ -16,7 +16,7 @@ class FaultyProxy:
     ``delay``: wait that long before forwarding each chunk the server sends (latency).
     ``inject``: ``(marker, payload)``: insert the payload right after the first
     occurrence of marker in what the server sends (a marker split over two reads of
-    the server is missed: use short ones).
+    the server is missed: use short ones), or at that offset when marker is a number.
     """
 
     def __init__(self, target_port: int):
@@ -32,7 +32,7 @@ class FaultyProxy:
         self.trickle_at: int | None = None
         self.every = 0.0
         self.delay = 0.0
-        self.inject: tuple[bytes, bytes] | None = None
+        self.inject: tuple[bytes | int, bytes] | None = None
         self.tripped = False
         self.lock = threading.Lock()
         self.closing = False
@@ -41,7 +41,7 @@ class FaultyProxy:
 
     def arm(self, cut_at: int | None = None, stall_at: int | None = None,
             trickle_at: int | None = None, every: float = 0.5, delay: float = 0.0,
-            inject: tuple[bytes, bytes] | None = None) -> None:
+            inject: tuple[bytes | int, bytes] | None = None) -> None:
         with self.lock:
             self.sent, self.cut_at, self.stall_at, self.tripped = 0, cut_at, stall_at, False
             self.trickle_at, self.every, self.delay, self.inject = trickle_at, every, delay, inject
@@ -59,11 +59,18 @@ class FaultyProxy:
 
     def _garble(self, data: bytes) -> bytes:
         with self.lock:
-            if self.inject is None or self.inject[0] not in data:
+            if self.inject is None:
                 return data
             marker, payload = self.inject
+            if isinstance(marker, int):
+                at = marker - self.sent
+                if not 0 <= at < len(data):
+                    return data
+            elif marker in data:
+                at = data.index(marker) + len(marker)
+            else:
+                return data
             self.inject = None  # once
-        at = data.index(marker) + len(marker)
         return data[:at] + payload + data[at:]
 
     def _pipe(self, src: socket.socket, dst: socket.socket, counted: bool) -> None:
