@@ -234,6 +234,35 @@ def test_a_non_ascii_password_logs_in(tmp_path, capsys, monkeypatch) -> None:  #
         server.cleanup()
 
 
+def test_a_non_ascii_password_without_authenticate_plain_is_refused_clearly(tmp_path, capsys,  # type: ignore[no-untyped-def]
+                                                                             monkeypatch) -> None:
+    from conftest import _need_dovecot
+
+    server = Dovecot(_need_dovecot(), auth_mechanisms="login")
+    user = server.add_user("umlaut@example.com", "Pässwörd")
+    server.start()
+    try:
+        box = make_box(server, user, tmp_path, capsys, monkeypatch)
+        box.run()
+        assert box.last_code == EX_NOPERM, box.last_err  # retrying cannot help
+        assert "non-ASCII characters, which IMAP LOGIN cannot carry" in box.last_err
+        assert "Pässwörd" not in box.last_err
+    finally:
+        server.cleanup()
+
+
+def test_a_certificate_for_another_name_is_named_as_such(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    with private_server(users=1, tls=True, cert_names="DNS:mail.example.org") as server:
+        box = make_box(server, server.take_user(), tmp_path, capsys, monkeypatch)
+        box.config.write_text(box.config.read_text().replace(
+            f"port = {server.port}", f"port = {server.tls_port}").replace(
+            'tls = "none"', f'tls = "implicit"\nca_file = "{server.cert_path}"'))
+        box.run()
+        assert box.last_code == EX_CONFIG, box.last_err
+        assert "IP address mismatch, certificate is not valid for '127.0.0.1'" in box.last_err
+        assert "accounts.test.host must be a name the certificate is for" in box.last_err
+
+
 # -- failures in their scope: one folder, one answer, one command, one cycle -----------------
 
 
