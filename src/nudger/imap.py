@@ -118,6 +118,7 @@ class ImapMailbox:
         self.account = account
         self._password = password  # for companion(); never logged, never in a message
         self._selected: str | None = None
+        self.where = f"{account.name} ({account.host}:{account.port})"  # starts every sentence
         if account.tls == "none" and not is_loopback(account.host):
             raise NudgerError(f"{account.name}: refusing plaintext IMAP to {account.host}")
         timeout = account.timeout.total_seconds()
@@ -155,9 +156,9 @@ class ImapMailbox:
             self.client.plain_login(username, password)
         else:
             raise AuthError(
-                f"{self.account.name} ({self.account.host}:{self.account.port}): the username or "
-                "password has non-ASCII characters, which IMAP LOGIN cannot carry, and the server "
-                "does not offer AUTHENTICATE PLAIN, which could; use an ASCII password")
+                f"{self.where}: the username or password has non-ASCII characters, which IMAP "
+                "LOGIN cannot carry, and the server does not offer AUTHENTICATE PLAIN, which "
+                "could; use an ASCII password (or have AUTH=PLAIN enabled on the server)")
 
     def _call(self, doing: str, fn: Any, *args: Any, folder: str | None = None, **kwargs: Any) -> Any:
         """``fn(*args)``, its failures translated; a NO to a command in ``folder`` is that
@@ -166,8 +167,7 @@ class ImapMailbox:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
             if folder is not None and _refused(exc):
-                where = f"{self.account.name} ({self.account.host}:{self.account.port})"
-                raise FolderUnavailable(folder, f"{where}: the server refused {doing}: {exc}",
+                raise FolderUnavailable(folder, f"{self.where}: the server refused {doing}: {exc}",
                                         detail=str(exc)) from exc
             raise _translate(exc, self.account, doing) from exc
 
@@ -204,7 +204,7 @@ class ImapMailbox:
         return found
 
     def _garbled(self, doing: str, detail: str) -> GarbledAnswer:
-        return _garbled(f"{self.account.name} ({self.account.host}:{self.account.port})", doing, detail)
+        return _garbled(self.where, doing, detail)
 
     def _examine(self, folder: str) -> None:
         if self._selected != folder:
