@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +13,7 @@ import pytest
 from conftest import private_server
 
 from nudger.config import load_config
-from nudger.errors import EX_CONFIG, EX_NOPERM, EX_TEMPFAIL
+from nudger.errors import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL
 from nudger.imap import ImapMailbox
 from nudger.mailbox import Layout, discover
 from support.dovecot import Dovecot
@@ -115,7 +118,10 @@ def test_tls_with_the_servers_ca_works_and_without_it_is_refused(tls_server, tmp
         'tls = "none"', 'tls = "implicit"')
     box.config.write_text(implicit)
     box.run()
-    assert box.last_code == EX_TEMPFAIL and "certificate not trusted" in box.last_err
+    # Retrying cannot make a certificate verify: a configuration error, with what to set.
+    assert box.last_code == EX_CONFIG, box.last_err
+    assert "the TLS certificate of 127.0.0.1 did not verify (self-signed certificate)" in box.last_err
+    assert "accounts.test.ca_file" in box.last_err and "accounts.test.tls" in box.last_err
     box.config.write_text(implicit.replace('tls = "implicit"',
                                            f'tls = "implicit"\nca_file = "{tls_server.cert_path}"'))
     assert by_subject(box.run("--dry-run"))["Over TLS"]["status"] == "due"
@@ -167,3 +173,88 @@ def test_first_sync_on_a_server_allowing_one_connection(tmp_path, capsys, monkey
     statuses = {subject: (status, action) for subject, status, action in results[0]}
     assert statuses["One 1"][0] == statuses["One 2"][0] == "replied"  # answers in Archive, INBOX
     assert statuses["One 0"][1] == statuses["One 3"][1] == "appended", statuses
+
+
+def test_the_daemon_stops_with_78_on_a_certificate_that_does_not_verify(tls_server, tmp_path,  # type: ignore[no-untyped-def]
+                                                                       capsys, monkeypatch) -> None:
+    box = make_box(tls_server, tls_server.take_user(), tmp_path, capsys, monkeypatch)
+    box.config.write_text(box.config.read_text().replace(
+        f"port = {tls_server.port}", f"port = {tls_server.tls_port}").replace('tls = "none"', 'tls = "implicit"'))
+    env = {**os.environ, "NUDGER_TEST_PASSWORD": tls_server.users[box.user]}
+    done = subprocess.run([sys.executable, "-m", "nudger", "--config", str(box.config), "run"],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == EX_CONFIG, done.stderr  # no retry loop: systemd shows why
+    assert "did not verify" in done.stderr and "ca_file" in done.stderr
+
+
+def test_starttls_required_but_not_offered_is_a_configuration_error(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                                    capsys, monkeypatch) -> None:
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+    box.config.write_text(box.config.read_text().replace('tls = "none"', 'tls = "starttls"'))
+    box.run()
+    assert box.last_code == EX_CONFIG, box.last_err
+    assert "127.0.0.1" in box.last_err and "does not offer STARTTLS" in box.last_err
+    assert 'accounts.test.tls = "starttls"' in box.last_err
+
+
+def test_a_ca_file_that_is_not_a_certificate_fails_check_config(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                               capsys, monkeypatch) -> None:
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+    bogus = tmp_path / "ca.pem"
+    bogus.write_text("this is my password, not a certificate\n")
+    box.config.write_text(box.config.read_text().replace(
+        'tls = "none"', f'tls = "implicit"\nca_file = "{bogus}"'))
+    code, _out, err = box.cli("check-config")
+    assert code == EX_CONFIG
+    assert f"accounts.test.ca_file: {bogus} is not a certificate in PEM form" in err
+    box.run()
+    assert box.last_code == EX_CONFIG and "internal error" not in box.last_err
+    # Certificate-shaped but not one: what only TLS itself can tell is still a sentence.
+    bogus.write_text("-----BEGIN CERTIFICATE-----\nMANhYmM=\n-----END CERTIFICATE-----\n")
+    box.run()
+    assert box.last_code == EX_CONFIG, box.last_err
+    assert "accounts.test.ca_file: cannot use" in box.last_err
+
+
+def test_a_non_ascii_password_logs_in(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from conftest import _need_dovecot
+
+    server = Dovecot(_need_dovecot())
+    user = server.add_user("umlaut@example.com", "Pässwörd-€-ß")
+    server.start()
+    try:
+        box = make_box(server, user, tmp_path, capsys, monkeypatch)
+        box.seed("Sent", message("u1@example.com", sender=user, subject="Grüße", date=days_ago(6)))
+        assert by_subject(box.run())["Grüße"]["action"] == "appended", box.last_err
+        assert box.last_code == EX_OK
+    finally:
+        server.cleanup()
+
+
+def test_a_non_ascii_password_without_authenticate_plain_is_refused_clearly(tmp_path, capsys,  # type: ignore[no-untyped-def]
+                                                                             monkeypatch) -> None:
+    from conftest import _need_dovecot
+
+    server = Dovecot(_need_dovecot(), auth_mechanisms="login")
+    user = server.add_user("umlaut@example.com", "Pässwörd")
+    server.start()
+    try:
+        box = make_box(server, user, tmp_path, capsys, monkeypatch)
+        box.run()
+        assert box.last_code == EX_NOPERM, box.last_err  # retrying cannot help
+        assert "non-ASCII characters, which IMAP LOGIN cannot carry" in box.last_err
+        assert "Pässwörd" not in box.last_err
+    finally:
+        server.cleanup()
+
+
+def test_a_certificate_for_another_name_is_named_as_such(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    with private_server(users=1, tls=True, cert_names="DNS:mail.example.org") as server:
+        box = make_box(server, server.take_user(), tmp_path, capsys, monkeypatch)
+        box.config.write_text(box.config.read_text().replace(
+            f"port = {server.port}", f"port = {server.tls_port}").replace(
+            'tls = "none"', f'tls = "implicit"\nca_file = "{server.cert_path}"'))
+        box.run()
+        assert box.last_code == EX_CONFIG, box.last_err
+        assert "IP address mismatch, certificate is not valid for '127.0.0.1'" in box.last_err
+        assert "accounts.test.host must be a name the certificate is for" in box.last_err

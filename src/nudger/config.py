@@ -6,6 +6,8 @@ the file, the key path and what was expected; nothing connects before this passe
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import ipaddress
 import os
@@ -150,6 +152,30 @@ def base_address(address: str) -> str:
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----")
+
+
+def _not_a_ca_file(path: Path) -> str | None:
+    """Why ``path`` cannot serve as ca_file (unreadable, or no PEM certificate in it), or None.
+
+    Checked as text here (the core imports no ssl); the edge loads it for real."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    blocks = _PEM_CERT.findall(data)
+    try:
+        # A certificate is a DER SEQUENCE (0x30), base64 between the PEM markers.
+        ok = bool(blocks) and all(base64.b64decode(b"".join(b.split()), validate=True)[:1] == b"\x30"
+                                  for b in blocks)
+    except binascii.Error:
+        ok = False
+    if not ok:
+        return (f"{path} is not a certificate in PEM form; give the file of your server's CA, "
+                "which starts with -----BEGIN CERTIFICATE-----")
+    return None
 
 
 def default_config_paths() -> list[Path]:
@@ -410,6 +436,8 @@ class _Validator:
         ca_file = self.string(table, "ca_file", key)
         if ca_file is not None and not Path(ca_file).expanduser().is_file():
             self.fail(f"{key}.ca_file", f"no such file: {ca_file}")
+        elif ca_file is not None and (problem := _not_a_ca_file(Path(ca_file).expanduser())):
+            self.fail(f"{key}.ca_file", problem)
         if host is None or username is None or password is None:
             return None
         return Account(

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from nudger.adopt import TRASH_CHECKED, adopt_found, search_trash
 from nudger.config import Account, Config
-from nudger.errors import StateCorrupt
+from nudger.errors import FolderUnavailable, StateCorrupt
 from nudger.mailbox import Layout, Mailbox, discover
 from nudger.mailfacts import Addr, MessageRecord
 from nudger.plan import (
@@ -118,7 +118,11 @@ def _cycle(config: Config, account: Account, mailbox: Mailbox, state: State, now
     counts = SyncCounts()
     touched = sync_watched(account, mailbox, state, layout.watched, since, now, counts, progress,
                            sent=layout.sent)
-    drafts_changed = _sync_drafts(account, mailbox, state, layout.drafts, now, counts)
+    try:
+        drafts_changed = _sync_drafts(account, mailbox, state, layout.drafts, now, counts)
+    except FolderUnavailable as exc:  # unlike a watched folder, it cannot be done without
+        raise FolderUnavailable(exc.folder, f"{exc}; nudger cannot know or write its drafts "
+                                f"without its Drafts folder, so this cycle stops here") from exc
     result.fetched, result.skipped = counts.fetched, counts.skipped
     before: dict[str, LedgerEntry] = {}
     reconciled = bool(touched or drafts_changed or state.has_fate(account.name, APPENDING))

@@ -83,3 +83,17 @@ class StateTooNew(StateError):
     """Written by a newer nudger: this one must not guess what it means."""
 
     exit_code = EX_CONFIG
+
+
+class FolderUnavailable(TemporaryError):
+    """The server refused one folder (a NO to STATUS, EXAMINE, SEARCH or FETCH in it):
+    that folder is skipped this cycle, the rest of the account is served."""
+
+    def __init__(self, folder: str, message: str, detail: str = ""):
+        self.folder, self.detail = folder, detail
+        super().__init__(message)
+
+
+class GarbledAnswer(TemporaryError):
+    """An answer that does not read as IMAP: what it was about is read again next cycle,
+    never taken as read."""

@@ -2,12 +2,13 @@
 
 Every folder is opened read-only (EXAMINE) and read with BODY.PEEK, so no flag of
 the user's changes; the only write is APPEND to Drafts. Library and socket errors
-are translated here into our own classes: temporary, authentication, configuration.
+are translated here into our own classes: temporary (a whole cycle, or one folder),
+authentication, configuration. Every command, and every cycle, has a deadline
+(deadline.py); FETCH answers are read by wire.py.
 """
 
 from __future__ import annotations
 
-import imaplib
 import logging
 import re
 import socket
@@ -18,119 +19,51 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
 
-import imapclient
-from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from imapclient.exceptions import CapabilityError, IMAPClientAbortError, IMAPClientError, LoginError
 from imapclient.imapclient import SocketTimeout
-from imapclient.response_parser import parse_fetch_response
 
 from nudger.config import Account, is_loopback
-from nudger.errors import AuthError, NudgerError, TemporaryError
+from nudger.deadline import BoundedClient, Deadline, DeadlinePassed, bounded_context
+from nudger.errors import (
+    AuthError,
+    FolderUnavailable,
+    GarbledAnswer,
+    NudgerError,
+    ServerConfigError,
+    TemporaryError,
+)
 from nudger.mailbox import Fetched, FolderInfo, FolderStatus
-from nudger.mailfacts import HEADER_FIELDS, datetime_of
+from nudger.mailfacts import HEADER_FIELDS
+from nudger.wire import (  # noqa: F401 - uid_batches and the parsers are used from here too
+    BATCH,
+    MAX_SET,
+    Garbled,
+    Refused,
+    decode_flags,
+    expand_set,
+    parse_fetch,
+    parse_header_fetch,
+    parse_internaldate,
+    read_fetch_answer,
+    uid_batches,
+)
 
 log = logging.getLogger(__name__)
 
 IDLE_RENEW = 25 * 60  # servers may drop an IDLE client after 29 minutes (RFC 2177)
-BATCH = 1000  # UIDs per FETCH at most; see uid_batches for the command-line limit
-MAX_SET = 900  # bytes of a UID set: some servers refuse command lines much over 1,000
+# A cycle (from connecting, or from waking after a wait, to the next wait) fails after
+# this many times the account's timeout: 30 minutes at the default 60 s, room for the
+# first sync of a big account over a slow line; a command has the timeout itself.
+CYCLE_TIMEOUTS = 30
 _FIELDS = "BODY.PEEK[HEADER.FIELDS (" + " ".join(f.upper() for f in HEADER_FIELDS) + ")]"
 _APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]", re.IGNORECASE)
 
 
-def uid_batches(uids: Sequence[int], size: int = BATCH, limit: int = MAX_SET) -> list[str]:
-    """Sorted UIDs as IMAP sets ("1:500,502,510:520"), each of at most ``size`` UIDs and
-    ``limit`` bytes: runs collapse, so a first sync sends a few short commands."""
-    runs: list[list[int]] = []
-    for uid in sorted(set(uids)):
-        if runs and uid == runs[-1][1] + 1:
-            runs[-1][1] = uid
-        else:
-            runs.append([uid, uid])
-    batches: list[str] = []
-    parts: list[str] = []
-    count = length = 0
-    for first, last in runs:
-        while first <= last:
-            take = min(size - count, last - first + 1)
-            part = str(first) if take == 1 else f"{first}:{first + take - 1}"
-            if take == 0 or (parts and length + len(part) + 1 > limit):
-                batches.append(",".join(parts))
-                parts, count, length = [], 0, 0
-                continue
-            parts.append(part)
-            count += take
-            length += len(part) + 1
-            first += take
-    if parts:
-        batches.append(",".join(parts))
-    return batches
-
-
-_META = {
-    b"UID": re.compile(rb"\bUID (\d+)"),
-    b"RFC822.SIZE": re.compile(rb"\bRFC822\.SIZE (\d+)"),
-    b"FLAGS": re.compile(rb"\bFLAGS \(([^)]*)\)"),
-    b"INTERNALDATE": re.compile(rb'\bINTERNALDATE "([^"]+)"'),
-    b"X-GM-THRID": re.compile(rb"\bX-GM-THRID (\d+)"),
-}
-_LITERAL_KEY = re.compile(rb"(BODY\[[^\]]*\](?:<\d+>)?) \{\d+\}$")
-_INTERNALDATE = re.compile(r" ?(\d{1,2})-([A-Z][a-z]{2})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)")
-
-
-def parse_internaldate(value: bytes) -> datetime:
-    """INTERNALDATE ("17-Jul-1996 02:44:25 -0700"), aware. Its format is fixed (RFC 3501),
-    so a pattern reads it; imapclient's general date parser is the fallback."""
-    found = _INTERNALDATE.fullmatch(value.decode("ascii", "replace"))
-    if found:
-        try:
-            return datetime_of(*found.groups())
-        except (ValueError, KeyError):
-            pass
-    from imapclient.datetime_util import parse_to_datetime
-
-    return parse_to_datetime(value, normalise=False)
-
-
-def parse_header_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]] | None:
-    """The common shape of our header FETCH answers, parsed in one pass.
-
-    imapclient's general parser reads every byte through a Python tokenizer: most of
-    a first sync's time. This reads "* n (UID .. FLAGS (..) .. BODY[..] {len}" plus the
-    literal; anything else returns None and the general parser takes over.
-    """
-    result: dict[int, dict[bytes, Any]] = {}
-    i = 0
-    while i < len(data):
-        item = data[i]
-        if not isinstance(item, tuple) or len(item) != 2:
-            return None
-        head, literal = item
-        trailer = data[i + 1] if i + 1 < len(data) and isinstance(data[i + 1], bytes) else b""
-        i += 2 if trailer else 1
-        key = _LITERAL_KEY.search(head)
-        if key is None or trailer.count(b"{"):
-            return None
-        meta = head + b" " + trailer
-        uid = _META[b"UID"].search(meta)
-        if uid is None:
-            return None
-        entry: dict[bytes, Any] = {key.group(1): literal}
-        for name in (b"RFC822.SIZE", b"X-GM-THRID"):
-            found = _META[name].search(meta)
-            if found:
-                entry[name] = int(found.group(1))
-        flags = _META[b"FLAGS"].search(meta)
-        if flags:
-            entry[b"FLAGS"] = tuple(flags.group(1).split())
-        date = _META[b"INTERNALDATE"].search(meta)
-        if date:
-            entry[b"INTERNALDATE"] = parse_internaldate(date.group(1))
-        result[int(uid.group(1))] = entry
-    return result
-
-
 def _translate(exc: BaseException, account: Account, doing: str) -> NudgerError:
     where = f"{account.name} ({account.host}:{account.port})"
+    key = f"accounts.{account.name}"
+    if isinstance(exc, NudgerError):
+        return exc
     if isinstance(exc, LoginError) and isinstance(exc.__context__, (IMAPClientAbortError, OSError)):
         # imapclient reports a connection lost during LOGIN as a LoginError too.
         return TemporaryError(f"{where}: connection lost while logging in")
@@ -138,17 +71,44 @@ def _translate(exc: BaseException, account: Account, doing: str) -> NudgerError:
         return AuthError(f"{where}: the server refused the login for {account.username}; "
                          "check the username and the password source")
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return TemporaryError(f"{where}: TLS certificate not trusted ({exc.verify_message}); "
-                              "set ca_file if the server uses a private CA")
+        # Retrying cannot make a certificate match: a configuration error, no retry loop.
+        return ServerConfigError(
+            f"{where}: the TLS certificate of {account.host} did not verify ({exc.verify_message}); "
+            f"if the server uses a private CA, set {key}.ca_file to its certificate; "
+            f"{key}.host must be a name the certificate is for (see also {key}.tls)")
+    if isinstance(exc, CapabilityError) and "STARTTLS" in str(exc):
+        return ServerConfigError(
+            f"{where}: the server does not offer STARTTLS, so {key}.tls = \"starttls\" cannot "
+            f"protect the login; if it offers TLS from the first byte, set {key}.tls = "
+            f"\"implicit\" (usually port 993)")
+    if isinstance(exc, DeadlinePassed):
+        if exc.cycle:
+            return TemporaryError(f"{where}: timed out while {doing}: the cycle took longer than "
+                                  f"{exc.seconds:.0f}s ({CYCLE_TIMEOUTS} times {key}.timeout)")
+        return TemporaryError(f"{where}: timed out while {doing}: no complete answer within "
+                              f"{exc.seconds:.0f}s ({key}.timeout)")
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return TemporaryError(f"{where}: timed out while {doing}")
+    if isinstance(exc, Garbled):
+        return _garbled(where, doing, str(exc))
     if isinstance(exc, (ssl.SSLError, OSError, IMAPClientAbortError, EOFError)):
         return TemporaryError(f"{where}: connection failed while {doing}: {exc}")
-    if isinstance(exc, IMAPClientError):
+    if isinstance(exc, (IMAPClientError, Refused)):
         return TemporaryError(f"{where}: the server said no while {doing}: {exc}")
     # A cut or garbled answer surfaces as a parse error deep in the library.
     return TemporaryError(f"{where}: unexpected answer from the server while {doing} "
                           f"({type(exc).__name__})")
+
+
+def _garbled(where: str, doing: str, detail: str) -> GarbledAnswer:
+    return GarbledAnswer(f"{where}: an answer nudger cannot read while {doing} ({detail}); "
+                         "nothing of it counts as read: it is asked again next cycle")
+
+
+def _refused(exc: BaseException) -> bool:
+    """A NO or BAD to one command (the connection itself is fine)."""
+    return isinstance(exc, Refused) or (isinstance(exc, IMAPClientError)
+                                        and not isinstance(exc, (IMAPClientAbortError, LoginError)))
 
 
 class ImapMailbox:
@@ -158,24 +118,29 @@ class ImapMailbox:
         self.account = account
         self._password = password  # for companion(); never logged, never in a message
         self._selected: str | None = None
+        self.where = f"{account.name} ({account.host}:{account.port})"  # starts every sentence
         if account.tls == "none" and not is_loopback(account.host):
             raise NudgerError(f"{account.name}: refusing plaintext IMAP to {account.host}")
         timeout = account.timeout.total_seconds()
+        self.deadline = Deadline(timeout, CYCLE_TIMEOUTS * timeout)
         context = None
         if account.tls != "none":
-            context = ssl.create_default_context(
-                cafile=str(account.ca_file) if account.ca_file else None)
+            try:
+                context = bounded_context(str(account.ca_file) if account.ca_file else None)
+            except (ssl.SSLError, OSError) as exc:  # changed since the configuration was read
+                raise ServerConfigError(f"accounts.{account.name}.ca_file: cannot use "
+                                        f"{account.ca_file} as a CA certificate ({exc})") from None
         try:
-            self.client = imapclient.IMAPClient(
-                account.host, port=account.port, ssl=account.tls == "implicit",
+            self.client = BoundedClient(
+                account.host, self.deadline, port=account.port, ssl=account.tls == "implicit",
                 ssl_context=context, timeout=SocketTimeout(connect=timeout, read=timeout))
             self.client.normalise_times = False
             if account.tls == "starttls":
                 self.client.starttls(context)
-            self.client.login(account.username, password)
+            self._login(account.username, password)
         except Exception as exc:  # noqa: BLE001 - translated, never leaked with the password
             raise _translate(exc, account, "logging in") from None
-        self.capabilities = {c.decode().upper() for c in self.client.capabilities()}
+        self.capabilities = {c.decode("ascii", "replace").upper() for c in self.client.capabilities()}
         self.gmail = "X-GM-EXT-1" in self.capabilities
         self.condstore = "CONDSTORE" in self.capabilities
         if self.condstore and "ENABLE" in self.capabilities:
@@ -190,60 +155,64 @@ class ImapMailbox:
                  and c[12:].isdigit()]
         return min(sizes) if sizes else None
 
-    def _call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _login(self, username: str, password: str) -> None:
+        """LOGIN carries only ASCII (RFC 3501 quoted strings); other credentials go as
+        AUTHENTICATE PLAIN, which is UTF-8 (RFC 4616)."""
+        if (username + password).isascii():
+            self.client.login(username, password)
+        elif b"AUTH=PLAIN" in {c.upper() for c in self.client.capabilities()}:
+            self.client.plain_login(username, password)
+        else:
+            raise AuthError(
+                f"{self.where}: the username or password has non-ASCII characters, which IMAP "
+                "LOGIN cannot carry, and the server does not offer AUTHENTICATE PLAIN, which "
+                "could; use an ASCII password (or have AUTH=PLAIN enabled on the server)")
+
+    def _call(self, doing: str, fn: Any, *args: Any, folder: str | None = None, **kwargs: Any) -> Any:
+        """``fn(*args)``, its failures translated; a NO to a command in ``folder`` is that
+        folder's failure, not the connection's."""
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
+            if folder is not None and _refused(exc):
+                raise FolderUnavailable(folder, f"{self.where}: the server refused {doing}: {exc}",
+                                        detail=str(exc)) from exc
             raise _translate(exc, self.account, doing) from exc
 
     def _uid_fetch(self, uid_set: str, items: Sequence[str]) -> dict[int, dict[bytes, Any]]:
         """UID FETCH with a compact UID set ("1:500,502"). imapclient's fetch() accepts
-        only UID lists, which makes long command lines or many round trips; its response
-        parser is public."""
-        data = self._fetch_lines(f"UID FETCH {uid_set} ({' '.join(items)})")
-        fast = parse_header_fetch(data)
-        if fast is not None:
-            return fast
-        parsed = parse_fetch_response(data, normalise_times=False, uid_is_key=True)
-        return {uid: d for uid, d in parsed.items() if isinstance(uid, int)}
-
-    def _fetch_lines(self, command: str) -> list[Any]:
-        """Send a FETCH and read its answer in imaplib's shape: ``(line, literal)`` tuples
-        and plain lines. imaplib matches several regular expressions per line (half the
-        client time of a header FETCH); this reads the same bytes through its public
-        readline/read, with a tag from its own counter (as imapclient does for the
-        commands imaplib lacks)."""
+        only UID lists, which makes long command lines or many round trips. Reads the
+        answer through imaplib's public readline/read, with a tag from its own counter (as
+        imapclient does for the commands imaplib lacks)."""
         imap = self.client._imap
         tag = imap._new_tag()
-        imap.send(tag + b" " + command.encode("ascii") + b"\r\n")
-        readline, read = imap.readline, imap.read
-        data: list[Any] = []
-        done = tag + b" "
-        while True:
-            line = readline()
-            if not line.endswith(b"\n"):
-                raise imaplib.IMAP4.abort("connection closed during FETCH")
-            if line.startswith(done):
-                status = line[len(done):].split(b" ", 1)[0].upper()
-                if status != b"OK":
-                    raise IMAPClientError(f"FETCH failed: {line.strip()!r}")
-                return data
-            if not line.startswith(b"* "):
-                raise imaplib.IMAP4.abort(f"unexpected answer to FETCH: {line[:80]!r}")
-            number, _, rest = line[2:].partition(b" ")
-            kind, _, rest = rest.partition(b" ")
-            if number.upper() == b"BYE":
-                raise imaplib.IMAP4.abort(f"server closed the connection: {line.strip()!r}")
-            fetch = kind.upper() == b"FETCH"
-            chunk = number + b" " + rest
-            while chunk.endswith(b"}\r\n"):
-                literal = read(int(chunk[chunk.rfind(b"{") + 1 : -3]))
-                if fetch:
-                    data.append((chunk[:-2], literal))
-                chunk = readline()
-            if fetch:
-                data.append(chunk.rstrip(b"\r\n"))
-            # Other untagged answers (EXISTS, EXPUNGE...) change nothing a UID FETCH returns.
+        imap.send(tag + b" " + f"UID FETCH {uid_set} ({' '.join(items)})".encode("ascii") + b"\r\n")
+        return parse_fetch(read_fetch_answer(imap.readline, imap.read, tag))
+
+    def _fetch(self, folder: str, what: str, uid_set: str, items: Sequence[str],
+               key: bytes) -> dict[int, dict[bytes, Any]]:
+        """The answer for each UID of ``uid_set``, each with an item named ``key...``.
+
+        A UID left out of the answer is fine when it is gone (expunged meanwhile), and
+        a garbled answer when the server still has it: never taken as read."""
+        doing = f"{what} in {folder!r}"
+        got = self._call(doing, self._uid_fetch, uid_set, items, folder=folder)
+        wanted = expand_set(uid_set)
+        found = {uid: data for uid, data in got.items() if uid in wanted}  # (others: news)
+        for uid, data in found.items():
+            if not any(k.startswith(key) for k in data):
+                raise self._garbled(doing, f"UID {uid} without {key.decode()}")
+        missing = sorted(wanted - set(found))
+        if missing:
+            still = set().union(*(self._call(f"searching {folder!r}", self.client.search,
+                                             ["UID", uids], folder=folder)
+                                  for uids in uid_batches(missing)))
+            if still:
+                raise self._garbled(doing, f"{len(still)} message(s) left out, first UID {min(still)}")
+        return found
+
+    def _garbled(self, doing: str, detail: str) -> GarbledAnswer:
+        return _garbled(self.where, doing, detail)
 
     def _examine(self, folder: str) -> None:
         if self._selected != folder:
@@ -251,8 +220,10 @@ class ImapMailbox:
 
     def list_folders(self) -> list[FolderInfo]:
         listed = self._call("listing folders", self.client.list_folders)
-        return [FolderInfo(name if isinstance(name, str) else name.decode(),
-                           tuple(f.decode() if isinstance(f, bytes) else str(f) for f in flags))
+        # (A name imapclient could not decode stays readable; if it is no name the server
+        # knows, opening it is refused and that folder alone is skipped.)
+        return [FolderInfo(name if isinstance(name, str) else name.decode("utf-8", "replace"),
+                           self._flags("listing folders", flags))
                 for flags, _delim, name in listed]
 
     def status(self, folder: str) -> FolderStatus:
@@ -260,26 +231,37 @@ class ImapMailbox:
         items = [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"]
         if self.condstore:
             items.append(b"HIGHESTMODSEQ")
-        got = self._call(f"checking {folder!r}", self.client.folder_status, folder, items)
-        return FolderStatus(int(got[b"UIDVALIDITY"]), int(got[b"UIDNEXT"]),
-                            int(got[b"HIGHESTMODSEQ"]) if b"HIGHESTMODSEQ" in got else None,
-                            int(got[b"MESSAGES"]))
+        doing = f"checking {folder!r}"
+        got = self._call(doing, self.client.folder_status, folder, items, folder=folder)
+        return self._folder_status(doing, got, b"MESSAGES")
+
+    def _folder_status(self, doing: str, got: dict[bytes, Any], count: bytes) -> FolderStatus:
+        """The numbers of a STATUS or EXAMINE answer; both must carry UIDVALIDITY and
+        UIDNEXT (RFC 3501 6.3.1, 6.3.10): an answer without them is garbled."""
+        try:
+            modseq = got.get(b"HIGHESTMODSEQ")
+            return FolderStatus(int(got[b"UIDVALIDITY"]), int(got[b"UIDNEXT"]),
+                                int(modseq) if modseq is not None else None, int(got.get(count, 0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._garbled(doing, f"no usable {exc}") from exc
 
     def examine(self, folder: str) -> FolderStatus:
         """Open the folder read-only; its answer carries what STATUS would (first syncs
         open the folder anyway, so this saves a command per folder)."""
-        got = self._call(f"opening {folder!r}", self.client.select_folder, folder, readonly=True)
+        self._selected = None  # a refused EXAMINE leaves no folder open (RFC 3501 6.3.1)
+        doing = f"opening {folder!r}"
+        got = self._call(doing, self.client.select_folder, folder, readonly=True, folder=folder)
+        status = self._folder_status(doing, got, b"EXISTS")
         self._selected = folder
-        modseq = got.get(b"HIGHESTMODSEQ")
-        return FolderStatus(int(got[b"UIDVALIDITY"]), int(got[b"UIDNEXT"]),
-                            int(modseq) if modseq is not None else None, int(got.get(b"EXISTS", 0)))
+        return status
 
     def changed_flags(self, folder: str, modseq: int) -> dict[int, tuple[str, ...]]:
         """Flags of the messages changed since ``modseq`` (CONDSTORE only)."""
         if not self.condstore:
             return {}
         self._examine(folder)
-        uids = self._call(f"searching {folder!r}", self.client.search, ["MODSEQ", str(modseq + 1)])
+        uids = self._call(f"searching {folder!r}", self.client.search,
+                          ["MODSEQ", str(modseq + 1)], folder=folder)
         return self.fetch_flags(folder, sorted(uids)) if uids else {}
 
     def search_new(self, folder: str, after_uid: int, since: date | None) -> list[int]:
@@ -287,13 +269,13 @@ class ImapMailbox:
         criteria: list[Any] = ["UID", f"{after_uid + 1}:*"]
         if since is not None:
             criteria += ["SINCE", since]
-        uids = self._call(f"searching {folder!r}", self.client.search, criteria)
+        uids = self._call(f"searching {folder!r}", self.client.search, criteria, folder=folder)
         # "UID n:*" always matches the highest UID, even below n (RFC 3501 6.4.8).
         return sorted(u for u in uids if u > after_uid)
 
     def all_uids(self, folder: str) -> set[int]:
         self._examine(folder)
-        return set(self._call(f"searching {folder!r}", self.client.search, ["ALL"]))
+        return set(self._call(f"searching {folder!r}", self.client.search, ["ALL"], folder=folder))
 
     def fetch_headers(self, folder: str, uids: Sequence[int]) -> Iterator[Fetched]:
         self._examine(folder)
@@ -301,28 +283,33 @@ class ImapMailbox:
         if self.gmail:
             items.append("X-GM-THRID")
         for batch in uid_batches(uids):
-            got = self._call(f"reading headers in {folder!r}", self._uid_fetch, batch, items)
+            got = self._fetch(folder, "reading headers", batch, items, b"BODY[HEADER")
             for uid in sorted(got):
                 data = got[uid]
-                header = next((v for k, v in data.items() if k.startswith(b"BODY[HEADER")), b"")
+                header = next(v for k, v in data.items() if k.startswith(b"BODY[HEADER"))
                 yield Fetched(
                     uid=uid,
                     header=header or b"",
                     internaldate=data.get(b"INTERNALDATE"),
-                    flags=tuple(f.decode() if isinstance(f, bytes) else str(f)
-                                for f in data.get(b"FLAGS", ())),
+                    flags=self._flags(f"reading headers in {folder!r}", data.get(b"FLAGS", ())),
                     size=int(data.get(b"RFC822.SIZE", 0)),
                     gm_thrid=data.get(b"X-GM-THRID"),
                 )
 
+    def _flags(self, doing: str, flags: Any) -> tuple[str, ...]:
+        try:
+            return decode_flags(flags)
+        except Garbled as exc:
+            raise self._garbled(doing, str(exc)) from exc
+
     def fetch_flags(self, folder: str, uids: Sequence[int]) -> dict[int, tuple[str, ...]]:
         self._examine(folder)
-        got: dict[int, Any] = {}
+        got: dict[int, tuple[str, ...]] = {}
         for batch in uid_batches(uids):
-            fetched = self._call(f"reading flags in {folder!r}", self._uid_fetch, batch, ["FLAGS"])
-            got.update({uid: data.get(b"FLAGS", ()) for uid, data in fetched.items()})
-        return {uid: tuple(f.decode() if isinstance(f, bytes) else str(f) for f in flags)
-                for uid, flags in got.items()}
+            fetched = self._fetch(folder, "reading flags", batch, ["FLAGS"], b"FLAGS")
+            got.update((uid, self._flags(f"reading flags in {folder!r}", data[b"FLAGS"]))
+                       for uid, data in fetched.items())
+        return got
 
     def fetch_message(self, folder: str, uid: int, limit: int) -> bytes | None:
         return self.fetch_messages(folder, [uid], limit).get(uid)
@@ -332,10 +319,10 @@ class ImapMailbox:
         self._examine(folder)
         found: dict[int, bytes] = {}
         for batch in uid_batches(uids, size=100):
-            got = self._call(f"reading messages in {folder!r}", self._uid_fetch, batch,
-                             [f"BODY.PEEK[]<0.{limit}>"])
+            got = self._fetch(folder, "reading messages", batch, [f"BODY.PEEK[]<0.{limit}>"],
+                              b"BODY[")
             for uid, data in got.items():
-                body = next((v for k, v in data.items() if k.startswith(b"BODY[")), None)
+                body = next(v for k, v in data.items() if k.startswith(b"BODY["))
                 if isinstance(body, bytes):
                     found[uid] = body
         return found
@@ -343,7 +330,7 @@ class ImapMailbox:
     def find_message_id(self, folder: str, message_id: str) -> list[int]:
         self._examine(folder)
         found = self._call(f"searching {folder!r}", self.client.search,
-                           ["HEADER", "Message-ID", message_id])
+                           ["HEADER", "Message-ID", message_id], folder=folder)
         return sorted(found)
 
     def find_marked(self, folder: str) -> list[int]:
@@ -393,16 +380,20 @@ class ImapMailbox:
         """
         if "IDLE" not in self.capabilities:
             stop.wait(seconds)
+            self.deadline.new_cycle()
             return False
         self._examine(folder)
-        deadline = time.monotonic() + min(seconds, IDLE_RENEW)
+        until = time.monotonic() + min(seconds, IDLE_RENEW)
         self._call("waiting for new mail", self.client.idle)
+        self.deadline.paused = True  # idling is waiting, not a command to bound
         arrived = False
         try:
-            while not arrived and not stop.is_set() and time.monotonic() < deadline:
+            while not arrived and not stop.is_set() and time.monotonic() < until:
                 responses = self._call("waiting for new mail", self.client.idle_check, timeout=1)
                 arrived = any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
         finally:
+            self.deadline.paused = False
+            self.deadline.new_cycle()  # the end of a wait starts the next cycle
             self._call("waiting for new mail", self.client.idle_done)
         return arrived
 

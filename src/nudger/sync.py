@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from nudger.config import Account
+from nudger.errors import FolderUnavailable
 from nudger.mailbox import Fetched, FolderStatus, Mailbox
 from nudger.mailfacts import AUTO_REPLY, HUMAN, MessageRecord, is_noreply, parse_record, record_key
 from nudger.ooo import return_date
@@ -146,8 +147,15 @@ def sync_watched(account: Account, mailbox: Mailbox, state: State, folders: Sequ
     ahead = _SearchAhead(mailbox, unread[1:], since) if len(unread) > 1 else None
     try:
         for folder in folders:
-            touched |= _sync_folder(account, mailbox, state, folder, since, now, counts, progress,
-                                    ahead, ours)
+            try:
+                touched |= _sync_folder(account, mailbox, state, folder, since, now, counts,
+                                        progress, ahead, ours)
+            except FolderUnavailable as exc:
+                # One folder's trouble (a NO: no permission, deleted, broken on the server):
+                # its checkpoint stays, so the next cycle reads what this one did not.
+                log.warning("%s: skipped %r this cycle: the server refused it (%s); the other "
+                            "folders are served, and it is tried again next cycle",
+                            account.name, exc.folder, exc.detail)
     finally:
         if ahead is not None:
             ahead.close()
@@ -244,8 +252,10 @@ def _sync_folder(account: Account, mailbox: Mailbox, state: State, folder: str, 
                 touched.add(r.inferred_parent)
         chunk.clear()
 
+    read_up_to = last  # what the server answered for, not what a SEARCH named
     for item in mailbox.fetch_headers(folder, uids):
         counts.fetched += 1
+        read_up_to = max(read_up_to, item.uid)
         chunk.append(item)
         if len(chunk) >= CHUNK:
             store()
@@ -258,6 +268,6 @@ def _sync_folder(account: Account, mailbox: Mailbox, state: State, folder: str, 
             touched |= set(state.set_keywords(account.name, folder,
                                               mailbox.changed_flags(folder, cp.highestmodseq)))
         state.save_checkpoint(account.name, folder,
-                              Checkpoint(status.uidvalidity, status.uidnext, max([last, *uids]),
+                              Checkpoint(status.uidvalidity, status.uidnext, read_up_to,
                                          status.highestmodseq, status.messages), now)
     return touched

@@ -39,7 +39,8 @@ class Dovecot:
 
     def __init__(self, binary: str, *, folders: dict[str, str] | None = None,
                  capability: str | None = None, root: Path | None = None, tls: bool = False,
-                 max_connections: int = 100):
+                 max_connections: int = 100, cert_names: str = "DNS:localhost,IP:127.0.0.1",
+                 auth_mechanisms: str = "plain login"):
         self.binary = binary
         self.max_connections = max_connections
         self.dir = Path(root or tempfile.mkdtemp(prefix="nudger-dovecot-"))
@@ -48,6 +49,7 @@ class Dovecot:
         self.port = free_port()
         self.folders = folders if folders is not None else SPECIAL_FOLDERS
         self.capability = capability
+        self.cert_names, self.auth_mechanisms = cert_names, auth_mechanisms
         self.tls = tls
         self.tls_port = free_port() if tls else 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -71,10 +73,11 @@ class Dovecot:
         return self.dir / "cert.pem"
 
     def _make_certificate(self) -> None:
-        """A self-signed certificate for localhost/127.0.0.1; clients trust it as their CA."""
+        """A self-signed certificate for ``cert_names`` (localhost and 127.0.0.1 unless
+        told); clients trust it as their CA."""
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+             "-subj", "/CN=localhost", "-addext", f"subjectAltName={self.cert_names}",
              "-keyout", str(self.dir / "key.pem"), "-out", str(self.cert_path)],
             check=True, capture_output=True)
         (self.dir / "key.pem").chmod(0o644)  # read by Dovecot's config parser as root
@@ -100,7 +103,7 @@ class Dovecot:
             "first_valid_gid = 1",
             "mail_location = maildir:~/Maildir",
             "disable_plaintext_auth = no",
-            "auth_mechanisms = plain login",
+            f"auth_mechanisms = {self.auth_mechanisms}",
             *(["ssl = yes", f"ssl_cert = <{self.cert_path}", f"ssl_key = <{self.dir}/key.pem"]
               if self.tls else ["ssl = no"]),
             f"mail_max_userip_connections = {self.max_connections}",
@@ -129,7 +132,7 @@ class Dovecot:
         home = self.dir / "home" / name
         home.mkdir(exist_ok=True)
         os.chown(home, self.uid, self.gid) if os.geteuid() == 0 else None
-        with open(self.dir / "users", "a") as f:
+        with open(self.dir / "users", "a", encoding="utf-8") as f:
             f.write(f"{name}:{{PLAIN}}{password}::::::\n")
         return name
 
@@ -202,7 +205,10 @@ class Dovecot:
         import imapclient
 
         client = imapclient.IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=30)
-        client.login(user, self.users[user])
+        if self.users[user].isascii():
+            client.login(user, self.users[user])
+        else:  # LOGIN takes only ASCII; PLAIN is UTF-8 (RFC 4616)
+            client.plain_login(user, self.users[user])
         return client
 
     def seed(self, user: str, folder: str, messages: Iterable[bytes | tuple[bytes, Iterable[str], datetime | None]]) -> list[int]:

@@ -1,4 +1,4 @@
-"""A loopback TCP proxy that can cut or stall a connection at a chosen byte offset."""
+"""A loopback TCP proxy that can cut, stall, slow down or garble a connection."""
 
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ class FaultyProxy:
 
     ``cut_at``: after that many server bytes (counted over the proxy's life), close both
     sides. ``stall_at``: stop forwarding at that offset (the client must time out).
+    ``trickle_at``: from that offset on, forward one byte every ``every`` seconds.
+    ``delay``: wait that long before forwarding each chunk the server sends (latency).
+    ``inject``: ``(marker, payload)``: insert the payload right after the first
+    occurrence of marker in what the server sends (a marker split over two reads of
+    the server is missed: use short ones), or at that offset when marker is a number.
     """
 
     def __init__(self, target_port: int):
@@ -24,15 +29,22 @@ class FaultyProxy:
         self.sent = 0  # server->client bytes forwarded so far
         self.cut_at: int | None = None
         self.stall_at: int | None = None
+        self.trickle_at: int | None = None
+        self.every = 0.0
+        self.delay = 0.0
+        self.inject: tuple[bytes | int, bytes] | None = None
         self.tripped = False
         self.lock = threading.Lock()
         self.closing = False
         self.sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def arm(self, cut_at: int | None = None, stall_at: int | None = None) -> None:
+    def arm(self, cut_at: int | None = None, stall_at: int | None = None,
+            trickle_at: int | None = None, every: float = 0.5, delay: float = 0.0,
+            inject: tuple[bytes | int, bytes] | None = None) -> None:
         with self.lock:
             self.sent, self.cut_at, self.stall_at, self.tripped = 0, cut_at, stall_at, False
+            self.trickle_at, self.every, self.delay, self.inject = trickle_at, every, delay, inject
 
     def _accept(self) -> None:
         while not self.closing:
@@ -45,6 +57,22 @@ class FaultyProxy:
             threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
             threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
 
+    def _garble(self, data: bytes) -> bytes:
+        with self.lock:
+            if self.inject is None:
+                return data
+            marker, payload = self.inject
+            if isinstance(marker, int):
+                at = marker - self.sent
+                if not 0 <= at < len(data):
+                    return data
+            elif marker in data:
+                at = data.index(marker) + len(marker)
+            else:
+                return data
+            self.inject = None  # once
+        return data[:at] + payload + data[at:]
+
     def _pipe(self, src: socket.socket, dst: socket.socket, counted: bool) -> None:
         try:
             while True:
@@ -53,18 +81,32 @@ class FaultyProxy:
                     break
                 trip = None
                 if counted:
+                    if self.delay:
+                        time.sleep(self.delay)
+                    data = self._garble(data)
                     with self.lock:
                         start = self.sent
                         self.sent += len(data)
-                        limit = self.cut_at if self.cut_at is not None else self.stall_at
+                        limit = next((x for x in (self.cut_at, self.stall_at, self.trickle_at)
+                                      if x is not None), None)
                         if limit is not None and not self.tripped and self.sent > limit:
                             self.tripped = True
-                            trip = ("cut" if self.cut_at is not None else "stall", limit - start)
-                if trip is not None:
+                            kind = ("cut" if self.cut_at is not None else
+                                    "stall" if self.stall_at is not None else "trickle")
+                            trip = (kind, limit - start)
+                        trickling = self.tripped and self.trickle_at is not None
+                if trip is not None and trip[0] != "trickle":
                     dst.sendall(data[: max(0, trip[1])])
                     if trip[0] == "stall":
                         time.sleep(10)  # silence: the client's read timeout must fire first
                     break
+                if counted and trickling:
+                    head = max(0, trip[1]) if trip is not None else 0
+                    dst.sendall(data[:head])
+                    for i in range(head, len(data)):  # one byte at a time, never silent long
+                        time.sleep(self.every)
+                        dst.sendall(data[i : i + 1])
+                    continue
                 dst.sendall(data)
         except OSError:
             pass

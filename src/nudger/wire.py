@@ -1,0 +1,223 @@
+"""Reading FETCH answers: the wire format, apart from sockets (bytes in, parsed items out).
+
+Whatever does not read as the answer asked for raises ``Garbled``: a cut or garbled
+answer must fail the chunk it belongs to, never drop a message silently.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from nudger.mailfacts import datetime_of
+
+BATCH = 1000  # UIDs per FETCH at most; see uid_batches for the command-line limit
+MAX_SET = 900  # bytes of a UID set: some servers refuse command lines much over 1,000
+# Untagged answers a server may send amid a UID FETCH (RFC 3501 7, RFC 7162): any other
+# word there is a garbled line, never something to pass over.
+_NUMBERED = {b"FETCH", b"EXISTS", b"EXPUNGE", b"RECENT"}
+_STATUS_WORDS = {b"OK", b"NO", b"BAD", b"FLAGS", b"CAPABILITY"}
+
+
+class Garbled(Exception):
+    """An answer that does not read as IMAP."""
+
+
+class Refused(Exception):
+    """The server answered NO or BAD."""
+
+
+def uid_batches(uids: Sequence[int], size: int = BATCH, limit: int = MAX_SET) -> list[str]:
+    """Sorted UIDs as IMAP sets ("1:500,502,510:520"), each of at most ``size`` UIDs and
+    ``limit`` bytes: runs collapse, so a first sync sends a few short commands."""
+    runs: list[list[int]] = []
+    for uid in sorted(set(uids)):
+        if runs and uid == runs[-1][1] + 1:
+            runs[-1][1] = uid
+        else:
+            runs.append([uid, uid])
+    batches: list[str] = []
+    parts: list[str] = []
+    count = length = 0
+    for first, last in runs:
+        while first <= last:
+            take = min(size - count, last - first + 1)
+            part = str(first) if take == 1 else f"{first}:{first + take - 1}"
+            if take == 0 or (parts and length + len(part) + 1 > limit):
+                batches.append(",".join(parts))
+                parts, count, length = [], 0, 0
+                continue
+            parts.append(part)
+            count += take
+            length += len(part) + 1
+            first += take
+    if parts:
+        batches.append(",".join(parts))
+    return batches
+
+
+_META = {
+    b"UID": re.compile(rb"\bUID (\d+)"),
+    b"RFC822.SIZE": re.compile(rb"\bRFC822\.SIZE (\d+)"),
+    b"FLAGS": re.compile(rb"\bFLAGS \(([^)]*)\)"),
+    b"INTERNALDATE": re.compile(rb'\bINTERNALDATE "([^"]+)"'),
+    b"X-GM-THRID": re.compile(rb"\bX-GM-THRID (\d+)"),
+}
+_ITEM = re.compile(rb'\b(?:UID \d+|RFC822\.SIZE \d+|FLAGS \([^)]*\)|INTERNALDATE "[^"]*"'
+                   rb"|X-GM-THRID \d+|MODSEQ \(\d+\))")
+_BARE = re.compile(rb"\d+ \(\s*\)\s*")  # what is left of "n (...)" without its items
+# Keys the general parser may give for what we ask (it adds SEQ); a BODY[...] key besides.
+_KEYS = {b"UID", b"SEQ", b"FLAGS", b"RFC822.SIZE", b"INTERNALDATE", b"X-GM-THRID", b"MODSEQ"}
+_LITERAL_KEY = re.compile(rb"(BODY\[[^\]]*\](?:<\d+>)?) \{\d+\}$")
+_INTERNALDATE = re.compile(r" ?(\d{1,2})-([A-Z][a-z]{2})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)")
+
+
+def parse_internaldate(value: bytes) -> datetime:
+    """INTERNALDATE ("17-Jul-1996 02:44:25 -0700"), aware. Its format is fixed (RFC 3501),
+    so a pattern reads it; imapclient's general date parser is the fallback."""
+    found = _INTERNALDATE.fullmatch(value.decode("ascii", "replace"))
+    if found:
+        try:
+            return datetime_of(*found.groups())
+        except (ValueError, KeyError):
+            pass
+    from imapclient.datetime_util import parse_to_datetime
+
+    return parse_to_datetime(value, normalise=False)
+
+
+def parse_header_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]] | None:
+    """The common shape of our header FETCH answers, parsed in one pass.
+
+    imapclient's general parser reads every byte through a Python tokenizer: most of
+    a first sync's time. This reads "* n (UID .. FLAGS (..) .. BODY[..] {len}" plus the
+    literal; anything else returns None and the general parser takes over.
+    """
+    result: dict[int, dict[bytes, Any]] = {}
+    i = 0
+    while i < len(data):
+        item = data[i]
+        if not isinstance(item, tuple) or len(item) != 2:
+            return None
+        head, literal = item
+        trailer = data[i + 1] if i + 1 < len(data) and isinstance(data[i + 1], bytes) else b""
+        i += 2 if trailer else 1
+        key = _LITERAL_KEY.search(head)
+        if key is None or trailer.count(b"{"):
+            return None
+        meta = head[: key.start()] + b" " + trailer
+        if not _BARE.fullmatch(_ITEM.sub(b"", meta)):
+            return None  # something besides the items it knows: the general parser judges
+        uid = _META[b"UID"].search(meta)
+        if uid is None:
+            return None
+        entry: dict[bytes, Any] = {key.group(1): literal}
+        for name in (b"RFC822.SIZE", b"X-GM-THRID"):
+            found = _META[name].search(meta)
+            if found:
+                entry[name] = int(found.group(1))
+        flags = _META[b"FLAGS"].search(meta)
+        if flags:
+            entry[b"FLAGS"] = tuple(flags.group(1).split())
+        date = _META[b"INTERNALDATE"].search(meta)
+        if date:
+            entry[b"INTERNALDATE"] = parse_internaldate(date.group(1))
+        result[int(uid.group(1))] = entry
+    return result
+
+
+def parse_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]]:
+    """A UID FETCH answer by UID: the fast reader, else imapclient's general parser. An
+    item without its UID cannot be placed, so the answer is garbled."""
+    fast = parse_header_fetch(data)
+    if fast is not None:
+        return fast
+    from imapclient.response_parser import parse_fetch_response
+
+    try:
+        parsed = parse_fetch_response(data, normalise_times=False, uid_is_key=False)
+    except Exception as exc:  # noqa: BLE001 - the parser's errors (ProtocolError, ValueError...)
+        raise Garbled(f"unreadable FETCH answer ({type(exc).__name__})") from exc
+    result: dict[int, dict[bytes, Any]] = {}
+    for item in parsed.values():
+        if any(k not in _KEYS and not k.startswith(b"BODY[") for k in item):
+            raise Garbled("a FETCH item with words it cannot hold")
+        uid = item.pop(b"UID", None)
+        if not isinstance(uid, int):
+            raise Garbled("a FETCH item without its UID")
+        result[uid] = item
+    # Every literal the server sent is some item's value: one that is not was displaced
+    # by garbage taken for the value (the header nudger would read instead).
+    values = {v for item in result.values() for v in item.values() if isinstance(v, bytes)}
+    if any(part[1] not in values for part in data if isinstance(part, tuple)):
+        raise Garbled("a literal out of place in a FETCH answer")
+    return result
+
+
+def expand_set(uid_set: str) -> set[int]:
+    """The UIDs of an IMAP set as uid_batches writes it ("1:3,7")."""
+    uids: set[int] = set()
+    for part in uid_set.split(","):
+        first, _, last = part.partition(":")
+        uids.update(range(int(first), int(last or first) + 1))
+    return uids
+
+
+def decode_flags(flags: Any) -> tuple[str, ...]:
+    """Flags as text. A flag is an atom, ASCII by definition (RFC 3501 9): another byte
+    in one means the answer was garbled on its way."""
+    try:
+        return tuple(f.decode("ascii") if isinstance(f, bytes) else str(f) for f in flags)
+    except (UnicodeDecodeError, TypeError) as exc:
+        raise Garbled("a FLAGS answer with bytes no flag can hold") from exc
+
+
+def read_fetch_answer(readline: Callable[[], bytes], read: Callable[[int], bytes],
+                      tag: bytes) -> list[Any]:
+    """The answer to the FETCH sent with ``tag``, in imaplib's shape: ``(line, literal)``
+    tuples and plain lines. Raises EOFError for a closed connection, Refused for a NO
+    or BAD, Garbled for anything that does not read as an answer to a FETCH."""
+    data: list[Any] = []
+    done = tag + b" "
+    while True:
+        line = _line(readline)
+        if line.startswith(done):
+            status = line[len(done):].split(b" ", 1)[0].rstrip(b"\r\n").upper()
+            if status == b"OK":
+                return data
+            if status in (b"NO", b"BAD"):
+                raise Refused(line.strip().decode("ascii", "replace"))
+            raise Garbled(f"unexpected end of a FETCH: {line[:80]!r}")
+        if not line.startswith(b"* "):
+            raise Garbled(f"unexpected answer to a FETCH: {line[:80]!r}")
+        number, _, rest = line[2:].partition(b" ")
+        kind, _, rest = rest.partition(b" ")
+        word, kind = number.rstrip(b"\r\n").upper(), kind.rstrip(b"\r\n").upper()
+        if word == b"BYE":
+            raise EOFError(f"server closed the connection: {line.strip()!r}")
+        fetch = number.isdigit() and kind == b"FETCH"
+        if not (number.isdigit() and kind in _NUMBERED) and word not in _STATUS_WORDS:
+            raise Garbled(f"unexpected answer to a FETCH: {line[:80]!r}")
+        chunk = number + b" " + rest
+        while chunk.endswith(b"}\r\n"):
+            size = chunk[chunk.rfind(b"{") + 1 : -3]
+            if not size.isdigit():
+                raise Garbled(f"unreadable literal in a FETCH answer: {chunk[-80:]!r}")
+            literal = read(int(size))
+            if len(literal) != int(size):
+                raise EOFError("connection closed during FETCH")
+            if fetch:
+                data.append((chunk[:-2], literal))
+            chunk = _line(readline)
+        if fetch:
+            data.append(chunk.rstrip(b"\r\n"))
+        # Other untagged answers (EXISTS, EXPUNGE...) change nothing a UID FETCH returns.
+
+
+def _line(readline: Callable[[], bytes]) -> bytes:
+    line = readline()
+    if not line.endswith(b"\n"):
+        raise EOFError("connection closed during FETCH")
+    return line

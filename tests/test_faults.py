@@ -1,0 +1,222 @@
+"""Failures in their scope, against a real Dovecot behind a loopback proxy: a refused
+folder is skipped, a garbled answer fails its cycle and loses nothing, a command and a
+cycle have deadlines."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+
+import pytest
+
+from nudger import imap
+from nudger.errors import EX_OK, EX_TEMPFAIL
+from support.harness import by_subject, make_box
+from support.mail import NOW, days_ago, message
+from support.proxy import FaultyProxy
+
+pytestmark = pytest.mark.imap
+
+
+def test_an_unreadable_folder_is_skipped_and_the_rest_is_served(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                                capsys, monkeypatch) -> None:
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+    box.seed("Archive", message("old@client.example", sender="eve@client.example", to=box.user,
+                                subject="Old news", date=days_ago(20)))
+    box.seed("Sent", message("s1@example.com", sender=box.user, subject="Served", date=days_ago(6)))
+    archive = dovecot.dir / "home" / box.user / "Maildir" / ".Archive"
+    mode = archive.stat().st_mode
+    archive.chmod(0)  # the server answers NO to STATUS and EXAMINE of this folder
+    try:
+        decisions = by_subject(box.run())
+        assert box.last_code == EX_OK, box.last_err
+        assert decisions["Served"]["action"] == "appended"
+        warnings = [line for line in box.last_err.splitlines() if "'Archive'" in line]
+        assert len(warnings) == 1 and "skipped" in warnings[0], box.last_err
+    finally:
+        archive.chmod(mode)
+    # Readable again: the next cycle reads it (an answer filed there counts).
+    box.seed("Archive", message("r-s1@client.example", sender="bob@client.example", to=box.user,
+                                subject="Re: Served", date=days_ago(1), reply_to="s1@example.com"))
+    assert by_subject(box.run())["Served"]["status"] == "replied"
+    assert box.last_code == EX_OK and "'Archive'" not in box.last_err
+    assert box.drafts() == []
+
+
+def _garble_box(dovecot, user, tmp_path, capsys, monkeypatch, proxy):  # type: ignore[no-untyped-def]
+    box = make_box(dovecot, user, tmp_path, capsys, monkeypatch)
+    box.seed("Sent", *[message(f"g{i}@example.com", sender=user, to=f"p{i}@client.example",
+                               subject=f"Garble {i}", date=days_ago(6)) for i in (1, 2, 3)])
+    box.config.write_text(box.config.read_text().replace(
+        f"port = {dovecot.port}", f"port = {proxy.port}\ntimeout = \"2s\""))
+    return box
+
+
+def test_a_garbled_fetch_answer_fails_the_cycle_and_loses_no_thread(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                                    capsys, monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        rng = random.Random(17)
+        noise = bytes(rng.choice([b for b in range(256) if b not in b"\r\n"]) for _ in range(64))
+        proxy.arm(inject=(b"* 2 FE", noise))  # inside the second message's FETCH line
+        box.run()
+        assert box.last_code == EX_TEMPFAIL, box.last_err
+        assert "an answer nudger cannot read while reading headers in 'Sent'" in box.last_err
+        assert "internal error" not in box.last_err
+        proxy.arm()
+        decisions = by_subject(box.run())
+        assert box.last_code == EX_OK
+        assert {s: d["action"] for s, d in decisions.items()} == {
+            "Garble 1": "appended", "Garble 2": "appended", "Garble 3": "appended"}
+    finally:
+        proxy.close()
+
+
+def test_garbage_in_flags_is_a_garbled_answer_not_an_internal_error(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                                   capsys, monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        proxy.arm(inject=(b"FLAGS (\\Seen", b" \xff\xfe\x80junk"))  # (a FETCH's, not EXAMINE's)
+        box.run()
+        assert box.last_code == EX_TEMPFAIL and "cannot read" in box.last_err, box.last_err
+        proxy.arm()
+        assert len(box.run()) == 3 and len(box.drafts()) == 3
+    finally:
+        proxy.close()
+
+
+def test_random_garbage_anywhere_in_fetch_answers_never_loses_a_thread(dovecot, imap_user,  # type: ignore[no-untyped-def]
+                                                                       tmp_path, capsys,
+                                                                       monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    markers = [b"* 1 FE", b"* 2 FETCH (", b"* 3 FETCH (UID", b"UID 2", b"RFC822.SIZE ", b"FLAGS (",
+               b"INTERNALDATE \"", b"Subject: ", b"Message-ID: <g2", b"]", b"{", b"\r\n)", b"OK F"]
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        rng = random.Random(5)
+        for marker in markers:
+            proxy.arm(inject=(marker, rng.randbytes(64)))
+            box.run("--dry-run")
+            assert box.last_code in (EX_OK, EX_TEMPFAIL), (marker, box.last_err)
+            assert "internal error" not in box.last_err and "Traceback" not in box.last_err
+        proxy.arm()
+        decisions = by_subject(box.run())
+        assert box.last_code == EX_OK
+        assert sorted(s for s, d in decisions.items() if d["action"] == "appended") == [
+            "Garble 1", "Garble 2", "Garble 3"]
+    finally:
+        proxy.close()
+
+
+def test_a_server_that_trickles_bytes_is_timed_out_per_command(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                              capsys, monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        box.config.write_text(box.config.read_text().replace('timeout = "2s"', 'timeout = "1s"'))
+        proxy.arm()
+        box.run("--dry-run")
+        total = proxy.sent
+        # One byte every 0.3 s: never a second of silence, yet no answer ever completes.
+        proxy.arm(trickle_at=total // 2, every=0.3)
+        env = {**os.environ, "NUDGER_TEST_PASSWORD": dovecot.users[box.user]}
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "nudger", "--config", str(box.config), "run",
+                               "--once", "--now", NOW.isoformat()],
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == EX_TEMPFAIL, done.stderr
+        assert "no complete answer within 1s (accounts.test.timeout)" in done.stderr
+        assert time.monotonic() - started < 20
+    finally:
+        proxy.close()
+
+
+def test_a_cycle_has_a_deadline_of_its_own(dovecot, imap_user, tmp_path, capsys,  # type: ignore[no-untyped-def]
+                                           monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        monkeypatch.setattr(imap, "CYCLE_TIMEOUTS", 2)  # 2 x 2 s: a slow line's many commands
+        proxy.arm(delay=0.3)  # every command is answered well within its 2 s
+        box.run()
+        assert box.last_code == EX_TEMPFAIL, box.last_err
+        assert "the cycle took longer than 4s (2 times accounts.test.timeout)" in box.last_err
+        proxy.arm()
+        box.run()
+        assert box.last_code == EX_OK and len(box.drafts()) == 3
+    finally:
+        proxy.close()
+
+
+def test_an_unreadable_drafts_folder_stops_the_cycle_and_says_why(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                                  capsys, monkeypatch) -> None:
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+    box.seed("Drafts", message("mine@example.com", sender=box.user, subject="My own draft"))
+    box.seed("Sent", message("s2@example.com", sender=box.user, subject="Unwritten", date=days_ago(6)))
+    drafts = dovecot.dir / "home" / box.user / "Maildir" / ".Drafts"
+    mode = drafts.stat().st_mode
+    drafts.chmod(0)
+    try:
+        box.run()
+    finally:
+        drafts.chmod(mode)
+    assert box.last_code == EX_TEMPFAIL
+    assert "'Drafts'" in box.last_err and "without its Drafts folder" in box.last_err
+    assert [d["Subject"] for d in box.drafts()] == ["My own draft"]
+
+
+def test_a_folder_gone_between_list_and_examine_is_skipped(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                           capsys, monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        # The folder list names one more folder than the server has by the time it is opened.
+        proxy.arm(inject=(b'"/" INBOX\r\n', b'* LIST (\\HasNoChildren) "/" Gone\r\n'))
+        decisions = box.run()
+        assert box.last_code == EX_OK, box.last_err
+        assert len(decisions) == 3 and len(box.drafts()) == 3
+        assert "skipped 'Gone' this cycle" in box.last_err
+    finally:
+        proxy.close()
+
+
+def test_a_made_up_uid_in_a_search_answer_does_not_hide_later_mail(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                                capsys, monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        proxy.arm(inject=(b"* SEARCH 1 2 3", b" 99999"))  # Sent's search names a UID it has not
+        assert len(box.run()) == 3 and box.last_code == EX_OK
+        proxy.arm()
+        box.seed("Sent", message("g4@example.com", sender=box.user, to="p4@client.example",
+                                 subject="Garble 4", date=days_ago(6)))
+        assert by_subject(box.run())["Garble 4"]["action"] == "appended", box.last_err
+    finally:
+        proxy.close()
+
+
+def test_garbage_inside_an_item_name_is_a_garbled_answer(dovecot, imap_user, tmp_path, capsys,  # type: ignore[no-untyped-def]
+                                                         monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        # Found by fuzzing: inside "BODY[HEADER.FIELDS (...)]" this leaves an answer the
+        # general parser reads, with a header of one byte and the real one under a key "]".
+        noise = (b"\x1823\x83\xe8\xca#\xcf\x8f}\x16!\x99\x19\xc8\x84i\x80\x03\xc7,&\xb5\x8f\x90"
+                 b"\xae\x9a4[G\x14mW\xcd \xf3\xba\x18^\x0e\x0b}){L\xfc\xb8\xdelW_]\xfay\xeb\x91\x96<"
+                 b"\xed\x8d\x08\xad(3")
+        proxy.arm(inject=(b"X-AUTORESPOND", noise))  # in the first message's FETCH of Sent
+        box.run()
+        assert box.last_code == EX_TEMPFAIL and "cannot read" in box.last_err, box.last_err
+        proxy.arm()
+        box.run()
+        assert box.last_code == EX_OK
+        assert sorted(d["Subject"] for d in box.drafts()) == ["Re: Garble 1", "Re: Garble 2",
+                                                               "Re: Garble 3"]
+    finally:
+        proxy.close()
