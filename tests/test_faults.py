@@ -220,3 +220,26 @@ def test_garbage_inside_an_item_name_is_a_garbled_answer(dovecot, imap_user, tmp
                                                                "Re: Garble 3"]
     finally:
         proxy.close()
+
+
+def test_an_unreadable_trash_does_not_stop_a_new_state_from_working(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                                    capsys, monkeypatch) -> None:
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+    box.seed("Sent", message("t1@example.com", sender=box.user, subject="Locked away", date=days_ago(6)))
+    client = box.dovecot.client(box.user)
+    client.select_folder("Trash")  # (Dovecot makes an auto folder's directory when it is used)
+    client.logout()
+    trash = dovecot.dir / "home" / box.user / "Maildir" / ".Trash"
+    mode = trash.stat().st_mode
+    trash.chmod(0)  # the server answers NO to opening Trash
+    try:
+        decisions = by_subject(box.run())
+    finally:
+        trash.chmod(mode)
+    assert box.last_code == EX_OK, box.last_err
+    assert decisions["Locked away"]["action"] == "appended"
+    warnings = [line for line in box.last_err.splitlines() if "Trash" in line]
+    assert len(warnings) == 1 and "cannot search Trash" in warnings[0], box.last_err
+    box.run()  # readable again: searched once, and no warning
+    assert box.last_code == EX_OK and "Trash" not in box.last_err
+    assert len(box.drafts()) == 1

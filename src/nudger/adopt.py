@@ -24,6 +24,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from nudger.config import Account
+from nudger.errors import FolderUnavailable
 from nudger.mailbox import Layout, Mailbox
 from nudger.mailfacts import MessageRecord, nudge_message_id, parse_record
 from nudger.plan import APPENDING, DISMISSED, DRAFTED, EDITED, SENT, LedgerEntry
@@ -118,8 +119,16 @@ def search_trash(account: Account, mailbox: Mailbox, state: State, layout: Layou
     adopted: list[LedgerEntry] = []
     if layout.trash:
         known = state.ledger(account.name)
-        uids = mailbox.find_marked(layout.trash)
-        headers = list(mailbox.fetch_headers(layout.trash, uids)) if uids else []
+        try:
+            uids = mailbox.find_marked(layout.trash)
+            headers = list(mailbox.fetch_headers(layout.trash, uids)) if uids else []
+        except FolderUnavailable as exc:
+            # Not a reason to stop every cycle: only a lost state needs Trash, and it is
+            # asked again next cycle until it answers.
+            log.warning("%s: cannot search %s for follow-ups you deleted (%s); until it can be "
+                        "read, a follow-up deleted before the state was lost may be written again",
+                        account.name, layout.trash, exc.detail or exc)
+            return False
         for item in headers:
             try:
                 record = parse_record(item.header, folder=layout.trash, uid=item.uid,

@@ -337,7 +337,8 @@ class ImapMailbox:
         """Messages carrying one of nudger's marks (SEARCH HEADER is a substring match)."""
         self._examine(folder)
         found = self._call(f"searching {folder!r}", self.client.search,
-                           ["OR", "HEADER", "Message-ID", "<nudger.", "HEADER", "X-Nudger-For", ""])
+                           ["OR", "HEADER", "Message-ID", "<nudger.", "HEADER", "X-Nudger-For", ""],
+                           folder=folder)
         return sorted(found)
 
     def append(self, folder: str, data: bytes, flags: Sequence[str], when: datetime) -> int | None:
