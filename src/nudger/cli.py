@@ -113,9 +113,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.once or args.dry_run:
         return run_once(config, parse_now(args.now), args.dry_run, args.json, args.verbose > 0,
                         full=args.dry_run or args.all)
-    if args.now:
-        raise UsageError("--now only makes sense with --once or --dry-run")
-    return run_daemon(config, path, verbose=args.verbose > 0)
+    # The service with --now: its clock starts then and goes on (a trial run; tests).
+    return run_daemon(config, path, verbose=args.verbose > 0,
+                      start=parse_now(args.now) if args.now else None)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -14,8 +14,9 @@ import random
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -179,14 +180,30 @@ class Backoff:
         self.failures = 0
 
 
+class Clock:
+    """The service's clock: the system's, or one started at a given time (``run --now``,
+    for a trial of what the service would do then, and for tests that must not depend on
+    the day they run) that goes on at the pace of the real one."""
+
+    def __init__(self, start: datetime | None = None):
+        self.start, self.started = start, time.monotonic()
+
+    def now(self) -> datetime:
+        if self.start is None:
+            return datetime.now(UTC)
+        return self.start + timedelta(seconds=time.monotonic() - self.started)
+
+
 class Worker(threading.Thread):
     """Cycles for one account until told to stop."""
 
     def __init__(self, config: Config, account: Account, on_cycle: Callable[[str, CycleResult], None],
-                 opener: Callable[[Account], Mailbox] = open_mailbox, *, home: _Home):
+                 opener: Callable[[Account], Mailbox] = open_mailbox, *, home: _Home,
+                 clock: Clock | None = None):
         super().__init__(name=f"account-{account.name}", daemon=True)
         self.config, self.account, self.on_cycle, self.opener = config, account, on_cycle, opener
         self.home = home
+        self.clock = clock or Clock()
         self.stop = threading.Event()
         self.succeeded = False
         self.fatal: NudgerError | None = None
@@ -206,7 +223,7 @@ class Worker(threading.Thread):
                         state = State.open(self.home.dir)
                     if mailbox is None:
                         mailbox = self.opener(self.account)
-                    result = run_cycle(self.config, self.account, mailbox, state, datetime.now(UTC))
+                    result = run_cycle(self.config, self.account, mailbox, state, self.clock.now())
                     self.succeeded, self.fatal = True, None
                     self.backoff.reset()
                     self.on_cycle(self.account.name, result)
@@ -247,8 +264,10 @@ class Worker(threading.Thread):
 
 class Service:
     def __init__(self, config: Config, config_path: Path,
-                 opener: Callable[[Account], Mailbox] = open_mailbox, verbose: bool = False):
+                 opener: Callable[[Account], Mailbox] = open_mailbox, verbose: bool = False,
+                 clock: Clock | None = None):
         self.config, self.path, self.opener = config, config_path, opener
+        self.clock = clock or Clock()
         self.verbose = verbose  # -v: log every decision of every cycle
         self.stopping = threading.Event()
         self.reload = threading.Event()
@@ -259,7 +278,7 @@ class Service:
 
     def on_cycle(self, account: str, result: CycleResult) -> None:
         # The account's totals, then what this cycle did, at the account's local time.
-        at = datetime.now(UTC).astimezone(result.timezone)
+        at = self.clock.now().astimezone(result.timezone)
         status = f"{account}: {totals_text(result.totals)}; {cycle_text(result)} at {at:%H:%M %Z}"
         with self.lock:
             if not self.ready:
@@ -275,7 +294,7 @@ class Service:
 
     def start_workers(self) -> None:
         assert self.home is not None
-        self.workers = [Worker(self.config, a, self.on_cycle, self.opener, home=self.home)
+        self.workers = [Worker(self.config, a, self.on_cycle, self.opener, home=self.home, clock=self.clock)
                         for a in self.config.accounts]
         for w in self.workers:
             w.start()
@@ -374,5 +393,6 @@ class Service:
         return EX_OK
 
 
-def run_daemon(config: Config, config_path: Path, verbose: bool = False) -> int:
-    return Service(config, config_path, verbose=verbose).run()
+def run_daemon(config: Config, config_path: Path, verbose: bool = False,
+               start: datetime | None = None) -> int:
+    return Service(config, config_path, verbose=verbose, clock=Clock(start)).run()
