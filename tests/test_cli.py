@@ -59,12 +59,12 @@ def test_bad_now_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_internal_errors_are_one_line_unless_debug(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    import nudger.demo
+    import nudger.app.demo
 
     def boom(as_json: bool = False, now: object = None) -> int:
         raise RuntimeError("kaputt")
 
-    monkeypatch.setattr(nudger.demo, "run_demo", boom)
+    monkeypatch.setattr(nudger.app.demo, "run_demo", boom)
     assert main(["demo"]) == 1
     err = capsys.readouterr().err
     assert "internal error: RuntimeError: kaputt" in err and "--debug" in err and "Traceback" not in err

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from nudger.cli import main
-from nudger.config import load_config
-from nudger.durations import Delay, parse_delay, parse_duration
+from nudger.config.load import load_config
+from nudger.core.durations import Delay, parse_delay, parse_duration
 from nudger.errors import EX_CONFIG, ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def test_example_config_is_valid_and_mentions_every_key(tmp_path: Path) -> None:
     assert [r.name for r in config.rules] == ["clients", "resources", "thanks", "default"]
     assert set(config.templates) >= {"gentle", "informational", "thank_you"}
     text = (ROOT / "config.example.toml").read_text()
-    from nudger.config import PLACEHOLDERS
+    from nudger.config.model import PLACEHOLDERS
 
     account_keys = ["host", "port", "tls", "username", "password_command", "password_env",
                     "password_file", "password", "identities", "name", "timezone", "lookback",
@@ -172,8 +172,8 @@ def test_not_toml_is_reported_with_its_position(tmp_path: Path) -> None:
 
 
 def test_rules_match_recipient_globs_and_subject_regex(tmp_path: Path) -> None:
-    from nudger.mailfacts import Addr, parse_record
-    from nudger.rules import match_rule
+    from nudger.core.mailfacts import Addr, parse_record
+    from nudger.core.rules import match_rule
 
     config = load_config(ROOT / "config.example.toml")
     record = parse_record(b"From: me@example.com\r\nTo: x@y.example\r\nSubject: Thanks for today\r\n\r\n",
@@ -261,7 +261,7 @@ def test_password_command_as_string_or_argv(tmp_path: Path) -> None:
 
 
 def test_each_password_source_is_read(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from nudger.passwords import read_password
+    from nudger.app.passwords import read_password
 
     secret = tmp_path / "pw"
     secret.write_text("from-file\n")
@@ -291,7 +291,7 @@ def test_password_file_readable_by_others_is_refused(tmp_path: Path, capsys) -> 
     [p] = capsys.readouterr().err.splitlines()
     assert "accounts.work.password_file" in p and "readable by others" in p and "chmod 600" in p
     assert "hunter2" not in p
-    from nudger.passwords import read_password
+    from nudger.app.passwords import read_password
 
     with pytest.raises(ConfigError, match="readable by others"):  # nor is it read at connect time
         read_password(load_config(path).accounts[0].password, "work")
@@ -307,8 +307,8 @@ def test_inline_password_needs_a_private_config_file(tmp_path: Path) -> None:
 
 
 def test_failing_password_command_says_so_without_its_output(tmp_path: Path) -> None:
+    from nudger.app.passwords import read_password
     from nudger.errors import AuthError
-    from nudger.passwords import read_password
 
     script = tmp_path / "pw.sh"
     script.write_text("#!/bin/sh\necho hunter2\necho 'gpg: decryption failed' >&2\nexit 2\n")

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from nudger import imap
 from nudger.errors import EX_OK, EX_TEMPFAIL
+from nudger.mail import imap
 from support.harness import by_subject, make_box
 from support.mail import NOW, days_ago, message
 from support.proxy import FaultyProxy

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import private_server
 
-from nudger.config import load_config
+from nudger.config.load import load_config
 from nudger.errors import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL
-from nudger.imap import ImapMailbox
-from nudger.mailbox import Layout, discover
+from nudger.mail.imap import ImapMailbox
+from nudger.mail.layout import Layout, discover
 from support.dovecot import Dovecot
 from support.harness import by_subject, make_box
 from support.mail import config_text, days_ago, message

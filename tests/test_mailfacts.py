@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nudger.mailfacts import (
+from nudger.core.mailfacts import (
     AUTO_REPLY,
     BOUNCE,
     DELAY,
@@ -70,7 +70,7 @@ def test_broken_date_falls_back_to_internaldate() -> None:
 
 
 def test_record_survives_json_round_trip() -> None:
-    from nudger.mailfacts import MessageRecord
+    from nudger.core.mailfacts import MessageRecord
 
     r = parse_record(b"Message-ID: <a@b>\r\nFrom: A <a@b.c>\r\nTo: x@y.z, Q <q@r.s>\r\n"
                      b"References: <r@s>\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\n",
@@ -198,7 +198,7 @@ def test_human_replies_are_not_mistaken_for_machines(subject: str) -> None:
 def test_records_built_fast_are_the_dataclass_s_own() -> None:
     import dataclasses
 
-    from nudger.mailfacts import MessageRecord, _new_record
+    from nudger.core.mailfacts import MessageRecord, _new_record
 
     r = parse_record(b"Message-ID: <a@b>\r\nFrom: a@b.c\r\nSubject: Re: x\r\n\r\n", folder="f", uid=1)
     fields = {name: getattr(r, name) for name in MessageRecord.__dataclass_fields__}
@@ -218,7 +218,7 @@ def test_records_built_fast_are_the_dataclass_s_own() -> None:
 def test_a_huge_references_header_keeps_its_first_and_its_last_ids() -> None:
     # 200,000 ids (7.5 MB) once held a cycle for minutes; the first (the thread's root) and
     # the last 99 (the nearest ancestors) link a message to its thread just as well.
-    from nudger.mailfacts import MAX_IDS
+    from nudger.core.mailfacts import MAX_IDS
 
     ids = [f"<id{i}@Host{i % 50}.example>" for i in range(200_000)]
     raw = ("Message-ID: <m@x>\r\nFrom: a@b.c\r\nReferences: " + "\r\n ".join(ids)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from nudger.state import State
+from nudger.cycle.state import State
 from support.harness import Box, by_subject, make_box
 from support.mail import NOW, days_ago, message
 

@@ -37,8 +37,8 @@ def sent(box: Box, mid: str, subject: str, days: float, to: str = "Bob <bob@clie
     change moves it by an hour. Checked here, so a rule made slower fails on every day
     rather than on some weekdays. Its INTERNALDATE is its date too: the daemon's first sync
     searches SINCE the look-back, which the server answers by INTERNALDATE, by its own clock."""
-    from nudger.config import load_config
-    from nudger.rules import due_at
+    from nudger.config.load import load_config
+    from nudger.core.rules import due_at
 
     now = NOW_REAL()
     config = load_config(box.config)
@@ -429,7 +429,7 @@ def test_a_follow_up_appended_twice_at_once_is_left_once_and_the_survivor_withdr
         box: Box, monkeypatch: pytest.MonkeyPatch, other_first: bool) -> None:
     import re
 
-    from nudger.imap import ImapMailbox
+    from nudger.mail.imap import ImapMailbox
 
     box.seed("Sent", message("race@example.com", sender=box.user, subject="Race", date=days_ago(6)))
     real = ImapMailbox.append
@@ -488,7 +488,7 @@ def test_deleting_the_state_under_the_daemon_is_noticed_and_never_shared(box: Bo
 
 
 def test_sighup_to_a_new_state_dir_moves_the_lock_with_it(box: Box, tmp_path: Path) -> None:
-    from nudger.state import lock_state_dir
+    from nudger.cycle.state import lock_state_dir
 
     old = _instance(box, tmp_path, "state")  # a config that keeps the first directory
     daemon = Daemon(box, tmp_path)
@@ -522,7 +522,7 @@ def test_sighup_to_a_new_state_dir_moves_the_lock_with_it(box: Box, tmp_path: Pa
 
 
 def test_daemon_stops_when_another_process_took_its_recreated_state(box: Box, tmp_path: Path) -> None:
-    from nudger.state import lock_state_dir
+    from nudger.cycle.state import lock_state_dir
 
     daemon = Daemon(box, tmp_path)
     try:
@@ -545,7 +545,7 @@ def test_a_lock_on_a_directory_deleted_meanwhile_is_taken_again(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import fcntl
 
-    from nudger import state
+    from nudger.cycle import state
 
     real, calls = fcntl.flock, []
 

@@ -309,11 +309,11 @@ def test_a_full_disk_writes_no_draft_and_says_so(box: Box, tmp_path: Path) -> No
 def test_the_ledger_row_is_written_before_the_append(tmp_path: Path) -> None:
     """The disk fills while the APPEND travels: the draft on the server still has its row,
     and the next cycle finds it instead of writing it again."""
-    from nudger.config import parse_config
-    from nudger.engine import run_cycle
+    from nudger.config.load import parse_config
+    from nudger.cycle.cycle import run_cycle
+    from nudger.cycle.state import State
     from nudger.errors import StateFull
-    from nudger.mailbox import MemoryMailbox
-    from nudger.state import State
+    from nudger.mail.memory import MemoryMailbox
 
     class FillsTheDisk(MemoryMailbox):
         def append(self, folder, data, flags, when):  # type: ignore[no-untyped-def]
@@ -343,8 +343,8 @@ def test_the_ledger_row_is_written_before_the_append(tmp_path: Path) -> None:
 
 
 def _open_cycle_setup(tmp_path: Path):  # type: ignore[no-untyped-def]
-    from nudger.config import parse_config
-    from nudger.mailbox import MemoryMailbox
+    from nudger.config.load import parse_config
+    from nudger.mail.memory import MemoryMailbox
 
     config = parse_config(config_text(1, "me@example.com", tmp_path / "state").encode(),
                           tmp_path / "config.toml")
@@ -370,8 +370,8 @@ def test_a_state_damaged_while_open_is_set_aside_mid_cycle(tmp_path: Path,
                                                            caplog: pytest.LogCaptureFixture) -> None:
     """A daemon runs for months: the file may be damaged under it, and the cycle that trips
     over it starts again from an empty state instead of failing every cycle after."""
-    from nudger.engine import run_cycle
-    from nudger.state import State
+    from nudger.cycle.cycle import run_cycle
+    from nudger.cycle.state import State
 
     config, account, mailbox = _open_cycle_setup(tmp_path)
     state = State.open(tmp_path / "state")
@@ -394,8 +394,8 @@ def test_a_second_connection_to_a_damaged_state_does_not_set_the_new_one_aside(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The daemon has one connection per account: the first to trip over the damage sets
     the file aside; the other opens the new file instead of renaming it too."""
-    from nudger.engine import run_cycle
-    from nudger.state import State
+    from nudger.cycle.cycle import run_cycle
+    from nudger.cycle.state import State
 
     config, account, mailbox = _open_cycle_setup(tmp_path)
     state = State.open(tmp_path / "state")
@@ -417,9 +417,9 @@ def test_a_second_connection_to_a_damaged_state_does_not_set_the_new_one_aside(
 
 def test_both_mailboxes_find_the_same_marked_messages(box: Box) -> None:
     """The Trash search, against the memory twin and against Dovecot: the same answer."""
-    from nudger.config import load_config
-    from nudger.imap import connect
-    from nudger.mailbox import MemoryMailbox
+    from nudger.config.load import load_config
+    from nudger.mail.imap import connect
+    from nudger.mail.memory import MemoryMailbox
 
     messages = [
         message("<nudger.0123abcd.s1@example.com>", subject="ours by id"),

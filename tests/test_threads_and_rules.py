@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nudger.durations import Delay
-from nudger.mailfacts import parse_record
-from nudger.rules import add_delay
-from nudger.threads import AWAITING, REPLIED, build_threads, judge
+from nudger.core.durations import Delay
+from nudger.core.mailfacts import parse_record
+from nudger.core.rules import add_delay
+from nudger.core.threads import AWAITING, REPLIED, build_threads, judge
 from support.mail import days_ago, message
 
 ME = "me@example.com"
@@ -213,8 +213,8 @@ def test_every_verdict_has_a_reason_and_never_raises(spec: list[tuple[str, int, 
 def test_whole_window_grouping_finds_the_threads_a_walk_per_seed_finds(msgs) -> None:  # type: ignore[no-untyped-def]
     """A first cycle groups every link at once; it must give the threads (and only the
     messages of the watched folders) that walking the links from each seed gives."""
-    from nudger.engine import threads_of
-    from nudger.state import State
+    from nudger.cycle.cycle import threads_of
+    from nudger.cycle.state import State
 
     state = State.memory()
     records = []
@@ -240,8 +240,8 @@ def test_whole_window_grouping_finds_the_threads_a_walk_per_seed_finds(msgs) -> 
 
 
 def test_a_thread_bigger_than_a_query_stays_one_thread() -> None:
-    from nudger.engine import threads_of
-    from nudger.state import State
+    from nudger.cycle.cycle import threads_of
+    from nudger.cycle.state import State
 
     state = State.memory()
     records = [parse_record(message(f"long{i}@x", sender=ME if i % 2 else "bob@client.example",

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from nudger import __version__
-from nudger.config import Config, find_config, load_config, summary
+from nudger.config.load import find_config, load_config, summary
+from nudger.config.model import Config
 from nudger.errors import (
     EX_CONFIG,
     EX_FAILURE,
@@ -91,7 +92,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from nudger.passwords import check_password_sources
+    from nudger.app.passwords import check_password_sources
 
     config = load_config(find_config(args.path or args.config))
     check_password_sources(config)
@@ -100,8 +101,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from nudger.daemon import run_daemon, run_once
-    from nudger.passwords import check_password_sources
+    from nudger.app.daemon import run_daemon, run_once
+    from nudger.app.passwords import check_password_sources
 
     # What is loaded by now lives as long as the process: spare the collector from
     # scanning it again at each full collection (a first sync allocates a great deal).
@@ -119,19 +120,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from nudger.inspect import status
+    from nudger.app.views import status
 
     return status(_config(args), parse_now(args.now), args.json)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from nudger.inspect import explain
+    from nudger.app.views import explain
 
     return explain(_config(args), args.message_id, parse_now(args.now))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from nudger.demo import run_demo
+    from nudger.app.demo import run_demo
 
     return run_demo(args.json, parse_now(args.now) if args.now else None)
 

@@ -10,8 +10,8 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from nudger.mailfacts import Addr, parse_record
-from nudger.threads import build_threads, judge
+from nudger.core.mailfacts import Addr, parse_record
+from nudger.core.threads import build_threads, judge
 
 _TOKENS = [b"\r\n", b"\n", b"<", b">", b"@", b":", b"=?utf-8?q?", b"?=", b"\xff", b"\x00",
            b"References: <", b"In-Reply-To: ", b"Content-Type: multipart/report; boundary=",
@@ -127,7 +127,7 @@ def check_draft(raw: bytes, me: str = "me@example.com") -> str:
     """Compose a follow-up for ``raw`` as an outbound of the user's. "written" or "refused"
     (ComposeError); AssertionError "injected: ..." when the draft carries a header nudger did
     not write, another AssertionError for any other broken property."""
-    from nudger.compose import DRAFT_HEADERS, ComposeError, DraftInput, draft_bytes
+    from nudger.core.compose import DRAFT_HEADERS, ComposeError, DraftInput, draft_bytes
 
     out = parse_record(raw, folder="Sent", uid=1)
     body = QUOTED + "B" * 3000 * (len(raw) % 2)  # and every other one with a 3,000-char line

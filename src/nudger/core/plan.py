@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
-from nudger.config import Account, Rule, Stage
-from nudger.durations import Delay
-from nudger.mailfacts import Addr, MessageRecord, nudge_message_id, strip_reply_prefixes
-from nudger.rules import NEVER, due_at, match_rule, override
-from nudger.threads import AWAITING, NOT_OURS, REPLIED, Thread, is_nudge, judge
+from nudger.config.model import Account, Rule, Stage
+from nudger.core.durations import Delay
+from nudger.core.mailfacts import Addr, MessageRecord, nudge_message_id, strip_reply_prefixes
+from nudger.core.rules import NEVER, due_at, match_rule, override
+from nudger.core.threads import AWAITING, NOT_OURS, REPLIED, Thread, is_nudge, judge
 
 # Fates of a draft we wrote (kept in the state ledger).
 DRAFTED = "drafted"  # in Drafts as we wrote it

@@ -23,13 +23,14 @@ import re
 from dataclasses import replace
 from datetime import datetime
 
-from nudger.config import Account
+from nudger.config.model import Account
+from nudger.core.mailfacts import MessageRecord, nudge_message_id, parse_record
+from nudger.core.plan import APPENDING, DISMISSED, DRAFTED, EDITED, SENT, LedgerEntry
+from nudger.core.stamp import untouched
+from nudger.cycle.state import State
 from nudger.errors import FolderUnavailable
-from nudger.mailbox import Layout, Mailbox
-from nudger.mailfacts import MessageRecord, nudge_message_id, parse_record
-from nudger.plan import APPENDING, DISMISSED, DRAFTED, EDITED, SENT, LedgerEntry
-from nudger.stamp import untouched
-from nudger.state import State
+from nudger.mail.layout import Layout
+from nudger.mail.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
 

@@ -13,13 +13,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-from nudger.config import Account
+from nudger.config.model import Account
+from nudger.core.bodytext import text_of
+from nudger.core.mailfacts import (
+    AUTO_REPLY,
+    HUMAN,
+    MessageRecord,
+    is_noreply,
+    parse_record,
+    record_key,
+)
+from nudger.core.ooo import return_date
+from nudger.cycle.state import Checkpoint, State
 from nudger.errors import FolderUnavailable
-from nudger.mailbox import Fetched, FolderStatus, Mailbox
-from nudger.mailfacts import AUTO_REPLY, HUMAN, MessageRecord, is_noreply, parse_record, record_key
-from nudger.ooo import return_date
-from nudger.state import Checkpoint, State
-from nudger.text import text_of
+from nudger.mail.mailbox import Fetched, FolderStatus, Mailbox
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from nudger.adopt import TRASH_CHECKED, adopt_found, search_trash
-from nudger.config import Account, Config
-from nudger.errors import FolderUnavailable, StateCorrupt
-from nudger.mailbox import Layout, Mailbox, discover
-from nudger.mailfacts import Addr, MessageRecord
-from nudger.plan import (
+from nudger.config.model import Account, Config
+from nudger.core.bodytext import text_of
+from nudger.core.mailfacts import Addr, MessageRecord
+from nudger.core.plan import (
     APPENDING,
     CLOCK_SLACK,
     DISMISSED,
@@ -35,11 +33,14 @@ from nudger.plan import (
     WithdrawDraft,
     decide,
 )
-from nudger.state import Checkpoint, State
-from nudger.statefile import NOT_THE_FILE, translate
-from nudger.sync import Progress, SyncCounts, read_records, sync_watched
-from nudger.text import text_of
-from nudger.threads import NO_NUDGE_KEYWORD, Thread, build_threads
+from nudger.core.threads import NO_NUDGE_KEYWORD, Thread, build_threads
+from nudger.cycle.adopt import TRASH_CHECKED, adopt_found, search_trash
+from nudger.cycle.state import Checkpoint, State
+from nudger.cycle.statefile import NOT_THE_FILE, translate
+from nudger.cycle.sync import Progress, SyncCounts, read_records, sync_watched
+from nudger.errors import FolderUnavailable, StateCorrupt
+from nudger.mail.layout import Layout, discover
+from nudger.mail.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +384,7 @@ def _after_append(account: Account, mailbox: Mailbox, drafts: str, entry: Ledger
 
 def _nudger_copies(mailbox: Mailbox, drafts: str, entry: LedgerEntry, uids: list[int]) -> set[int]:
     """Those of ``uids`` that are nudger's follow-up as written: our Message-ID, our marker."""
-    from nudger.mailfacts import normalise_message_id, parse_record
+    from nudger.core.mailfacts import normalise_message_id, parse_record
 
     ours = normalise_message_id(entry.nudge_id), normalise_message_id(entry.outbound_id)
     return {item.uid for item in mailbox.fetch_headers(drafts, uids)
@@ -428,7 +429,7 @@ def _write_draft(config: Config, account: Account, mailbox: Mailbox, state: Stat
         log.info("%s: follow-up %s for %r already in %s (UID %s); recorded it", account.name,
                  action.stage, out.subject, layout.drafts, existing[0])
         return False
-    from nudger.compose import ComposeError, DraftInput, draft_bytes  # only when a draft is due
+    from nudger.core.compose import ComposeError, DraftInput, draft_bytes
 
     raw = mailbox.fetch_message(out.folder, out.uid, QUOTE_LIMIT) or b""
     sender_name = account.display_name or out.sender.name

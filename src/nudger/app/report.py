@@ -7,8 +7,8 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
-from nudger.engine import AWAITING_STATUSES, CycleResult
-from nudger.plan import AppendDraft, Decision, WithdrawDraft
+from nudger.core.plan import AppendDraft, Decision, WithdrawDraft
+from nudger.cycle.cycle import AWAITING_STATUSES, CycleResult
 
 WAITING_SHOWN = 10  # a first run on a big mailbox must not print a wall of text
 ORDER = ("due", "drafted", "waiting", "replied", "excluded", "bounced", "dismissed", "limit", "no-rule")

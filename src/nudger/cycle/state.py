@@ -19,10 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from nudger.errors import StateCorrupt, StateError
-from nudger.mailfacts import MessageRecord, record_key
-from nudger.plan import LedgerEntry
-from nudger.statefile import (
+from nudger.core.mailfacts import MessageRecord, record_key
+from nudger.core.plan import LedgerEntry
+from nudger.cycle.statefile import (
     FILE_NAME,
     REBUILD_HINT,
     check_writable,
@@ -32,6 +31,7 @@ from nudger.statefile import (
     translate,
     writable,
 )
+from nudger.errors import StateCorrupt, StateError
 
 log = logging.getLogger(__name__)
 

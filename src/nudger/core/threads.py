@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 
-from nudger.mailfacts import (
+from nudger.core.mailfacts import (
     AUTO_REPLY,
     BOUNCE,
     HUMAN,

@@ -17,9 +17,9 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from nudger.config import Account, Rule
-from nudger.durations import Delay, parse_delay
-from nudger.mailfacts import Addr, MessageRecord
+from nudger.config.model import Account, Rule
+from nudger.core.durations import Delay, parse_delay
+from nudger.core.mailfacts import Addr, MessageRecord
 
 MON_TO_FRI = frozenset(range(5))
 NEVER = "never"

@@ -14,11 +14,11 @@ from email.parser import BytesParser
 from email.utils import format_datetime
 from pathlib import Path
 
-from nudger.config import parse_config
-from nudger.engine import run_cycle
-from nudger.mailbox import MemoryMailbox
-from nudger.report import print_cycle, print_json
-from nudger.state import State
+from nudger.app.report import print_cycle, print_json
+from nudger.config.load import parse_config
+from nudger.cycle.cycle import run_cycle
+from nudger.cycle.state import State
+from nudger.mail.memory import MemoryMailbox
 
 DEMO_CONFIG = """
 [daemon]

@@ -1,4 +1,4 @@
-"""Load and validate the TOML configuration into frozen, typed objects.
+"""Load and validate the TOML configuration into frozen, typed objects (``config.model``).
 
 Everything wrong with a file is collected and reported at once, each problem naming
 the file, the key path and what was expected; nothing connects before this passes.
@@ -8,150 +8,41 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
-import ipaddress
 import os
 import re
 import shlex
 import string
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from nudger.durations import Delay, parse_delay, parse_duration
+from nudger.config.model import (
+    BUILTIN_TEMPLATES,
+    DEFAULT_PORTS,
+    PLACEHOLDERS,
+    TLS_MODES,
+    WEEKDAYS,
+    Account,
+    Config,
+    Daemon,
+    PasswordSource,
+    Rule,
+    Stage,
+    Template,
+    base_address,
+    is_loopback,
+)
+from nudger.core.durations import Delay, parse_delay, parse_duration
 from nudger.errors import ConfigError
-
-PLACEHOLDERS = {
-    "first_name": "first name of the first recipient (or \"there\")",
-    "name": "full name of the first recipient",
-    "email": "address of the first recipient",
-    "my_name": "your name (account `name`, else the From of your message)",
-    "my_first_name": "your first name",
-    "my_email": "the identity that sent the message",
-    "subject": "subject of your message, without Re:/Fwd: prefixes",
-    "days": "whole days since your message",
-    "date": "date of your message, e.g. 23 November",
-    "weekday": "weekday of your message, e.g. Monday",
-    "stage": "which follow-up this is (1, 2, ...)",
-}
-
-BUILTIN_TEMPLATES = {
-    "gentle": (
-        "Hi {first_name},\n\n"
-        "Just bringing this back to the top of your inbox, in case it got buried. "
-        "Happy to help if anything is unclear.\n\n"
-        "Best,\n{my_name}\n"
-    ),
-}
-
-TLS_MODES = ("implicit", "starttls", "none")
 
 
 def _close_matches(word: str, known: Iterable[str]) -> list[str]:
     import difflib  # here: only a mistake in the file needs it
 
     return difflib.get_close_matches(word, list(known), n=1)
-DEFAULT_PORTS = {"implicit": 993, "starttls": 143, "none": 143}
-
-
-@dataclass(frozen=True)
-class PasswordSource:
-    """Where the password comes from; the secret itself is read only when connecting."""
-
-    kind: str  # "command" | "env" | "file" | "inline"
-    command: tuple[str, ...] = ()
-    env: str = ""
-    file: Path | None = None
-    inline: str = field(default="", repr=False)
-
-    def describe(self) -> str:
-        if self.kind == "command":
-            return f"command {self.command[0]!r}"
-        if self.kind == "env":
-            return f"environment variable ${self.env}"
-        if self.kind == "file":
-            return f"file {self.file}"
-        return "inline password in the config file"
-
-
-@dataclass(frozen=True)
-class Account:
-    name: str
-    host: str
-    port: int
-    tls: str
-    username: str
-    password: PasswordSource
-    identities: tuple[str, ...]
-    timezone: ZoneInfo
-    lookback: timedelta
-    display_name: str = ""
-    sent_folder: str | None = None
-    drafts_folder: str | None = None
-    watch_folders: tuple[str, ...] | None = None
-    ca_file: Path | None = None
-    timeout: timedelta = timedelta(seconds=60)
-    max_new_drafts: int = 25
-    workdays: frozenset[int] = frozenset(range(5))  # Monday = 0
-    holidays: str = ""  # "DE-BY": country and subdivision, for the holidays package
-    quiet_hours: tuple[time, time] | None = None  # no draft appears between these
-    subject_threading: bool = True  # replies without In-Reply-To: match subject + people
-    return_grace: Delay = Delay(business_days=1)  # after an out-of-office return date
-
-    def is_identity(self, address: str) -> bool:
-        """Yours, including plus-addresses of yours (me+nudge-5d@example.com)."""
-        return base_address(address) in self.identities
-
-
-@dataclass(frozen=True)
-class Stage:
-    after: Delay
-    template: str
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    stages: tuple[Stage, ...]
-    to: tuple[str, ...] = ()
-    subject: re.Pattern[str] | None = None
-    accounts: tuple[str, ...] = ()
-    recipients: str = "all"  # or "non-repliers": only those who have not answered
-
-
-@dataclass(frozen=True)
-class Template:
-    name: str
-    body: str
-
-
-@dataclass(frozen=True)
-class Daemon:
-    poll_interval: timedelta
-    state_dir: Path
-
-
-@dataclass(frozen=True)
-class Config:
-    path: Path
-    daemon: Daemon
-    accounts: tuple[Account, ...]
-    rules: tuple[Rule, ...]
-    templates: Mapping[str, Template]
-
-
-@functools.lru_cache(maxsize=8192)  # asked for every message of every thread judged
-def base_address(address: str) -> str:
-    """The address without a +tag: me+nudge-5d@example.com -> me@example.com."""
-    local, at, domain = address.lower().rpartition("@")
-    return f"{local.split('+', 1)[0]}@{domain}" if at else address.lower()
-
-
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----")
@@ -237,15 +128,6 @@ def _default_timezone() -> ZoneInfo:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _template_fields(body: str) -> list[str]:

@@ -21,8 +21,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from nudger.config import Account, Config, load_config
-from nudger.engine import CycleResult, run_cycle
+from nudger.app.passwords import check_password_sources, read_password
+from nudger.app.report import cycle_text, line, print_cycle, print_json, totals_text
+from nudger.app.sdnotify import notify, watchdog_interval
+from nudger.config.load import load_config
+from nudger.config.model import Account, Config
+from nudger.cycle.cycle import CycleResult, run_cycle
+from nudger.cycle.state import State, StateLocked, file_id, lock_is_current, lock_state_dir
+from nudger.cycle.statefile import translate
 from nudger.errors import (
     EX_OK,
     EX_TEMPFAIL,
@@ -32,13 +38,8 @@ from nudger.errors import (
     ServerConfigError,
     TemporaryError,
 )
-from nudger.imap import ImapMailbox, connect
-from nudger.mailbox import Mailbox
-from nudger.passwords import check_password_sources, read_password
-from nudger.report import cycle_text, line, print_cycle, print_json, totals_text
-from nudger.sdnotify import notify, watchdog_interval
-from nudger.state import State, StateLocked, file_id, lock_is_current, lock_state_dir
-from nudger.statefile import translate
+from nudger.mail.imap import ImapMailbox, connect
+from nudger.mail.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
 

@@ -10,15 +10,15 @@ from datetime import datetime
 from rich.console import Console
 from rich.table import Table
 
-from nudger.config import Account, Config
-from nudger.engine import AWAITING_STATUSES, threads_of
+from nudger.app.report import line, totals_text
+from nudger.config.model import Account, Config
+from nudger.core.mailfacts import HUMAN, normalise_message_id
+from nudger.core.plan import Decision, Ledger, decide
+from nudger.core.rules import due_at, timing_notes
+from nudger.core.threads import Thread
+from nudger.cycle.cycle import AWAITING_STATUSES, threads_of
+from nudger.cycle.state import State
 from nudger.errors import EX_OK, NudgerError
-from nudger.mailfacts import HUMAN, normalise_message_id
-from nudger.plan import Decision, Ledger, decide
-from nudger.report import line, totals_text
-from nudger.rules import due_at, timing_notes
-from nudger.state import State
-from nudger.threads import Thread
 
 SHOWN = ("due", "drafted", "waiting", "sent", "dismissed", "bounced")
 

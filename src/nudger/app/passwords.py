@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from nudger.config import Config, PasswordSource
+from nudger.config.model import Config, PasswordSource
 from nudger.errors import AuthError, ConfigError
 
 

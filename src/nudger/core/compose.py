@@ -24,7 +24,7 @@ from email.parser import BytesHeaderParser
 from email.utils import format_datetime, formataddr
 from zoneinfo import ZoneInfo
 
-from nudger.mailfacts import (
+from nudger.core.mailfacts import (
     MAX_IDS,
     Addr,
     Headers,
@@ -34,7 +34,7 @@ from nudger.mailfacts import (
     strip_reply_prefixes,
     without_controls,
 )
-from nudger.stamp import stamp
+from nudger.core.stamp import stamp
 
 # CRLF for IMAP, and no folding by the library: compose folds every value itself.
 WIRE_POLICY = policy.SMTP.clone(max_line_length=998)

@@ -22,8 +22,8 @@ from typing import Any
 from imapclient.exceptions import CapabilityError, IMAPClientAbortError, IMAPClientError, LoginError
 from imapclient.imapclient import SocketTimeout
 
-from nudger.config import Account, is_loopback
-from nudger.deadline import BoundedClient, Deadline, DeadlinePassed, bounded_context
+from nudger.config.model import Account, is_loopback
+from nudger.core.mailfacts import HEADER_FIELDS
 from nudger.errors import (
     AuthError,
     FolderUnavailable,
@@ -32,21 +32,17 @@ from nudger.errors import (
     ServerConfigError,
     TemporaryError,
 )
-from nudger.mailbox import Fetched, FolderInfo, FolderStatus
-from nudger.mailfacts import HEADER_FIELDS
-from nudger.wire import (  # noqa: F401 - uid_batches and the parsers are used from here too
-    BATCH,
-    MAX_SET,
+from nudger.mail.deadline import BoundedClient, Deadline, DeadlinePassed, bounded_context
+from nudger.mail.imap_wire import (
     Garbled,
     Refused,
     decode_flags,
     expand_set,
     parse_fetch,
-    parse_header_fetch,
-    parse_internaldate,
     read_fetch_answer,
     uid_batches,
 )
+from nudger.mail.mailbox import Fetched, FolderInfo, FolderStatus
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""What a person runs: the service, status and explain, reports, the demo, sd_notify."""

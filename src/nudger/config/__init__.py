@@ -1,0 +1,1 @@
+"""The configuration: frozen, typed objects (model, pure) and the TOML that becomes them (load)."""

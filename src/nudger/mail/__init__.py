@@ -1,0 +1,1 @@
+"""The edges to a mail server: the Mailbox protocol, folder layout, the memory twin, IMAP."""

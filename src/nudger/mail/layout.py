@@ -1,0 +1,105 @@
+"""Which folder is Sent, Drafts, Trash, and which are watched: configuration first, then
+SPECIAL-USE (RFC 6154), then the usual names."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from nudger.mail.mailbox import FolderInfo
+
+SENT_NAMES = ("Sent", "Sent Items", "Sent Messages", "Sent Mail", "[Gmail]/Sent Mail",
+              "INBOX.Sent", "INBOX/Sent", "Gesendet", "Gesendete Elemente", "Envoyés",
+              "Elementos enviados", "Posta inviata", "Verzonden items", "Skickat")
+DRAFTS_NAMES = ("Drafts", "[Gmail]/Drafts", "INBOX.Drafts", "INBOX/Drafts", "Draft",
+                "Entwürfe", "Brouillons", "Borradores", "Bozze", "Concepten", "Utkast")
+TRASH_NAMES = ("Trash", "Deleted Items", "Deleted Messages", "Deleted", "Bin", "[Gmail]/Trash",
+               "[Gmail]/Bin", "INBOX.Trash", "INBOX/Trash", "Papierkorb", "Gelöschte Elemente",
+               "Corbeille", "Éléments supprimés", "Papelera", "Cestino", "Prullenbak", "Papperskorgen")
+_SKIP_NAMES = re.compile(
+    r"(^|[./])(trash|deleted( items| messages)?|bin|junk( e-?mail)?|spam|bulk mail|drafts?"
+    r"|papierkorb|corbeille|papelera|cestino|prullenbak|outbox|templates)$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Layout:
+    sent: str
+    drafts: str
+    watched: tuple[str, ...]  # includes sent
+    how: dict[str, str] = field(default_factory=dict, compare=False)  # how each was found
+    trash: str | None = None  # searched for our deleted drafts only when the state is new
+
+
+def discover(
+    folders: Sequence[FolderInfo],
+    sent: str | None = None,
+    drafts: str | None = None,
+    watch: Sequence[str] | None = None,
+) -> Layout:
+    """Find Sent, Drafts and the folders to watch: config, then SPECIAL-USE, then names."""
+    from nudger.errors import ServerConfigError
+
+    names = {f.name: f for f in folders}
+    how: dict[str, str] = {}
+
+    def pick(given: str | None, flag: str, candidates: Iterable[str], what: str, key: str) -> str:
+        found = find(given, flag, candidates, what, key)
+        if found is None:
+            raise ServerConfigError(
+                f"cannot find the {what} folder (no SPECIAL-USE {flag} and no usual name); "
+                f"set {key} (folders: {', '.join(sorted(names))})")
+        return found
+
+    def find(given: str | None, flag: str, candidates: Iterable[str], what: str,
+             key: str) -> str | None:
+        if given:
+            if given not in names:
+                raise ServerConfigError(
+                    f"{key}: no folder named {given!r} on the server "
+                    f"(folders: {', '.join(sorted(names))})")
+            how[what] = "configured"
+            return given
+        for f in folders:
+            if f.has(flag) and f.selectable:
+                how[what] = f"SPECIAL-USE {flag}"
+                return f.name
+        lowered = {n.lower(): n for n in names}
+        for candidate in candidates:
+            if candidate.lower() in lowered:
+                how[what] = "common name"
+                return lowered[candidate.lower()]
+        return None
+
+    sent_name = pick(sent, "\\Sent", SENT_NAMES, "sent", "sent_folder")
+    drafts_name = pick(drafts, "\\Drafts", DRAFTS_NAMES, "drafts", "drafts_folder")
+    if watch:
+        missing = [w for w in watch if w not in names]
+        if missing:
+            raise ServerConfigError(f"watch_folders: no folder named {missing[0]!r} on the server")
+        watched = list(watch)
+        how["watched"] = "configured"
+    else:
+        every = [f for f in folders if f.has("\\All") and f.selectable]
+        if every:
+            # Gmail: labels are views of All Mail; reading it (plus Sent) sees everything once.
+            watched = [every[0].name]
+            how["watched"] = "\\All folder and Sent"
+        else:
+            watched = [
+                f.name for f in folders
+                if f.selectable and f.name != drafts_name
+                and not any(f.has(x) for x in ("\\Trash", "\\Junk", "\\Drafts"))
+                and not _SKIP_NAMES.search(f.name)
+            ]  # fmt: skip
+            how["watched"] = "every folder but Drafts, Trash and Junk"
+    # Sent first: a reply that lost its In-Reply-To is matched against what we sent.
+    watched = [sent_name] + [w for w in watched if w != sent_name]
+    # No setting for it: a server without a Trash folder just has no deleted drafts to find.
+    trash = find(None, "\\Trash", TRASH_NAMES, "trash", "")
+    return Layout(sent_name, drafts_name, tuple(watched), how,
+                  trash if trash not in (sent_name, drafts_name) else None)
+
+

@@ -1,0 +1,66 @@
+"""The one narrow interface between the cycle and a mail store: the ``Mailbox`` protocol
+and the plain data it answers with. ``mail.imap`` talks to a real server, ``mail.memory``
+is its in-memory twin; both obey the same contract (tests/test_mailbox_contract.py):
+reads never change a message, and the only write is APPEND to Drafts (plus removing
+nudger's own draft, later)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class FolderInfo:
+    name: str
+    flags: tuple[str, ...] = ()  # LIST flags, e.g. "\\Sent", "\\Noselect"
+
+    @property
+    def selectable(self) -> bool:
+        return not any(f.lower() in ("\\noselect", "\\nonexistent") for f in self.flags)
+
+    def has(self, flag: str) -> bool:
+        return flag.lower() in (f.lower() for f in self.flags)
+
+
+@dataclass(frozen=True)
+class FolderStatus:
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int | None = None
+    messages: int | None = None
+
+
+@dataclass(frozen=True)
+class Fetched:
+    uid: int
+    header: bytes
+    internaldate: datetime | None
+    flags: tuple[str, ...]
+    size: int
+    gm_thrid: int | None = None
+
+
+class Mailbox(Protocol):
+    def list_folders(self) -> list[FolderInfo]: ...
+    def status(self, folder: str) -> FolderStatus: ...
+    def examine(self, folder: str) -> FolderStatus: ...
+    def search_new(self, folder: str, after_uid: int, since: date | None) -> list[int]: ...
+    def all_uids(self, folder: str) -> set[int]: ...
+    def fetch_headers(self, folder: str, uids: Sequence[int]) -> Iterator[Fetched]: ...
+    def fetch_flags(self, folder: str, uids: Sequence[int]) -> dict[int, tuple[str, ...]]: ...
+    def changed_flags(self, folder: str, modseq: int) -> dict[int, tuple[str, ...]]: ...
+    def fetch_message(self, folder: str, uid: int, limit: int) -> bytes | None: ...
+    def fetch_messages(self, folder: str, uids: Sequence[int], limit: int) -> dict[int, bytes]: ...
+    def find_message_id(self, folder: str, message_id: str) -> list[int]: ...
+    def find_marked(self, folder: str) -> list[int]: ...
+    def append(self, folder: str, data: bytes, flags: Sequence[str], when: datetime) -> int | None: ...
+    def delete_own_draft(self, folder: str, uid: int, message_id: str) -> bool: ...
+    def companion(self) -> Mailbox | None: ...
+    def close(self) -> None: ...
+    @property
+    def append_limit(self) -> int | None: ...  # the largest APPEND taken (RFC 7889), if told
+
+

@@ -1,0 +1,125 @@
+"""A mailbox in memory with IMAP's UID semantics: the demo and fast tests run on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from email.parser import BytesHeaderParser
+
+from nudger.core.mailfacts import normalise_message_id
+from nudger.mail.mailbox import Fetched, FolderInfo, FolderStatus, Mailbox
+
+
+@dataclass
+class _Stored:
+    data: bytes
+    flags: tuple[str, ...]
+    internaldate: datetime
+
+
+@dataclass
+class _Folder:
+    flags: tuple[str, ...]
+    uidvalidity: int = 1
+    uidnext: int = 1
+    messages: dict[int, _Stored] = field(default_factory=dict)
+
+
+class MemoryMailbox:
+    """A mailbox in memory, with IMAP's UID semantics. Used by the demo and tests."""
+
+    def __init__(self, folders: dict[str, tuple[str, ...]] | None = None):
+        default = {"INBOX": (), "Sent": ("\\Sent",), "Drafts": ("\\Drafts",),
+                   "Archive": ("\\Archive",), "Trash": ("\\Trash",), "Junk": ("\\Junk",)}
+        self.folders = {name: _Folder(flags) for name, flags in (folders or default).items()}
+        self.appends = 0
+        self.append_limit: int | None = None  # no limit, unless a test sets one
+
+    def add(self, folder: str, data: bytes, flags: Sequence[str] = (), when: datetime | None = None) -> int:
+        box = self.folders[folder]
+        uid = box.uidnext
+        box.uidnext += 1
+        box.messages[uid] = _Stored(data, tuple(flags), when or datetime.now(UTC))
+        return uid
+
+    def messages(self, folder: str) -> dict[int, bytes]:
+        return {uid: m.data for uid, m in self.folders[folder].messages.items()}
+
+    # Mailbox protocol
+    def list_folders(self) -> list[FolderInfo]:
+        return [FolderInfo(name, f.flags) for name, f in self.folders.items()]
+
+    def status(self, folder: str) -> FolderStatus:
+        box = self.folders[folder]
+        return FolderStatus(box.uidvalidity, box.uidnext, None, len(box.messages))
+
+    def examine(self, folder: str) -> FolderStatus:
+        return self.status(folder)
+
+    def search_new(self, folder: str, after_uid: int, since: date | None) -> list[int]:
+        return sorted(
+            uid for uid, m in self.folders[folder].messages.items()
+            if uid > after_uid and (since is None or m.internaldate.date() >= since)
+        )  # fmt: skip
+
+    def all_uids(self, folder: str) -> set[int]:
+        return set(self.folders[folder].messages)
+
+    def fetch_headers(self, folder: str, uids: Sequence[int]) -> Iterator[Fetched]:
+        box = self.folders[folder]
+        for uid in uids:
+            m = box.messages.get(uid)
+            if m is not None:
+                sep = b"\r\n\r\n" if b"\r\n\r\n" in m.data else b"\n\n"
+                head = m.data.split(sep, 1)[0]
+                yield Fetched(uid, head + b"\r\n\r\n", m.internaldate, m.flags, len(m.data))
+
+    def fetch_flags(self, folder: str, uids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+        box = self.folders[folder]
+        return {uid: box.messages[uid].flags for uid in uids if uid in box.messages}
+
+    def changed_flags(self, folder: str, modseq: int) -> dict[int, tuple[str, ...]]:
+        return {}  # no CONDSTORE here: flag changes are checked when they matter
+
+    def fetch_message(self, folder: str, uid: int, limit: int) -> bytes | None:
+        return self.fetch_messages(folder, [uid], limit).get(uid)
+
+    def fetch_messages(self, folder: str, uids: Sequence[int], limit: int) -> dict[int, bytes]:
+        box = self.folders[folder].messages
+        return {uid: box[uid].data[:limit] for uid in uids if uid in box}
+
+    def find_message_id(self, folder: str, message_id: str) -> list[int]:
+        wanted = normalise_message_id(message_id)
+        found = []
+        for uid, m in self.folders[folder].messages.items():
+            header = BytesHeaderParser().parsebytes(m.data)  # compat32
+            if normalise_message_id(str(header.get("Message-ID", ""))) == wanted:
+                found.append(uid)
+        return found
+
+    def find_marked(self, folder: str) -> list[int]:
+        """Messages carrying one of nudger's marks: its Message-ID or X-Nudger-For."""
+        found = []
+        for uid, m in self.folders[folder].messages.items():
+            header = BytesHeaderParser().parsebytes(m.data)  # compat32
+            if ("<nudger." in str(header.get("Message-ID", "")).lower()
+                    or header.get("X-Nudger-For") is not None):
+                found.append(uid)
+        return found
+
+    def append(self, folder: str, data: bytes, flags: Sequence[str], when: datetime) -> int | None:
+        self.appends += 1
+        return self.add(folder, data, flags, when)
+
+    def delete_own_draft(self, folder: str, uid: int, message_id: str) -> bool:
+        if uid in self.find_message_id(folder, message_id):
+            del self.folders[folder].messages[uid]
+            return True
+        return False
+
+    def companion(self) -> Mailbox | None:
+        return None  # nothing to gain from a second connection in memory
+
+    def close(self) -> None:
+        pass
