@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from nudger import __version__
-from nudger.config.load import find_config, load_config, summary
+from nudger.config.load import find_config, load_config
 from nudger.config.model import Config
+from nudger.config.summary import summary
 from nudger.errors import (
     EX_CONFIG,
     EX_FAILURE,

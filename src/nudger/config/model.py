@@ -1,6 +1,9 @@
 """The configuration as frozen, typed objects, and the few pure facts about them.
 
-Pure: built by ``config.load`` from the TOML file; the core reads only this."""
+Pure: built by ``config.load`` from the TOML file; the core reads only this. Every
+default lives here, once: a field's default in its dataclass (the loader reads it back
+as ``Account.timeout``), and by name the few that are no field's (the delay and template
+of a stage that names none, the rule used when the file has none)."""
 
 from __future__ import annotations
 
@@ -29,8 +32,10 @@ PLACEHOLDERS = {
     "stage": "which follow-up this is (1, 2, ...)",
 }
 
+DEFAULT_TEMPLATE = "gentle"
+
 BUILTIN_TEMPLATES = {
-    "gentle": (
+    DEFAULT_TEMPLATE: (
         "Hi {first_name},\n\n"
         "Just bringing this back to the top of your inbox, in case it got buried. "
         "Happy to help if anything is unclear.\n\n"
@@ -39,20 +44,30 @@ BUILTIN_TEMPLATES = {
 }
 
 TLS_MODES = ("implicit", "starttls", "none")
-
+DEFAULT_TLS = "implicit"
 
 DEFAULT_PORTS = {"implicit": 993, "starttls": 143, "none": 143}
+
+# A password source's kind, and the account key that gives it (in the order error
+# messages list them).
+PASSWORD_KEYS = {"command": "password_command", "env": "password_env", "file": "password_file",
+                 "inline": "password"}
 
 
 @dataclass(frozen=True)
 class PasswordSource:
     """Where the password comes from; the secret itself is read only when connecting."""
 
-    kind: str  # "command" | "env" | "file" | "inline"
+    kind: str  # a key of PASSWORD_KEYS
     command: tuple[str, ...] = ()
     env: str = ""
     file: Path | None = None
     inline: str = field(default="", repr=False)
+
+    @property
+    def key(self) -> str:
+        """The account key this source was given by, as error messages name it."""
+        return PASSWORD_KEYS[self.kind]
 
     def describe(self) -> str:
         if self.kind == "command":
@@ -74,7 +89,7 @@ class Account:
     password: PasswordSource
     identities: tuple[str, ...]
     timezone: ZoneInfo
-    lookback: timedelta
+    lookback: timedelta = timedelta(days=30)
     display_name: str = ""
     sent_folder: str | None = None
     drafts_folder: str | None = None
@@ -109,6 +124,11 @@ class Rule:
     recipients: str = "all"  # or "non-repliers": only those who have not answered
 
 
+DEFAULT_DELAY = Delay(business_days=3)  # a stage's wait when the file gives no "after"
+
+DEFAULT_RULE = Rule("default", (Stage(DEFAULT_DELAY, DEFAULT_TEMPLATE),))  # when there is no [[rules]]
+
+
 @dataclass(frozen=True)
 class Template:
     name: str
@@ -117,8 +137,8 @@ class Template:
 
 @dataclass(frozen=True)
 class Daemon:
-    poll_interval: timedelta
     state_dir: Path
+    poll_interval: timedelta = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -138,6 +158,11 @@ def base_address(address: str) -> str:
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def is_private(mode: int) -> bool:
+    """Whether a file of this mode keeps a secret: neither its group nor others may use it."""
+    return not mode & 0o077
 
 
 def is_loopback(host: str) -> bool:

@@ -1,0 +1,293 @@
+"""The [accounts.NAME] tables: the server, the password source, your identities, the calendar.
+
+A key the file leaves out takes the model's default (``Account``'s field). What can
+be judged from the file is judged here; whether a password program or file is usable
+is asked later (``app/passwords.py``), since status and explain load the same file
+and never need the password.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import shlex
+from datetime import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from nudger.config.check import Checker, kind_of
+from nudger.config.model import (
+    DEFAULT_PORTS,
+    DEFAULT_TLS,
+    PASSWORD_KEYS,
+    TLS_MODES,
+    WEEKDAYS,
+    Account,
+    PasswordSource,
+    base_address,
+    is_loopback,
+    is_private,
+)
+from nudger.core.durations import parse_delay, parse_duration
+
+ACCOUNT_KEYS = (
+    "host", "port", "tls", "username", *PASSWORD_KEYS.values(), "identities", "name", "timezone",
+    "lookback", "sent_folder", "drafts_folder", "watch_folders", "ca_file", "timeout",
+    "max_new_drafts", "workdays", "holidays", "quiet_hours", "subject_threading", "return_grace",
+)  # fmt: skip
+
+_NO_ACCOUNT = "no account configured (add an [accounts.NAME] table)"
+
+
+def check_accounts(check: Checker, value: Any) -> tuple[Account, ...]:
+    """Every account the file defines; at least one is needed."""
+    if value is None:
+        check.fail("accounts", _NO_ACCOUNT)
+        return ()
+    accounts = []
+    for name, spec in check.table(value, "accounts", tuple(value)).items():
+        account = _account(check, name, spec)
+        if account is not None:
+            accounts.append(account)
+    if not value:
+        check.fail("accounts", _NO_ACCOUNT)
+    return tuple(accounts)
+
+
+def _account(check: Checker, name: str, spec: Any) -> Account | None:
+    key = f"accounts.{name}"
+    table = check.table(spec, key, ACCOUNT_KEYS)
+    if not table:
+        return None
+    host, username, tls, port = _server(check, table, key)
+    password = _password(check, table, key)
+    identities = _identities(check, table, key, username)
+    timezone = _timezone(check, table, key)
+    lookback = check.parsed(table.get("lookback"), f"{key}.lookback", parse_duration,
+                            'try "30d" or "8 weeks"')
+    timeout = check.parsed(table.get("timeout"), f"{key}.timeout", parse_duration, 'try "30s" or "2m"')
+    max_new = check.typed(table.get("max_new_drafts"), f"{key}.max_new_drafts", int, "a number")
+    if max_new is not None and not 1 <= max_new <= 10000:
+        check.fail(f"{key}.max_new_drafts", f"{max_new} is not between 1 and 10000")
+    workdays = _workdays(check, table, key)
+    holidays = _holidays(check, table, key)
+    quiet = _quiet_hours(check, table.get("quiet_hours"), f"{key}.quiet_hours")
+    subject_threading = check.typed(table.get("subject_threading"), f"{key}.subject_threading",
+                                    bool, "true or false")
+    grace = check.parsed(table.get("return_grace"), f"{key}.return_grace", parse_delay,
+                         'try "1 business day" or "2d"')
+    ca_file = _ca_file(check, table, key)
+    if host is None or username is None or password is None:
+        return None
+    return Account(
+        name=name,
+        host=host,
+        port=port,
+        tls=tls,
+        username=username,
+        password=password,
+        identities=identities,
+        timezone=timezone,
+        lookback=lookback or Account.lookback,  # "0d" takes the default too
+        display_name=check.string(table, "name", key) or Account.display_name,
+        sent_folder=check.string(table, "sent_folder", key),
+        drafts_folder=check.string(table, "drafts_folder", key),
+        watch_folders=check.strings(table, "watch_folders", key),
+        ca_file=ca_file,
+        timeout=timeout or Account.timeout,  # "0s" takes the default too
+        max_new_drafts=max_new or Account.max_new_drafts,
+        workdays=workdays or Account.workdays,
+        holidays=holidays or Account.holidays,
+        quiet_hours=quiet,
+        subject_threading=Account.subject_threading if subject_threading is None else subject_threading,
+        return_grace=grace or Account.return_grace,
+    )
+
+
+def _server(check: Checker, table: dict[str, Any],
+            key: str) -> tuple[str | None, str | None, str, int]:
+    """Host and username (both required), TLS mode and port; clear text only to loopback."""
+    host = check.string(table, "host", key)
+    username = check.string(table, "username", key)
+    for required, got in (("host", host), ("username", username)):
+        if got is None and required not in table:
+            check.fail(f"{key}.{required}", "missing (required)")
+    tls = check.string(table, "tls", key) or DEFAULT_TLS
+    if tls not in TLS_MODES:
+        check.fail(f"{key}.tls", f'"{tls}" is not one of {", ".join(TLS_MODES)}')
+        tls = DEFAULT_TLS
+    if tls == "none" and host and not is_loopback(host):
+        check.fail(
+            f"{key}.tls",
+            f'"none" sends the password in clear text; it is allowed only for loopback '
+            f'hosts, not "{host}" (use "implicit" or "starttls")',
+        )
+    port = check.typed(table.get("port"), f"{key}.port", int, "a port number")
+    if port is not None and not 0 < port < 65536:
+        check.fail(f"{key}.port", f"{port} is not a port number (1-65535)")
+    return host, username, tls, port or DEFAULT_PORTS[tls]
+
+
+def _password(check: Checker, table: dict[str, Any], key: str) -> PasswordSource | None:
+    """The one password source given; an inline password only in a file nobody else reads."""
+    given = [(kind, name) for kind, name in PASSWORD_KEYS.items() if name in table]
+    if not given:
+        check.fail(key, "no password source: set password_command, password_env or password_file")
+        return None
+    if len(given) > 1:
+        check.fail(key, f"choose one password source, not {' and '.join(name for _, name in given)}")
+        return None
+    kind, name = given[0]
+    value = table[name]
+    if kind == "command":
+        return _password_command(check, value, f"{key}.{name}")
+    if check.typed(value, f"{key}.{name}", str, "a string") is None:
+        return None
+    if kind == "env":
+        return PasswordSource("env", env=value)
+    if kind == "file":
+        # Whether it exists and is private is asked before connecting (passwords.py), not
+        # here: status and explain never read it (it may be a credential of the service).
+        return PasswordSource("file", file=Path(value).expanduser())
+    if not is_private(check.path.stat().st_mode):
+        check.fail(
+            f"{key}.{name}",
+            f"a password in a file others can read; run: chmod 600 {check.path} "
+            "(or use password_command / password_env / password_file)",
+        )
+        return None
+    return PasswordSource("inline", inline=value)
+
+
+def _password_command(check: Checker, value: Any, key: str) -> PasswordSource | None:
+    """A list of words, or one string split into words as a shell would (none ever runs it)."""
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return PasswordSource("command", command=tuple(value))
+    if isinstance(value, str) and value.strip():
+        try:
+            return PasswordSource("command", command=tuple(shlex.split(value)))
+        except ValueError as exc:
+            check.fail(key, f"cannot split into words: {exc}")
+            return None
+    check.fail(key, "expected a command string or a list of words")
+    return None
+
+
+def _identities(check: Checker, table: dict[str, Any], key: str,
+                username: str | None) -> tuple[str, ...]:
+    """Your addresses, without +tags (the username unless given): whose messages are yours."""
+    identities = check.strings(table, "identities", key) or ((username,) if username else ())
+    for i, ident in enumerate(identities):
+        if "@" not in ident:
+            check.fail(f"{key}.identities[{i}]", f'"{ident}" is not an email address')
+    return tuple(base_address(i) for i in identities)
+
+
+def _timezone(check: Checker, table: dict[str, Any], key: str) -> ZoneInfo:
+    name = check.string(table, "timezone", key)
+    if name is not None:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            check.fail(f"{key}.timezone", f'"{name}" is not an IANA time zone (e.g. "Europe/Berlin")')
+    return _default_timezone()
+
+
+def _default_timezone() -> ZoneInfo:
+    """The machine's zone ($TZ, /etc/timezone, /etc/localtime), else UTC."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if not name:
+        try:
+            name = Path("/etc/timezone").read_text().strip()
+        except OSError:
+            link = Path("/etc/localtime")
+            name = str(link.resolve()).split("zoneinfo/", 1)[-1] if link.is_symlink() else ""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _workdays(check: Checker, table: dict[str, Any], key: str) -> frozenset[int] | None:
+    """The working days named (Monday = 0), or None where the file names none (or [])."""
+    names = check.strings(table, "workdays", key)
+    if not names:
+        return None
+    days: set[int] = set()
+    for i, day in enumerate(names):
+        if day.lower()[:3] not in WEEKDAYS:
+            check.fail(f"{key}.workdays[{i}]", f'"{day}" is not a weekday (mon, tue, ... sun)')
+        else:
+            days.add(WEEKDAYS.index(day.lower()[:3]))
+    if not days:
+        check.fail(f"{key}.workdays", "at least one working day is needed")
+    return frozenset(days)
+
+
+def _holidays(check: Checker, table: dict[str, Any], key: str) -> str | None:
+    """A country[-subdivision] the holidays package knows ("DE-BY"), or None."""
+    spec = check.string(table, "holidays", key)
+    if not spec:
+        return None
+    import holidays  # here: only an account with holidays needs it
+
+    country, _, subdiv = spec.partition("-")
+    try:
+        holidays.country_holidays(country.upper(), subdiv=subdiv.upper() or None)
+    except (NotImplementedError, KeyError, ValueError) as exc:
+        hint = str(exc).split(".")[0][:120]
+        check.fail(f"{key}.holidays", f'"{spec}" is not a known country[-subdivision] (e.g. "DE-BY", '
+                                      f'"US-CA", "FR"): {hint}')
+    return spec
+
+
+def _quiet_hours(check: Checker, value: Any, key: str) -> tuple[time, time] | None:
+    """A time range like "20:00-08:00" (it may span midnight), or None."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else ""
+    match = re.fullmatch(r"\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*", text)
+    if match is None:
+        check.fail(key, f'{kind_of(value)} is not a time range like "20:00-08:00"')
+        return None
+    return time(int(match[1]), int(match[2])), time(int(match[3]), int(match[4]))
+
+
+def _ca_file(check: Checker, table: dict[str, Any], key: str) -> Path | None:
+    """The CA certificate file to trust instead of the system's, or None."""
+    name = check.string(table, "ca_file", key)
+    if name is None:
+        return None
+    path = Path(name).expanduser()
+    if not path.is_file():
+        check.fail(f"{key}.ca_file", f"no such file: {name}")
+    elif problem := _not_a_ca_file(path):
+        check.fail(f"{key}.ca_file", problem)
+    return path if name else None
+
+
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----")
+
+
+def _not_a_ca_file(path: Path) -> str | None:
+    """Why ``path`` cannot serve as ca_file (unreadable, or no PEM certificate in it), or None.
+
+    Checked as text here (the core imports no ssl); the edge loads it for real."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    blocks = _PEM_CERT.findall(data)
+    try:
+        # A certificate is a DER SEQUENCE (0x30), base64 between the PEM markers.
+        ok = bool(blocks) and all(base64.b64decode(b"".join(b.split()), validate=True)[:1] == b"\x30"
+                                  for b in blocks)
+    except binascii.Error:
+        ok = False
+    if not ok:
+        return (f"{path} is not a certificate in PEM form; give the file of your server's CA, "
+                "which starts with -----BEGIN CERTIFICATE-----")
+    return None
