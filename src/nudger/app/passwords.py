@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from nudger.config.model import Config, PasswordSource
+from nudger.config.model import Config, PasswordSource, is_private
 from nudger.errors import AuthError, ConfigError
 
 
@@ -29,16 +29,18 @@ def check_password_sources(config: Config) -> None:
 
 
 def source_problem(source: PasswordSource, key: str) -> str | None:
+    """Why the password of account ``key`` could not be read (its program or file), or None."""
+    where = f"{key}.{source.key}"
     if source.kind == "command":
-        return _program_problem(source.command[0], f"{key}.password_command")
+        return _program_problem(source.command[0], where)
     if source.kind == "file":
         assert source.file is not None
         path = source.file
         if not path.is_file():
-            return f"{key}.password_file: no such file: {path}"
+            return f"{where}: no such file: {path}"
         mode = path.stat().st_mode
-        if mode & 0o077:
-            return (f"{key}.password_file: {path} is readable by others (mode {oct(mode & 0o777)}); "
+        if not is_private(mode):
+            return (f"{where}: {path} is readable by others (mode {oct(mode & 0o777)}); "
                     f"run: chmod 600 {shlex.quote(str(path))}")
     return None
 
@@ -58,13 +60,15 @@ def _program_problem(program: str, key: str) -> str | None:
 
 
 def read_password(source: PasswordSource, account: str) -> str:
+    """The secret itself; errors name the source's key, never the value."""
     key = f"accounts.{account}"
+    where = f"{key}.{source.key}"
     if source.kind == "inline":
         return source.inline
     if source.kind == "env":
         value = os.environ.get(source.env)
         if not value:
-            raise ConfigError([f"{key}.password_env: ${source.env} is not set or empty"])
+            raise ConfigError([f"{where}: ${source.env} is not set or empty"])
         return value
     if source.kind == "file":
         assert source.file is not None
@@ -73,7 +77,7 @@ def read_password(source: PasswordSource, account: str) -> str:
         try:
             text = source.file.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError([f"{key}.password_file: cannot read {source.file}: {exc.strerror}"]) from exc
+            raise ConfigError([f"{where}: cannot read {source.file}: {exc.strerror}"]) from exc
         return text.rstrip("\r\n")
     try:
         # No shell: the command is an argv, so nothing in it is interpreted twice.
@@ -81,18 +85,18 @@ def read_password(source: PasswordSource, account: str) -> str:
             list(source.command), capture_output=True, timeout=60, check=False, stdin=subprocess.DEVNULL
         )
     except OSError as exc:  # gone or not executable since it was checked
-        problem = source_problem(source, key) or f"{key}.password_command: {exc.strerror}"
+        problem = source_problem(source, key) or f"{where}: {exc.strerror}"
         raise ConfigError([problem]) from exc
     except subprocess.TimeoutExpired as exc:
-        raise AuthError(f"{key}.password_command: {source.command[0]!r} took over 60s") from exc
+        raise AuthError(f"{where}: {source.command[0]!r} took over 60s") from exc
     if done.returncode != 0:
         # Its stderr may be useful ("gpg: decryption failed"), its stdout may be the secret.
         err = done.stderr.decode("utf-8", "replace").strip().splitlines()
         detail = f": {err[-1][:200]}" if err else ""
         raise AuthError(
-            f"{key}.password_command: {source.command[0]!r} exited with {done.returncode}{detail}")
+            f"{where}: {source.command[0]!r} exited with {done.returncode}{detail}")
     # First line only, as mail clients do with `pass` output.
     lines = done.stdout.decode("utf-8", "replace").splitlines()
     if not lines or not lines[0]:
-        raise AuthError(f"{key}.password_command: {source.command[0]!r} printed no password")
+        raise AuthError(f"{where}: {source.command[0]!r} printed no password")
     return lines[0]
