@@ -58,6 +58,9 @@ def check_accounts(check: Checker, value: Any) -> tuple[Account, ...]:
 
 
 def _account(check: Checker, name: str, spec: Any) -> Account | None:
+    """One account, or None if it lacks what it cannot do without (its problems are noted).
+
+    Its name and folders are checked only once host, username and password are valid."""
     key = f"accounts.{name}"
     table = check.table(spec, key, ACCOUNT_KEYS)
     if not table:
@@ -187,6 +190,7 @@ def _identities(check: Checker, table: dict[str, Any], key: str,
 
 
 def _timezone(check: Checker, table: dict[str, Any], key: str) -> ZoneInfo:
+    """The IANA zone given, else the machine's: where business days and quiet hours fall."""
     name = check.string(table, "timezone", key)
     if name is not None:
         try:

@@ -67,6 +67,7 @@ def find_config(explicit: str | None) -> Path:
 
 
 def load_config(path: Path) -> Config:
+    """The file at ``path``, read and validated (ConfigError lists all that is wrong)."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -93,6 +94,7 @@ def parse_config(raw: bytes, path: Path) -> Config:
 
 
 def _daemon(check: Checker, value: Any) -> Daemon:
+    """[daemon]: where state is kept and how often to poll (not too often)."""
     table = check.table(value, "daemon", ("poll_interval", "state_dir"))
     interval = check.parsed(table.get("poll_interval"), "daemon.poll_interval", parse_duration,
                             'try "90s", "5m" or "1h"')
@@ -155,6 +157,7 @@ def _rules(check: Checker, value: Any, templates: Mapping[str, Template],
 
 def _rule(check: Checker, key: str, spec: Any, templates: Mapping[str, Template],
           accounts: tuple[Account, ...]) -> Rule | None:
+    """One [[rules]] table; unnamed, it is called by its place ("rules[2]")."""
     table = check.table(spec, key, ("name", "match", "after", "stages", "template", "recipients"))
     if not table and not isinstance(spec, dict):
         return None

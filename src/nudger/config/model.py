@@ -70,6 +70,7 @@ class PasswordSource:
         return PASSWORD_KEYS[self.kind]
 
     def describe(self) -> str:
+        """The source as check-config names it, never the secret."""
         if self.kind == "command":
             return f"command {self.command[0]!r}"
         if self.kind == "env":
@@ -81,6 +82,8 @@ class PasswordSource:
 
 @dataclass(frozen=True)
 class Account:
+    """One mailbox: where it is, how to log in, who you are there, and its calendar."""
+
     name: str
     host: str
     port: int
@@ -110,12 +113,16 @@ class Account:
 
 @dataclass(frozen=True)
 class Stage:
+    """One follow-up: how long after your latest message, and the template it is written from."""
+
     after: Delay
     template: str
 
 
 @dataclass(frozen=True)
 class Rule:
+    """Which sent messages it covers (every condition given must hold) and its stages."""
+
     name: str
     stages: tuple[Stage, ...]
     to: tuple[str, ...] = ()
@@ -137,12 +144,16 @@ class Template:
 
 @dataclass(frozen=True)
 class Daemon:
+    """Where the service keeps its state, and how often it looks at the mailboxes."""
+
     state_dir: Path
     poll_interval: timedelta = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
 class Config:
+    """A whole valid file; the rules in the order they are tried (the first match wins)."""
+
     path: Path
     daemon: Daemon
     accounts: tuple[Account, ...]
@@ -166,6 +177,7 @@ def is_private(mode: int) -> bool:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine, the only place a clear-text login may go."""
     if host.lower() in ("localhost", "localhost.localdomain"):
         return True
     try:
