@@ -24,17 +24,11 @@ from email.parser import BytesHeaderParser
 from email.utils import format_datetime, formataddr
 from zoneinfo import ZoneInfo
 
-from nudger.core.mailfacts import (
-    MAX_IDS,
-    Addr,
-    Headers,
-    MessageRecord,
-    normalise_subject,
-    nudge_message_id,
-    strip_reply_prefixes,
-    without_controls,
-)
+from nudger.core.headers import MAX_IDS, Headers, without_controls
+from nudger.core.ledger import nudge_message_id
+from nudger.core.record import Addr, MessageRecord
 from nudger.core.stamp import stamp
+from nudger.core.subjects import normalise_subject, strip_reply_prefixes
 
 # CRLF for IMAP, and no folding by the library: compose folds every value itself.
 WIRE_POLICY = policy.SMTP.clone(max_line_length=998)

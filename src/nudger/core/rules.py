@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from nudger.config.model import Account, Rule
 from nudger.core.durations import Delay, parse_delay
-from nudger.core.mailfacts import Addr, MessageRecord
+from nudger.core.record import Addr, MessageRecord
 
 MON_TO_FRI = frozenset(range(5))
 NEVER = "never"
