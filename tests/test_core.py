@@ -19,6 +19,7 @@ from nudger.core.ledger import Fate, nudge_message_id, parse_nudge_id
 from nudger.core.parse import parse_record
 from nudger.core.plan import Status
 from nudger.core.record import Addr
+from nudger.core.rules import holidays_for
 from nudger.core.threads import is_no_nudge
 from nudger.cycle.cycle import run_cycle
 from nudger.cycle.state import State
@@ -108,6 +109,19 @@ def test_no_nudge_is_one_keyword_in_any_case() -> None:
     assert is_no_nudge(("\\Seen", "$NoNudge")) and is_no_nudge(["$nonudge"])
     assert not is_no_nudge(("$NoNudgeX", "NoNudge", "\\Flagged")) and not is_no_nudge(())
 
+
+def test_the_holidays_table_is_built_once_per_spec_and_year() -> None:
+    from datetime import date
+
+    holidays_for.cache_clear()
+    assert holidays_for("DE-BY", 2026)[date(2026, 12, 25)]  # a name: the same table explains
+    assert date(2026, 12, 25) in holidays_for("DE-BY", 2026) and not holidays_for("", 2026)
+    assert holidays_for("DE-BY", 2026) is holidays_for("DE-BY", 2026)
+    config = DEMO_CONFIG.replace('timezone = ', 'holidays = "DE-BY"\ntimezone = ', 1)
+    before = holidays_for.cache_info().misses
+    parse_config(config.encode(), Path("demo.toml"))
+    holidays_for("DE-BY", 2000)
+    assert holidays_for.cache_info().misses == before + 1  # the config's check built it
 
 def test_draft_from_an_html_only_message_quotes_its_text() -> None:
     from nudger.core.bodytext import text_of

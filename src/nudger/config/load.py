@@ -36,6 +36,7 @@ from nudger.config.model import (
     is_loopback,
 )
 from nudger.core.durations import Delay, parse_delay, parse_duration
+from nudger.core.rules import holidays_for
 from nudger.errors import ConfigError
 
 
@@ -347,11 +348,8 @@ class _Validator:
         )
 
     def check_holidays(self, spec: str, key: str) -> None:
-        import holidays
-
-        country, _, subdiv = spec.partition("-")
         try:
-            holidays.country_holidays(country.upper(), subdiv=subdiv.upper() or None)
+            holidays_for(spec, 2000)  # (any year: an unknown country or subdivision raises)
         except (NotImplementedError, KeyError, ValueError) as exc:
             hint = str(exc).split(".")[0][:120]
             self.fail(key, f'"{spec}" is not a known country[-subdivision] (e.g. "DE-BY", "US-CA", '
