@@ -35,6 +35,8 @@ CLOCK_SLACK = timedelta(minutes=5)  # a sent copy's Date may be a little before 
 
 @dataclass(frozen=True)
 class LedgerEntry:
+    """One draft we wrote: which thread, stage and message it follows up, and its fate."""
+
     nudge_id: str
     account: str
     outbound_id: str

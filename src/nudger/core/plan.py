@@ -50,6 +50,8 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class AppendDraft:
+    """Write follow-up ``stage`` for ``outbound`` into Drafts, addressed to ``to``/``cc``."""
+
     nudge_id: str
     outbound: MessageRecord
     stage: int
@@ -68,6 +70,8 @@ class WithdrawDraft:
 
 @dataclass(frozen=True)
 class Decision:
+    """One thread's status, the reason in words, and the action it needs, if any."""
+
     account: str
     thread_key: str
     subject: str
@@ -127,6 +131,7 @@ def plan(
     ledger: Ledger,
     now: datetime,
 ) -> list[Decision]:
+    """The decisions for every thread that involves the user (see ``decide``)."""
     decisions = []
     for thread in threads:
         decision = decide(thread, account, rules, ledger, now)

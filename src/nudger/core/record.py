@@ -26,12 +26,16 @@ REPORT_KINDS = (BOUNCE, DELAY, READ_RECEIPT)  # they name the message they repor
 
 @dataclass(frozen=True)
 class Addr:
+    """One address of a header: display name and e-mail."""
+
     name: str
-    email: str  # lower-cased where it matters: compare with .key
+    email: str  # lower-cased as read (see Headers.addresses): compare as is
 
 
 @dataclass(frozen=True)
 class MessageRecord:
+    """The header facts of one message in one folder (see the module docstring)."""
+
     folder: str
     uid: int
     message_id: str  # normalised "<local@domain>", "" when the message has none

@@ -19,6 +19,8 @@ NO_NUDGE_KEYWORD = "$NoNudge"  # set from any client on a message of the user's:
 
 @dataclass(frozen=True)
 class Thread:
+    """The messages of one conversation, once each, with where each copy lives."""
+
     key: str  # Message-ID of its earliest message: stable across cycles
     messages: tuple[MessageRecord, ...]  # one per Message-ID, oldest first
     folders: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)

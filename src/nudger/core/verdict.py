@@ -31,6 +31,8 @@ _LIST_ADDRESS = re.compile(
 
 @dataclass(frozen=True)
 class Verdict:
+    """Whether a thread waits on someone, why, and on whom a follow-up would call."""
+
     status: str  # awaiting | replied | excluded | bounced | not-ours
     reason: str
     outbound: MessageRecord | None = None  # the latest outbound
@@ -43,6 +45,7 @@ class Verdict:
 
 
 def looks_like_list(address: str) -> bool:
+    """A mailing list's address, by the shapes list servers use (never nudged)."""
     return bool(_LIST_ADDRESS.search(address))
 
 
