@@ -15,7 +15,7 @@ from email import policy
 import imapclient
 
 sys.path.insert(0, __file__.rsplit("/bench/", 1)[0] + "/src")
-from nudger.core.mailfacts import HEADER_FIELDS
+from nudger.core.headers import HEADER_FIELDS
 
 SKIP = ("Drafts", "Trash", "Junk")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from nudger.core.mailfacts import parse_record  # noqa: E402
+from nudger.core.parse import parse_record  # noqa: E402
 from support.fuzzing import CORPUS_FILES, check_draft, check_messages, hostile_message, mutate  # noqa: E402
 
 

@@ -172,7 +172,8 @@ def test_not_toml_is_reported_with_its_position(tmp_path: Path) -> None:
 
 
 def test_rules_match_recipient_globs_and_subject_regex(tmp_path: Path) -> None:
-    from nudger.core.mailfacts import Addr, parse_record
+    from nudger.core.parse import parse_record
+    from nudger.core.record import Addr
     from nudger.core.rules import match_rule
 
     config = load_config(ROOT / "config.example.toml")

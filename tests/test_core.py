@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 from nudger.app.demo import DEMO_CONFIG, sample_mailbox
 from nudger.config.load import parse_config
 from nudger.core.compose import DraftInput, compose_nudge, first_name, to_bytes
-from nudger.core.mailfacts import Addr, nudge_message_id, parse_record
+from nudger.core.ledger import Fate, nudge_message_id, parse_nudge_id
+from nudger.core.parse import parse_record
+from nudger.core.plan import Status
+from nudger.core.record import Addr
+from nudger.core.rules import holidays_for
+from nudger.core.threads import is_no_nudge
 from nudger.cycle.cycle import run_cycle
 from nudger.cycle.state import State
 
@@ -79,6 +84,44 @@ def test_greeting_names() -> None:
     assert first_name(Addr("", "info@x")) == "there"
     assert first_name(Addr("", "j2k@x")) == "there"
 
+
+
+def test_a_nudge_id_is_read_back_where_it_is_built() -> None:
+    import hashlib
+
+    digest = hashlib.sha256(b"work\x00<o@x>\x00" + b"2").hexdigest()[:32]
+    built = nudge_message_id("work", "<o@x>", 2, "example.com")
+    assert built == f"<nudger.{digest}.s2@example.com>"  # the stored format, unchanged
+    assert parse_nudge_id(built) == 2
+    assert parse_nudge_id(nudge_message_id("work", "<o@x>", 12, "bad domain!")) == 12
+    for other in ("<o@x>", "", "<nudger.XYZ.s1@example.com>", "<nudger-missing.7@INBOX>"):
+        assert parse_nudge_id(other) is None
+
+
+def test_statuses_and_fates_are_the_words_the_state_and_json_carry() -> None:
+    assert {str(s) for s in Status} == {"due", "waiting", "drafted", "replied", "excluded", "bounced",
+                                        "dismissed", "limit", "no-rule", "sent", "withdrawn", "appending"}
+    assert {str(f) for f in Fate} == {"drafted", "edited", "dismissed", "sent", "withdrawn", "appending"}
+    assert Status.NO_RULE == "no-rule" and f"{Status.NO_RULE:<8}|" == "no-rule |"
+
+
+def test_no_nudge_is_one_keyword_in_any_case() -> None:
+    assert is_no_nudge(("\\Seen", "$NoNudge")) and is_no_nudge(["$nonudge"])
+    assert not is_no_nudge(("$NoNudgeX", "NoNudge", "\\Flagged")) and not is_no_nudge(())
+
+
+def test_the_holidays_table_is_built_once_per_spec_and_year() -> None:
+    from datetime import date
+
+    holidays_for.cache_clear()
+    assert holidays_for("DE-BY", 2026)[date(2026, 12, 25)]  # a name: the same table explains
+    assert date(2026, 12, 25) in holidays_for("DE-BY", 2026) and not holidays_for("", 2026)
+    assert holidays_for("DE-BY", 2026) is holidays_for("DE-BY", 2026)
+    config = DEMO_CONFIG.replace('timezone = ', 'holidays = "DE-BY"\ntimezone = ', 1)
+    before = holidays_for.cache_info().misses
+    parse_config(config.encode(), Path("demo.toml"))
+    holidays_for("DE-BY", 2000)
+    assert holidays_for.cache_info().misses == before + 1  # the config's check built it
 
 def test_draft_from_an_html_only_message_quotes_its_text() -> None:
     from nudger.core.bodytext import text_of
@@ -188,7 +231,7 @@ def test_dates_read_by_pattern_equal_the_general_parsers(when: datetime, minutes
 
     from imapclient.datetime_util import parse_to_datetime
 
-    from nudger.core.mailfacts import parse_date
+    from nudger.core.headers import parse_date
     from nudger.mail.imap_wire import parse_internaldate
 
     aware = when.replace(microsecond=0, tzinfo=timezone(timedelta(minutes=minutes)))
@@ -202,7 +245,7 @@ def test_dates_read_by_pattern_equal_the_general_parsers(when: datetime, minutes
 
 
 def test_odd_dates_still_go_to_the_general_parsers() -> None:
-    from nudger.core.mailfacts import parse_date
+    from nudger.core.headers import parse_date
     from nudger.mail.imap_wire import parse_internaldate
 
     assert parse_date("Mon, 29 Feb 2021 10:00:00 +0000") is None  # no such day
@@ -212,7 +255,8 @@ def test_odd_dates_still_go_to_the_general_parsers() -> None:
 
 
 def test_plan_on_plain_data_decides_each_thread_with_a_reason() -> None:
-    from nudger.core.plan import AppendDraft, Ledger, plan
+    from nudger.core.ledger import Ledger
+    from nudger.core.plan import AppendDraft, plan
     from nudger.core.threads import build_threads
     from support.mail import days_ago, message
 
@@ -256,7 +300,7 @@ def test_any_subject_and_name_read_back_from_a_draft_as_written(subject: str, na
     from dataclasses import replace
 
     from nudger.core.compose import DRAFT_HEADERS, draft_bytes, reply_subject
-    from nudger.core.mailfacts import without_controls
+    from nudger.core.headers import without_controls
 
     raw = (b"Message-ID: <o@x>\r\nFrom: me@example.com\r\nTo: Bob <bob@y.example>\r\n"
            b"Date: Mon, 23 Nov 2026 10:00:00 +0100\r\n\r\n")

@@ -113,7 +113,7 @@ def test_read_receipt_is_not_a_reply(box: Box, corpus: Path) -> None:
 def test_bounce_of_the_only_recipient_excludes_the_thread(box: Box, corpus: Path) -> None:
     # A real Postfix DSN from the corpus; our message carries the Message-ID it reports on.
     dsn = (corpus / "bounces" / "postfix_dsn.eml").read_bytes()
-    from nudger.core.mailfacts import parse_record
+    from nudger.core.parse import parse_record
 
     record = parse_record(dsn, folder="x", uid=1, report_bytes=dsn)
     failed = record.failed_recipients[0]

@@ -13,8 +13,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from nudger.core.compose import DRAFT_HEADERS, ComposeError, DraftInput, draft_bytes
-from nudger.core.mailfacts import Addr, parse_record
-from nudger.core.threads import build_threads, judge
+from nudger.core.parse import parse_record
+from nudger.core.record import Addr
+from nudger.core.threads import build_threads
+from nudger.core.verdict import judge
 from support.dovecot import Dovecot, find_dovecot
 from support.harness import Box, by_subject, make_box, text
 from support.mail import days_ago, message

@@ -7,18 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from nudger.core.mailfacts import (
-    AUTO_REPLY,
-    BOUNCE,
-    DELAY,
-    HUMAN,
-    READ_RECEIPT,
-    message_ids,
-    normalise_message_id,
-    normalise_subject,
-    parse_record,
-    strip_reply_prefixes,
-)
+from nudger.core.headers import message_ids, normalise_message_id
+from nudger.core.parse import parse_record
+from nudger.core.record import AUTO_REPLY, BOUNCE, DELAY, HUMAN, READ_RECEIPT
+from nudger.core.subjects import normalise_subject, strip_reply_prefixes
 from support.corpus import classify_corpus
 
 
@@ -70,7 +62,7 @@ def test_broken_date_falls_back_to_internaldate() -> None:
 
 
 def test_record_survives_json_round_trip() -> None:
-    from nudger.core.mailfacts import MessageRecord
+    from nudger.core.record import MessageRecord
 
     r = parse_record(b"Message-ID: <a@b>\r\nFrom: A <a@b.c>\r\nTo: x@y.z, Q <q@r.s>\r\n"
                      b"References: <r@s>\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\n",
@@ -198,7 +190,7 @@ def test_human_replies_are_not_mistaken_for_machines(subject: str) -> None:
 def test_records_built_fast_are_the_dataclass_s_own() -> None:
     import dataclasses
 
-    from nudger.core.mailfacts import MessageRecord, _new_record
+    from nudger.core.record import MessageRecord, new_record
 
     r = parse_record(b"Message-ID: <a@b>\r\nFrom: a@b.c\r\nSubject: Re: x\r\n\r\n", folder="f", uid=1)
     fields = {name: getattr(r, name) for name in MessageRecord.__dataclass_fields__}
@@ -207,9 +199,9 @@ def test_records_built_fast_are_the_dataclass_s_own() -> None:
         r.uid = 2  # type: ignore[misc]
     del fields["uid"]
     with pytest.raises(TypeError, match="uid"):
-        _new_record(**fields)
+        new_record(**fields)
     with pytest.raises(TypeError, match="colour"):
-        _new_record(**fields, uid=1, colour="red")
+        new_record(**fields, uid=1, colour="red")
 
 
 # -- hostile headers ---------------------------------------------------------------------------
@@ -218,7 +210,7 @@ def test_records_built_fast_are_the_dataclass_s_own() -> None:
 def test_a_huge_references_header_keeps_its_first_and_its_last_ids() -> None:
     # 200,000 ids (7.5 MB) once held a cycle for minutes; the first (the thread's root) and
     # the last 99 (the nearest ancestors) link a message to its thread just as well.
-    from nudger.core.mailfacts import MAX_IDS
+    from nudger.core.headers import MAX_IDS
 
     ids = [f"<id{i}@Host{i % 50}.example>" for i in range(200_000)]
     raw = ("Message-ID: <m@x>\r\nFrom: a@b.c\r\nReferences: " + "\r\n ".join(ids)
@@ -243,3 +235,21 @@ def test_header_text_carries_no_control_characters(raw: bytes, subject: str | No
     assert record.subject.isprintable() and record.to[0].name.isprintable()
     assert subject is None or record.subject == subject
     assert record.to[0].name == name and record.to[0].email == "bob@x.org"
+
+
+def test_a_bounce_names_the_failed_recipients_of_its_header_and_its_report_each_once() -> None:
+    raw = (b"From: Mail Delivery System <mailer-daemon@mx.example.org>\r\nTo: me@example.com\r\n"
+           b"Subject: Mail delivery failed\r\nMessage-ID: <b1@mx.example.org>\r\n"
+           b"X-Failed-Recipients: Ann@Example.org, bob@example.net\r\n"
+           b"Date: Mon, 30 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+           b'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+           b"--b\r\nContent-Type: text/plain\r\n\r\nIt failed.\r\n"
+           b"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+           b"Final-Recipient: rfc822; bob@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+           b"Final-Recipient: rfc822; cy@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+           b"--b--\r\n")
+    headers_only = parse_record(raw, folder="INBOX", uid=1)
+    assert headers_only.kind == BOUNCE
+    assert headers_only.failed_recipients == ("ann@example.org", "bob@example.net")
+    whole = parse_record(raw, folder="INBOX", uid=1, report_bytes=raw)
+    assert whole.failed_recipients == ("ann@example.org", "bob@example.net", "cy@example.com")

@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nudger.core.durations import Delay
-from nudger.core.mailfacts import parse_record
+from nudger.core.parse import parse_record
 from nudger.core.rules import add_delay
-from nudger.core.threads import AWAITING, REPLIED, build_threads, judge
+from nudger.core.threads import build_threads
+from nudger.core.verdict import AWAITING, REPLIED, judge
 from support.mail import days_ago, message
 
 ME = "me@example.com"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nudger.core.mailfacts import parse_record
+from nudger.core.parse import parse_record
 
 
 def classify_corpus(corpus: Path) -> dict[str, tuple[str, str]]:

@@ -10,8 +10,10 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from nudger.core.mailfacts import Addr, parse_record
-from nudger.core.threads import build_threads, judge
+from nudger.core.parse import parse_record
+from nudger.core.record import Addr
+from nudger.core.threads import build_threads
+from nudger.core.verdict import judge
 
 _TOKENS = [b"\r\n", b"\n", b"<", b">", b"@", b":", b"=?utf-8?q?", b"?=", b"\xff", b"\x00",
            b"References: <", b"In-Reply-To: ", b"Content-Type: multipart/report; boundary=",

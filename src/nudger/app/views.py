@@ -12,8 +12,10 @@ from rich.table import Table
 
 from nudger.app.report import line, totals_text
 from nudger.config.model import Account, Config
-from nudger.core.mailfacts import HUMAN, normalise_message_id
-from nudger.core.plan import Decision, Ledger, decide
+from nudger.core.headers import normalise_message_id
+from nudger.core.ledger import Ledger
+from nudger.core.plan import Decision, decide
+from nudger.core.record import HUMAN
 from nudger.core.rules import due_at, timing_notes
 from nudger.core.threads import Thread
 from nudger.cycle.cycle import AWAITING_STATUSES, threads_of
@@ -71,7 +73,7 @@ def status(config: Config, now: datetime, as_json: bool) -> int:
             ledger = Ledger(state.ledger(account.name).values())
             decided = [d for t in threads if (d := decide(t, account, config.rules, ledger, now))]
             # What a cycle's summary counts: the threads of the window, by status.
-            totals = Counter(d.status for d in decided
+            totals: Counter[str] = Counter(d.status for d in decided
                              if d.outbound and now - d.outbound.date <= account.lookback)
             decisions = sorted((d for d in decided if _shown(d)),
                                key=lambda d: d.outbound.date if d.outbound else now)

@@ -32,6 +32,7 @@ from nudger.config.model import (
     is_private,
 )
 from nudger.core.durations import parse_delay, parse_duration
+from nudger.core.rules import holidays_for
 
 ACCOUNT_KEYS = (
     "host", "port", "tls", "username", *PASSWORD_KEYS.values(), "identities", "name", "timezone",
@@ -236,11 +237,8 @@ def _holidays(check: Checker, table: dict[str, Any], key: str) -> str | None:
     spec = check.string(table, "holidays", key)
     if not spec:
         return None
-    import holidays  # here: only an account with holidays needs it
-
-    country, _, subdiv = spec.partition("-")
     try:
-        holidays.country_holidays(country.upper(), subdiv=subdiv.upper() or None)
+        holidays_for(spec, 2000)  # (any year: an unknown country or subdivision raises)
     except (NotImplementedError, KeyError, ValueError) as exc:
         hint = str(exc).split(".")[0][:120]
         check.fail(f"{key}.holidays", f'"{spec}" is not a known country[-subdivision] (e.g. "DE-BY", '

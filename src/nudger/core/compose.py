@@ -24,17 +24,11 @@ from email.parser import BytesHeaderParser
 from email.utils import format_datetime, formataddr
 from zoneinfo import ZoneInfo
 
-from nudger.core.mailfacts import (
-    MAX_IDS,
-    Addr,
-    Headers,
-    MessageRecord,
-    normalise_subject,
-    nudge_message_id,
-    strip_reply_prefixes,
-    without_controls,
-)
+from nudger.core.headers import MAX_IDS, Headers, without_controls
+from nudger.core.ledger import nudge_message_id
+from nudger.core.record import Addr, MessageRecord
 from nudger.core.stamp import stamp
+from nudger.core.subjects import normalise_subject, strip_reply_prefixes
 
 # CRLF for IMAP, and no folding by the library: compose folds every value itself.
 WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
@@ -76,6 +70,9 @@ def first_name(addr: Addr) -> str:
 
 @dataclass(frozen=True)
 class DraftInput:
+    """Everything one follow-up draft is written from (the plan's action plus the
+    outbound's text and the account's identity and zone)."""
+
     account: str
     outbound: MessageRecord
     outbound_text: str
@@ -89,6 +86,7 @@ class DraftInput:
 
 
 def placeholders(d: DraftInput) -> dict[str, str]:
+    """The values a template's ``{first_name}``, ``{subject}``... stand for."""
     first = d.to[0] if d.to else (d.cc[0] if d.cc else Addr("", ""))
     sent = d.outbound.date.astimezone(d.tz)
     my_name = d.sender.name or first_name(d.sender)
@@ -108,10 +106,13 @@ def placeholders(d: DraftInput) -> dict[str, str]:
 
 
 def reply_subject(subject: str) -> str:
+    """One "Re: " however many the outbound's subject had, so clients thread it."""
     return "Re: " + (strip_reply_prefixes(subject) or "(no subject)")
 
 
 def quote(d: DraftInput) -> str:
+    """The outbound quoted below the follow-up ("On ..., X wrote:"), at most
+    MAX_QUOTED_LINES of it."""
     sent = d.outbound.date.astimezone(d.tz)
     who = d.outbound.sender.name or d.sender.name or d.outbound.sender.email
     lines = d.outbound_text.rstrip().splitlines() or [""]

@@ -9,60 +9,49 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
+from enum import StrEnum
 
 from nudger.config.model import Account, Rule, Stage
 from nudger.core.durations import Delay
-from nudger.core.mailfacts import Addr, MessageRecord, nudge_message_id, strip_reply_prefixes
+from nudger.core.ledger import (
+    CLOCK_SLACK,
+    DISMISSED,
+    DRAFTED,
+    EDITED,
+    PENDING,
+    Ledger,
+    LedgerEntry,
+    nudge_message_id,
+)
+from nudger.core.record import Addr, MessageRecord
 from nudger.core.rules import NEVER, due_at, match_rule, override
-from nudger.core.threads import AWAITING, NOT_OURS, REPLIED, Thread, is_nudge, judge
-
-# Fates of a draft we wrote (kept in the state ledger).
-DRAFTED = "drafted"  # in Drafts as we wrote it
-EDITED = "edited"  # the user changed it: never touched again by us
-DISMISSED = "dismissed"  # deleted unsent: the thread is not nudged again
-SENT = "sent"  # it went out; the next stage is timed from it
-WITHDRAWN = "withdrawn"  # a reply came before the user touched it; we removed it
-APPENDING = "appending"  # recorded before the APPEND; the next cycle finds how it ended
-PENDING = (DRAFTED, EDITED)
-CLOCK_SLACK = timedelta(minutes=5)  # a sent copy's Date may be a little before our APPEND
+from nudger.core.subjects import strip_reply_prefixes
+from nudger.core.threads import Thread, is_nudge
+from nudger.core.verdict import AWAITING, NOT_OURS, REPLIED, Verdict, judge
 
 
-@dataclass(frozen=True)
-class LedgerEntry:
-    nudge_id: str
-    account: str
-    outbound_id: str
-    thread_key: str
-    stage: int
-    fate: str
-    appended_at: datetime
-    fate_at: datetime | None = None
-    folder: str = ""
-    uid: int | None = None
-    digest: str = ""  # sha256 of what we appended: "untouched" means still exactly this
+class Status(StrEnum):
+    """Where a thread stands, in the one word ``run`` and ``--json`` show."""
 
-
-class Ledger:
-    """One account's ledger, indexed both ways a decision asks it: by the draft's
-    Message-ID, and by the message it follows up (so a thread finds its drafts without
-    a scan of every draft ever written)."""
-
-    def __init__(self, entries: Iterable[LedgerEntry] = ()):
-        self.entries = {e.nudge_id: e for e in entries}
-        self.by_outbound: dict[str, list[LedgerEntry]] = {}
-        for e in self.entries.values():
-            self.by_outbound.setdefault(e.outbound_id, []).append(e)
-
-    def get(self, nudge_id: str) -> LedgerEntry | None:
-        return self.entries.get(nudge_id)
-
-    def for_messages(self, ids: Iterable[str]) -> list[LedgerEntry]:
-        return [e for mid in ids for e in self.by_outbound.get(mid, ())]
+    DUE = "due"  # a follow-up is due: the plan appends it
+    WAITING = "waiting"  # not due yet
+    DRAFTED = "drafted"  # our follow-up is in Drafts, waiting for the user
+    REPLIED = "replied"
+    EXCLUDED = "excluded"  # never nudged, and the reason says why
+    BOUNCED = "bounced"  # excluded because every recipient bounced
+    DISMISSED = "dismissed"  # the user deleted our draft
+    LIMIT = "limit"  # every follow-up of the rule sent
+    NO_RULE = "no-rule"
+    SENT = "sent"  # this stage's follow-up went out
+    WITHDRAWN = "withdrawn"  # this stage's follow-up was removed after a reply
+    APPENDING = "appending"  # this stage's follow-up was being appended when a cycle stopped
 
 
 @dataclass(frozen=True)
 class AppendDraft:
+    """Write follow-up ``stage`` for ``outbound`` into Drafts, addressed to ``to``/``cc``."""
+
     nudge_id: str
     outbound: MessageRecord
     stage: int
@@ -81,10 +70,12 @@ class WithdrawDraft:
 
 @dataclass(frozen=True)
 class Decision:
+    """One thread's status, the reason in words, and the action it needs, if any."""
+
     account: str
     thread_key: str
     subject: str
-    status: str  # replied | excluded | waiting | due | drafted | dismissed | limit | no-rule
+    status: Status
     reason: str
     rule: str = ""
     stage: int = 0
@@ -94,13 +85,13 @@ class Decision:
     action: AppendDraft | WithdrawDraft | None = None
     sent_nudges: int = 0  # our follow-ups already sent in this thread since the last answer
     nudged: bool = False  # the ledger knows a follow-up of ours in this thread
-    pending: str = ""  # Message-ID of our follow-up waiting in Drafts (status "drafted")
+    pending: str = ""  # Message-ID of our follow-up waiting in Drafts (status DRAFTED)
 
     @property
     def state(self) -> str:
         """The one word ``status`` shows: waiting, due, drafted, sent, dismissed, replied..."""
-        if self.status == "limit" or (self.status == "waiting" and self.sent_nudges):
-            return "sent"
+        if self.status == Status.LIMIT or (self.status == Status.WAITING and self.sent_nudges):
+            return Status.SENT
         return self.status
 
     @property
@@ -140,6 +131,7 @@ def plan(
     ledger: Ledger,
     now: datetime,
 ) -> list[Decision]:
+    """The decisions for every thread that involves the user (see ``decide``)."""
     decisions = []
     for thread in threads:
         decision = decide(thread, account, rules, ledger, now)
@@ -155,19 +147,17 @@ def decide(
     ledger: Ledger,
     now: datetime,
 ) -> Decision | None:
+    """What to do about one thread now, and why; None when it is not the user's, or is
+    settled and older than the look-back window."""
     mine = ledger.for_messages(m.message_id for m in thread.messages)
-    test = _nudge_test(mine)
-    tz = account.timezone
-    verdict = judge(thread, account.is_identity, test, tz=tz)
-    if verdict.status == REPLIED and verdict.outbound is not None:
-        first = match_rule(rules, account.name, verdict.outbound, verdict.outbound.recipients)
-        if first is not None and first.recipients == "non-repliers":
-            verdict = judge(thread, account.is_identity, test, any_reply_answers=False, tz=tz)
+    verdict = _verdict(thread, account, rules, mine)
     if verdict.status == NOT_OURS or verdict.outbound is None:
         return None
     out = verdict.outbound
+    # (An awaiting thread's status is one of those decided in _awaiting.)
+    status = Status.WAITING if verdict.status == AWAITING else Status(verdict.status)
     base = Decision(account.name, thread.key, strip_reply_prefixes(out.subject) or "(no subject)",
-                    verdict.status, verdict.reason, outbound=out, to=verdict.to,
+                    status, verdict.reason, outbound=out, to=verdict.to,
                     sent_nudges=verdict.nudges_sent, nudged=bool(mine))
     if verdict.status == REPLIED:
         untouched = [e for e in mine if e.fate == DRAFTED]
@@ -177,30 +167,93 @@ def decide(
         return base
     if verdict.status != AWAITING:
         return base if now - out.date <= account.lookback else None
+    return _awaiting(base, out, verdict, account, rules, ledger, mine, now)
+
+
+def _verdict(thread: Thread, account: Account, rules: tuple[Rule, ...],
+             mine: list[LedgerEntry]) -> Verdict:
+    """The thread's verdict; judged again waiting on the others when the first rule of a
+    replied thread waits on every recipient (``recipients = "non-repliers"``)."""
+    test = _nudge_test(mine)
+    verdict = judge(thread, account.is_identity, test, tz=account.timezone)
+    if verdict.status == REPLIED and verdict.outbound is not None:
+        first = match_rule(rules, account.name, verdict.outbound, verdict.outbound.recipients)
+        if first is not None and first.recipients == "non-repliers":
+            verdict = judge(thread, account.is_identity, test, any_reply_answers=False,
+                            tz=account.timezone)
+    return verdict
+
+
+def _awaiting(base: Decision, out: MessageRecord, verdict: Verdict, account: Account,
+              rules: tuple[Rule, ...], ledger: Ledger, mine: list[LedgerEntry],
+              now: datetime) -> Decision:
+    """A thread waiting on someone: not to be nudged, waiting, due, or a stage's
+    follow-up already drafted or sent."""
+    found = _rule_for(base, out, verdict, account, rules, mine, now)
+    if isinstance(found, Decision):
+        return found
+    rule, chosen = found
+    stage = verdict.nudges_sent + 1
+    spec: Stage = rule.stages[stage - 1]
+    due, why = _due(out, verdict, account, rule, spec, chosen)
+    tz = account.timezone
+    nudge_id = nudge_message_id(account.name, out.message_id, stage,
+                                out.sender.email.rpartition("@")[2])
+    common = {"rule": rule.name, "stage": stage, "due_at": due}
+    entry = ledger.get(nudge_id)
+    if entry is not None and entry.fate in PENDING:
+        edited = "you edited it; " if entry.fate == EDITED else ""
+        return _with(base, status=Status.DRAFTED, **common, pending=entry.nudge_id,
+                     reason=f"follow-up {stage} is in {entry.folder or 'Drafts'} since "
+                            f"{entry.appended_at.astimezone(tz):%a %Y-%m-%d %H:%M}; {edited}"
+                            "waiting for you to send it")
+    if entry is not None:
+        return _with(base, status=Status(entry.fate), **common,
+                     reason=f"follow-up {stage} was {entry.fate}")
+    local_due = due.astimezone(tz)
+    if now < due:
+        return _with(base, status=Status.WAITING, **common,
+                     reason=f"{verdict.reason}; due {local_due:%a %Y-%m-%d %H:%M} "
+                            f"({why}, after {out.date.astimezone(tz):%a %Y-%m-%d})")
+    action = AppendDraft(nudge_id, out, stage, rule.name, spec.template, verdict.to, verdict.cc)
+    return _with(base, status=Status.DUE, **common, action=action,
+                 reason=f"{verdict.reason}; due since {local_due:%a %Y-%m-%d %H:%M} ({why})")
+
+
+def _rule_for(base: Decision, out: MessageRecord, verdict: Verdict, account: Account,
+              rules: tuple[Rule, ...], mine: list[LedgerEntry],
+              now: datetime) -> Decision | tuple[Rule, tuple[Delay | str, str] | None]:
+    """The rule that times the next follow-up and the user's override of it, or the
+    decision that there is none: too old, no rule, dismissed, opted out, all sent."""
     if now - out.date > account.lookback:
-        return _with(base, status="excluded",
-                     reason=f"sent {out.date.astimezone(tz):%Y-%m-%d}, outside the "
+        return _with(base, status=Status.EXCLUDED,
+                     reason=f"sent {out.date.astimezone(account.timezone):%Y-%m-%d}, outside the "
                             f"{account.lookback.days}-day look-back window")
     rule = match_rule(rules, account.name, out, verdict.to + verdict.cc)
     if rule is None:
-        return _with(base, status="no-rule", reason="no rule matches this message")
+        return _with(base, status=Status.NO_RULE, reason="no rule matches this message")
     # By the messages it answered, not the thread key: a thread grows as older mail links in.
     dismissed = [e for e in mine if e.fate == DISMISSED]
     if dismissed:
-        return _with(base, status="dismissed", rule=rule.name,
+        return _with(base, status=Status.DISMISSED, rule=rule.name,
                      reason=f"you deleted the follow-up draft (stage {dismissed[0].stage}); "
                             "this thread will not be nudged again")
     chosen = override(out, account.is_identity)
     if chosen is not None and chosen[0] == NEVER:
-        return _with(base, status="excluded", rule=rule.name,
+        return _with(base, status=Status.EXCLUDED, rule=rule.name,
                      reason=f"you asked for no follow-up ({chosen[1]})")
-    stage = verdict.nudges_sent + 1
-    if stage > len(rule.stages):
+    if verdict.nudges_sent >= len(rule.stages):
         n = len(rule.stages)
-        return _with(base, status="limit", rule=rule.name, stage=verdict.nudges_sent,
+        return _with(base, status=Status.LIMIT, rule=rule.name, stage=verdict.nudges_sent,
                      reason=f"{verdict.reason}; all {n} follow-up{'s' if n > 1 else ''} of rule "
                             f"{rule.name!r} sent")
-    spec: Stage = rule.stages[stage - 1]
+    return rule, chosen
+
+
+def _due(out: MessageRecord, verdict: Verdict, account: Account, rule: Rule, spec: Stage,
+         chosen: tuple[Delay | str, str] | None) -> tuple[datetime, str]:
+    """When the next follow-up falls due, and why then: the stage's delay or the user's,
+    in the account's calendar, no earlier than an out-of-office's return plus grace."""
     delay, why = spec.after, f"rule {rule.name!r}: {spec.after}"
     if chosen is not None and isinstance(chosen[0], Delay):
         delay, why = chosen[0], f"{chosen[0]}, set by {chosen[1]}"
@@ -210,27 +263,7 @@ def decide(
         if back > due:
             due, why = back, (f"{why}; moved: out of office until {verdict.back_on:%a %d %b}, "
                               f"+{account.return_grace}")
-    domain = out.sender.email.rpartition("@")[2]
-    nudge_id = nudge_message_id(account.name, out.message_id, stage, domain)
-    entry = ledger.get(nudge_id)
-    common = {"rule": rule.name, "stage": stage, "due_at": due}
-    if entry is not None and entry.fate in PENDING:
-        edited = "you edited it; " if entry.fate == EDITED else ""
-        return _with(base, status="drafted", **common, pending=entry.nudge_id,
-                     reason=f"follow-up {stage} is in {entry.folder or 'Drafts'} since "
-                            f"{entry.appended_at.astimezone(tz):%a %Y-%m-%d %H:%M}; {edited}"
-                            "waiting for you to send it")
-    if entry is not None:
-        return _with(base, status=entry.fate, **common,
-                     reason=f"follow-up {stage} was {entry.fate}")
-    local_due = due.astimezone(tz)
-    if now < due:
-        return _with(base, status="waiting", **common,
-                     reason=f"{verdict.reason}; due {local_due:%a %Y-%m-%d %H:%M} "
-                            f"({why}, after {out.date.astimezone(tz):%a %Y-%m-%d})")
-    action = AppendDraft(nudge_id, out, stage, rule.name, spec.template, verdict.to, verdict.cc)
-    return _with(base, status="due", **common, action=action,
-                 reason=f"{verdict.reason}; due since {local_due:%a %Y-%m-%d %H:%M} ({why})")
+    return due, why
 
 
 def _nudge_test(mine: list[LedgerEntry]) -> Callable[[MessageRecord], bool]:

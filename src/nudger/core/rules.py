@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from nudger.config.model import Account, Rule
 from nudger.core.durations import Delay, parse_delay
-from nudger.core.mailfacts import Addr, MessageRecord
+from nudger.core.record import Addr, MessageRecord
 
 MON_TO_FRI = frozenset(range(5))
 NEVER = "never"
@@ -64,22 +65,29 @@ def override(outbound: MessageRecord, is_identity: Callable[[str], bool]) -> tup
 
 
 @lru_cache(maxsize=32)
-def holiday_dates(spec: str, year: int) -> frozenset[date]:
+def holidays_for(spec: str, year: int) -> Mapping[date, str]:
+    """The public holidays of a ``"CC-SUB"`` spec (country, optional subdivision) by date,
+    for one year and the next (an observed holiday can fall in the year before). Built
+    once per spec and year: the tables are slow to build and asked for every due date.
+    Raises the holidays package's error (NotImplementedError...) for an unknown spec."""
     if not spec:
-        return frozenset()
+        return MappingProxyType({})
     import holidays
 
     country, _, subdiv = spec.partition("-")
-    return frozenset(holidays.country_holidays(country.upper(), subdiv=subdiv.upper() or None,
-                                               years=(year, year + 1)))
+    table = holidays.country_holidays(country.upper(), subdiv=subdiv.upper() or None,
+                                      years=(year, year + 1))
+    return MappingProxyType(dict(table))
 
 
 class _Holidays:
+    """An account's holidays as the ``Container[date]`` that ``add_delay`` asks."""
+
     def __init__(self, spec: str):
         self.spec = spec
 
     def __contains__(self, day: object) -> bool:
-        return isinstance(day, date) and day in holiday_dates(self.spec, day.year)
+        return isinstance(day, date) and day in holidays_for(self.spec, day.year)
 
 
 def add_delay(
@@ -141,7 +149,7 @@ def timing_notes(start: datetime, delay: Delay, account: Account) -> list[str]:
             if day.weekday() not in account.workdays:
                 off.append(f"{day:%a %d %b} (not a working day)")
             elif day in _Holidays(account.holidays):
-                name = dict(holiday_table(account.holidays, day.year)).get(day, "holiday")
+                name = holidays_for(account.holidays, day.year).get(day, "holiday")
                 off.append(f"{day:%a %d %b} ({name})")
         if off:
             notes.append("skipped " + ", ".join(off))
@@ -154,10 +162,3 @@ def timing_notes(start: datetime, delay: Delay, account: Account) -> list[str]:
                      f"{moved.astimezone(account.timezone):%a %H:%M}")
     return notes
 
-
-def holiday_table(spec: str, year: int) -> list[tuple[date, str]]:
-    import holidays
-
-    country, _, subdiv = spec.partition("-")
-    return list(holidays.country_holidays(country.upper(), subdiv=subdiv.upper() or None,
-                                          years=year).items())

@@ -19,13 +19,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from dataclasses import replace
 from datetime import datetime
 
 from nudger.config.model import Account
-from nudger.core.mailfacts import MessageRecord, nudge_message_id, parse_record
-from nudger.core.plan import APPENDING, DISMISSED, DRAFTED, EDITED, SENT, LedgerEntry
+from nudger.core.ledger import (
+    APPENDING,
+    DISMISSED,
+    DRAFTED,
+    EDITED,
+    SENT,
+    Fate,
+    LedgerEntry,
+    nudge_message_id,
+    parse_nudge_id,
+)
+from nudger.core.parse import parse_record
+from nudger.core.record import MessageRecord
 from nudger.core.stamp import untouched
 from nudger.cycle.state import State
 from nudger.errors import FolderUnavailable
@@ -40,14 +50,9 @@ _HOW = {SENT: "sent by you", DRAFTED: "untouched in Drafts", EDITED: "in Drafts,
         DISMISSED: "deleted unsent (in Trash): thread dismissed"}
 
 
-def nudge_stage(message_id: str) -> int:
-    found = re.match(r"<nudger\.[0-9a-f]+\.s(\d+)@", message_id)
-    return int(found.group(1)) if found else 0
-
-
 def followed_up(account: Account, record: MessageRecord) -> tuple[str, int] | None:
     """(the Message-ID it follows up, its stage) if ``record`` is a follow-up of this account."""
-    stage = nudge_stage(record.message_id)
+    stage = parse_nudge_id(record.message_id)
     if not stage:
         return None
     domain = record.message_id.rpartition("@")[2].rstrip(">")
@@ -57,7 +62,7 @@ def followed_up(account: Account, record: MessageRecord) -> tuple[str, int] | No
     return None
 
 
-def _entry(account: Account, record: MessageRecord, fate: str, folder: str,
+def _entry(account: Account, record: MessageRecord, fate: Fate, folder: str,
            known: dict[str, LedgerEntry]) -> LedgerEntry | None:
     """A ledger entry for ``record`` if it is ours and the ledger does not know it yet (or
     knows only that we were about to append it)."""

@@ -16,8 +16,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from nudger.config.model import Account, Config
 from nudger.core.bodytext import text_of
-from nudger.core.mailfacts import Addr, MessageRecord
-from nudger.core.plan import (
+from nudger.core.ledger import (
     APPENDING,
     CLOCK_SLACK,
     DISMISSED,
@@ -26,13 +25,12 @@ from nudger.core.plan import (
     PENDING,
     SENT,
     WITHDRAWN,
-    AppendDraft,
-    Decision,
+    Fate,
     Ledger,
     LedgerEntry,
-    WithdrawDraft,
-    decide,
 )
+from nudger.core.plan import AppendDraft, Decision, WithdrawDraft, decide
+from nudger.core.record import Addr, MessageRecord
 from nudger.core.threads import NO_NUDGE_KEYWORD, Thread, build_threads
 from nudger.cycle.adopt import TRASH_CHECKED, adopt_found, search_trash
 from nudger.cycle.state import Checkpoint, State
@@ -313,7 +311,7 @@ def _reconcile(account: Account, mailbox: Mailbox, state: State, layout: Layout,
 
 
 def _fate(account: Account, entry: LedgerEntry, drafts: list[MessageRecord],
-          others: list[MessageRecord]) -> str:
+          others: list[MessageRecord]) -> Fate:
     copies = [r for r in drafts if r.message_id == entry.nudge_id]
     if copies:
         same = len(copies) == 1 and copies[0].uid == entry.uid
@@ -384,7 +382,8 @@ def _after_append(account: Account, mailbox: Mailbox, drafts: str, entry: Ledger
 
 def _nudger_copies(mailbox: Mailbox, drafts: str, entry: LedgerEntry, uids: list[int]) -> set[int]:
     """Those of ``uids`` that are nudger's follow-up as written: our Message-ID, our marker."""
-    from nudger.core.mailfacts import normalise_message_id, parse_record
+    from nudger.core.headers import normalise_message_id
+    from nudger.core.parse import parse_record
 
     ours = normalise_message_id(entry.nudge_id), normalise_message_id(entry.outbound_id)
     return {item.uid for item in mailbox.fetch_headers(drafts, uids)

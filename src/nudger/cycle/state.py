@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from nudger.core.mailfacts import MessageRecord, record_key
-from nudger.core.plan import LedgerEntry
+from nudger.core.ledger import LedgerEntry
+from nudger.core.record import MessageRecord, record_key
 from nudger.cycle.statefile import (
     FILE_NAME,
     REBUILD_HINT,

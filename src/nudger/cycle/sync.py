@@ -15,15 +15,10 @@ from datetime import date, datetime
 
 from nudger.config.model import Account
 from nudger.core.bodytext import text_of
-from nudger.core.mailfacts import (
-    AUTO_REPLY,
-    HUMAN,
-    MessageRecord,
-    is_noreply,
-    parse_record,
-    record_key,
-)
+from nudger.core.classify import is_noreply
 from nudger.core.ooo import return_date
+from nudger.core.parse import parse_record
+from nudger.core.record import AUTO_REPLY, HUMAN, MessageRecord, record_key
 from nudger.cycle.state import Checkpoint, State
 from nudger.errors import FolderUnavailable
 from nudger.mail.mailbox import Fetched, FolderStatus, Mailbox

@@ -23,7 +23,7 @@ from imapclient.exceptions import CapabilityError, IMAPClientAbortError, IMAPCli
 from imapclient.imapclient import SocketTimeout
 
 from nudger.config.model import Account, is_loopback
-from nudger.core.mailfacts import HEADER_FIELDS
+from nudger.core.headers import HEADER_FIELDS
 from nudger.errors import (
     AuthError,
     FolderUnavailable,

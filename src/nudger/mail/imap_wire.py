@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from nudger.core.mailfacts import datetime_of
+from nudger.core.headers import datetime_of
 
 BATCH = 1000  # UIDs per FETCH at most; see uid_batches for the command-line limit
 MAX_SET = 900  # bytes of a UID set: some servers refuse command lines much over 1,000

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.parser import BytesHeaderParser
 
-from nudger.core.mailfacts import normalise_message_id
+from nudger.core.headers import normalise_message_id
 from nudger.mail.mailbox import Fetched, FolderInfo, FolderStatus, Mailbox
 
 

@@ -1,0 +1,140 @@
+"""The record of one message: the header facts every later step reads, and its row.
+
+``MessageRecord`` is what sync stores and threading, judging and planning read; it is
+frozen, so a decision can never change the facts it was made from. The row is its
+stored form (see ``to_row``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from nudger.core.subjects import normalise_subject
+
+# What kind of message a record is (see ``classify``): only a human's answers a thread.
+HUMAN = "human"
+AUTO_REPLY = "auto-reply"
+BOUNCE = "bounce"
+DELAY = "delay-notice"
+READ_RECEIPT = "read-receipt"
+CALENDAR = "calendar-answer"
+MACHINE_KINDS = (AUTO_REPLY, BOUNCE, DELAY, READ_RECEIPT, CALENDAR)
+REPORT_KINDS = (BOUNCE, DELAY, READ_RECEIPT)  # they name the message they report on
+
+
+@dataclass(frozen=True)
+class Addr:
+    """One address of a header: display name and e-mail."""
+
+    name: str
+    email: str  # lower-cased as read (see Headers.addresses): compare as is
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """The header facts of one message in one folder (see the module docstring)."""
+
+    folder: str
+    uid: int
+    message_id: str  # normalised "<local@domain>", "" when the message has none
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    sender: Addr
+    to: tuple[Addr, ...]
+    cc: tuple[Addr, ...]
+    bcc: tuple[Addr, ...]
+    date: datetime  # aware, UTC
+    subject: str
+    kind: str = HUMAN
+    kind_reason: str = ""
+    list_traffic: bool = False
+    failed_recipients: tuple[str, ...] = ()
+    original_ids: tuple[str, ...] = ()  # what a bounce or receipt reports on
+    keywords: tuple[str, ...] = ()
+    gm_thrid: int | None = None
+    thread_index: str = ""  # Outlook's conversation id: the first 22 bytes of Thread-Index
+    nudge_for: str = ""
+    size: int = 0
+    written_id: str = ""  # Message-ID and References exactly as written, for our replies
+    written_references: tuple[str, ...] = ()
+    back_on: str = ""  # an out-of-office's announced return date (ISO), when it names one
+    inferred_parent: str = ""  # for a reply without In-Reply-To: ours, by subject and people
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def parents(self) -> tuple[str, ...]:
+        inferred = (self.inferred_parent,) if self.inferred_parent else ()
+        return tuple(dict.fromkeys(self.references + self.in_reply_to + inferred))
+
+    @property
+    def topic(self) -> str:
+        return normalise_subject(self.subject).lower()
+
+    @property
+    def recipients(self) -> tuple[Addr, ...]:
+        return self.to + self.cc
+
+    @property
+    def needs_report_body(self) -> bool:
+        """Bounces and receipts name the original message in their body: fetch it."""
+        return self.kind in REPORT_KINDS and not self.original_ids
+
+    def has_keyword(self, keyword: str) -> bool:
+        return keyword.lower() in (k.lower() for k in self.keywords)
+
+    def to_row(self) -> list[Any]:
+        """The record as a JSON-ready list, field by field: positional, because it is
+        stored and loaded for every message of a first sync and keys would weigh on that."""
+        row: list[Any] = [getattr(self, name) for name in _ROW_FIELDS]
+        row[_DATE] = self.date.isoformat()
+        row[_SENDER] = (self.sender.name, self.sender.email)
+        for i in _ADDRESSES:
+            row[i] = [(a.name, a.email) for a in row[i]]
+        return row
+
+    @classmethod
+    def from_row(cls, row: list[Any] | dict[str, Any]) -> MessageRecord:
+        """The record of a stored row (a list from ``to_row``, or the dict of 0.1.0)."""
+        if isinstance(row, dict):  # a state written by nudger 0.1.0
+            row = [row.get(name, _FIELD_DEFAULTS.get(name)) for name in _ROW_FIELDS]
+            row[_SENDER] = (row[_SENDER]["name"], row[_SENDER]["email"])
+            for i in _ADDRESSES:
+                row[i] = [(a["name"], a["email"]) for a in row[i]]
+        row = list(row)
+        row[_DATE] = datetime.fromisoformat(row[_DATE])
+        row[_SENDER] = Addr(*row[_SENDER])
+        for i in _ADDRESSES:
+            row[i] = tuple(Addr(name, email) for name, email in row[i])
+        for i in _TUPLES:
+            row[i] = tuple(row[i])
+        if len(row) != len(_ROW_FIELDS):
+            return cls(*row)  # (the dataclass fills in or complains about missing fields)
+        return new_record(**dict(zip(_ROW_FIELDS, row, strict=True)))
+
+
+def record_key(record: MessageRecord) -> str:
+    """The id a message is threaded by: its Message-ID, or one made from where it lives."""
+    return record.message_id or f"<nudger-missing.{record.uid}@{record.folder}>"
+
+
+_ROW_FIELDS = tuple(f for f in MessageRecord.__dataclass_fields__ if f != "warnings")
+_FIELD_DEFAULTS = {name: f.default for name, f in MessageRecord.__dataclass_fields__.items()
+                   if f.default is not MISSING}
+_DATE, _SENDER = _ROW_FIELDS.index("date"), _ROW_FIELDS.index("sender")
+_ADDRESSES = tuple(_ROW_FIELDS.index(name) for name in ("to", "cc", "bcc"))
+_TUPLES = tuple(_ROW_FIELDS.index(name) for name in ("in_reply_to", "references", "failed_recipients",
+                                                     "original_ids", "keywords", "written_references"))
+
+
+def new_record(**fields: Any) -> MessageRecord:
+    """MessageRecord(**fields), without the frozen dataclass's __init__ and its
+    object.__setattr__ per field: this runs for every message read or loaded. The way
+    pickle and copy build instances; a missing or unknown field is still an error."""
+    record = object.__new__(MessageRecord)
+    values = {**_FIELD_DEFAULTS, **fields}
+    if len(values) != len(MessageRecord.__dataclass_fields__):
+        return MessageRecord(**fields)  # raises TypeError naming the field
+    record.__dict__.update(values)
+    return record
