@@ -21,16 +21,13 @@ import hashlib
 import logging
 import re
 from dataclasses import replace
-from datetime import datetime
 
 from nudger.config.model import Account
 from nudger.core.mailfacts import MessageRecord, nudge_message_id, parse_record
 from nudger.core.plan import APPENDING, DISMISSED, DRAFTED, EDITED, SENT, LedgerEntry
 from nudger.core.stamp import untouched
-from nudger.cycle.state import State
+from nudger.cycle.context import Cycle
 from nudger.errors import FolderUnavailable
-from nudger.mail.layout import Layout
-from nudger.mail.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +71,10 @@ def _entry(account: Account, record: MessageRecord, fate: str, folder: str,
                        record.date if fate == SENT else None, folder=folder, uid=record.uid)
 
 
-def adopt_found(account: Account, mailbox: Mailbox, state: State, layout: Layout,
-                known: dict[str, LedgerEntry], drafts: list[MessageRecord], now: datetime) -> None:
+def adopt_found(ctx: Cycle, known: dict[str, LedgerEntry], drafts: list[MessageRecord]) -> None:
     """Record the follow-ups found in Sent and Drafts that the ledger does not know;
     resolve the ones left "appending" by a cycle that stopped. Updates ``known``."""
+    account, mailbox, state, layout, now = ctx.account, ctx.mailbox, ctx.state, ctx.layout, ctx.now
     adopted = [e for r in state.nudges_in(account.name, layout.sent)
                if (e := _entry(account, r, SENT, layout.sent, known)) is not None]
     seen = {e.nudge_id for e in adopted}
@@ -113,10 +110,10 @@ def adopt_found(account: Account, mailbox: Mailbox, state: State, layout: Layout
                  entry.outbound_id, _HOW[entry.fate])
 
 
-def search_trash(account: Account, mailbox: Mailbox, state: State, layout: Layout,
-                 now: datetime) -> bool:
+def search_trash(ctx: Cycle) -> bool:
     """Once per state: the follow-ups the user deleted unsent, which the ledger does not
     know, dismiss their threads. True when one was recorded (the plan must be redone)."""
+    account, mailbox, state, layout, now = ctx.account, ctx.mailbox, ctx.state, ctx.layout, ctx.now
     adopted: list[LedgerEntry] = []
     if layout.trash:
         known = state.ledger(account.name)
