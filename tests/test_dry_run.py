@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from support.dovecot import Dovecot
-from support.harness import Box, by_subject, make_box
+from support.harness import by_subject, make_box
 from support.mail import days_ago, message
 
 pytestmark = pytest.mark.imap
