@@ -89,36 +89,35 @@ def run_cycle(
     A state file found damaged halfway is set aside and the cycle done again from an
     empty state (the server rebuilds it); any other trouble with the file is a StateError.
     """
-    args = (config, account, mailbox, state, now, dry_run, progress, full)
+    layout = discover(mailbox.list_folders(), account.sent_folder, account.drafts_folder,
+                      account.watch_folders)
+    ctx = Cycle(config, account, mailbox, state, layout, now, dry_run)
     try:
-        return _cycle(*args)
+        return _cycle(ctx, progress, full)
     except NOT_THE_FILE:
         raise
     except sqlite3.Error as exc:
         problem = translate(exc, state.path)
         if not isinstance(problem, StateCorrupt) or state.path is None or dry_run:
             raise problem from exc
-    state.rebuild(problem)
+    state.rebuild(problem)  # (the same State, on a new file: ``ctx`` still holds)
     try:
-        return _cycle(*args)
+        return _cycle(ctx, progress, full)
     except NOT_THE_FILE:
         raise
     except sqlite3.Error as exc:
         raise translate(exc, state.path) from exc
 
 
-def _cycle(config: Config, account: Account, mailbox: Mailbox, state: State, now: datetime,
-           dry_run: bool, progress: Progress | None, full: bool) -> CycleResult:
-    layout = discover(mailbox.list_folders(), account.sent_folder, account.drafts_folder,
-                      account.watch_folders)
-    ctx = Cycle(config, account, mailbox, state, layout, now, dry_run)
-    result = CycleResult(account.name, layout=layout, timezone=account.timezone)
+def _cycle(ctx: Cycle, progress: Progress | None, full: bool) -> CycleResult:
+    account, state, now = ctx.account, ctx.state, ctx.now
+    result = CycleResult(account.name, layout=ctx.layout, timezone=account.timezone)
     touched, before = _sync(ctx, result, progress)
     reconciled = before is not None
     if state.meta(account.name, TRASH_CHECKED) is None:
         # Before any draft this state does not know is written: what the user deleted.
         full = search_trash(ctx) or full
-    print_ = fingerprint(config, account)
+    print_ = fingerprint(ctx.config, account)
     result.full = full = full or state.meta(account.name, "plan_fingerprint") != print_
     if full:
         seeds = state.ours_since(account.name, account.identities, now - account.lookback)
@@ -132,14 +131,15 @@ def _cycle(config: Config, account: Account, mailbox: Mailbox, state: State, now
             # when we append, and one deleted draft must not re-report every other one.
             seeds += [e.outbound_id for e in ledger.entries.values() if before.get(e.nudge_id) != e]
     result.decisions = _final(ctx, ledger, _evaluate(ctx, ledger, seeds, full))
-    facts = {"plan_fingerprint": print_, "sent_folder": layout.sent, "drafts_folder": layout.drafts}
+    facts = {"plan_fingerprint": print_, "sent_folder": ctx.layout.sent,
+             "drafts_folder": ctx.layout.drafts}
     with state.transaction():
         state.set_meta(account.name, "last_cycle", now.isoformat())
         for key, value in facts.items():
             if state.meta(account.name, key) != value:
                 state.set_meta(account.name, key, value)
-    if not dry_run:
-        _prune(account, state, now)
+    if not ctx.dry_run:
+        _prune(ctx)
         _act(ctx, result)
     result.totals = state.decided_counts(account.name, now - account.lookback)
     return result
@@ -163,63 +163,6 @@ def _sync(ctx: Cycle, result: CycleResult,
     before = ctx.state.ledger(ctx.name)
     reconcile(ctx)
     return touched, before
-
-
-def _act(ctx: Cycle, result: CycleResult) -> None:
-    """Do what the plan says: write its drafts (the oldest due first), withdraw the ones
-    a reply made unneeded. Nothing is decided here any more."""
-    appends = sorted((d for d in result.decisions if isinstance(d.action, AppendDraft)),
-                     key=lambda d: d.due_at or ctx.now)
-    guard = AppendGuard(ctx.mailbox, ctx.layout.drafts)
-    written: list[MessageRecord] = []
-    for decision in appends:
-        assert isinstance(decision.action, AppendDraft)
-        if write_draft(ctx, decision, guard):
-            result.written.append(decision.action.nudge_id)
-            written.append(decision.action.outbound)
-    for decision in result.decisions:
-        if isinstance(decision.action, WithdrawDraft):
-            if withdraw(ctx, decision.action.entry):
-                result.withdrawn.append(decision.action.entry.nudge_id)
-    if written:  # the totals count the account after this cycle; a drafted one is not due
-        with ctx.state.transaction():
-            ctx.state.set_decided(ctx.name, {o.message_id: (DRAFTED, o.date) for o in written})
-            ctx.state.set_agenda(ctx.name, {o.message_id: None for o in written})
-
-
-def threads_of(state: State, account: str, seeds: Iterable[str], folders: Iterable[str],
-               sent: str, whole_window: bool = False) -> Iterator[Thread]:
-    """The threads the seed messages belong to, each once, read from the state's links.
-
-    ``whole_window``: the seeds are all the user's messages of the window; grouping
-    all links at once is then much cheaper than a walk per seed.
-    """
-    folders = tuple(folders)
-    if whole_window:
-        for group in state.linked_groups(account, seeds, folders):
-            yield from build_threads(group, sent=sent)
-        return
-    done: set[str] = set()
-    for seed in seeds:
-        if seed in done:
-            continue
-        ids = state.thread_ids(account, [seed])
-        done |= ids
-        yield from build_threads(state.records_for(account, ids, folders), sent=sent)
-
-
-def _prune(account: Account, state: State, now: datetime) -> None:
-    """Once a day, forget mail older than twice the look-back window: nothing that old can
-    decide a nudge any more, and the state must not grow with the mailbox for months."""
-    last = state.meta(account.name, "last_prune")
-    if last is not None and now - datetime.fromisoformat(last) < timedelta(days=1):
-        return
-    with state.transaction():
-        gone = state.prune(account.name, now - 2 * account.lookback)
-        state.set_meta(account.name, "last_prune", now.isoformat())
-    if gone:
-        log.info("%s: forgot %d message(s) older than %d days", account.name, gone,
-                 2 * account.lookback.days)
 
 
 def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[Decision]:
@@ -252,6 +195,25 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
     return list(decisions.values())
 
 
+def threads_of(state: State, account: str, seeds: Iterable[str], folders: Iterable[str],
+               sent: str, whole_window: bool = False) -> Iterator[Thread]:
+    """The threads the seed messages belong to, each once, read from the state's links.
+
+    ``whole_window``: the seeds are all the user's messages of the window; grouping
+    all links at once is then much cheaper than a walk per seed.
+    """
+    folders = tuple(folders)
+    if whole_window:
+        for group in state.linked_groups(account, seeds, folders):
+            yield from build_threads(group, sent=sent)
+        return
+    done: set[str] = set()
+    for seed in seeds:
+        if seed in done:
+            continue
+        ids = state.thread_ids(account, [seed])
+        done |= ids
+        yield from build_threads(state.records_for(account, ids, folders), sent=sent)
 
 
 def _final(ctx: Cycle, ledger: Ledger, decisions: list[Decision]) -> list[Decision]:
@@ -315,3 +277,39 @@ def _note_fresh_flags(ctx: Cycle, due: list[MessageRecord],
         log.info("%s: %s was just marked %s; no follow-up", ctx.name, out.message_id,
                  NO_NUDGE_KEYWORD)
     return [o.message_id for o in gone + marked]
+
+
+def _act(ctx: Cycle, result: CycleResult) -> None:
+    """Do what the plan says: write its drafts (the oldest due first), withdraw the ones
+    a reply made unneeded. Nothing is decided here any more."""
+    appends = sorted((d for d in result.decisions if isinstance(d.action, AppendDraft)),
+                     key=lambda d: d.due_at or ctx.now)
+    guard = AppendGuard(ctx.mailbox, ctx.layout.drafts)
+    written: list[MessageRecord] = []
+    for decision in appends:
+        assert isinstance(decision.action, AppendDraft)
+        if write_draft(ctx, decision, guard):
+            result.written.append(decision.action.nudge_id)
+            written.append(decision.action.outbound)
+    for decision in result.decisions:
+        if isinstance(decision.action, WithdrawDraft):
+            if withdraw(ctx, decision.action.entry):
+                result.withdrawn.append(decision.action.entry.nudge_id)
+    if written:  # the totals count the account after this cycle; a drafted one is not due
+        with ctx.state.transaction():
+            ctx.state.set_decided(ctx.name, {o.message_id: (DRAFTED, o.date) for o in written})
+            ctx.state.set_agenda(ctx.name, {o.message_id: None for o in written})
+
+
+def _prune(ctx: Cycle) -> None:
+    """Once a day, forget mail older than twice the look-back window: nothing that old can
+    decide a nudge any more, and the state must not grow with the mailbox for months."""
+    state, name, now, lookback = ctx.state, ctx.name, ctx.now, ctx.account.lookback
+    last = state.meta(name, "last_prune")
+    if last is not None and now - datetime.fromisoformat(last) < timedelta(days=1):
+        return
+    with state.transaction():
+        gone = state.prune(name, now - 2 * lookback)
+        state.set_meta(name, "last_prune", now.isoformat())
+    if gone:
+        log.info("%s: forgot %d message(s) older than %d days", name, gone, 2 * lookback.days)
