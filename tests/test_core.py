@@ -314,3 +314,32 @@ def test_any_subject_and_name_read_back_from_a_draft_as_written(subject: str, na
     if written.isascii() and "=?" not in written:
         written = re.sub(" +", " ", written)  # (a plain phrase: its runs of spaces are one)
     assert draft["From"].addresses[0].display_name == written
+
+
+def test_the_dry_run_plan_is_the_plan_the_run_carries_out() -> None:
+    # The memory mailbox, like a server without CONDSTORE, never tells the sync of a
+    # keyword set later: only the flags read before the plan is final can see it.
+    from dataclasses import replace
+
+    now = datetime(2026, 11, 27, 9, tzinfo=UTC)
+    config, account, box, state = _demo(now)
+    account = replace(account, max_new_drafts=1)
+    run_cycle(config, account, box, state, datetime(2026, 11, 21, 9, tzinfo=UTC))
+    sent = box.folders["Sent"].messages
+    [uid] = [u for u, m in sent.items() if b"<proposal@" in m.data]
+    sent[uid] = replace(sent[uid], flags=("\\Seen", "$NoNudge"))
+
+    def plan(dry_run: bool) -> dict[str, tuple[str, bool]]:
+        """Each thread's status, and whether a draft is written for it (would be, dry)."""
+        work = state.scratch_copy() if dry_run else state
+        result = run_cycle(config, account, box, work, now, dry_run=dry_run, full=True)
+        return {d.subject: (d.status, d.action is not None if dry_run else
+                            d.draft_id in result.written + result.withdrawn)
+                for d in result.decisions}
+
+    dry = plan(dry_run=True)
+    assert box.appends == 0
+    assert dry == plan(dry_run=False)
+    assert dry["Proposal for the Q1 rollout"][0] == "excluded"
+    assert sum(1 for _, act in dry.values() if act) == box.appends == 1
+    assert [s for s, (status, act) in dry.items() if status == "due" and not act]

@@ -488,7 +488,7 @@ def test_deleting_the_state_under_the_daemon_is_noticed_and_never_shared(box: Bo
 
 
 def test_sighup_to_a_new_state_dir_moves_the_lock_with_it(box: Box, tmp_path: Path) -> None:
-    from nudger.cycle.state import lock_state_dir
+    from nudger.cycle.lock import lock_state_dir
 
     old = _instance(box, tmp_path, "state")  # a config that keeps the first directory
     daemon = Daemon(box, tmp_path)
@@ -522,7 +522,7 @@ def test_sighup_to_a_new_state_dir_moves_the_lock_with_it(box: Box, tmp_path: Pa
 
 
 def test_daemon_stops_when_another_process_took_its_recreated_state(box: Box, tmp_path: Path) -> None:
-    from nudger.cycle.state import lock_state_dir
+    from nudger.cycle.lock import lock_state_dir
 
     daemon = Daemon(box, tmp_path)
     try:
@@ -545,7 +545,7 @@ def test_a_lock_on_a_directory_deleted_meanwhile_is_taken_again(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import fcntl
 
-    from nudger.cycle import state
+    from nudger.cycle import lock
 
     real, calls = fcntl.flock, []
 
@@ -555,11 +555,11 @@ def test_a_lock_on_a_directory_deleted_meanwhile_is_taken_again(tmp_path: Path,
         calls.append(fd)
         real(fd, op)
 
-    monkeypatch.setattr(state.fcntl, "flock", flock)
-    held = state.lock_state_dir(tmp_path / "s")
-    monkeypatch.setattr(state.fcntl, "flock", real)
+    monkeypatch.setattr(lock.fcntl, "flock", flock)
+    held = lock.lock_state_dir(tmp_path / "s")
+    monkeypatch.setattr(lock.fcntl, "flock", real)
     try:
-        with pytest.raises(state.StateLocked, match="already using"):
-            os.close(state.lock_state_dir(tmp_path / "s"))
+        with pytest.raises(lock.StateLocked, match="already using"):
+            os.close(lock.lock_state_dir(tmp_path / "s"))
     finally:
         os.close(held)

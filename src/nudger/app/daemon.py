@@ -27,8 +27,9 @@ from nudger.app.sdnotify import notify, watchdog_interval
 from nudger.config.load import load_config
 from nudger.config.model import Account, Config
 from nudger.cycle.cycle import CycleResult, run_cycle
-from nudger.cycle.state import State, StateLocked, file_id, lock_is_current, lock_state_dir
-from nudger.cycle.statefile import translate
+from nudger.cycle.lock import StateLocked, lock_is_current, lock_state_dir
+from nudger.cycle.state import State
+from nudger.cycle.statefile import file_id, translate
 from nudger.errors import (
     EX_OK,
     EX_TEMPFAIL,

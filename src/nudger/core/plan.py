@@ -285,3 +285,18 @@ def _nudge_test(mine: list[LedgerEntry]) -> Callable[[MessageRecord], bool]:
 
 def _with(base: Decision, **changes: object) -> Decision:
     return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def cap_new_drafts(decisions: list[Decision], limit: int, now: datetime) -> list[Decision]:
+    """At most ``limit`` new drafts, the oldest due first: a first run on a busy mailbox
+    must not bury the user's Drafts under hundreds of follow-ups. The others stay due,
+    without an action: a later cycle writes them. Part of the plan, so a dry run shows it."""
+    appends = sorted((d for d in decisions if isinstance(d.action, AppendDraft)),
+                     key=lambda d: d.due_at or now)
+    later = {id(d) for d in appends[limit:]}
+    if not later:
+        return decisions
+    noun = "follow-up" if limit == 1 else "follow-ups"
+    why = f"waiting for a later cycle: at most {limit} new {noun} per cycle"
+    return [replace(d, action=None, reason=f"{d.reason}; {why}") if id(d) in later else d
+            for d in decisions]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import replace
-from datetime import datetime
 
 from nudger.config.model import Account
 from nudger.core.ledger import (
@@ -37,10 +36,8 @@ from nudger.core.ledger import (
 from nudger.core.parse import parse_record
 from nudger.core.record import MessageRecord
 from nudger.core.stamp import untouched
-from nudger.cycle.state import State
+from nudger.cycle.context import Cycle
 from nudger.errors import FolderUnavailable
-from nudger.mail.layout import Layout
-from nudger.mail.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +76,10 @@ def _entry(account: Account, record: MessageRecord, fate: Fate, folder: str,
                        record.date if fate == SENT else None, folder=folder, uid=record.uid)
 
 
-def adopt_found(account: Account, mailbox: Mailbox, state: State, layout: Layout,
-                known: dict[str, LedgerEntry], drafts: list[MessageRecord], now: datetime) -> None:
+def adopt_found(ctx: Cycle, known: dict[str, LedgerEntry], drafts: list[MessageRecord]) -> None:
     """Record the follow-ups found in Sent and Drafts that the ledger does not know;
     resolve the ones left "appending" by a cycle that stopped. Updates ``known``."""
+    account, mailbox, state, layout, now = ctx.account, ctx.mailbox, ctx.state, ctx.layout, ctx.now
     adopted = [e for r in state.nudges_in(account.name, layout.sent)
                if (e := _entry(account, r, SENT, layout.sent, known)) is not None]
     seen = {e.nudge_id for e in adopted}
@@ -118,10 +115,10 @@ def adopt_found(account: Account, mailbox: Mailbox, state: State, layout: Layout
                  entry.outbound_id, _HOW[entry.fate])
 
 
-def search_trash(account: Account, mailbox: Mailbox, state: State, layout: Layout,
-                 now: datetime) -> bool:
+def search_trash(ctx: Cycle) -> bool:
     """Once per state: the follow-ups the user deleted unsent, which the ledger does not
     know, dismiss their threads. True when one was recorded (the plan must be redone)."""
+    account, mailbox, state, layout, now = ctx.account, ctx.mailbox, ctx.state, ctx.layout, ctx.now
     adopted: list[LedgerEntry] = []
     if layout.trash:
         known = state.ledger(account.name)

@@ -7,68 +7,29 @@ at any instant leaves the file consistent.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 from nudger.core.ledger import LedgerEntry
 from nudger.core.record import MessageRecord, record_key
 from nudger.cycle.statefile import (
     FILE_NAME,
-    REBUILD_HINT,
-    check_writable,
+    connect,
+    inode,
+    open_for_reading,
+    open_for_run,
     prepare,
-    reading_uri,
     set_aside,
-    translate,
-    writable,
 )
-from nudger.errors import StateCorrupt, StateError
+from nudger.errors import StateError
 
 log = logging.getLogger(__name__)
-
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS folders (
-    account TEXT NOT NULL, folder TEXT NOT NULL,
-    uidvalidity INTEGER NOT NULL, uidnext INTEGER NOT NULL, last_uid INTEGER NOT NULL,
-    highestmodseq INTEGER, messages INTEGER, synced_at TEXT NOT NULL,
-    PRIMARY KEY (account, folder));
-CREATE TABLE IF NOT EXISTS messages (
-    account TEXT NOT NULL, folder TEXT NOT NULL, uid INTEGER NOT NULL,
-    message_id TEXT NOT NULL, sender TEXT NOT NULL, date TEXT NOT NULL, topic TEXT NOT NULL,
-    record TEXT NOT NULL,
-    PRIMARY KEY (account, folder, uid));
-CREATE INDEX IF NOT EXISTS messages_by_topic ON messages (account, topic, date);
-CREATE INDEX IF NOT EXISTS messages_by_id ON messages (account, message_id);
-CREATE INDEX IF NOT EXISTS messages_by_date ON messages (account, date);
--- Thread links (child answers parent; a bounce names its original; Gmail thread ids),
--- so one thread is found by walking a few index entries, never by loading the account.
-CREATE TABLE IF NOT EXISTS links (account TEXT NOT NULL, child TEXT NOT NULL, parent TEXT NOT NULL,
-    PRIMARY KEY (account, child, parent)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS links_by_parent ON links (account, parent);
--- When each awaiting thread next needs a look, so a quiet cycle evaluates nothing.
-CREATE TABLE IF NOT EXISTS agenda (account TEXT NOT NULL, outbound_id TEXT NOT NULL,
-    due_at TEXT NOT NULL, PRIMARY KEY (account, outbound_id));
--- Each thread's latest decision, by its outbound: a cycle counts the account's totals
--- with one query instead of deciding every thread again.
-CREATE TABLE IF NOT EXISTS decided (account TEXT NOT NULL, outbound_id TEXT NOT NULL,
-    status TEXT NOT NULL, sent_at TEXT NOT NULL, PRIMARY KEY (account, outbound_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS nudges (
-    nudge_id TEXT PRIMARY KEY, account TEXT NOT NULL, outbound_id TEXT NOT NULL,
-    thread_key TEXT NOT NULL, stage INTEGER NOT NULL, fate TEXT NOT NULL,
-    appended_at TEXT NOT NULL, fate_at TEXT, folder TEXT, uid INTEGER, digest TEXT);
-CREATE TABLE IF NOT EXISTS meta (account TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-    PRIMARY KEY (account, key));
-"""
 
 
 def _load(row: str) -> MessageRecord:
@@ -84,114 +45,22 @@ class Checkpoint:
     messages: int | None = None
 
 
-class StateLocked(Exception):
-    """Another nudger process holds this state directory."""
-
-
-def lock_state_dir(state_dir: Path) -> int:
-    """Hold an exclusive lock on the state directory for this process's lifetime.
-
-    The kernel drops it when the process dies, SIGKILL included, so a crash never leaves
-    a stale lock behind. Returns the descriptor (keep it open); ``lock_is_current`` tells
-    whether the directory still holds the file it locks.
-    """
-    for _ in range(10):
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise StateLocked(f"another nudger (pid {holder}) is already using {state_dir}") from None
-        if lock_is_current(state_dir, fd):
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-            return fd
-        # Deleted (or replaced) between our open and our lock: that lock guards nothing.
-        os.close(fd)
-    raise StateLocked(f"{state_dir} keeps disappearing; is something deleting it?")
-
-
-def file_id(path: Path) -> tuple[int, int] | None:
-    """(st_dev, st_ino) of what is at ``path`` now; None if nothing is."""
-    try:
-        found = os.stat(path)
-    except OSError:
-        return None
-    return found.st_dev, found.st_ino
-
-
-def lock_is_current(state_dir: Path, fd: int) -> bool:
-    """Whether ``state_dir/lock`` is still the file locked through ``fd``: deleting or
-    replacing the directory leaves the lock on an unlinked file, guarding nothing."""
-    held = os.fstat(fd)
-    return file_id(state_dir / "lock") == (held.st_dev, held.st_ino)
-
-
-def _inode(path: Path) -> int | None:
-    try:
-        return path.stat().st_ino
-    except OSError:
-        return None
-
-
 class State:
-    def __init__(self, conn: sqlite3.Connection, path: Path | None = None, readonly: bool = False):
+    def __init__(self, conn: sqlite3.Connection, path: Path | None = None):
+        """``conn``: a connection to a prepared file (``statefile``), or to memory."""
         self.conn, self.path = conn, path
-        self.inode = _inode(path) if path is not None else None  # which file we opened
-        try:
-            prepare(conn, path, SCHEMA, readonly)
-        except BaseException:
-            conn.close()
-            raise
+        self.inode = inode(path) if path is not None else None  # which file we opened
 
     @classmethod
     def open(cls, state_dir: Path, rebuild: bool = True) -> State:
         """The state for a run: written, and a damaged file is set aside and rebuilt
         (unless not ``rebuild``: a dry run changes nothing, so it stops there)."""
-        path = state_dir / FILE_NAME
-        try:
-            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise translate(exc, state_dir) from exc
-        check_writable(path)
-        try:
-            return cls._connect(path)
-        except StateCorrupt as exc:
-            if not rebuild:
-                raise StateCorrupt(f"{exc}: {REBUILD_HINT}") from None
-            aside = set_aside(path)
-            log.warning("%s; set it aside as %s and rebuilding the state from the server", exc,
-                        aside.name)
-        return cls._connect(path)
-
-    @classmethod
-    def _connect(cls, path: Path) -> State:
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            return cls(conn, path)
-        except sqlite3.Error as exc:
-            conn.close()
-            raise translate(exc, path) from exc
+        return cls(open_for_run(state_dir, rebuild), state_dir / FILE_NAME)
 
     @classmethod
     def open_for_reading(cls, state_dir: Path) -> State:
-        """The state for ``status``/``explain``: they never write it, never rename it (they
-        cannot rebuild it: they never connect), and create nothing beside a file that is
-        not theirs to write."""
-        path = state_dir / FILE_NAME
-        uri = f"file:{quote(str(path))}?mode=ro" if writable(path) else reading_uri(path)
-        try:
-            return cls(sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None), path,
-                       readonly=True)
-        except (sqlite3.Error, StateCorrupt) as exc:
-            problem = exc if isinstance(exc, StateError) else translate(exc, path)
-            if isinstance(problem, StateCorrupt):
-                raise StateCorrupt(f"{problem}: {REBUILD_HINT}") from None
-            raise problem from exc
+        """The state for ``status``/``explain``: never written, never renamed."""
+        return cls(open_for_reading(state_dir), state_dir / FILE_NAME)
 
     def rebuild(self, problem: StateError) -> None:
         """Set a file found damaged mid-cycle aside and start again from an empty state.
@@ -201,21 +70,24 @@ class State:
         """
         assert self.path is not None
         self.conn.close()
-        if _inode(self.path) == self.inode:
+        if inode(self.path) == self.inode:
             aside = set_aside(self.path)
             log.warning("%s; set it aside as %s and rebuilding the state from the server",
                         problem, aside.name)
-        fresh = self._connect(self.path)
-        self.conn, self.inode = fresh.conn, fresh.inode
+        self.conn = connect(self.path)
+        self.inode = inode(self.path)
 
     @classmethod
     def memory(cls) -> State:
-        return cls(sqlite3.connect(":memory:", isolation_level=None))
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        prepare(conn, None, readonly=False)
+        return cls(conn)
 
     def scratch_copy(self) -> State:
         """An in-memory copy, for --dry-run: it syncs and decides but writes nothing here."""
         mem = sqlite3.connect(":memory:", isolation_level=None)
         self.conn.backup(mem)
+        prepare(mem, None, readonly=False)
         return State(mem)
 
     @contextmanager

@@ -1,4 +1,5 @@
-"""The state file as a file: what is wrong with it, in words, and setting a damaged one aside.
+"""The state file as a file: its tables and their version, opening it, what is wrong with it,
+in words, and setting a damaged one aside.
 
 The state is a cache of the server (drafts, Sent and Trash rebuild it), so a damaged
 file is renamed, never deleted, and rebuilt; a read-only or full disk is named and
@@ -8,6 +9,7 @@ exits with the status of its kind, never as an internal error.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import sqlite3
 from datetime import UTC, datetime
@@ -23,10 +25,48 @@ from nudger.errors import (
     StateTooNew,
 )
 
+log = logging.getLogger(__name__)
+
 FILE_NAME = "state.sqlite3"
 SCHEMA_VERSION = 2  # PRAGMA user_version; 1 is the state of nudger 0.x, before it had one
 REBUILD_HINT = "run `nudger run --once` to set it aside and rebuild it from the server"
 SIDECARS = ("-wal", "-shm")  # SQLite's write-ahead log and its index, beside the file
+
+# The tables, created or completed by ``prepare``; their version is SCHEMA_VERSION.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS folders (
+    account TEXT NOT NULL, folder TEXT NOT NULL,
+    uidvalidity INTEGER NOT NULL, uidnext INTEGER NOT NULL, last_uid INTEGER NOT NULL,
+    highestmodseq INTEGER, messages INTEGER, synced_at TEXT NOT NULL,
+    PRIMARY KEY (account, folder));
+CREATE TABLE IF NOT EXISTS messages (
+    account TEXT NOT NULL, folder TEXT NOT NULL, uid INTEGER NOT NULL,
+    message_id TEXT NOT NULL, sender TEXT NOT NULL, date TEXT NOT NULL, topic TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (account, folder, uid));
+CREATE INDEX IF NOT EXISTS messages_by_topic ON messages (account, topic, date);
+CREATE INDEX IF NOT EXISTS messages_by_id ON messages (account, message_id);
+CREATE INDEX IF NOT EXISTS messages_by_date ON messages (account, date);
+-- Thread links (child answers parent; a bounce names its original; Gmail thread ids),
+-- so one thread is found by walking a few index entries, never by loading the account.
+CREATE TABLE IF NOT EXISTS links (account TEXT NOT NULL, child TEXT NOT NULL, parent TEXT NOT NULL,
+    PRIMARY KEY (account, child, parent)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS links_by_parent ON links (account, parent);
+-- When each awaiting thread next needs a look, so a quiet cycle evaluates nothing.
+CREATE TABLE IF NOT EXISTS agenda (account TEXT NOT NULL, outbound_id TEXT NOT NULL,
+    due_at TEXT NOT NULL, PRIMARY KEY (account, outbound_id));
+-- Each thread's latest decision, by its outbound: a cycle counts the account's totals
+-- with one query instead of deciding every thread again.
+CREATE TABLE IF NOT EXISTS decided (account TEXT NOT NULL, outbound_id TEXT NOT NULL,
+    status TEXT NOT NULL, sent_at TEXT NOT NULL, PRIMARY KEY (account, outbound_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nudges (
+    nudge_id TEXT PRIMARY KEY, account TEXT NOT NULL, outbound_id TEXT NOT NULL,
+    thread_key TEXT NOT NULL, stage INTEGER NOT NULL, fate TEXT NOT NULL,
+    appended_at TEXT NOT NULL, fate_at TEXT, folder TEXT, uid INTEGER, digest TEXT);
+CREATE TABLE IF NOT EXISTS meta (account TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (account, key));
+"""
+
 
 # SQLite's primary result codes (extended codes keep them in the low byte).
 _CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
@@ -132,7 +172,7 @@ def is_corrupt(conn: sqlite3.Connection) -> str | None:
     return found[:120] + ("..." if len(found) > 120 else "")
 
 
-def prepare(conn: sqlite3.Connection, path: Path | None, schema: str, readonly: bool) -> None:
+def prepare(conn: sqlite3.Connection, path: Path | None, readonly: bool) -> None:
     """Check the file's schema version and soundness; create or migrate it unless reading."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
@@ -150,5 +190,79 @@ def prepare(conn: sqlite3.Connection, path: Path | None, schema: str, readonly: 
         return  # schema 1 reads as it is
     # Schema 1 (no version) -> 2: no table changes. 2 stamps the version; its ledger may hold
     # "appending" rows (a text value), and Trash is searched once per state (a meta row).
-    conn.executescript(schema)
+    conn.executescript(SCHEMA)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def file_id(path: Path) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of what is at ``path`` now; None if nothing is."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def inode(path: Path) -> int | None:
+    found = file_id(path)
+    return found[1] if found is not None else None
+
+
+def open_for_run(state_dir: Path, rebuild: bool) -> sqlite3.Connection:
+    """The state file of a run, created if need be; a damaged one is set aside and a new
+    one started (unless not ``rebuild``: a dry run changes nothing, so it stops there)."""
+    path = state_dir / FILE_NAME
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise translate(exc, state_dir) from exc
+    check_writable(path)
+    try:
+        return connect(path)
+    except StateCorrupt as exc:
+        if not rebuild:
+            raise StateCorrupt(f"{exc}: {REBUILD_HINT}") from None
+        aside = set_aside(path)
+        log.warning("%s; set it aside as %s and rebuilding the state from the server", exc,
+                    aside.name)
+    return connect(path)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection to write ``path``: its schema checked, created or migrated."""
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        prepare(conn, path, readonly=False)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise translate(exc, path) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def open_for_reading(state_dir: Path) -> sqlite3.Connection:
+    """The state file for ``status``/``explain``: they never write it, never rename it (they
+    cannot rebuild it: they never connect), and create nothing beside a file that is not
+    theirs to write."""
+    path = state_dir / FILE_NAME
+    uri = f"file:{quote(str(path))}?mode=ro" if writable(path) else reading_uri(path)
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+        prepare(conn, path, readonly=True)
+    except (sqlite3.Error, StateCorrupt) as exc:
+        if conn is not None:
+            conn.close()
+        problem = exc if isinstance(exc, StateError) else translate(exc, path)
+        if isinstance(problem, StateCorrupt):
+            raise StateCorrupt(f"{problem}: {REBUILD_HINT}") from None
+        raise problem from exc
+    except BaseException:
+        if conn is not None:
+            conn.close()
+        raise
+    return conn

@@ -8,10 +8,10 @@ sync reads only the look-back window, a chunk at a time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import date
 
 from nudger.config.model import Account
 from nudger.core.bodytext import text_of
@@ -19,6 +19,7 @@ from nudger.core.classify import is_noreply
 from nudger.core.ooo import return_date
 from nudger.core.parse import parse_record
 from nudger.core.record import AUTO_REPLY, HUMAN, MessageRecord, record_key
+from nudger.cycle.context import Cycle
 from nudger.cycle.state import Checkpoint, State
 from nudger.errors import FolderUnavailable
 from nudger.mail.mailbox import Fetched, FolderStatus, Mailbox
@@ -137,31 +138,28 @@ def _link_by_subject(account: Account, state: State, record: MessageRecord,
     return record
 
 
-def sync_watched(account: Account, mailbox: Mailbox, state: State, folders: Sequence[str],
-                 since: date, now: datetime, counts: SyncCounts,
-                 progress: Progress | None = None, *, sent: str) -> set[str]:
+def sync_watched(ctx: Cycle, counts: SyncCounts, progress: Progress | None = None) -> set[str]:
     """Bring each watched folder's new messages (and, with CONDSTORE, changed flags) into
-    the state. Returns the keys of the messages that are new or changed. ``sent``: the
-    Sent folder, whose messages are the user's."""
-    touched: set[str] = set()
-    ours = _OurTopics(account, state, sent)
-    unread = [f for f in folders if state.checkpoint(account.name, f) is None]
-    ahead = _SearchAhead(mailbox, unread[1:], since) if len(unread) > 1 else None
+    the state. Returns the keys of the messages that are new or changed. Only Sent's
+    messages are the user's."""
+    folders = ctx.layout.watched
+    unread = [f for f in folders if ctx.state.checkpoint(ctx.name, f) is None]
+    ahead = _SearchAhead(ctx.mailbox, unread[1:], ctx.since) if len(unread) > 1 else None
+    sweep = _Sweep(ctx, counts, progress, ahead, _OurTopics(ctx.account, ctx.state, ctx.layout.sent))
     try:
         for folder in folders:
             try:
-                touched |= _sync_folder(account, mailbox, state, folder, since, now, counts,
-                                        progress, ahead, ours)
+                _sync_folder(sweep, folder)
             except FolderUnavailable as exc:
                 # One folder's trouble (a NO: no permission, deleted, broken on the server):
                 # its checkpoint stays, so the next cycle reads what this one did not.
                 log.warning("%s: skipped %r this cycle: the server refused it (%s); the other "
                             "folders are served, and it is tried again next cycle",
-                            account.name, exc.folder, exc.detail)
+                            ctx.name, exc.folder, exc.detail)
     finally:
         if ahead is not None:
             ahead.close()
-    return touched
+    return sweep.touched
 
 
 class _SearchAhead:
@@ -211,65 +209,82 @@ class _SearchAhead:
                 other.close()
 
 
-def _sync_folder(account: Account, mailbox: Mailbox, state: State, folder: str, since: date,
-                 now: datetime, counts: SyncCounts, progress: Progress | None,
-                 ahead: _SearchAhead | None, ours: _OurTopics) -> set[str]:
-    cp = state.checkpoint(account.name, folder)
+@dataclass
+class _Sweep:
+    """One sync of the watched folders: what each folder's sync adds to."""
+
+    ctx: Cycle
+    counts: SyncCounts
+    progress: Progress | None
+    ahead: _SearchAhead | None
+    ours: _OurTopics
+    touched: set[str] = field(default_factory=set)  # keys of the messages new or changed
+
+
+def _sync_folder(sweep: _Sweep, folder: str) -> None:
+    ctx = sweep.ctx
+    cp = ctx.state.checkpoint(ctx.name, folder)
     # Known folder: one STATUS, no SELECT, when nothing changed. New folder: it will be
     # read anyway, and opening it answers the same questions.
-    status = mailbox.status(folder) if cp is not None else mailbox.examine(folder)
-    searched = ahead.result(folder) if ahead is not None and cp is None else None
+    status = ctx.mailbox.status(folder) if cp is not None else ctx.mailbox.examine(folder)
+    searched = sweep.ahead.result(folder) if sweep.ahead is not None and cp is None else None
     if cp is not None and cp.uidvalidity != status.uidvalidity:
         log.warning("%s: %s was renumbered by the server (UIDVALIDITY changed); reading it again",
-                    account.name, folder)
-        with state.transaction():
-            state.forget_folder(account.name, folder)
+                    ctx.name, folder)
+        with ctx.state.transaction():
+            ctx.state.forget_folder(ctx.name, folder)
         cp = None
-    touched: set[str] = set()
     modseq_moved = (cp is not None and status.highestmodseq is not None
                     and cp.highestmodseq is not None and status.highestmodseq != cp.highestmodseq)
     if cp is not None and cp.uidnext == status.uidnext and not modseq_moved:
-        return touched  # nothing arrived, nothing changed: not even a SELECT
+        return  # nothing arrived, nothing changed: not even a SELECT
     last = cp.last_uid if cp else 0
     if searched is not None and searched[0].uidvalidity == status.uidvalidity:
         status, uids = searched  # (its status: taken before its search)
     elif cp is None or cp.uidnext != status.uidnext:
-        uids = mailbox.search_new(folder, last, since)
+        uids = ctx.mailbox.search_new(folder, last, ctx.since)
     else:
         uids = []
+    read_up_to = _read_new(sweep, folder, uids, last)
+    with ctx.state.transaction():
+        if modseq_moved and cp is not None and cp.highestmodseq is not None:
+            # Someone set a keyword ($NoNudge) or a flag: update the copies we know.
+            sweep.touched |= set(ctx.state.set_keywords(
+                ctx.name, folder, ctx.mailbox.changed_flags(folder, cp.highestmodseq)))
+        ctx.state.save_checkpoint(ctx.name, folder,
+                                  Checkpoint(status.uidvalidity, status.uidnext, read_up_to,
+                                             status.highestmodseq, status.messages), ctx.now)
+
+
+def _read_new(sweep: _Sweep, folder: str, uids: list[int], last: int) -> int:
+    """Fetch, parse and store the headers of ``uids``; returns the highest UID the server
+    answered for (not what a SEARCH named: that is where the next sync starts)."""
+    ctx, counts = sweep.ctx, sweep.counts
     chunk: list[Fetched] = []
 
     def store() -> None:
         # One transaction and at most two body FETCHes per chunk: a first sync over a
         # distant server must not pay a round trip per bounce or out-of-office. A chunk
         # at a time: memory stays flat whatever the size of the account.
-        records = [_link_by_subject(account, state, r, ours)
-                   for r in read_records(account, mailbox, folder, chunk, counts)]
-        with state.transaction():
-            state.put_records(account.name, records)
-        ours.add(records)
+        records = [_link_by_subject(ctx.account, ctx.state, r, sweep.ours)
+                   for r in read_records(ctx.account, ctx.mailbox, folder, chunk, counts)]
+        with ctx.state.transaction():
+            ctx.state.put_records(ctx.name, records)
+        sweep.ours.add(records)
         for r in records:
-            touched.add(record_key(r))
+            sweep.touched.add(record_key(r))
             if r.inferred_parent:
-                touched.add(r.inferred_parent)
+                sweep.touched.add(r.inferred_parent)
         chunk.clear()
 
-    read_up_to = last  # what the server answered for, not what a SEARCH named
-    for item in mailbox.fetch_headers(folder, uids):
+    read_up_to = last
+    for item in ctx.mailbox.fetch_headers(folder, uids):
         counts.fetched += 1
         read_up_to = max(read_up_to, item.uid)
         chunk.append(item)
         if len(chunk) >= CHUNK:
             store()
-        if progress:
-            progress(folder, counts.fetched, len(uids))
+        if sweep.progress:
+            sweep.progress(folder, counts.fetched, len(uids))
     store()
-    with state.transaction():
-        if modseq_moved and cp is not None and cp.highestmodseq is not None:
-            # Someone set a keyword ($NoNudge) or a flag: update the copies we know.
-            touched |= set(state.set_keywords(account.name, folder,
-                                              mailbox.changed_flags(folder, cp.highestmodseq)))
-        state.save_checkpoint(account.name, folder,
-                              Checkpoint(status.uidvalidity, status.uidnext, read_up_to,
-                                         status.highestmodseq, status.messages), now)
-    return touched
+    return read_up_to
