@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.parser import BytesHeaderParser
+from threading import Event
 
 from nudger.core.mailfacts import normalise_message_id
 from nudger.mail.mailbox import Fetched, FolderInfo, FolderStatus, Mailbox
@@ -117,6 +118,13 @@ class MemoryMailbox:
             del self.folders[folder].messages[uid]
             return True
         return False
+
+    def wait_for_news(self, folder: str, seconds: float, stop: Event) -> bool:
+        """Wait out ``seconds`` (or until ``stop``); True when ``folder`` got a message
+        meanwhile. Unlike IDLE it does not wake on one: in memory only a test delivers."""
+        before = self.folders[folder].uidnext
+        stop.wait(seconds)
+        return self.folders[folder].uidnext != before
 
     def companion(self) -> Mailbox | None:
         return None  # nothing to gain from a second connection in memory
