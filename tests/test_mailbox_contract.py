@@ -82,7 +82,7 @@ class DovecotStore:
 Store = MemoryStore | DovecotStore
 
 
-@pytest.fixture(params=["memory", "dovecot"])
+@pytest.fixture(params=["memory", pytest.param("dovecot", marks=pytest.mark.imap)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "memory":
         yield MemoryStore(MemoryMailbox())
