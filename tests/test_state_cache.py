@@ -413,28 +413,3 @@ def test_a_second_connection_to_a_damaged_state_does_not_set_the_new_one_aside(
     second.close()
     assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
     assert len(_set_aside(tmp_path)) == 1
-
-
-def test_both_mailboxes_find_the_same_marked_messages(box: Box) -> None:
-    """The Trash search, against the memory twin and against Dovecot: the same answer."""
-    from nudger.config.load import load_config
-    from nudger.mail.imap import connect
-    from nudger.mail.memory import MemoryMailbox
-
-    messages = [
-        message("<nudger.0123abcd.s1@example.com>", subject="ours by id"),
-        message("plain@example.com", subject="ours by header", headers={"X-Nudger-For": "<x@y>"}),
-        message("other@example.com", subject="only mentions it",
-                references=["nudger.0123abcd.s1@example.com"]),
-        message("unrelated@example.com", subject="nudger. in the subject"),
-    ]
-    twin = MemoryMailbox()
-    for data in messages:
-        twin.add("Trash", data)
-    box.seed("Trash", *messages)
-    account = load_config(box.config).accounts[0]
-    imap = connect(account, box.dovecot.users[box.user])
-    try:
-        assert imap.find_marked("Trash") == twin.find_marked("Trash") == [1, 2]
-    finally:
-        imap.close()

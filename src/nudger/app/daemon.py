@@ -39,7 +39,7 @@ from nudger.errors import (
     ServerConfigError,
     TemporaryError,
 )
-from nudger.mail.imap import ImapMailbox, connect
+from nudger.mail.imap import connect
 from nudger.mail.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
@@ -243,11 +243,8 @@ class Worker(threading.Thread):
 
     def _wait(self, mailbox: Mailbox) -> None:
         seconds = self.config.daemon.poll_interval.total_seconds()
-        if isinstance(mailbox, ImapMailbox):
-            if mailbox.wait_for_news("INBOX", seconds, self.stop):
-                log.debug("%s: new mail in INBOX", self.account.name)
-        else:
-            self.stop.wait(seconds)
+        if mailbox.wait_for_news("INBOX", seconds, self.stop):
+            log.debug("%s: new mail in INBOX", self.account.name)
 
     def _failed(self, exc: Exception) -> None:
         delay = self.backoff.next()

@@ -25,10 +25,11 @@ RATE = 16 * 1024  # bytes a second: the slowest steady line a big answer may com
 
 
 class DeadlinePassed(TimeoutError):
-    """No complete answer in time: ``cycle`` tells which deadline passed."""
+    """No complete answer in time: ``cycle`` tells which deadline passed, ``seconds`` how
+    long it was, ``command`` the deadline of one command (a cycle's is a multiple)."""
 
-    def __init__(self, cycle: bool, seconds: float):
-        self.cycle, self.seconds = cycle, seconds
+    def __init__(self, cycle: bool, seconds: float, command: float):
+        self.cycle, self.seconds, self.command = cycle, seconds, command
         super().__init__(f"{'cycle' if cycle else 'command'} deadline of {seconds:.0f}s passed")
 
 
@@ -62,7 +63,7 @@ class Deadline:
 
     def passed(self) -> DeadlinePassed:
         cycle = self.cycle_ends <= self.command_ends
-        return DeadlinePassed(cycle, self.cycle if cycle else self.command)
+        return DeadlinePassed(cycle, self.cycle if cycle else self.command, self.command)
 
 
 class _Bounded:

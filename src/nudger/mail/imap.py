@@ -1,17 +1,15 @@
-"""The IMAP edge: imapclient behind the ``Mailbox`` interface.
+"""The IMAP edge: one connection, imapclient behind the ``Mailbox`` interface.
 
 Every folder is opened read-only (EXAMINE) and read with BODY.PEEK, so no flag of
-the user's changes; the only write is APPEND to Drafts. Library and socket errors
-are translated here into our own classes: temporary (a whole cycle, or one folder),
-authentication, configuration. Every command, and every cycle, has a deadline
-(deadline.py); FETCH answers are read by wire.py.
+the user's changes; the only writes are APPEND to Drafts and removing nudger's own
+draft. Library and socket errors become our own classes (imap_errors.py); a NO to a
+command in one folder is that folder's failure. Every command, and every cycle, has
+a deadline (deadline.py); answers are read by imap_wire.py.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import socket
 import ssl
 import threading
 import time
@@ -19,26 +17,22 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from imapclient.exceptions import CapabilityError, IMAPClientAbortError, IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientError
 from imapclient.imapclient import SocketTimeout
 
 from nudger.config.model import Account, is_loopback
 from nudger.core.headers import HEADER_FIELDS
-from nudger.errors import (
-    AuthError,
-    FolderUnavailable,
-    GarbledAnswer,
-    NudgerError,
-    ServerConfigError,
-    TemporaryError,
-)
-from nudger.mail.deadline import BoundedClient, Deadline, DeadlinePassed, bounded_context
+from nudger.errors import AuthError, FolderUnavailable, GarbledAnswer, NudgerError, ServerConfigError
+from nudger.mail.deadline import BoundedClient, Deadline, bounded_context
+from nudger.mail.imap_errors import garbled, refused, translate, where
 from nudger.mail.imap_wire import (
     Garbled,
-    Refused,
+    append_limit,
+    appended_uid,
     decode_flags,
     expand_set,
     parse_fetch,
+    read_capabilities,
     read_fetch_answer,
     uid_batches,
 )
@@ -52,59 +46,6 @@ IDLE_RENEW = 25 * 60  # servers may drop an IDLE client after 29 minutes (RFC 21
 # first sync of a big account over a slow line; a command has the timeout itself.
 CYCLE_TIMEOUTS = 30
 _FIELDS = "BODY.PEEK[HEADER.FIELDS (" + " ".join(f.upper() for f in HEADER_FIELDS) + ")]"
-_APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]", re.IGNORECASE)
-
-
-def _translate(exc: BaseException, account: Account, doing: str) -> NudgerError:
-    where = f"{account.name} ({account.host}:{account.port})"
-    key = f"accounts.{account.name}"
-    if isinstance(exc, NudgerError):
-        return exc
-    if isinstance(exc, LoginError) and isinstance(exc.__context__, (IMAPClientAbortError, OSError)):
-        # imapclient reports a connection lost during LOGIN as a LoginError too.
-        return TemporaryError(f"{where}: connection lost while logging in")
-    if isinstance(exc, LoginError):
-        return AuthError(f"{where}: the server refused the login for {account.username}; "
-                         "check the username and the password source")
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        # Retrying cannot make a certificate match: a configuration error, no retry loop.
-        return ServerConfigError(
-            f"{where}: the TLS certificate of {account.host} did not verify ({exc.verify_message}); "
-            f"if the server uses a private CA, set {key}.ca_file to its certificate; "
-            f"{key}.host must be a name the certificate is for (see also {key}.tls)")
-    if isinstance(exc, CapabilityError) and "STARTTLS" in str(exc):
-        return ServerConfigError(
-            f"{where}: the server does not offer STARTTLS, so {key}.tls = \"starttls\" cannot "
-            f"protect the login; if it offers TLS from the first byte, set {key}.tls = "
-            f"\"implicit\" (usually port 993)")
-    if isinstance(exc, DeadlinePassed):
-        if exc.cycle:
-            return TemporaryError(f"{where}: timed out while {doing}: the cycle took longer than "
-                                  f"{exc.seconds:.0f}s ({CYCLE_TIMEOUTS} times {key}.timeout)")
-        return TemporaryError(f"{where}: timed out while {doing}: no complete answer within "
-                              f"{exc.seconds:.0f}s ({key}.timeout)")
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return TemporaryError(f"{where}: timed out while {doing}")
-    if isinstance(exc, Garbled):
-        return _garbled(where, doing, str(exc))
-    if isinstance(exc, (ssl.SSLError, OSError, IMAPClientAbortError, EOFError)):
-        return TemporaryError(f"{where}: connection failed while {doing}: {exc}")
-    if isinstance(exc, (IMAPClientError, Refused)):
-        return TemporaryError(f"{where}: the server said no while {doing}: {exc}")
-    # A cut or garbled answer surfaces as a parse error deep in the library.
-    return TemporaryError(f"{where}: unexpected answer from the server while {doing} "
-                          f"({type(exc).__name__})")
-
-
-def _garbled(where: str, doing: str, detail: str) -> GarbledAnswer:
-    return GarbledAnswer(f"{where}: an answer nudger cannot read while {doing} ({detail}); "
-                         "nothing of it counts as read: it is asked again next cycle")
-
-
-def _refused(exc: BaseException) -> bool:
-    """A NO or BAD to one command (the connection itself is fine)."""
-    return isinstance(exc, Refused) or (isinstance(exc, IMAPClientError)
-                                        and not isinstance(exc, (IMAPClientAbortError, LoginError)))
 
 
 class ImapMailbox:
@@ -114,7 +55,7 @@ class ImapMailbox:
         self.account = account
         self._password = password  # for companion(); never logged, never in a message
         self._selected: str | None = None
-        self.where = f"{account.name} ({account.host}:{account.port})"  # starts every sentence
+        self.where = where(account)
         if account.tls == "none" and not is_loopback(account.host):
             raise NudgerError(f"{account.name}: refusing plaintext IMAP to {account.host}")
         timeout = account.timeout.total_seconds()
@@ -135,8 +76,8 @@ class ImapMailbox:
                 self.client.starttls(context)
             self._login(account.username, password)
         except Exception as exc:  # noqa: BLE001 - translated, never leaked with the password
-            raise _translate(exc, account, "logging in") from None
-        self.capabilities = {c.decode("ascii", "replace").upper() for c in self.client.capabilities()}
+            raise translate(exc, account, "logging in") from None
+        self.capabilities = read_capabilities(self.client.capabilities())
         self.gmail = "X-GM-EXT-1" in self.capabilities
         self.condstore = "CONDSTORE" in self.capabilities
         if self.condstore and "ENABLE" in self.capabilities:
@@ -145,18 +86,15 @@ class ImapMailbox:
 
     @property
     def append_limit(self) -> int | None:
-        """The largest message the server takes, when it says so (RFC 7889 APPENDLIMIT=N;
-        a bare APPENDLIMIT means a limit per folder, which nudger does not ask for)."""
-        sizes = [int(c[12:]) for c in self.capabilities if c.startswith("APPENDLIMIT=")
-                 and c[12:].isdigit()]
-        return min(sizes) if sizes else None
+        """The largest message the server takes, when it says so (RFC 7889)."""
+        return append_limit(self.capabilities)
 
     def _login(self, username: str, password: str) -> None:
         """LOGIN carries only ASCII (RFC 3501 quoted strings); other credentials go as
         AUTHENTICATE PLAIN, which is UTF-8 (RFC 4616)."""
         if (username + password).isascii():
             self.client.login(username, password)
-        elif b"AUTH=PLAIN" in {c.upper() for c in self.client.capabilities()}:
+        elif "AUTH=PLAIN" in read_capabilities(self.client.capabilities()):
             self.client.plain_login(username, password)
         else:
             raise AuthError(
@@ -170,16 +108,15 @@ class ImapMailbox:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
-            if folder is not None and _refused(exc):
+            if folder is not None and refused(exc):
                 raise FolderUnavailable(folder, f"{self.where}: the server refused {doing}: {exc}",
                                         detail=str(exc)) from exc
-            raise _translate(exc, self.account, doing) from exc
+            raise translate(exc, self.account, doing) from exc
 
     def _uid_fetch(self, uid_set: str, items: Sequence[str]) -> dict[int, dict[bytes, Any]]:
-        """UID FETCH with a compact UID set ("1:500,502"). imapclient's fetch() accepts
-        only UID lists, which makes long command lines or many round trips. Reads the
-        answer through imaplib's public readline/read, with a tag from its own counter (as
-        imapclient does for the commands imaplib lacks)."""
+        """UID FETCH with a compact UID set ("1:500,502"), which imapclient's fetch() cannot
+        send (it takes UID lists). Reads the answer through imaplib's public readline/read,
+        with a tag from its own counter (as imapclient does for the commands imaplib lacks)."""
         imap = self.client._imap
         tag = imap._new_tag()
         imap.send(tag + b" " + f"UID FETCH {uid_set} ({' '.join(items)})".encode("ascii") + b"\r\n")
@@ -208,7 +145,7 @@ class ImapMailbox:
         return found
 
     def _garbled(self, doing: str, detail: str) -> GarbledAnswer:
-        return _garbled(self.where, doing, detail)
+        return garbled(self.where, doing, detail)
 
     def _examine(self, folder: str) -> None:
         if self._selected != folder:
@@ -242,8 +179,8 @@ class ImapMailbox:
             raise self._garbled(doing, f"no usable {exc}") from exc
 
     def examine(self, folder: str) -> FolderStatus:
-        """Open the folder read-only; its answer carries what STATUS would (first syncs
-        open the folder anyway, so this saves a command per folder)."""
+        """Open the folder read-only; its answer carries what STATUS would (a first sync
+        opens the folder anyway, so it needs no STATUS)."""
         self._selected = None  # a refused EXAMINE leaves no folder open (RFC 3501 6.3.1)
         doing = f"opening {folder!r}"
         got = self._call(doing, self.client.select_folder, folder, readonly=True, folder=folder)
@@ -341,11 +278,10 @@ class ImapMailbox:
         # \Draft and \Seen in the APPEND itself: adding \Draft later duplicates on some servers.
         answer = self._call(f"saving a draft in {folder!r}", self.client.append, folder, data,
                             flags=[f.encode() for f in flags], msg_time=when)
-        found = _APPENDUID.search(answer or b"")
-        if found:
-            return int(found.group(1))
-        self._selected = None
-        return None
+        uid = appended_uid(answer)
+        if uid is None:
+            self._selected = None
+        return uid
 
     def delete_own_draft(self, folder: str, uid: int, message_id: str) -> bool:
         """The one deletion nudger ever does: its own draft, by UID, with UID EXPUNGE.

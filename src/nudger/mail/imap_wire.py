@@ -1,4 +1,5 @@
-"""Reading FETCH answers: the wire format, apart from sockets (bytes in, parsed items out).
+"""Reading IMAP answers (FETCH, CAPABILITY, APPENDUID) and writing UID sets: the wire
+format, apart from sockets (bytes in, parsed items out).
 
 Whatever does not read as the answer asked for raises ``Garbled``: a cut or garbled
 answer must fail the chunk it belongs to, never drop a message silently.
@@ -7,7 +8,7 @@ answer must fail the chunk it belongs to, never drop a message silently.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ MAX_SET = 900  # bytes of a UID set: some servers refuse command lines much over
 # word there is a garbled line, never something to pass over.
 _NUMBERED = {b"FETCH", b"EXISTS", b"EXPUNGE", b"RECENT"}
 _STATUS_WORDS = {b"OK", b"NO", b"BAD", b"FLAGS", b"CAPABILITY"}
+_APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]", re.IGNORECASE)
 
 
 class Garbled(Exception):
@@ -27,6 +29,24 @@ class Garbled(Exception):
 
 class Refused(Exception):
     """The server answered NO or BAD."""
+
+
+def read_capabilities(names: Iterable[bytes]) -> set[str]:
+    """Capability names as upper-case text ("IDLE", "AUTH=PLAIN", "APPENDLIMIT=1000")."""
+    return {c.decode("ascii", "replace").upper() for c in names}
+
+
+def append_limit(capabilities: Iterable[str]) -> int | None:
+    """The largest message the server takes, when it says so (RFC 7889 APPENDLIMIT=N;
+    a bare APPENDLIMIT means a limit per folder, which nudger does not ask for)."""
+    sizes = [int(c[12:]) for c in capabilities if c.startswith("APPENDLIMIT=") and c[12:].isdigit()]
+    return min(sizes) if sizes else None
+
+
+def appended_uid(answer: bytes | None) -> int | None:
+    """The UID an APPEND's answer gives the new message (RFC 4315 APPENDUID), if any."""
+    found = _APPENDUID.search(answer or b"")
+    return int(found.group(1)) if found else None
 
 
 def uid_batches(uids: Sequence[int], size: int = BATCH, limit: int = MAX_SET) -> list[str]:
@@ -91,9 +111,9 @@ def parse_internaldate(value: bytes) -> datetime:
 def parse_header_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]] | None:
     """The common shape of our header FETCH answers, parsed in one pass.
 
-    imapclient's general parser reads every byte through a Python tokenizer: most of
-    a first sync's time. This reads "* n (UID .. FLAGS (..) .. BODY[..] {len}" plus the
-    literal; anything else returns None and the general parser takes over.
+    imapclient's general parser reads every byte through a Python tokenizer; this
+    reads "* n (UID .. FLAGS (..) .. BODY[..] {len}" plus the literal with a few
+    patterns. Anything else returns None and the general parser takes over.
     """
     result: dict[int, dict[bytes, Any]] = {}
     i = 0
@@ -129,7 +149,7 @@ def parse_header_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]] | None:
 
 
 def parse_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]]:
-    """A UID FETCH answer by UID: the fast reader, else imapclient's general parser. An
+    """A UID FETCH answer by UID: the one-pass reader, else imapclient's general parser. An
     item without its UID cannot be placed, so the answer is garbled."""
     fast = parse_header_fetch(data)
     if fast is not None:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from nudger.errors import ServerConfigError
 from nudger.mail.mailbox import FolderInfo
 
 SENT_NAMES = ("Sent", "Sent Items", "Sent Messages", "Sent Mail", "[Gmail]/Sent Mail",
@@ -40,66 +41,72 @@ def discover(
     watch: Sequence[str] | None = None,
 ) -> Layout:
     """Find Sent, Drafts and the folders to watch: config, then SPECIAL-USE, then names."""
-    from nudger.errors import ServerConfigError
-
-    names = {f.name: f for f in folders}
     how: dict[str, str] = {}
-
-    def pick(given: str | None, flag: str, candidates: Iterable[str], what: str, key: str) -> str:
-        found = find(given, flag, candidates, what, key)
-        if found is None:
-            raise ServerConfigError(
-                f"cannot find the {what} folder (no SPECIAL-USE {flag} and no usual name); "
-                f"set {key} (folders: {', '.join(sorted(names))})")
-        return found
-
-    def find(given: str | None, flag: str, candidates: Iterable[str], what: str,
-             key: str) -> str | None:
-        if given:
-            if given not in names:
-                raise ServerConfigError(
-                    f"{key}: no folder named {given!r} on the server "
-                    f"(folders: {', '.join(sorted(names))})")
-            how[what] = "configured"
-            return given
-        for f in folders:
-            if f.has(flag) and f.selectable:
-                how[what] = f"SPECIAL-USE {flag}"
-                return f.name
-        lowered = {n.lower(): n for n in names}
-        for candidate in candidates:
-            if candidate.lower() in lowered:
-                how[what] = "common name"
-                return lowered[candidate.lower()]
-        return None
-
-    sent_name = pick(sent, "\\Sent", SENT_NAMES, "sent", "sent_folder")
-    drafts_name = pick(drafts, "\\Drafts", DRAFTS_NAMES, "drafts", "drafts_folder")
-    if watch:
-        missing = [w for w in watch if w not in names]
-        if missing:
-            raise ServerConfigError(f"watch_folders: no folder named {missing[0]!r} on the server")
-        watched = list(watch)
-        how["watched"] = "configured"
-    else:
-        every = [f for f in folders if f.has("\\All") and f.selectable]
-        if every:
-            # Gmail: labels are views of All Mail; reading it (plus Sent) sees everything once.
-            watched = [every[0].name]
-            how["watched"] = "\\All folder and Sent"
-        else:
-            watched = [
-                f.name for f in folders
-                if f.selectable and f.name != drafts_name
-                and not any(f.has(x) for x in ("\\Trash", "\\Junk", "\\Drafts"))
-                and not _SKIP_NAMES.search(f.name)
-            ]  # fmt: skip
-            how["watched"] = "every folder but Drafts, Trash and Junk"
+    sent_name = _pick(folders, how, sent, "\\Sent", SENT_NAMES, "sent", "sent_folder")
+    drafts_name = _pick(folders, how, drafts, "\\Drafts", DRAFTS_NAMES, "drafts", "drafts_folder")
+    watched = _watched(folders, how, watch, drafts_name)
     # Sent first: a reply that lost its In-Reply-To is matched against what we sent.
     watched = [sent_name] + [w for w in watched if w != sent_name]
     # No setting for it: a server without a Trash folder just has no deleted drafts to find.
-    trash = find(None, "\\Trash", TRASH_NAMES, "trash", "")
+    trash = _find(folders, how, None, "\\Trash", TRASH_NAMES, "trash", "")
     return Layout(sent_name, drafts_name, tuple(watched), how,
                   trash if trash not in (sent_name, drafts_name) else None)
 
 
+def _folder_list(folders: Sequence[FolderInfo]) -> str:
+    return ", ".join(sorted({f.name for f in folders}))
+
+
+def _pick(folders: Sequence[FolderInfo], how: dict[str, str], given: str | None, flag: str,
+          candidates: Iterable[str], what: str, key: str) -> str:
+    found = _find(folders, how, given, flag, candidates, what, key)
+    if found is None:
+        raise ServerConfigError(
+            f"cannot find the {what} folder (no SPECIAL-USE {flag} and no usual name); "
+            f"set {key} (folders: {_folder_list(folders)})")
+    return found
+
+
+def _find(folders: Sequence[FolderInfo], how: dict[str, str], given: str | None, flag: str,
+          candidates: Iterable[str], what: str, key: str) -> str | None:
+    """The folder the setting ``key`` names, else the one flagged ``flag``, else the
+    first of ``candidates`` present (any case); ``how[what]`` says which it was."""
+    names = dict.fromkeys(f.name for f in folders)  # in the server's order
+    if given:
+        if given not in names:
+            raise ServerConfigError(f"{key}: no folder named {given!r} on the server "
+                                    f"(folders: {_folder_list(folders)})")
+        how[what] = "configured"
+        return given
+    for f in folders:
+        if f.has(flag) and f.selectable:
+            how[what] = f"SPECIAL-USE {flag}"
+            return f.name
+    lowered = {n.lower(): n for n in names}
+    for candidate in candidates:
+        if candidate.lower() in lowered:
+            how[what] = "common name"
+            return lowered[candidate.lower()]
+    return None
+
+
+def _watched(folders: Sequence[FolderInfo], how: dict[str, str], watch: Sequence[str] | None,
+             drafts: str) -> list[str]:
+    if watch:
+        missing = [w for w in watch if w not in {f.name for f in folders}]
+        if missing:
+            raise ServerConfigError(f"watch_folders: no folder named {missing[0]!r} on the server")
+        how["watched"] = "configured"
+        return list(watch)
+    every = [f for f in folders if f.has("\\All") and f.selectable]
+    if every:
+        # Gmail: labels are views of All Mail; reading it (plus Sent) sees everything once.
+        how["watched"] = "\\All folder and Sent"
+        return [every[0].name]
+    how["watched"] = "every folder but Drafts, Trash and Junk"
+    return [
+        f.name for f in folders
+        if f.selectable and f.name != drafts
+        and not any(f.has(x) for x in ("\\Trash", "\\Junk", "\\Drafts"))
+        and not _SKIP_NAMES.search(f.name)
+    ]  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from threading import Event
 from typing import Protocol
 
 
@@ -58,6 +59,11 @@ class Mailbox(Protocol):
     def find_marked(self, folder: str) -> list[int]: ...
     def append(self, folder: str, data: bytes, flags: Sequence[str], when: datetime) -> int | None: ...
     def delete_own_draft(self, folder: str, uid: int, message_id: str) -> bool: ...
+    def wait_for_news(self, folder: str, seconds: float, stop: Event) -> bool:
+        """Wait up to ``seconds`` (less once ``stop`` is set); True when a message
+        arrived in ``folder`` meanwhile."""
+        ...
+
     def companion(self) -> Mailbox | None: ...
     def close(self) -> None: ...
     @property

@@ -1,4 +1,5 @@
-"""A mailbox in memory with IMAP's UID semantics: the demo and fast tests run on it."""
+"""A mailbox in memory with IMAP's UID and CONDSTORE semantics: the demo and fast tests
+run on it, and tests/test_mailbox_contract.py holds it to the same answers as Dovecot."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.parser import BytesHeaderParser
+from threading import Event
 
 from nudger.core.headers import normalise_message_id
 from nudger.mail.mailbox import Fetched, FolderInfo, FolderStatus, Mailbox
@@ -16,6 +18,7 @@ class _Stored:
     data: bytes
     flags: tuple[str, ...]
     internaldate: datetime
+    modseq: int  # of its last change (RFC 7162)
 
 
 @dataclass
@@ -23,11 +26,13 @@ class _Folder:
     flags: tuple[str, ...]
     uidvalidity: int = 1
     uidnext: int = 1
+    highestmodseq: int = 1  # as Dovecot starts an empty folder
     messages: dict[int, _Stored] = field(default_factory=dict)
 
 
 class MemoryMailbox:
-    """A mailbox in memory, with IMAP's UID semantics. Used by the demo and tests."""
+    """A mailbox in memory, like a CONDSTORE server: every change to a folder (a message
+    added, flags set, a draft removed) takes the folder's next modification sequence."""
 
     def __init__(self, folders: dict[str, tuple[str, ...]] | None = None):
         default = {"INBOX": (), "Sent": ("\\Sent",), "Drafts": ("\\Drafts",),
@@ -40,8 +45,17 @@ class MemoryMailbox:
         box = self.folders[folder]
         uid = box.uidnext
         box.uidnext += 1
-        box.messages[uid] = _Stored(data, tuple(flags), when or datetime.now(UTC))
+        box.highestmodseq += 1
+        box.messages[uid] = _Stored(data, tuple(flags), when or datetime.now(UTC), box.highestmodseq)
         return uid
+
+    def set_flags(self, folder: str, uid: int, flags: Sequence[str]) -> None:
+        """What another client's STORE FLAGS does (nudger itself never sets a flag)."""
+        box = self.folders[folder]
+        stored = box.messages[uid]
+        if set(stored.flags) != set(flags):  # an unchanged message keeps its modseq
+            box.highestmodseq += 1
+            stored.flags, stored.modseq = tuple(flags), box.highestmodseq
 
     def messages(self, folder: str) -> dict[int, bytes]:
         return {uid: m.data for uid, m in self.folders[folder].messages.items()}
@@ -52,7 +66,7 @@ class MemoryMailbox:
 
     def status(self, folder: str) -> FolderStatus:
         box = self.folders[folder]
-        return FolderStatus(box.uidvalidity, box.uidnext, None, len(box.messages))
+        return FolderStatus(box.uidvalidity, box.uidnext, box.highestmodseq, len(box.messages))
 
     def examine(self, folder: str) -> FolderStatus:
         return self.status(folder)
@@ -80,7 +94,8 @@ class MemoryMailbox:
         return {uid: box.messages[uid].flags for uid in uids if uid in box.messages}
 
     def changed_flags(self, folder: str, modseq: int) -> dict[int, tuple[str, ...]]:
-        return {}  # no CONDSTORE here: flag changes are checked when they matter
+        """Flags of the messages changed since ``modseq`` (added or given new flags)."""
+        return {uid: m.flags for uid, m in self.folders[folder].messages.items() if m.modseq > modseq}
 
     def fetch_message(self, folder: str, uid: int, limit: int) -> bytes | None:
         return self.fetch_messages(folder, [uid], limit).get(uid)
@@ -114,9 +129,18 @@ class MemoryMailbox:
 
     def delete_own_draft(self, folder: str, uid: int, message_id: str) -> bool:
         if uid in self.find_message_id(folder, message_id):
-            del self.folders[folder].messages[uid]
+            box = self.folders[folder]
+            del box.messages[uid]
+            box.highestmodseq += 1  # an expunge is a change too
             return True
         return False
+
+    def wait_for_news(self, folder: str, seconds: float, stop: Event) -> bool:
+        """Wait out ``seconds`` (or until ``stop``); True when ``folder`` got a message
+        meanwhile. Unlike IDLE it does not wake on one: in memory only a test delivers."""
+        before = self.folders[folder].uidnext
+        stop.wait(seconds)
+        return self.folders[folder].uidnext != before
 
     def companion(self) -> Mailbox | None:
         return None  # nothing to gain from a second connection in memory

@@ -1,0 +1,284 @@
+"""One contract for every ``Mailbox``: the same assertions against the in-memory twin and
+against ``ImapMailbox`` on the suite's Dovecot (vdirsyncer's StorageTests are the model).
+
+Each store seeds the same messages its own way (``MemoryMailbox.add``, an APPEND from a
+separate client) and reads them back from outside the mailbox under test, so a read that
+changed a message would show.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from email.parser import BytesHeaderParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nudger.config.load import parse_config
+from nudger.mail.imap import connect
+from nudger.mail.layout import discover
+from nudger.mail.mailbox import Mailbox
+from nudger.mail.memory import MemoryMailbox
+from support.dovecot import Dovecot
+from support.mail import config_text, message
+
+Seed = tuple[bytes, tuple[str, ...], datetime]
+
+
+def _flags(flags: Iterable[str | bytes]) -> frozenset[str]:
+    """Flags as a set, without \\Recent: a flag of the session, not of the message."""
+    text = (f.decode() if isinstance(f, bytes) else f for f in flags)
+    return frozenset(f for f in text if f.lower() != "\\recent")
+
+
+@dataclass
+class MemoryStore:
+    mailbox: MemoryMailbox
+
+    def seed(self, folder: str, items: Iterable[Seed]) -> list[int]:
+        return [self.mailbox.add(folder, data, flags, when) for data, flags, when in items]
+
+    def set_flags(self, folder: str, uid: int, flags: tuple[str, ...]) -> None:
+        self.mailbox.set_flags(folder, uid, flags)
+
+    def stored(self, folder: str) -> dict[int, tuple[bytes, frozenset[str]]]:
+        return {uid: (m.data, _flags(m.flags)) for uid, m in self.mailbox.folders[folder].messages.items()}
+
+
+@dataclass
+class DovecotStore:
+    mailbox: Mailbox
+    dovecot: Dovecot
+    user: str
+
+    def seed(self, folder: str, items: Iterable[Seed]) -> list[int]:
+        return self.dovecot.seed(self.user, folder, list(items))
+
+    def set_flags(self, folder: str, uid: int, flags: tuple[str, ...]) -> None:
+        """STORE FLAGS from another client, as the user's mail program would."""
+        client = self.dovecot.client(self.user)
+        try:
+            client.select_folder(folder)
+            client.set_flags([uid], [f.encode() for f in flags])
+        finally:
+            client.logout()
+
+    def stored(self, folder: str) -> dict[int, tuple[bytes, frozenset[str]]]:
+        client = self.dovecot.client(self.user)
+        try:
+            client.select_folder(folder, readonly=True)
+            uids = client.search(["ALL"])
+            got = client.fetch(uids, ["BODY.PEEK[]", "FLAGS"]) if uids else {}
+            return {uid: (d[b"BODY[]"], _flags(d[b"FLAGS"])) for uid, d in got.items()}
+        finally:
+            client.logout()
+
+
+Store = MemoryStore | DovecotStore
+
+
+@pytest.fixture(params=["memory", pytest.param("dovecot", marks=pytest.mark.imap)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore(MemoryMailbox())
+        return
+    dovecot: Dovecot = request.getfixturevalue("dovecot")
+    user = dovecot.take_user()
+    text = config_text(dovecot.port, user, tmp_path / "state")
+    account = parse_config(text.encode(), tmp_path / "config.toml").accounts[0]
+    mailbox = connect(account, dovecot.users[user])
+    try:
+        yield DovecotStore(mailbox, dovecot, user)
+    finally:
+        mailbox.close()
+
+
+def _later(seconds: float, fn: Any, *args: Any) -> threading.Thread:
+    thread = threading.Thread(target=lambda: (time.sleep(seconds), fn(*args)))
+    thread.start()
+    return thread
+
+
+def _crlf(data: bytes) -> bytes:
+    """Line ends as on the wire: a server stores and counts them so."""
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+WHEN = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+# Three messages a day apart at noon UTC (the server's time zone here), so SINCE reads alike.
+INBOX = [
+    (_crlf(message("first@example.com", subject="First")), ("\\Seen",), WHEN - timedelta(days=2)),
+    (_crlf(message("second@example.com", subject="Second", body="A longer body.\n" * 40)), (), WHEN),
+    (_crlf(message("third@example.com", subject="Third")), ("\\Flagged", "$NoNudge"),
+     WHEN + timedelta(days=2)),
+]
+
+
+def _draft(mid: str) -> bytes:
+    return _crlf(message(mid, subject="Re: Proposal", headers={"X-Nudger-For": "<s1@example.com>"}))
+
+
+class TestMailboxContract:
+    def test_waiting_without_news_answers_no_news(self, store: Store) -> None:
+        assert store.mailbox.wait_for_news("INBOX", 0.5, threading.Event()) is False
+
+    def test_a_message_arriving_while_waiting_is_news(self, store: Store) -> None:
+        arriving = _later(0.3, store.seed, "INBOX", [(_crlf(message("new@example.com")), (), WHEN)])
+        try:
+            assert store.mailbox.wait_for_news("INBOX", 1.5, threading.Event()) is True
+        finally:
+            arriving.join()
+
+    def test_a_wait_ends_soon_once_told_to_stop(self, store: Store) -> None:
+        stop = threading.Event()
+        stop.set()
+        started = time.monotonic()
+        assert store.mailbox.wait_for_news("INBOX", 30, stop) is False
+        assert time.monotonic() - started < 5
+
+    def test_the_folders_name_sent_drafts_and_trash(self, store: Store) -> None:
+        layout = discover(store.mailbox.list_folders())
+        assert (layout.sent, layout.drafts, layout.trash) == ("Sent", "Drafts", "Trash")
+        assert set(layout.watched) == {"Sent", "INBOX", "Archive"}
+        assert store.mailbox.append_limit is None  # neither says it has one
+
+    def test_status_and_examine_count_what_was_seeded(self, store: Store) -> None:
+        empty = store.mailbox.status("INBOX")
+        assert (empty.uidnext, empty.messages) == (1, 0)
+        assert empty.uidvalidity > 0 and empty.highestmodseq is not None
+        assert store.seed("INBOX", INBOX) == [1, 2, 3]
+        status = store.mailbox.status("INBOX")
+        assert (status.uidvalidity, status.uidnext, status.messages) == (empty.uidvalidity, 4, 3)
+        assert status.highestmodseq is not None and status.highestmodseq > empty.highestmodseq
+        assert store.mailbox.examine("INBOX") == status == store.mailbox.status("INBOX")
+
+    def test_searches_find_new_uids_and_dates(self, store: Store) -> None:
+        store.seed("INBOX", INBOX)
+        box = store.mailbox
+        assert box.search_new("INBOX", 0, None) == [1, 2, 3]
+        assert box.search_new("INBOX", 1, None) == [2, 3]
+        assert box.search_new("INBOX", 3, None) == []  # "UID 4:*" matches 3 on a server
+        assert box.search_new("INBOX", 0, WHEN.date()) == [2, 3]
+        assert box.search_new("INBOX", 2, date(2026, 11, 21)) == [3]
+        assert box.all_uids("INBOX") == {1, 2, 3}
+        assert box.all_uids("Drafts") == set()
+
+    def test_headers_come_with_their_date_flags_and_size(self, store: Store) -> None:
+        store.seed("INBOX", INBOX)
+        fetched = list(store.mailbox.fetch_headers("INBOX", [1, 2, 3, 99]))  # 99: no such UID
+        assert [f.uid for f in fetched] == [1, 2, 3]
+        for item, (data, flags, when) in zip(fetched, INBOX, strict=True):
+            header, seeded = BytesHeaderParser().parsebytes(item.header), BytesHeaderParser().parsebytes(data)
+            assert (header["Message-ID"], header["Subject"]) == (seeded["Message-ID"], seeded["Subject"])
+            assert item.header.endswith(b"\r\n\r\n")
+            assert (item.internaldate, _flags(item.flags), item.size) == (when, _flags(flags), len(data))
+
+    def test_flags_are_read_and_changes_found_by_modseq(self, store: Store) -> None:
+        store.seed("INBOX", INBOX)
+        box = store.mailbox
+        flags = {uid: _flags(f) for uid, f in box.fetch_flags("INBOX", [1, 2, 3, 99]).items()}
+        assert flags == {1: {"\\Seen"}, 2: set(), 3: {"\\Flagged", "$NoNudge"}}
+        before = box.status("INBOX").highestmodseq
+        assert before is not None and box.changed_flags("INBOX", before) == {}
+        store.set_flags("INBOX", 2, ("$NoNudge",))  # the user marks it, in another program
+        # Opened anew: Dovecot answers STATUS on the folder a session has open from that
+        # session's view, which learns of another client's change only with a later command.
+        after = box.examine("INBOX").highestmodseq
+        assert after is not None and after > before
+        changed = box.changed_flags("INBOX", before)
+        assert {uid: _flags(f) for uid, f in changed.items()} == {2: {"$NoNudge"}}
+        assert box.changed_flags("INBOX", after) == {}
+        assert {uid: _flags(f) for uid, f in box.changed_flags("INBOX", 0).items()} == {
+            1: {"\\Seen"}, 2: {"$NoNudge"}, 3: {"\\Flagged", "$NoNudge"}}
+
+    def test_messages_are_read_up_to_a_limit(self, store: Store) -> None:
+        store.seed("INBOX", INBOX)
+        box = store.mailbox
+        second = INBOX[1][0]
+        assert box.fetch_message("INBOX", 2, 100) == second[:100]
+        assert box.fetch_message("INBOX", 2, 10**6) == second
+        assert box.fetch_message("INBOX", 99, 100) is None
+        assert box.fetch_messages("INBOX", [1, 2, 99], 10**6) == {1: INBOX[0][0], 2: second}
+        assert box.fetch_messages("INBOX", [3], 50) == {3: INBOX[2][0][:50]}
+
+    def test_messages_are_found_by_message_id(self, store: Store) -> None:
+        store.seed("INBOX", INBOX)
+        assert store.mailbox.find_message_id("INBOX", "<second@example.com>") == [2]
+        assert store.mailbox.find_message_id("INBOX", "<nobody@example.com>") == []
+
+    def test_messages_carrying_nudgers_marks_are_found(self, store: Store) -> None:
+        store.seed("Trash", [(_crlf(data), (), WHEN) for data in [
+            message("<nudger.0123abcd.s1@example.com>", subject="ours by id"),
+            message("plain@example.com", subject="ours by header", headers={"X-Nudger-For": "<x@y>"}),
+            message("other@example.com", subject="only mentions it",
+                    references=["nudger.0123abcd.s1@example.com"]),
+            message("unrelated@example.com", subject="nudger. in the subject"),
+        ]])
+        assert store.mailbox.find_marked("Trash") == [1, 2]
+        assert store.mailbox.find_marked("INBOX") == []
+
+    def test_an_appended_draft_gets_its_uid_and_is_found(self, store: Store) -> None:
+        store.seed("Drafts", [(_draft("someone-elses@example.com"), ("\\Draft",), WHEN)])
+        draft = _draft("<nudger.0123abcd.s1@example.com>")
+        uid = store.mailbox.append("Drafts", draft, ("\\Draft", "\\Seen"), WHEN)
+        assert uid == 2
+        assert store.mailbox.find_message_id("Drafts", "<nudger.0123abcd.s1@example.com>") == [2]
+        assert store.mailbox.fetch_message("Drafts", 2, 10**6) == draft
+        assert store.stored("Drafts")[2] == (draft, {"\\Draft", "\\Seen"})
+        assert store.mailbox.status("Drafts").uidnext == 3
+
+    def test_only_a_draft_whose_uid_holds_our_message_id_is_removed(self, store: Store) -> None:
+        ours, theirs = "<nudger.0123abcd.s1@example.com>", "<mine@example.com>"
+        store.seed("Drafts", [(_draft(ours), ("\\Draft",), WHEN), (_draft(theirs), ("\\Draft",), WHEN)])
+        kept = store.stored("Drafts")[2]
+        assert store.mailbox.delete_own_draft("Drafts", 2, ours) is False  # UID 2 is theirs
+        assert store.mailbox.delete_own_draft("Drafts", 1, theirs) is False
+        assert store.mailbox.all_uids("Drafts") == {1, 2}
+        assert store.mailbox.delete_own_draft("Drafts", 1, ours) is True
+        assert store.stored("Drafts") == {2: kept}
+        assert store.mailbox.all_uids("Drafts") == {2}
+
+    def test_reads_never_change_a_message(self, store: Store) -> None:
+        store.seed("INBOX", INBOX)
+        before = store.stored("INBOX")
+        box = store.mailbox
+        box.list_folders()
+        box.status("INBOX")
+        box.examine("INBOX")
+        box.search_new("INBOX", 0, None)
+        box.all_uids("INBOX")
+        list(box.fetch_headers("INBOX", [1, 2, 3]))
+        box.fetch_flags("INBOX", [1, 2, 3])
+        box.changed_flags("INBOX", 0)
+        box.fetch_message("INBOX", 2, 100)
+        box.fetch_messages("INBOX", [1, 2, 3], 10**6)
+        box.find_message_id("INBOX", "<second@example.com>")
+        box.find_marked("INBOX")
+        assert store.stored("INBOX") == before
+        assert "\\Seen" not in before[2][1]  # the one unread message is still unread
+
+
+def test_a_cycle_on_the_twin_sees_a_mark_set_between_cycles() -> None:
+    """The engine learns of a flag change from the twin as from a CONDSTORE server: a
+    thread marked $NoNudge after the first cycle is planned as excluded, never as due."""
+    from nudger.app.demo import DEMO_CONFIG, sample_mailbox
+    from nudger.cycle.cycle import run_cycle
+    from nudger.cycle.state import State
+
+    now = datetime(2026, 11, 27, 9, tzinfo=UTC)
+    config = parse_config(DEMO_CONFIG.encode(), Path("demo.toml"))
+    account, box, state = config.accounts[0], sample_mailbox(now), State.memory()
+    first = run_cycle(config, account, box, state, now)
+    assert [d.status for d in first.decisions if d.subject == "Lunch next week?"] == ["waiting"]
+    uid, stored = next((uid, m) for uid, m in box.folders["Sent"].messages.items()
+                       if BytesHeaderParser().parsebytes(m.data)["Subject"] == "Lunch next week?")
+    box.set_flags("Sent", uid, (*stored.flags, "$NoNudge"))
+    later = run_cycle(config, account, box, state, now + timedelta(days=7), dry_run=True)
+    lunch = [d for d in later.decisions if d.subject == "Lunch next week?"]
+    assert [(d.status, d.reason, d.action) for d in lunch] == [
+        ("excluded", "marked $NoNudge (Sent)", None)]
