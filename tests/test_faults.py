@@ -243,3 +243,19 @@ def test_an_unreadable_trash_does_not_stop_a_new_state_from_working(dovecot, ima
     box.run()  # readable again: searched once, and no warning
     assert box.last_code == EX_OK and "Trash" not in box.last_err
     assert len(box.drafts()) == 1
+
+
+def test_a_garbled_search_answer_is_not_an_empty_folder(dovecot, imap_user, tmp_path, capsys,  # type: ignore[no-untyped-def]
+                                                        monkeypatch) -> None:
+    # "* SEA<junk>RCH 1 2 3": no SEARCH answer at all, which imaplib files under another
+    # name; taken as "nothing matched", the folder was marked read and its mail never seen.
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        proxy.arm(inject=(b"* SEA", b"\x93junk"))
+        box.run()
+        assert box.last_code == EX_TEMPFAIL and "SEARCH" in box.last_err, box.last_err
+        proxy.arm()
+        assert len(box.run()) == 3 and len(box.drafts()) == 3
+    finally:
+        proxy.close()

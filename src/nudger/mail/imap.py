@@ -18,7 +18,8 @@ from datetime import date, datetime
 from typing import Any
 
 from imapclient.exceptions import IMAPClientError
-from imapclient.imapclient import SocketTimeout
+from imapclient.imapclient import SocketTimeout, _normalise_search_criteria
+from imapclient.response_parser import parse_message_list
 
 from nudger.config.model import Account, is_loopback
 from nudger.core.headers import HEADER_FIELDS
@@ -137,9 +138,7 @@ class ImapMailbox:
                 raise self._garbled(doing, f"UID {uid} without {key.decode()}")
         missing = sorted(wanted - set(found))
         if missing:
-            still = set().union(*(self._call(f"searching {folder!r}", self.client.search,
-                                             ["UID", uids], folder=folder)
-                                  for uids in uid_batches(missing)))
+            still = set().union(*(self._search(folder, ["UID", uids]) for uids in uid_batches(missing)))
             if still:
                 raise self._garbled(doing, f"{len(still)} message(s) left out, first UID {min(still)}")
         return found
@@ -193,22 +192,36 @@ class ImapMailbox:
         if not self.condstore:
             return {}
         self._examine(folder)
-        uids = self._call(f"searching {folder!r}", self.client.search,
-                          ["MODSEQ", str(modseq + 1)], folder=folder)
+        uids = self._search(folder, ["MODSEQ", str(modseq + 1)])
         return self.fetch_flags(folder, sorted(uids)) if uids else {}
+
+    def _search(self, folder: str, criteria: list[Any]) -> list[int]:
+        """UID SEARCH in the open folder. imapclient's search() answers [] when no SEARCH
+        response came at all (a garbled "* SEA..RCH" line is filed under another name),
+        which would make a folder look empty and be marked read; RFC 3501 6.4.4 requires
+        that response, so its absence is a garbled answer."""
+        doing = f"searching {folder!r}"
+        data = self._call(doing, self.client._raw_command_untagged, b"SEARCH",
+                          _normalise_search_criteria(criteria, None), folder=folder)
+        if data == [None]:
+            raise self._garbled(doing, "no SEARCH response")
+        try:
+            return list(parse_message_list(data))
+        except (ValueError, TypeError) as exc:
+            raise self._garbled(doing, "an unreadable SEARCH response") from exc
 
     def search_new(self, folder: str, after_uid: int, since: date | None) -> list[int]:
         self._examine(folder)
         criteria: list[Any] = ["UID", f"{after_uid + 1}:*"]
         if since is not None:
             criteria += ["SINCE", since]
-        uids = self._call(f"searching {folder!r}", self.client.search, criteria, folder=folder)
+        uids = self._search(folder, criteria)
         # "UID n:*" always matches the highest UID, even below n (RFC 3501 6.4.8).
         return sorted(u for u in uids if u > after_uid)
 
     def all_uids(self, folder: str) -> set[int]:
         self._examine(folder)
-        return set(self._call(f"searching {folder!r}", self.client.search, ["ALL"], folder=folder))
+        return set(self._search(folder, ["ALL"]))
 
     def fetch_headers(self, folder: str, uids: Sequence[int]) -> Iterator[Fetched]:
         self._examine(folder)
@@ -262,17 +275,13 @@ class ImapMailbox:
 
     def find_message_id(self, folder: str, message_id: str) -> list[int]:
         self._examine(folder)
-        found = self._call(f"searching {folder!r}", self.client.search,
-                           ["HEADER", "Message-ID", message_id], folder=folder)
-        return sorted(found)
+        return sorted(self._search(folder, ["HEADER", "Message-ID", message_id]))
 
     def find_marked(self, folder: str) -> list[int]:
         """Messages carrying one of nudger's marks (SEARCH HEADER is a substring match)."""
         self._examine(folder)
-        found = self._call(f"searching {folder!r}", self.client.search,
-                           ["OR", "HEADER", "Message-ID", "<nudger.", "HEADER", "X-Nudger-For", ""],
-                           folder=folder)
-        return sorted(found)
+        return sorted(self._search(folder, ["OR", "HEADER", "Message-ID", "<nudger.",
+                                            "HEADER", "X-Nudger-For", ""]))
 
     def append(self, folder: str, data: bytes, flags: Sequence[str], when: datetime) -> int | None:
         # \Draft and \Seen in the APPEND itself: adding \Draft later duplicates on some servers.
@@ -295,8 +304,7 @@ class ImapMailbox:
         self._call(f"opening {folder!r}", self.client.select_folder, folder, readonly=False)
         try:
             # Check the UID still holds our Message-ID: UIDs are reused after UIDVALIDITY changes.
-            found = self._call(f"searching {folder!r}", self.client.search,
-                               ["UID", str(uid), "HEADER", "Message-ID", message_id])
+            found = self._search(folder, ["UID", str(uid), "HEADER", "Message-ID", message_id])
             if uid not in found:
                 return False
             self._call("removing our draft", self.client.add_flags, [uid], [b"\\Deleted"], silent=True)
