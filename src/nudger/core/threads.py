@@ -106,35 +106,50 @@ def _unique(records: Iterable[MessageRecord],
     return unique, folders
 
 
-def _linked(unique: dict[str, MessageRecord]) -> list[list[MessageRecord]]:
-    """The records in groups that any link joins (union-find): the ids they answer or
-    report on, Gmail's thread id, Outlook's conversation."""
-    parent: dict[str, str] = {}
+def thread_links(record: MessageRecord) -> list[str]:
+    """Every id that threads this message with others: what it answers or reports on,
+    Gmail's thread id ("gm:"), Outlook's conversation ("ti:"). The one vocabulary of links,
+    for the threads built here and the links the state keeps to find them."""
+    key = record_key(record)
+    links = [p for p in record.parents + record.original_ids if p != key]
+    if record.gm_thrid:
+        links.append(f"gm:{record.gm_thrid}")
+    if record.thread_index:
+        links.append(f"ti:{record.thread_index}")
+    return links
 
-    def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
 
-    def union(a: str, b: str) -> None:
-        ra, rb = find(a), find(b)
+class Groups:
+    """Union-find over ids: which ids any chain of links joins."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        parent = self.parent
+        root = parent.setdefault(x, x)
+        while root != parent[root]:
+            parent[root] = parent[parent[root]]
+            root = parent[root]
+        return root
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
         if ra != rb:
-            parent[rb] = ra
+            self.parent[rb] = ra
 
+
+def _linked(unique: dict[str, MessageRecord]) -> list[list[MessageRecord]]:
+    """The records in groups that any link joins."""
+    joined = Groups()
     for key, record in unique.items():
-        find(key)
-        for other in record.parents + record.original_ids:
-            union(key, other)
-        if record.gm_thrid:
-            union(key, f"gm:{record.gm_thrid}")
-        if record.thread_index:
-            union(key, f"ti:{record.thread_index}")
+        joined.find(key)
+        for other in thread_links(record):
+            joined.union(key, other)
 
     groups: dict[str, list[MessageRecord]] = {}
     for key, record in unique.items():
-        groups.setdefault(find(key), []).append(record)
+        groups.setdefault(joined.find(key), []).append(record)
     return list(groups.values())
 
 

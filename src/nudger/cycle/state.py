@@ -18,6 +18,7 @@ from pathlib import Path
 
 from nudger.core.ledger import LedgerEntry
 from nudger.core.record import MessageRecord, record_key
+from nudger.core.threads import Groups, thread_links
 from nudger.cycle.statefile import (
     FILE_NAME,
     connect,
@@ -127,11 +128,7 @@ class State:
             key = record_key(r)
             rows.append((account, r.folder, r.uid, key, r.sender.email, r.date.astimezone(UTC).isoformat(),
                          r.topic, json.dumps(r.to_row(), ensure_ascii=False)))
-            links += [(account, key, p) for p in r.parents + r.original_ids if p != key]
-            if r.gm_thrid:
-                links.append((account, key, f"gm:{r.gm_thrid}"))
-            if r.thread_index:
-                links.append((account, key, f"ti:{r.thread_index}"))
+            links += [(account, key, p) for p in thread_links(r)]
         self.conn.executemany("INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?,?,?)", rows)
         self.conn.executemany("INSERT OR IGNORE INTO links VALUES (?,?,?)", links)
 
@@ -194,20 +191,11 @@ class State:
         per query -- one walk per seed would cost a few queries each. Memory: the links
         of the window.
         """
-        parent: dict[str, str] = {}
-
-        def find(x: str) -> str:
-            root = parent.setdefault(x, x)
-            while root != parent[root]:
-                parent[root] = parent[parent[root]]
-                root = parent[root]
-            return root
-
+        joined = Groups()
         for child, linked in self.conn.execute("SELECT child, parent FROM links WHERE account=?",
                                                (account,)):
-            a, b = find(child), find(linked)
-            if a != b:
-                parent[b] = a
+            joined.union(child, linked)
+        find, parent = joined.find, joined.parent
         number: dict[str, int] = {}
         for seed in seeds:  # (find() puts each seed in ``parent``, links or not)
             number.setdefault(find(seed), len(number))
