@@ -96,6 +96,15 @@ tempalte = "gentle"
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("section", ["accounts", "templates", "rules", "daemon"])
+def test_a_section_that_is_not_a_table_is_a_config_error(tmp_path: Path, section: str,  # type: ignore[no-untyped-def]
+                                                          capsys) -> None:
+    path = write(tmp_path, f"{section} = 3\n" + ("" if section == "accounts" else ACCOUNT))
+    assert main(["check-config", str(path)]) == EX_CONFIG
+    err = capsys.readouterr().err
+    assert f"config.toml: {section}: expected " in err and "internal error" not in err, err
+
+
 def test_missing_file_names_the_paths_tried(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("NUDGER_CONFIG", str(tmp_path / "env.toml"))

@@ -49,7 +49,7 @@ def check_accounts(check: Checker, value: Any) -> tuple[Account, ...]:
         check.fail("accounts", _NO_ACCOUNT)
         return ()
     accounts = []
-    for name, spec in check.table(value, "accounts", tuple(value)).items():
+    for name, spec in check.table(value, "accounts", tuple(value) if isinstance(value, dict) else ()).items():
         account = _account(check, name, spec)
         if account is not None:
             accounts.append(account)
