@@ -49,7 +49,8 @@ def check_accounts(check: Checker, value: Any) -> tuple[Account, ...]:
         check.fail("accounts", _NO_ACCOUNT)
         return ()
     accounts = []
-    for name, spec in check.table(value, "accounts", tuple(value) if isinstance(value, dict) else ()).items():
+    names = tuple(value) if isinstance(value, dict) else ()
+    for name, spec in check.table(value, "accounts", names).items():
         account = _account(check, name, spec)
         if account is not None:
             accounts.append(account)

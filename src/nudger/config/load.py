@@ -108,7 +108,8 @@ def _daemon(check: Checker, value: Any) -> Daemon:
 def _templates(check: Checker, value: Any) -> dict[str, Template]:
     """The built-in templates and the file's, whose placeholders must all be known."""
     result = {name: Template(name, body) for name, body in BUILTIN_TEMPLATES.items()}
-    for name, spec in check.table(value, "templates", tuple(value) if isinstance(value, dict) else ()).items():
+    names = tuple(value) if isinstance(value, dict) else ()
+    for name, spec in check.table(value, "templates", names).items():
         key = f"templates.{name}"
         table = check.table(spec, key, ("body",))
         body = check.string(table, "body", key)
