@@ -57,7 +57,15 @@ def headers(data: bytes) -> list[tuple[str, str]]:
     outbound(subject=b"Hi\x00\x1b[31m there =?"),
 ], ids=["unterminated-encoded-crlf", "encoded-crlf", "encoded-crlf-in-name", "folded-name", "controls"])
 def test_a_draft_carries_only_the_headers_nudger_writes(raw: bytes) -> None:
-    data = draft_of(raw)
+    try:
+        data = draft_of(raw)
+    except ComposeError as exc:
+        # Python's address parser differs between builds: Debian's 3.11.2 (strict, the
+        # CVE-2023-27043 fix) reads no address at all in "=?..Bcc:..@..?= <bob@...>", where
+        # 3.11.7 reads bob's. Refusing the draft is as safe as writing it without the Bcc.
+        to = raw.split(b"\r\nTo: ", 1)[1].split(b"\r\n", 1)[0]
+        assert b"Bcc:" in to and "no recipient address" in str(exc), exc
+        return
     names = [name for name, _ in headers(data)]
     assert set(names) == DRAFT_HEADERS - {"Cc"} and len(names) == len(set(names))
     for name, value in headers(data):

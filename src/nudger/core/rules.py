@@ -75,8 +75,10 @@ def holidays_for(spec: str, year: int) -> Mapping[date, str]:
     import holidays
 
     country, _, subdiv = spec.partition("-")
+    # Names in English, as every sentence around them: without a language the package
+    # picks one from the process's locale (German names under an unset LANG, for DE).
     table = holidays.country_holidays(country.upper(), subdiv=subdiv.upper() or None,
-                                      years=(year, year + 1))
+                                      years=(year, year + 1), language="en_US")
     return MappingProxyType(dict(table))
 
 
