@@ -29,7 +29,7 @@ from nudger.config.model import Account, Config
 from nudger.cycle.cycle import CycleResult, run_cycle
 from nudger.cycle.lock import StateLocked, lock_is_current, lock_state_dir
 from nudger.cycle.state import State
-from nudger.cycle.statefile import file_id, translate
+from nudger.cycle.statefile import FILE_NAME, file_id, translate
 from nudger.errors import (
     EX_OK,
     EX_TEMPFAIL,
@@ -79,7 +79,7 @@ class _Home:
 
     @property
     def db_path(self) -> Path:
-        return self.dir / "state.sqlite3"
+        return self.dir / FILE_NAME
 
     def intact(self) -> bool:
         """Still the files we locked and opened (not deleted, not replaced)?"""
@@ -123,7 +123,7 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
     lock = None if dry_run else _lock(config)
     worst = EX_OK
     try:
-        if dry_run and not (config.daemon.state_dir / "state.sqlite3").exists():
+        if dry_run and not (config.daemon.state_dir / FILE_NAME).exists():
             state = State.memory()  # a dry run keeps nothing: no state file, not even an empty one
         else:
             state = State.open(config.daemon.state_dir, rebuild=not dry_run)

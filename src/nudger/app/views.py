@@ -20,6 +20,7 @@ from nudger.core.rules import due_at, timing_notes
 from nudger.core.threads import Thread
 from nudger.cycle.cycle import AWAITING_STATUSES, threads_of
 from nudger.cycle.state import State
+from nudger.cycle.statefile import FILE_NAME
 from nudger.errors import EX_OK, NudgerError
 
 SHOWN = ("due", "drafted", "waiting", "sent", "dismissed", "bounced")
@@ -45,16 +46,11 @@ def _when(synced: datetime | None) -> str:
     return f"{synced:%Y-%m-%d %H:%M %Z}" if synced else "never"
 
 
-def _kept(config: Config) -> None:
-    """Refuse, with the reason, a question the state cannot answer: nothing was kept yet."""
-    if not (config.daemon.state_dir / "state.sqlite3").exists():
+def _open(config: Config) -> State:
+    """The state, for reading; refused with the reason when nothing was kept yet."""
+    if not (config.daemon.state_dir / FILE_NAME).exists():
         raise NudgerError(f"no state in {config.daemon.state_dir} yet: a dry run keeps nothing; "
                           "run `nudger run --once` first")
-
-
-def _open(config: Config) -> State:
-    if not (config.daemon.state_dir / "state.sqlite3").exists():
-        raise NudgerError(f"no state in {config.daemon.state_dir} yet: run `nudger run --once` first")
     # Read-only, never renamed even when damaged: these commands cannot rebuild it.
     return State.open_for_reading(config.daemon.state_dir)
 
@@ -64,7 +60,6 @@ def _shown(d: Decision) -> bool:
 
 
 def status(config: Config, now: datetime, as_json: bool) -> int:
-    _kept(config)
     state = _open(config)
     report: list[dict[str, object]] = []
     try:
@@ -116,7 +111,6 @@ def _table(account: Account, synced: datetime | None, totals: Counter[str],
 
 def explain(config: Config, message_id: str, now: datetime) -> int:
     wanted = normalise_message_id(message_id if "<" in message_id else f"<{message_id}>")
-    _kept(config)
     state = _open(config)
     try:
         ran = False
