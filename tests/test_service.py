@@ -380,6 +380,7 @@ def test_one_failing_account_does_not_stop_the_others(box: Box, tmp_path: Path) 
         assert [d["Subject"] for d in box.drafts()] == ["Re: Still served"]
         daemon.wait_log("broken: cycle failed:")
         assert "retrying in" in daemon.output() and daemon.proc.poll() is None
+        assert "cycle failed: broken" not in daemon.output()  # the account named once
     finally:
         assert daemon.stop() == 0
 

@@ -248,12 +248,15 @@ class Worker(threading.Thread):
 
     def _failed(self, exc: Exception) -> None:
         delay = self.backoff.next()
+        name = self.account.name
         if isinstance(exc, FATAL):
             self.fatal = exc
             text = "; ".join(exc.problems) if isinstance(exc, ConfigError) else str(exc)
-            log.error("%s: %s (retrying in %.0fs)", self.account.name, text, delay)
+            log.error("%s (retrying in %.0fs)", scoped(self.account, text), delay)
         elif isinstance(exc, NudgerError):
-            log.warning("%s: cycle failed: %s (retrying in %.0fs)", self.account.name, exc, delay)
+            # The IMAP edge's sentences start "NAME (host:port): ": name the account once.
+            text = str(exc).removeprefix(f"{name} ")
+            log.warning("%s: cycle failed: %s (retrying in %.0fs)", name, text, delay)
         else:
             log.error("%s: internal error: %s: %s (retrying in %.0fs; run with -vv for details)",
                       self.account.name, type(exc).__name__, exc, delay)
