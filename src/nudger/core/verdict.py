@@ -174,6 +174,8 @@ def _machine_answers(thread: Thread, latest: MessageRecord, notes: list[str],
                 when = datetime.fromisoformat(m.back_on)
                 back_on = max(back_on, when) if back_on else when
                 back = f", back on {when:%a %d %b %Y}"
+            elif m.kind == AUTO_REPLY:
+                back = ", no return date recognised in it"
             notes.append(f"{what} from {m.sender.email or 'unknown'} on "
                          f"{m.date.astimezone(tz):%Y-%m-%d}{back} "
                          f"(not a reply)")
