@@ -27,11 +27,15 @@ MON = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # 10:00 in Berlin
     ("I will be back on Monday, December 14, please contact Jane meanwhile.", "2026-12-14"),
     ("I'm on vacation till 5 January with no access to email.", "2027-01-05"),  # Gmail
     ("From 14 December I am back in the office.", "2026-12-14"),
+    ("Thanks for your email. I'm out of office from 7 December until 18 December with limited "
+     "email access.", "2026-12-18"),  # (a published Outlook/Gmail template, filled in)
     # de
     ("Ich bin ab dem 7.12. wieder erreichbar.", "2026-12-07"),
     ("Ich bin zurück am 7.12. Bitte wenden Sie sich an Jan.", "2026-12-07"),
     ("Vielen Dank für Ihre Nachricht. Ich bin bis zum 11.12.2026 nicht im Büro.", "2026-12-11"),
     ("Ich bin bis 11. Dezember im Urlaub.", "2026-12-11"),
+    ("Ich bin vom 30.11. bis einschließlich 04.12.2026 nicht erreichbar. Ab dem 07.12.2026 bin "
+     "ich wieder für Sie da.", "2026-12-07"),  # (the later day: back by then)
     # fr
     ("Je suis absent jusqu'au 14 décembre inclus.", "2026-12-14"),  # Zimbra
     ("À partir du 14 décembre je serai de retour au bureau.", "2026-12-14"),

@@ -3,9 +3,10 @@
 Pure: the decoded text parts of a report in, addresses out. Two shapes that neither the
 standard parts nor flufl.bounce's detectors read: RFC 3464 status fields written into a
 text part (Amazon WorkMail), and a sentence announcing the list of failed recipients
-followed by that list (OpenSMTPD, Exchange Online, Yahoo, qmail, Mimecast, Lotus Notes,
-old Sendmail and others). A wrong address here can only leave out a recipient the report
-names in such a list, so only the lines right after such a sentence are read.
+followed by that list (OpenSMTPD, Exchange Online, Yahoo, qmail, Mimecast, the "Failure
+Reasons" of Lotus Notes, old Sendmail and others). A wrong address here can only leave
+out a recipient the report names in such a list, so only the lines right after such a
+sentence are read.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from nudger.core.headers import ADDRESS_IN_TEXT
 
 _ANNOUNCES = re.compile(
     r"(?:the following|these|to this|to the following)\s+(?:list of\s+)?(?:\w+\s+)?"
-    r"(?:recipients?|address(?:es)?|users?)\b|^\s*-+\s*the following addresses",
+    r"(?:recipients?|address(?:es)?|users?)\b|^\s*-+\s*(?:the following addresses|failure reasons)",
     re.IGNORECASE,
 )
 _BLOCK_END = re.compile(r"^\s*(?:-{3,}|received:|return-path:|original message|below is|the problem)",

@@ -18,7 +18,7 @@ MAX_AHEAD = timedelta(days=120)  # nobody's out-of-office plans further; beyond 
 _TRIGGERS = {
     "en": r"(?:(?:back|return(?:ing)?|in the office again|available again)(?: to the office)?"
           r"(?: on| by| from| at)?|until|till|through)",
-    "de": r"(?:(?:zurück|wieder (?:im büro|erreichbar|da|im haus))(?: am| ab)?"
+    "de": r"(?:(?:zurück|wieder (?:im büro|erreichbar|(?:für sie )?da|im haus))(?: am| ab)?"
           r"|bis(?: einschließlich| einschl\.)?(?: zum| am)?)",
     "fr": r"(?:(?:de retour|retour au bureau|serai de retour)(?: le| à partir du| dès le)?"
           r"|jusqu(?:'|’)(?:au|à|a)(?: lundi| mardi| mercredi| jeudi| vendredi)?)",
@@ -55,15 +55,13 @@ _DAY_MONTH = re.compile(r"\b(\d{1,2})\.(\d{1,2})(?!\.?\d)\.?")
 
 
 def return_date(text: str, sent: datetime) -> datetime | None:
-    """The first plausible return date announced in ``text``, or None: after a phrase
-    that announces it, or before one ("ab dem 7.12. wieder erreichbar")."""
-    for patterns in (_AFTER, _BEFORE):
-        for lang, pattern in patterns:
-            for found in pattern.finditer(text):
-                when = _date_in(found.group("rest"), lang, sent)
-                if when is not None:
-                    return when
-    return None
+    """The return date announced in ``text``, or None: after a phrase that announces it,
+    or before one ("ab dem 7.12. wieder erreichbar"). Of several ("bis 4.12. nicht
+    erreichbar, ab dem 7.12. wieder da"), the last day: the sender is back by then."""
+    found = [when for patterns in (_AFTER, _BEFORE) for lang, pattern in patterns
+             for match in pattern.finditer(text)
+             if (when := _date_in(match.group("rest"), lang, sent)) is not None]
+    return max(found, default=None)
 
 
 def _date_in(rest: str, lang: str, sent: datetime) -> datetime | None:
