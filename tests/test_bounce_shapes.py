@@ -63,6 +63,17 @@ def test_a_bounce_naming_its_original_in_headers_still_has_its_body_read() -> No
     assert replace(record, original_ids=("<p1@example.com>",)).needs_report_body
 
 
+def test_a_bounce_answering_ours_by_its_headers_leaves_out_only_the_failed_address(box: Box) -> None:
+    # Exim and Postfix set In-Reply-To on some reports: the original is known from the
+    # headers, who failed only from the body.
+    _sent_to_two(box, "p1@example.com", "Rota")
+    box.seed("INBOX", _report(f"To: {box.user}\nSubject: Mail delivery failed\nMessage-ID: <r1@mx.client.example>\n"
+                              "In-Reply-To: <p1@example.com>\nReferences: <p1@example.com>\n",
+                              "--B\nContent-Type: text/plain\n\nSorry.\n\n" + _STATUS))
+    box.run()
+    assert _draft_to(box) == ["ann@client.example"]
+
+
 # -- item 2: a bounce that reuses the original's Message-ID is a message of its own ----------
 
 
