@@ -170,3 +170,13 @@ def test_a_transcripts_sender_is_not_a_failed_recipient() -> None:
            b"    >>> MAIL FROM:<mia@example.com>\r\n    <<< 550 5.1.1 unknown\r\n")
     record = parse_record(raw.split(b"\r\n\r\n", 1)[0], folder="INBOX", uid=1, report_bytes=raw)
     assert record.failed_recipients == ("gone@client.example",)
+
+
+def test_a_report_without_report_type_from_the_mail_delivery_system_is_a_bounce() -> None:
+    # In the shape of a report seen from an unnamed MTA in sisimai's set (lhost-x3): a
+    # multipart/report with no report-type, from "Mail Delivery System" at an address
+    # that is not MAILER-DAEMON.
+    head = (b"From: Mail Delivery System <Mail.Delivery.System@mx.client.example>\r\n"
+            b"Subject: Delivery status notification\r\nContent-Type: multipart/report;\r\n"
+            b'\tboundary="B"\r\n\r\n')
+    assert parse_record(head, folder="INBOX", uid=1).kind == BOUNCE
