@@ -154,6 +154,7 @@ def test_thread_id_is_the_users_message_when_a_bounce_has_the_same_time() -> Non
     ("yahoo_failure_notice.eml", "kijitora@example.org"),
     ("postfix_plaintext_nonstandard.eml", "soto-neko-nyaan@ntt.example.com"),
     ("lotus_notes_plaintext.eml", "kijitora@u1.example.co.jp"),
+    ("dragonfly_dma_plaintext.eml", "pseudo-local-part@google.example.com"),
 ])
 def test_plain_text_bounces_name_the_failed_recipient(corpus: Path, name: str, failed: str) -> None:
     raw = (corpus / "bounces" / name).read_bytes()

@@ -21,6 +21,10 @@ _ANNOUNCES = re.compile(
     r"(?:recipients?|address(?:es)?|users?)\b|^\s*-+\s*(?:the following addresses|failure reasons)",
     re.IGNORECASE,
 )
+# The address in the sentence itself: "There was an error delivering your mail to <a@b>."
+# (the DragonFly Mail Agent's)
+_IN_SENTENCE = re.compile(r"error delivering your (?:mail|message) to\s+<?([\w.+'-]+@[\w-]+(?:\.[\w-]+)+)",
+                          re.IGNORECASE)
 _BLOCK_END = re.compile(r"^\s*(?:-{3,}|received:|return-path:|original message|below is|the problem)",
                         re.IGNORECASE)
 _SENDER_LINE = re.compile(r"mail from:|\bfrom:", re.IGNORECASE)
@@ -49,6 +53,9 @@ def _status_fields(texts: list[str]) -> list[str]:
 
 def _listed(texts: list[str]) -> list[str]:
     for text in texts:
+        said = _IN_SENTENCE.search(text)
+        if said:
+            return [said.group(1).lower()]
         lines = text.replace("\r\n", "\n").split("\n")
         for at, line in enumerate(lines):
             if _ANNOUNCES.search(line):
