@@ -96,9 +96,6 @@ KNOWN_MISSES = {
     # A qmail/Verizon bounce that looks like a reply: "Re:Test message" from post_master@,
     # no report, no daemon address; only the body says "Invalid user address".
     "bounces/apache_james_bounce.eml",
-    # "From: MAILER-DAEMON <>" has no address at all, and the subject is a bounce's; the
-    # sender check reads addresses only.
-    "bounces/dragonfly_dma_plaintext.eml",
 }
 
 

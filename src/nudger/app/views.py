@@ -15,7 +15,7 @@ from nudger.config.model import Account, Config
 from nudger.core.headers import normalise_message_id
 from nudger.core.ledger import Ledger
 from nudger.core.plan import Decision, decide
-from nudger.core.record import HUMAN
+from nudger.core.record import AUTO_REPLY, HUMAN
 from nudger.core.rules import due_at, timing_notes
 from nudger.core.threads import Thread
 from nudger.cycle.cycle import AWAITING_STATUSES, threads_of
@@ -141,6 +141,9 @@ def _explain(thread: Thread, account: Account, config: Config, state: State, now
         if claimed and who != "you" and m.kind == HUMAN:
             kind = f"claims to be from you, but is not in {thread.sent or 'Sent'}: not yours"
         why = f" ({m.kind_reason})" if m.kind_reason else ""
+        if m.kind == AUTO_REPLY:  # (whether it moved the follow-up, and why not)
+            why += (f"; back on {datetime.fromisoformat(m.back_on):%a %d %b %Y}" if m.back_on
+                    else "; no return date recognised in it")
         print(f"  {m.date.astimezone(tz):%Y-%m-%d %H:%M}  {who:<28} {kind}{why}"
               f"  [{thread.found_in(m)}]  {m.subject[:60]!r}")
     # What the plan decided, with the ledger and every rule: never a second judgement.

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
 from email.parser import BytesHeaderParser
+from email.utils import getaddresses
 
+from nudger.core.bouncetext import failures_in_text
 from nudger.core.headers import ADDRESS_IN_TEXT, header_text, message_ids
 
 
@@ -41,13 +43,25 @@ def parse_report(raw: bytes, failed: tuple[str, ...] = ()) -> tuple[tuple[str, .
     if not found.failed and not found.delivered:
         found.failed, more_delays = _flufl_failures(msg)
         found.delayed += more_delays
+    if not found.failed and not found.delivered and not found.delayed:
+        own = frozenset(a.lower() for _, a in getaddresses([str(v) for k in ("From", "To")
+                                                            for v in msg.get_all(k, [])]))
+        found.failed = failures_in_text(found.texts, own)
     if not found.originals:
-        for text in found.texts:
+        # Not where the standards put it: in a text part, appended to the status part,
+        # in a message/partial, or past a broken boundary. Any Message-ID line below the
+        # report's own headers is the original's.
+        for text in [*found.texts, _below_headers(raw)]:
             for match in re.finditer(r"(?im)^\s*message-id:\s*(\S.*)$", text):
                 found.originals.extend(message_ids(match.group(1)))
     # "delayed" or "delivered/relayed" only: a notice, not a failure.
     only_notices = bool(found.delayed or found.delivered) and not found.failed
     return tuple(dict.fromkeys(found.failed)), tuple(dict.fromkeys(found.originals)), only_notices
+
+
+def _below_headers(raw: bytes) -> str:
+    ends = [at for at in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if at >= 0]
+    return raw[min(ends):].decode("utf-8", "replace") if ends else ""
 
 
 def _read_part(part: Message, found: _Findings) -> None:
@@ -62,6 +76,9 @@ def _read_part(part: Message, found: _Findings) -> None:
         inner = part.get_payload()
         if isinstance(inner, list) and inner and isinstance(inner[0], Message):
             found.originals.extend(message_ids(header_text(inner[0].get("Message-ID", ""))))
+        # The original's headers on the line right after "Content-Type: message/rfc822",
+        # no blank line between (CommuniGate Pro and others): they are the part's own.
+        found.originals.extend(message_ids(header_text(part.get("Message-ID", ""))))
     elif ctype in ("text/rfc822-headers", "message/disposition-notification") or (
         ctype.startswith("text/") and not part.is_multipart()
     ):

@@ -50,7 +50,8 @@ _NOREPLY = re.compile(
     re.IGNORECASE,
 )
 _REPORT_TYPE = re.compile(r'report-type\s*=\s*"?([\w-]+)', re.IGNORECASE)
-_DAEMON_NAMES = ("mailer-daemon", "postmaster", "post_master", "mail-daemon", "mailerdaemon")
+_DAEMON_NAMES = ("mailer-daemon", "postmaster", "post_master", "mail-daemon", "mailerdaemon",
+                 "mail delivery system", "mail delivery subsystem")
 
 
 def is_noreply(address: str) -> bool:
@@ -83,7 +84,12 @@ def _report_kind(msg: Headers, sender: Addr, subject: str) -> tuple[str, str] | 
             return DELAY, "delivery delay notice"
         return BOUNCE, "delivery status report (RFC 3464)"
     local = sender.email.partition("@")[0]
-    daemon = local in _DAEMON_NAMES or sender.name.lower() in _DAEMON_NAMES
+    # (the display name alone when the address is empty: "From: MAILER-DAEMON <>", the
+    # DragonFly Mail Agent's)
+    name = sender.name.lower() or msg.text("from").partition("<")[0].strip(' "').lower()
+    daemon = local in _DAEMON_NAMES or name in _DAEMON_NAMES
+    if ctype == "multipart/report" and not report and _BOUNCE_SUBJECT.search(subject):
+        return BOUNCE, "delivery report (multipart/report, no report-type)"
     if msg.text("x-failed-recipients") or (daemon and _BOUNCE_SUBJECT.search(subject)):
         return BOUNCE, "bounce from " + (sender.email or "the mail system")
     if daemon and _DELAY_SUBJECT.search(subject):

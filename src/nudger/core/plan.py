@@ -259,7 +259,11 @@ def _due(out: MessageRecord, verdict: Verdict, account: Account, rule: Rule, spe
         delay, why = chosen[0], f"{chosen[0]}, set by {chosen[1]}"
     due = due_at(out.date, delay, account)
     if verdict.back_on is not None:
-        back = due_at(verdict.back_on, account.return_grace, account)
+        # The return is a day: on it, at the time of day the user wrote (in the account's
+        # zone), not at midnight; then the grace and the quiet hours as usual.
+        sent_at = out.date.astimezone(account.timezone)
+        returns = datetime.combine(verdict.back_on.date(), sent_at.time(), tzinfo=account.timezone)
+        back = due_at(returns, account.return_grace, account)
         if back > due:
             due, why = back, (f"{why}; moved: out of office until {verdict.back_on:%a %d %b}, "
                               f"+{account.return_grace}")

@@ -78,8 +78,10 @@ class MessageRecord:
 
     @property
     def needs_report_body(self) -> bool:
-        """Bounces and receipts name the original message in their body: fetch it."""
-        return self.kind in REPORT_KINDS and not self.original_ids
+        """Bounces and receipts name the original message, and a bounce who failed, in
+        their body: fetch it unless the headers told both."""
+        return self.kind in REPORT_KINDS and (
+            not self.original_ids or (self.kind == BOUNCE and not self.failed_recipients))
 
     def has_keyword(self, keyword: str) -> bool:
         return keyword.lower() in (k.lower() for k in self.keywords)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from nudger.core.ledger import NUDGE_ID_PREFIX
-from nudger.core.record import MessageRecord, record_key
+from nudger.core.record import MACHINE_KINDS, REPORT_KINDS, MessageRecord, record_key
 
 NO_NUDGE_KEYWORD = "$NoNudge"  # set from any client on a message of the user's: never nudge it
 
@@ -68,10 +69,13 @@ def build_threads(records: Iterable[MessageRecord], sent: str = "") -> list[Thre
     unique, folders = _unique(records, sent)
     threads = []
     for members in _linked(unique):
-        members.sort(key=lambda r: (r.date, r.message_id))
+        # At one timestamp a person's message comes before a machine's answer to it (a
+        # bounce is often stamped the same second), and the Sent copy before the others.
+        members.sort(key=lambda r: (r.date, r.kind in MACHINE_KINDS, sent not in folders[r.message_id],
+                                    r.message_id))
         threads.append(
             Thread(
-                key=members[0].message_id,
+                key=_key_of(members),
                 messages=tuple(members),
                 folders={m.message_id: tuple(folders[m.message_id]) for m in members},
                 ancestors=_ancestors(members),
@@ -82,28 +86,55 @@ def build_threads(records: Iterable[MessageRecord], sent: str = "") -> list[Thre
     return threads
 
 
+def _key_of(members: list[MessageRecord]) -> str:
+    """A thread's id: its earliest person's message (the user's, in a thread they
+    started), never a bounce or auto-reply that happens to sort first."""
+    people = [m for m in members if m.kind not in MACHINE_KINDS]
+    return (people or members)[0].message_id
+
+
 def _unique(records: Iterable[MessageRecord],
             sent: str) -> tuple[dict[str, MessageRecord], dict[str, list[str]]]:
-    """One record per Message-ID (the copy in Sent if there is one, with the keywords of
-    every copy), and the folders each is in."""
+    """One record per message (the copy in Sent if there is one, with the keywords of
+    every copy), and the folders each is in.
+
+    Copies of one Message-ID are one message only when they agree (see ``_same``): a
+    bounce that reuses the original's id as its own, or any message whose id collides
+    with the user's, is another message, under an id of its own.
+    """
+    by_id: dict[str, list[MessageRecord]] = {}
+    for record in records:
+        by_id.setdefault(record_key(record), []).append(record)
     unique: dict[str, MessageRecord] = {}
     folders: dict[str, list[str]] = {}
-    for record in records:
-        key = record_key(record)
-        if record.message_id == "":
-            record = replace(record, message_id=key)
-        seen = unique.get(key)
-        folders.setdefault(key, [])
-        if record.folder not in folders[key]:
-            folders[key].append(record.folder)
-        if seen is None:
-            unique[key] = record
-        else:
-            # Keep the copy from the preferred folder (Sent) but every keyword of every copy.
-            keep = record if record.folder == sent else seen
-            merged = tuple(dict.fromkeys(seen.keywords + record.keywords))
-            unique[key] = replace(keep, keywords=merged)
+    for key, copies in by_id.items():
+        copies.sort(key=lambda r: r.folder != sent)  # (stable: the Sent copy first)
+        first = copies[0]
+        for record in copies:
+            own = key if _same(first, record) else f"<nudger-clash.{record.uid}@{record.folder}>"
+            if own != key and record.kind in REPORT_KINDS and key not in record.original_ids:
+                # A report stamped with the id of the message it returns reports on it.
+                record = replace(record, original_ids=(*record.original_ids, key))
+            if record.message_id != own:
+                record = replace(record, message_id=own)
+            seen = unique.get(own)
+            if record.folder not in folders.setdefault(own, []):
+                folders[own].append(record.folder)
+            if seen is None:
+                unique[own] = record
+            else:  # (the first copy is the preferred one; every copy's keywords count)
+                unique[own] = replace(seen, keywords=tuple(dict.fromkeys(seen.keywords + record.keywords)))
     return unique, folders
+
+
+COPY_SKEW = timedelta(days=1)  # a copy without a Date header has its folder's arrival time
+
+
+def _same(one: MessageRecord, other: MessageRecord) -> bool:
+    """Whether two records of one Message-ID are copies of one message: same sender,
+    same subject, the same date (give or take an arrival time)."""
+    return (one is other or one.sender.email == other.sender.email and one.subject == other.subject
+            and abs(one.date - other.date) <= COPY_SKEW)
 
 
 def thread_links(record: MessageRecord) -> list[str]:

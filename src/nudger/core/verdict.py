@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
 from nudger.core.classify import is_noreply
-from nudger.core.record import AUTO_REPLY, BOUNCE, HUMAN, READ_RECEIPT, Addr, MessageRecord
+from nudger.core.record import AUTO_REPLY, BOUNCE, HUMAN, MACHINE_KINDS, READ_RECEIPT, Addr, MessageRecord
 from nudger.core.threads import NO_NUDGE_KEYWORD, Thread, is_no_nudge, is_nudge
 
 AWAITING = "awaiting"
@@ -123,7 +123,9 @@ def _excluded(thread: Thread, latest: MessageRecord, ours: list[MessageRecord],
     if not latest.message_id or latest.message_id.startswith("<nudger-missing."):
         return Verdict(EXCLUDED, "your message has no Message-ID, so a follow-up could not "
                                  "be threaded to it", latest)
-    listed = [m for m in thread.messages if m.list_traffic]
+    # A bounce or auto-reply that came back through a list server carries its headers;
+    # only a person's message makes this a list thread.
+    listed = [m for m in thread.messages if m.list_traffic and m.kind not in MACHINE_KINDS]
     if listed:
         return Verdict(EXCLUDED, "mailing-list thread (List-Id/List-Post)", latest)
     if not latest.recipients:  # (none, or none with a readable address: both are dropped)
@@ -172,6 +174,8 @@ def _machine_answers(thread: Thread, latest: MessageRecord, notes: list[str],
                 when = datetime.fromisoformat(m.back_on)
                 back_on = max(back_on, when) if back_on else when
                 back = f", back on {when:%a %d %b %Y}"
+            elif m.kind == AUTO_REPLY:
+                back = ", no return date recognised in it"
             notes.append(f"{what} from {m.sender.email or 'unknown'} on "
                          f"{m.date.astimezone(tz):%Y-%m-%d}{back} "
                          f"(not a reply)")
