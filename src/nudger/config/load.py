@@ -116,11 +116,9 @@ def _templates(check: Checker, value: Any) -> dict[str, Template]:
         key = f"templates.{name}"
         table = check.table(spec, key, ("body", *LANGUAGES))
         body = _body(check, table, key)
-        if body is None:
-            if "body" not in table and isinstance(spec, dict):
-                check.fail(key, 'missing "body" (the text for every language without its own '
-                                f'[{key}.LANG] table)')
-            continue
+        if body is None and "body" not in table and isinstance(spec, dict):
+            check.fail(key, 'missing "body" (the text for every language without its own '
+                            f'[{key}.LANG] table)')
         variants = []
         for lang in (lang for lang in LANGUAGES if lang in table):
             spec_lang = check.table(table[lang], f"{key}.{lang}", ("body",))
@@ -129,7 +127,8 @@ def _templates(check: Checker, value: Any) -> dict[str, Template]:
             variant = _body(check, spec_lang, f"{key}.{lang}")
             if variant is not None:
                 variants.append((lang, variant))
-        result[name] = Template(name, body, tuple(variants))
+        if body is not None:
+            result[name] = Template(name, body, tuple(variants))
     return result
 
 

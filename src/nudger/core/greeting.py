@@ -68,7 +68,8 @@ def _from_address(email: str, name: Name) -> str:
     """A first name guessed from the address (anna.berg@ -> Anna), or ""."""
     parts = re.split(r"[._+-]", email.partition("@")[0])
     local = parts[0]
-    if not (local.isalpha() and len(local) > 1 and local.lower() not in GENERIC_LOCAL_PARTS):
+    if not (local.isalpha() and len(local) > 1 and local.lower() not in GENERIC_LOCAL_PARTS
+            and _title(local) is None):
         return ""
     # "Dr. Weiß <weiss@...>": the address holds the surname, not a first name.
     if name.last and (len(parts) < 2 or _folded(local) == _folded(name.last.split()[-1])):
