@@ -39,6 +39,8 @@ from support.mail import NOW, days_ago, message
     ("Mme Claire Dubois", "c.dubois@client.fr", "de", "Guten Tag Frau Dubois,"),  # in German words
     ("Sr. Carlos García", "carlos@cliente.es", "es", "Estimado Sr. García:"),
     ("Sra. García", "garcia@cliente.es", "es", "Estimada Sra. García:"),
+    ("Frau Dr. Anna Weiß", "a.weiss@kunde.example", "es", "Estimada Dra. Weiß:"),
+    ("Dra. Ana Souza", "ana@cliente.com.br", "pt", "Cara Dra. Souza,"),
     ("Dott.ssa Laura Bianchi", "l.bianchi@studio.it", "it", "Gentile Dott.ssa Bianchi,"),
     ("Dhr. Jan de Vries", "jan@klant.nl", "nl", "Geachte heer De Vries,"),
     ("Ms Jane Smith", "jane@client.example", "en", "Hello Ms Smith,"),

@@ -96,6 +96,8 @@ def greeting(addr: Addr, language: str) -> str:
     name = read_name(addr.name)
     if name.last and name.titles:
         academic = [t for t in name.titles if not _kind(t)[1]] if style.academic else []
+        if name.gender == "f" and style.feminine:
+            academic = [style.feminine.get(t.lower().rstrip("."), t) for t in academic]
         has_civil = any(_kind(t)[1] for t in name.titles)
         civil = style.civil.get(name.gender, "") if has_civil else ""
         if academic and not style.civil_with_academic:

@@ -37,8 +37,8 @@ GENTLE = {
           "vous aurait échappé. Je reste à votre disposition pour toute question.\n\n"
           "Bien cordialement,\n{my_name}\n",
     "es": "{greeting}\n\n"
-          "Le escribo de nuevo sobre mi mensaje de abajo, por si se le ha pasado entre otros "
-          "correos. Quedo a su disposición para cualquier duda.\n\n"
+          "Le escribo de nuevo a propósito de mi mensaje anterior, por si se le ha pasado entre "
+          "tantos correos. Quedo a su disposición para cualquier duda.\n\n"
           "Un cordial saludo,\n{my_name}\n",
     "it": "{greeting}\n\n"
           "Mi permetto di riscriverLe a proposito del mio messaggio qui sotto, nel caso Le "
@@ -62,16 +62,16 @@ GENTLE = {
 # beyond following up on what was discussed.
 THANKS = {
     "en": "{greeting}\n\n"
-          "Thank you for taking the time to meet. I enjoyed our conversation and will follow "
-          "up on the points we discussed.\n\n"
+          "Thank you for taking the time to meet. I appreciated the conversation and am glad "
+          "we could talk it through.\n\n"  # (the meet branch's English, greeting aside)
           "Best,\n{my_name}\n",
     "de": "{greeting}\n\n"
           "vielen Dank, dass Sie sich die Zeit für unser Gespräch genommen haben. Ich habe "
-          "mich über den Austausch gefreut und melde mich zu den besprochenen Punkten.\n\n"
+          "mich über den Austausch gefreut und komme auf die besprochenen Punkte zurück.\n\n"
           "Viele Grüße\n{my_name}\n",
     "fr": "{greeting}\n\n"
           "Merci d'avoir pris le temps d'échanger avec moi. J'ai apprécié notre discussion et "
-          "je reviens vers vous sur les points évoqués.\n\n"
+          "je reviendrai vers vous sur les points évoqués.\n\n"
           "Bien cordialement,\n{my_name}\n",
     "es": "{greeting}\n\n"
           "Muchas gracias por su tiempo en nuestra reunión. Fue una conversación muy útil; le "
@@ -90,7 +90,7 @@ THANKS = {
           "retomo em breve os pontos que discutimos.\n\n"
           "Atenciosamente,\n{my_name}\n",
     "sv": "{greeting}\n\n"
-          "Tack för att du tog dig tid att träffas. Det var ett givande samtal, och jag "
+          "Tack för att du tog dig tid till vårt möte. Det var ett givande samtal, och jag "
           "återkommer om det vi pratade om.\n\n"
           "Vänliga hälsningar\n{my_name}\n",
 }
@@ -111,6 +111,7 @@ class Greeting:
     civil: dict[str, str]  # this language's Mr/Ms: a civil title is greeted in the greeting's
     civil_with_academic: bool = False  # "Frau Dr. Weiß" (else the academic title alone)
     academic: bool = True  # academic titles are used in greetings
+    feminine: dict[str, str] | None = None  # an academic title's form for a woman: Dr. -> Dra.
 
 
 def _same(text: str) -> dict[str, str]:
@@ -130,7 +131,7 @@ GREETINGS = {
     # Spanish greets with a colon.
     "es": Greeting("Hola, {first}:", {"m": "Estimado {title} {last}:", "f": "Estimada {title} {last}:",
                                        "": "Buenos días, {title} {last}:"}, "Buenos días:",
-                   {"m": "Sr.", "f": "Sra."}),
+                   {"m": "Sr.", "f": "Sra."}, feminine={"dr": "Dra."}),
     # Gentile is the courteous form for first names and titles alike; Ciao would be "tu".
     "it": Greeting("Gentile {first},", _same("Gentile {title} {last},"), "Buongiorno,",
                    {"m": "Sig.", "f": "Sig.ra"}),
@@ -138,7 +139,7 @@ GREETINGS = {
                    {"m": "heer", "f": "mevrouw"}),
     "pt": Greeting("Olá, {first},", {"m": "Caro {title} {last},", "f": "Cara {title} {last},",
                                       "": "Olá, {title} {last},"}, "Olá,",
-                   {"m": "Sr.", "f": "Sra."}),
+                   {"m": "Sr.", "f": "Sra."}, feminine={"dr": "Dra."}),
     # Swedish business mail greets everyone by first name: no titles.
     "sv": Greeting("Hej {first},", _same("Hej {title} {last},"), "Hej,", {}, academic=False),
 }
