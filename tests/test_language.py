@@ -156,6 +156,17 @@ def test_a_template_variant_for_an_unknown_language_is_a_configuration_error(
     assert 'templates.gentle.de: missing "body"' in err
 
 
+def test_check_config_names_the_languages_of_each_template(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUDGER_TEST_PASSWORD", "x")
+    path = tmp_path / "config.toml"
+    path.write_text(ACCOUNT + '[templates.short]\nbody = "Hi"\n[templates.short.de]\nbody = "Hallo"\n')
+    assert main(["--config", str(path), "check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "gentle (built in: en, de, fr, es, it, nl, pt, sv)" in out
+    assert "short (yours: body, de)" in out
+
+
 # -- end to end, on Dovecot --------------------------------------------------------------
 
 # (language, recipient, the user's message, the greeting its follow-up opens with)
