@@ -99,7 +99,8 @@ def sample_mailbox(now: datetime) -> MemoryMailbox:
     got("INBOX", "skew-re", "Ida Novak <ida@vendor.example>", "Re: Delivery date", d(7), "skew")
     sent("umlaut", "Jörg Müller <joerg@kunde.example>, Kai Brandt <kai@kunde.example>",
          "Angebot für Ihre Anfrage – Übersicht", d(8), sender="Jane Doe <jane.doe@example.org>",
-         body="Hallo Jörg,\n\nanbei unser Angebot.\n\nViele Grüße\nJane")
+         body="Hallo Jörg,\n\nanbei unser Angebot für die Wartung Ihrer Anlagen. Bei Fragen "
+              "melden Sie sich gern.\n\nViele Grüße\nJane")
     return box
 
 
@@ -115,6 +116,7 @@ def readable(raw: bytes) -> str:
 
 
 SHOWCASE = "<proposal@demo.example>"  # the draft shown in full: a client thread, two stages
+GERMAN = "<umlaut@demo.example>"  # and the one to a German offer: written in German
 
 
 def _for(raw: bytes) -> str:
@@ -145,6 +147,10 @@ def run_demo(as_json: bool = False, now: datetime | None = None) -> int:
     if shown is not None:
         print("\nThe follow-up to Bob, as your mail client will show it:\n")
         print("    " + "\n    ".join(readable(shown).splitlines()))
+    german = next((raw for raw in drafts if GERMAN in _for(raw)), None)
+    if german is not None:
+        print("\nThe follow-up to Jörg, in German like your offer to him:\n")
+        print("    " + "\n    ".join(readable(german).splitlines()))
     again = run_cycle(config, account, box, state, now)
     print(f"\nRunning the cycle again writes {len(again.written)} more: one draft per thread "
           "and stage, ever.\nTry it on your mailbox: copy config.example.toml to "

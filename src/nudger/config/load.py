@@ -33,6 +33,7 @@ from nudger.config.model import (
     Template,
 )
 from nudger.core.durations import parse_delay, parse_duration
+from nudger.core.language import LANGUAGES
 from nudger.errors import ConfigError
 
 
@@ -106,30 +107,48 @@ def _daemon(check: Checker, value: Any) -> Daemon:
 
 
 def _templates(check: Checker, value: Any) -> dict[str, Template]:
-    """The built-in templates and the file's, whose placeholders must all be known."""
-    result = {name: Template(name, body) for name, body in BUILTIN_TEMPLATES.items()}
+    """The built-in templates and the file's: a ``body``, and a table per language for its
+    own text (``[templates.NAME.de] body = ...``). A template of the file replaces the
+    built-in of its name whole, variants included."""
+    result = dict(BUILTIN_TEMPLATES)
     names = tuple(value) if isinstance(value, dict) else ()
     for name, spec in check.table(value, "templates", names).items():
         key = f"templates.{name}"
-        table = check.table(spec, key, ("body",))
-        body = check.string(table, "body", key)
-        if body is None:
-            if "body" not in table and isinstance(spec, dict):
-                check.fail(key, 'missing "body"')
-            continue
-        try:
-            fields = _placeholders(body)
-        except ValueError as exc:
-            check.fail(f"{key}.body", f"broken placeholder: {exc} (write {{{{ for a literal {{)")
-            continue
-        for placeholder in fields:
-            if placeholder not in PLACEHOLDERS:
-                close = close_matches(placeholder, PLACEHOLDERS)
-                hint = f'did you mean "{{{close[0]}}}"?' if close else (
-                    "known: " + ", ".join("{" + p + "}" for p in PLACEHOLDERS))
-                check.fail(f"{key}.body", f'unknown placeholder "{{{placeholder}}}" ({hint})')
-        result[name] = Template(name, body)
+        table = check.table(spec, key, ("body", *LANGUAGES))
+        body = _body(check, table, key)
+        if body is None and "body" not in table and isinstance(spec, dict):
+            check.fail(key, 'missing "body" (the text for every language without its own '
+                            f'[{key}.LANG] table)')
+        variants = []
+        for lang in (lang for lang in LANGUAGES if lang in table):
+            spec_lang = check.table(table[lang], f"{key}.{lang}", ("body",))
+            if isinstance(table[lang], dict) and "body" not in spec_lang:
+                check.fail(f"{key}.{lang}", 'missing "body"')
+            variant = _body(check, spec_lang, f"{key}.{lang}")
+            if variant is not None:
+                variants.append((lang, variant))
+        if body is not None:
+            result[name] = Template(name, body, tuple(variants))
     return result
+
+
+def _body(check: Checker, table: dict[str, Any], key: str) -> str | None:
+    """A template's ``body`` at ``key``, whose placeholders must all be known."""
+    body = check.string(table, "body", key)
+    if body is None:
+        return None
+    try:
+        fields = _placeholders(body)
+    except ValueError as exc:
+        check.fail(f"{key}.body", f"broken placeholder: {exc} (write {{{{ for a literal {{)")
+        return None
+    for placeholder in fields:
+        if placeholder not in PLACEHOLDERS:
+            close = close_matches(placeholder, PLACEHOLDERS)
+            hint = f'did you mean "{{{close[0]}}}"?' if close else (
+                "known: " + ", ".join("{" + p + "}" for p in PLACEHOLDERS))
+            check.fail(f"{key}.body", f'unknown placeholder "{{{placeholder}}}" ({hint})')
+    return body
 
 
 def _placeholders(body: str) -> list[str]:

@@ -17,8 +17,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from nudger.core.durations import Delay
+from nudger.core.language import DEFAULT_LANGUAGE, LANGUAGES
+from nudger.core.templates import BUILTIN
 
 PLACEHOLDERS = {
+    "greeting": "the greeting in your message's language, e.g. \"Hi Jörg,\" or \"Guten Tag Frau Weiß,\"",
     "first_name": "first name of the first recipient (or \"there\")",
     "name": "full name of the first recipient",
     "email": "address of the first recipient",
@@ -27,20 +30,33 @@ PLACEHOLDERS = {
     "my_email": "the identity that sent the message",
     "subject": "subject of your message, without Re:/Fwd: prefixes",
     "days": "whole days since your message",
-    "date": "date of your message, e.g. 23 November",
-    "weekday": "weekday of your message, e.g. Monday",
+    "date": "date of your message, e.g. 23 November (23. November in German)",
+    "weekday": "weekday of your message, e.g. Monday (Montag)",
     "stage": "which follow-up this is (1, 2, ...)",
 }
 
 DEFAULT_TEMPLATE = "gentle"
 
+
+@dataclass(frozen=True)
+class Template:
+    """A follow-up's text: ``body``, and its own text for some languages (``variants``:
+    (language, body) pairs). The language of the user's message picks one."""
+
+    name: str
+    body: str
+    variants: tuple[tuple[str, str], ...] = ()
+
+    def body_for(self, language: str) -> str:
+        """The text for a message in ``language``: its variant, else ``body``."""
+        return dict(self.variants).get(language, self.body)
+
+
+# gentle and thanks, in every language of LANGUAGES (core.templates has the texts).
 BUILTIN_TEMPLATES = {
-    DEFAULT_TEMPLATE: (
-        "Hi {first_name},\n\n"
-        "Just bringing this back to the top of your inbox, in case it got buried. "
-        "Happy to help if anything is unclear.\n\n"
-        "Best,\n{my_name}\n"
-    ),
+    name: Template(name, texts[DEFAULT_LANGUAGE],
+                   tuple((lang, texts[lang]) for lang in LANGUAGES if lang != DEFAULT_LANGUAGE))
+    for name, texts in BUILTIN.items()
 }
 
 TLS_MODES = ("implicit", "starttls", "none")
@@ -134,12 +150,6 @@ class Rule:
 DEFAULT_DELAY = Delay(business_days=3)  # a stage's wait when the file gives no "after"
 
 DEFAULT_RULE = Rule("default", (Stage(DEFAULT_DELAY, DEFAULT_TEMPLATE),))  # when there is no [[rules]]
-
-
-@dataclass(frozen=True)
-class Template:
-    name: str
-    body: str
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nudger.config.model import Config
+from nudger.config.model import BUILTIN_TEMPLATES, Config
 
 
 def summary(config: Config) -> str:
@@ -24,5 +24,12 @@ def summary(config: Config) -> str:
             cond.append("account " + "|".join(rule.accounts))
         stages = ", then ".join(f"{s.after} ({s.template})" for s in rule.stages)
         lines.append(f"  rules[{i}] {rule.name}: {' and '.join(cond) or 'any message'} -> {stages}")
+    kinds = []
+    for name, template in sorted(config.templates.items()):
+        builtin = BUILTIN_TEMPLATES.get(name) == template
+        texts = ", ".join(["en" if builtin else "body", *(lang for lang, _ in template.variants)])
+        whose = "built in" if builtin else "yours"
+        kinds.append(f"{name} ({whose}: {texts})")
+    lines.append(f"  templates: {'; '.join(kinds)}")
     lines.append(f"  state in {config.daemon.state_dir}, poll every {config.daemon.poll_interval}")
     return "\n".join(lines)

@@ -24,11 +24,15 @@ from email.parser import BytesHeaderParser
 from email.utils import format_datetime, formataddr
 from zoneinfo import ZoneInfo
 
+from nudger.core.greeting import first_name as given_name
+from nudger.core.greeting import greeting
 from nudger.core.headers import MAX_IDS, Headers, without_controls
+from nudger.core.language import DEFAULT_LANGUAGE
 from nudger.core.ledger import nudge_message_id
 from nudger.core.record import Addr, MessageRecord
 from nudger.core.stamp import stamp
 from nudger.core.subjects import normalise_subject, strip_reply_prefixes
+from nudger.core.templates import ATTRIBUTION, DAY_AND_MONTH, GREETINGS, MONTHS, WEEKDAYS
 
 # CRLF for IMAP, and no folding by the library: compose folds every value itself.
 WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
@@ -38,10 +42,6 @@ DRAFT_HEADERS = frozenset({
     "Thread-Topic", "X-Nudger-For", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
     "X-Nudger-Digest",  # (added last, over all the others: see stamp.py)
 })  # fmt: skip
-GENERIC_LOCAL_PARTS = frozenset(
-    "info sales contact support team hello office admin billing accounts help service "
-    "mail enquiries inquiries jobs hr press marketing".split()
-)
 MAX_QUOTED_LINES = 400
 MAX_ID_CHARS = 900  # a msg-id is never folded nor encoded: its line must stay under 998
 MAX_NAME_CHARS = 200
@@ -56,16 +56,9 @@ class ComposeError(ValueError):
 
 
 def first_name(addr: Addr) -> str:
-    """How to greet someone: the first word of their name, else a guess from the address."""
-    name = addr.name.strip().strip("'\"")
-    if "," in name:  # "Doe, Jane"
-        name = name.split(",", 1)[1].strip()
-    if name and "@" not in name:
-        return name.split()[0]
-    local = re.split(r"[._+-]", addr.email.partition("@")[0])[0]
-    if local.isalpha() and len(local) > 1 and local.lower() not in GENERIC_LOCAL_PARTS:
-        return local.capitalize()
-    return "there"
+    """How to greet someone by first name: from their display name (a title is none),
+    else a guess from the address, else "there"."""
+    return given_name(addr) or "there"
 
 
 @dataclass(frozen=True)
@@ -83,6 +76,7 @@ class DraftInput:
     cc: tuple[Addr, ...]
     tz: ZoneInfo
     now: datetime
+    language: str = DEFAULT_LANGUAGE  # of the outbound: the greeting, quote line and dates
 
 
 def placeholders(d: DraftInput) -> dict[str, str]:
@@ -90,7 +84,10 @@ def placeholders(d: DraftInput) -> dict[str, str]:
     first = d.to[0] if d.to else (d.cc[0] if d.cc else Addr("", ""))
     sent = d.outbound.date.astimezone(d.tz)
     my_name = d.sender.name or first_name(d.sender)
+    lang = d.language if d.language in GREETINGS else DEFAULT_LANGUAGE
+    month = MONTHS[lang].split()[sent.month - 1]
     return {
+        "greeting": greeting(first, lang),
         "first_name": first_name(first),
         "name": first.name or first_name(first),
         "email": first.email,
@@ -99,8 +96,8 @@ def placeholders(d: DraftInput) -> dict[str, str]:
         "my_email": d.sender.email,
         "subject": normalise_subject(d.outbound.subject),
         "days": str(max(0, (d.now - d.outbound.date).days)),
-        "date": f"{sent.day} {sent:%B}",
-        "weekday": f"{sent:%A}",
+        "date": DAY_AND_MONTH[lang].format(d=sent.day, month=month),
+        "weekday": WEEKDAYS[lang].split()[sent.weekday()],
         "stage": str(d.stage),
     }
 
@@ -119,7 +116,10 @@ def quote(d: DraftInput) -> str:
     if len(lines) > MAX_QUOTED_LINES:
         lines = lines[:MAX_QUOTED_LINES] + ["[...]"]
     quoted = "\n".join("> " + line if line.strip() else ">" for line in lines)
-    return f"On {sent:%a, %d %b %Y at %H:%M}, {who} wrote:\n{quoted}\n"
+    line = ATTRIBUTION.get(d.language, ATTRIBUTION[DEFAULT_LANGUAGE]).format(
+        wd=f"{sent:%a}", dd=f"{sent:%d}", mon=f"{sent:%b}", mm=f"{sent:%m}", yyyy=sent.year,
+        hm=f"{sent:%H:%M}", who=who)
+    return f"{line}\n{quoted}\n"
 
 
 # -- header values, on the wire's terms ------------------------------------------------------

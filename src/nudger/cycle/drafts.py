@@ -13,7 +13,8 @@ from dataclasses import replace
 
 from nudger.config.model import Account
 from nudger.core.bodytext import text_of
-from nudger.core.headers import normalise_message_id
+from nudger.core.headers import Headers, normalise_message_id
+from nudger.core.language import LANGUAGE_NAMES, language_of
 from nudger.core.ledger import (
     APPENDING,
     CLOCK_SLACK,
@@ -149,9 +150,10 @@ def write_draft(ctx: Cycle, decision: Decision, guard: AppendGuard) -> bool:
             state.drop_records(ctx.name, out.folder, [out.uid])
         log.info("%s: %s is gone from %s; no follow-up", ctx.name, out.message_id, out.folder)
         return False
-    data = _compose(ctx, action, raw)
-    if data is None:
+    composed = _compose(ctx, action, raw)
+    if composed is None:
         return False
+    data, language = composed
     # The ledger row first: a disk too full to record the draft stops us before the APPEND,
     # and a stop between the two leaves "appending", which the next cycle resolves.
     with state.transaction():
@@ -160,23 +162,28 @@ def write_draft(ctx: Cycle, decision: Decision, guard: AppendGuard) -> bool:
     uid, digest = _after_append(ctx, entry, uid, data)
     with state.transaction():
         state.record_nudge(replace(entry, uid=uid, digest=digest))
-    log.info("%s: drafted follow-up %s to %s for %r (rule %s)", ctx.name, action.stage,
-             ", ".join(a.email for a in action.to), out.subject, action.rule)
+    log.info("%s: drafted follow-up %s to %s for %r (rule %s, in %s)", ctx.name, action.stage,
+             ", ".join(a.email for a in action.to), out.subject, action.rule, LANGUAGE_NAMES[language])
     return True
 
 
-def _compose(ctx: Cycle, action: AppendDraft, raw: bytes) -> bytes | None:
-    """The draft's bytes; None (and a warning) if this message cannot be followed up."""
+def _compose(ctx: Cycle, action: AppendDraft, raw: bytes) -> tuple[bytes, str] | None:
+    """The draft's bytes and its language; None (and a warning) if this message cannot be
+    followed up."""
     from nudger.core.compose import ComposeError, DraftInput, draft_bytes
 
     out, account = action.outbound, ctx.account
     sender = Addr(account.display_name or out.sender.name, out.sender.email)
     where, notes = f"{account.name}: {out.folder} UID {out.uid}", list[str]()
     try:  # pure work on the message's own data: what fails here fails for this thread only
+        # The follow-up is written in the language of the user's message: read from the
+        # text fetched here for the quote, so a cycle without a draft to write costs nothing.
+        text = text_of(raw)
+        language = language_of(Headers(raw).text("content-language"), text)
         data = draft_bytes(DraftInput(
-            account=account.name, outbound=out, outbound_text=text_of(raw), stage=action.stage,
-            template=ctx.config.templates[action.template].body, sender=sender,
-            to=action.to, cc=action.cc, tz=account.timezone, now=ctx.now),
+            account=account.name, outbound=out, outbound_text=text, stage=action.stage,
+            template=ctx.config.templates[action.template].body_for(language), sender=sender,
+            to=action.to, cc=action.cc, tz=account.timezone, now=ctx.now, language=language),
             ctx.mailbox.append_limit, notes)
     except Exception as exc:  # noqa: BLE001 - one hostile message must not stop every draft
         why = str(exc) if isinstance(exc, ComposeError) else f"internal error ({type(exc).__name__})"
@@ -185,7 +192,7 @@ def _compose(ctx: Cycle, action: AppendDraft, raw: bytes) -> bytes | None:
         return None
     for note in notes:
         log.warning("%s: follow-up %s: %s", where, action.stage, note)
-    return data
+    return data, language
 
 
 def _after_append(ctx: Cycle, entry: LedgerEntry, uid: int | None,
