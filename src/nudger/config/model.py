@@ -33,12 +33,19 @@ PLACEHOLDERS = {
 }
 
 DEFAULT_TEMPLATE = "gentle"
+THANKS_TEMPLATE = "thanks"  # the thank-you after a meeting ([meetings] template)
 
 BUILTIN_TEMPLATES = {
     DEFAULT_TEMPLATE: (
         "Hi {first_name},\n\n"
         "Just bringing this back to the top of your inbox, in case it got buried. "
         "Happy to help if anything is unclear.\n\n"
+        "Best,\n{my_name}\n"
+    ),
+    THANKS_TEMPLATE: (
+        "Hi {first_name},\n\n"
+        "Thank you for taking the time to meet. I appreciated the conversation and am glad "
+        "we could talk it through.\n\n"
         "Best,\n{my_name}\n"
     ),
 }
@@ -150,6 +157,19 @@ class Daemon:
     poll_interval: timedelta = timedelta(minutes=5)
 
 
+MAX_THANKS_DELAY = timedelta(hours=24)  # a thank-you later than this reads as an afterthought
+
+
+@dataclass(frozen=True)
+class Meetings:
+    """[meetings]: a thank-you draft after the meetings you organised or accepted."""
+
+    thank_you: bool = False
+    after: timedelta = timedelta(hours=2)  # after the meeting ended; at most MAX_THANKS_DELAY
+    template: str = THANKS_TEMPLATE
+    recurring: bool = False  # one thank-you per series too (not implemented: see README)
+
+
 @dataclass(frozen=True)
 class Config:
     """A whole valid file; the rules in the order they are tried (the first match wins)."""
@@ -159,6 +179,7 @@ class Config:
     accounts: tuple[Account, ...]
     rules: tuple[Rule, ...]
     templates: Mapping[str, Template]
+    meetings: Meetings = Meetings()
 
 
 @functools.lru_cache(maxsize=8192)  # asked for every message of every thread judged

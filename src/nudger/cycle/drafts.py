@@ -160,8 +160,9 @@ def write_draft(ctx: Cycle, decision: Decision, guard: AppendGuard) -> bool:
     uid, digest = _after_append(ctx, entry, uid, data)
     with state.transaction():
         state.record_nudge(replace(entry, uid=uid, digest=digest))
-    log.info("%s: drafted follow-up %s to %s for %r (rule %s)", ctx.name, action.stage,
-             ", ".join(a.email for a in action.to), out.subject, action.rule)
+    what = f"follow-up {action.stage}" if action.stage else "a thank-you"
+    log.info("%s: drafted %s to %s for %r (rule %s)", ctx.name, what,
+             ", ".join(a.email for a in action.to), action.subject or out.subject, action.rule)
     return True
 
 
@@ -170,13 +171,14 @@ def _compose(ctx: Cycle, action: AppendDraft, raw: bytes) -> bytes | None:
     from nudger.core.compose import ComposeError, DraftInput, draft_bytes
 
     out, account = action.outbound, ctx.account
-    sender = Addr(account.display_name or out.sender.name, out.sender.email)
+    sender = action.sender or Addr(account.display_name or out.sender.name, out.sender.email)
     where, notes = f"{account.name}: {out.folder} UID {out.uid}", list[str]()
     try:  # pure work on the message's own data: what fails here fails for this thread only
         data = draft_bytes(DraftInput(
             account=account.name, outbound=out, outbound_text=text_of(raw), stage=action.stage,
             template=ctx.config.templates[action.template].body, sender=sender,
-            to=action.to, cc=action.cc, tz=account.timezone, now=ctx.now),
+            to=action.to, cc=action.cc, tz=account.timezone, now=ctx.now,
+            subject=action.subject, quote=action.quote),
             ctx.mailbox.append_limit, notes)
     except Exception as exc:  # noqa: BLE001 - one hostile message must not stop every draft
         why = str(exc) if isinstance(exc, ComposeError) else f"internal error ({type(exc).__name__})"
