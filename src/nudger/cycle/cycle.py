@@ -286,7 +286,8 @@ def _act(ctx: Cycle, result: CycleResult) -> None:
         assert isinstance(decision.action, AppendDraft)
         if write_draft(ctx, decision, guard):
             result.written.append(decision.action.nudge_id)
-            written.append(decision.action.outbound)
+            if decision.action.stage:  # (a thank-you waits on no reply: not in the totals)
+                written.append(decision.action.outbound)
     for decision in result.decisions:
         if isinstance(decision.action, WithdrawDraft):
             if withdraw(ctx, decision.action.entry):
