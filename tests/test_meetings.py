@@ -358,3 +358,41 @@ def test_a_state_of_schema_2_gains_the_calendar_and_reads_as_it_is(
     assert box.last_code == 0 and len(box.drafts()) == 1
     with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+
+
+# -- recurring = true: one thank-you per series, after the occurrence that just ended --------
+
+SERIES = MEETINGS + "recurring = true\n"
+
+
+def test_a_series_gets_one_thank_you_after_the_occurrence_that_just_ended(
+        dovecot, imap_user, tmp_path, capsys, monkeypatch, corpus) -> None:  # type: ignore[no-untyped-def]
+    box = thunderbird_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, meetings=SERIES)
+    # Daily, three times (COUNT=3) from Wednesday 05:00-05:30 UTC: Friday's ended at 05:30.
+    seed_single(box, corpus, datetime(2026, 11, 25, 5, 0), datetime(2026, 11, 25, 5, 30), "ACCEPTED",
+                name="repeat_event_request.eml")
+    d = decision(box)
+    assert d["status"] == "due" and "Fri 2026-11-27 06:00-06:30, one of a series" in str(d["reason"])
+    [draft] = box.drafts()
+    assert draft["Subject"] == "Re: Repeat Event" and draft["In-Reply-To"] == "<single@example.com>"
+    box.delete_drafts()
+    assert decision(box, now=NOW + timedelta(hours=1))["status"] == "dismissed"
+    assert box.drafts() == []  # and never another one for this series
+
+
+def test_an_exchange_series_in_its_own_zone(dovecot, imap_user, tmp_path, capsys, monkeypatch,  # type: ignore[no-untyped-def]
+                                            corpus) -> None:
+    box = box_for(dovecot, imap_user, tmp_path, capsys, monkeypatch, ["david@tethera.net"],
+                  meetings=SERIES)
+    # Daily at 14:00-14:30 "Atlantic Standard Time" (its VTIMEZONE: -04:00 in November), so
+    # Thursday's ended at 18:30 UTC: due at 20:30 UTC, 21:30 in Berlin.
+    raw = invitation(corpus, "text_calendar_attachment_notmuch.eml", datetime(2026, 11, 2, 14, 0),
+                     datetime(2026, 11, 2, 14, 30)).replace(b"UNTIL=3D20240827", b"UNTIL=3D20270827")
+    box.seed("INBOX", raw)
+    box.seed("Sent", answer(uid_of(raw), "david@tethera.net", "bremner@example.com", "ACCEPTED",
+                            NOW - timedelta(days=3), "<yes@tethera.net>", "test [In-person]"))
+    d = decision(box, now=datetime(2026, 11, 26, 20, 0, tzinfo=UTC))
+    assert d["status"] == "waiting" and "thank-you due at Thu 2026-11-26 21:30" in str(d["reason"])
+    assert decision(box)["status"] == "due"
+    [draft] = box.drafts()
+    assert [a.addr_spec for a in draft["To"].addresses] == ["bremner@example.com"]

@@ -106,11 +106,9 @@ def _meetings(check: Checker, value: Any, templates: Mapping[str, Template]) -> 
                                      "24 hours of the meeting (try \"2h\")")
     template = check.string(table, "template", "meetings") or Meetings.template
     _known_template(check, template, "meetings.template", templates)
-    if check.typed(table.get("recurring"), "meetings.recurring", bool, "true or false"):
-        check.fail("meetings.recurring", "true is not supported yet: nudger thanks only for "
-                                         "single meetings (leave it out, or false)")
+    recurring = check.typed(table.get("recurring"), "meetings.recurring", bool, "true or false")
     return Meetings(thank_you=bool(on), after=Meetings.after if after is None else after,
-                    template=template)
+                    template=template, recurring=bool(recurring))
 
 
 def _daemon(check: Checker, value: Any) -> Daemon:

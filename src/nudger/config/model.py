@@ -167,7 +167,7 @@ class Meetings:
     thank_you: bool = False
     after: timedelta = timedelta(hours=2)  # after the meeting ended; at most MAX_THANKS_DELAY
     template: str = THANKS_TEMPLATE
-    recurring: bool = False  # one thank-you per series too (not implemented: see README)
+    recurring: bool = False  # a series too: one thank-you, after the first occurrence seen
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from email.parser import BytesParser
 from typing import Any
 
 import icalendar
+import recurring_ical_events
 
 CALENDAR_TYPES = ("text/calendar", "application/ics")
 INDIVIDUAL = "INDIVIDUAL"
@@ -47,6 +48,11 @@ class CalendarFacts:
     summary: str
     organizer: Attendee | None
     attendees: tuple[Attendee, ...]
+    ics: str = ""  # a series' own calendar text: its occurrences are computed from it
+
+    @property
+    def series(self) -> bool:
+        return self.recurring or bool(self.recurrence_id)
 
     @property
     def all_day(self) -> bool:
@@ -83,6 +89,7 @@ def parse_calendar(data: bytes) -> CalendarFacts | None:
     if not events:
         return None
     event = next((e for e in events if "RECURRENCE-ID" not in e), events[0])
+    recurring = "RRULE" in event or "RDATE" in event
     method = str(cal.get("METHOD", "")).upper()
     start = _when(event.decoded("DTSTART", None))
     if start is None and method in ("REQUEST", "PUBLISH", ""):
@@ -95,13 +102,29 @@ def parse_calendar(data: bytes) -> CalendarFacts | None:
         dtstamp=_iso(_when(event.decoded("DTSTAMP", None))),
         start=_iso(start),
         end=_iso(end),
-        recurring="RRULE" in event or "RDATE" in event,
+        recurring=recurring,
         recurrence_id=_iso(_when(event.decoded("RECURRENCE-ID", None))),
         status=str(event.get("STATUS", "")).upper(),
         summary=" ".join(str(event.get("SUMMARY", "")).split())[:200],
         organizer=_person(event.get("ORGANIZER")),
         attendees=tuple(a for v in _list(event.get("ATTENDEE")) if (a := _person(v)) is not None),
+        ics=data.decode("utf-8", "replace") if recurring else "",
     )
+
+
+def occurrences(facts: CalendarFacts, since: datetime, until: datetime) -> list[tuple[str, str]]:
+    """The (start, end) of each occurrence of a series between ``since`` and ``until``, as
+    ``CalendarFacts`` writes them (EXDATE and overridden occurrences applied, by
+    ``recurring_ical_events``)."""
+    cal = icalendar.Calendar.from_ical(facts.ics)
+    found = []
+    for event in recurring_ical_events.of(cal).between(since, until):
+        if str(event.get("UID", "")) != facts.uid or str(event.get("STATUS", "")).upper() == "CANCELLED":
+            continue
+        start = _when(event.decoded("DTSTART", None))
+        if start is not None:
+            found.append((_iso(start), _iso(_end(event, start))))
+    return sorted(found)
 
 
 def _end(event: Any, start: date) -> date:

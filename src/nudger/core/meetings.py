@@ -16,8 +16,17 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
 from nudger.config.model import MAX_THANKS_DELAY, Account, Meetings
-from nudger.core.calendar import INDIVIDUAL, Attendee, CalendarFacts
-from nudger.core.ledger import DISMISSED, EDITED, PENDING, SENT, WITHDRAWN, Ledger, nudge_message_id
+from nudger.core.calendar import INDIVIDUAL, Attendee, CalendarFacts, occurrences
+from nudger.core.ledger import (
+    DISMISSED,
+    EDITED,
+    PENDING,
+    SENT,
+    WITHDRAWN,
+    Ledger,
+    LedgerEntry,
+    nudge_message_id,
+)
 from nudger.core.plan import AppendDraft, Decision, Status, WithdrawDraft
 from nudger.core.record import HUMAN, Addr, MessageRecord
 from nudger.core.rules import _Holidays, after_quiet_hours
@@ -26,6 +35,7 @@ from nudger.core.threads import NO_NUDGE_KEYWORD, is_no_nudge
 THANKS_STAGE = 0  # a thank-you's stage in the ledger and its Message-ID: no nudge has it
 MORNING = time(9)  # when the thank-you for an all-day event appears
 SHOWN_FOR = timedelta(days=2)  # a settled meeting stays in ``status`` this long after its end
+SERIES_AHEAD = timedelta(days=60)  # how far ahead a series' next occurrence is looked for
 NOT_PEOPLE = ("ROOM", "RESOURCE")
 
 
@@ -64,63 +74,100 @@ def decide_meeting(meeting: Meeting, answers: Iterable[MessageRecord], account: 
     """What to do about one meeting now, and why; None when it is nobody's thank-you to
     show (no invitation, or long over). ``answers``: the messages of the invitation's
     thread in the watched folders."""
-    requests, anchor = meeting.with_method("REQUEST"), meeting.anchor
-    if not requests or anchor is None:
+    anchor = meeting.anchor
+    chosen = _version(meeting, config, account, now)
+    if anchor is None or chosen is None:
         return None
-    record, facts = requests[-1]  # the latest version says when and who
-    latest = meeting.with_method("REQUEST", "CANCEL")[-1][1]
+    facts, why_not = chosen
     start, end, due, deadline = _times(facts, account, config)
     if now - max(end, due) > SHOWN_FOR and not ledger.for_messages([anchor.message_id]):
         return None
-    me = _me(meeting, account, sent)
-    base = Decision(account.name, f"meeting {meeting.uid}", facts.summary or anchor.subject or "(no subject)",
-                    Status.EXCLUDED, "", outbound=anchor, due_at=due)
     tz = account.timezone
     when = f"{start.astimezone(tz):%a %Y-%m-%d %H:%M}-{end.astimezone(tz):%H:%M}"
     if facts.all_day:
         when = f"{date.fromisoformat(facts.start):%a %Y-%m-%d}, all day"
-    none = f"meeting {when}: no thank-you: "
-    if latest.method == "CANCEL" or latest.status == "CANCELLED":
-        return replace(base, reason=none + "it was cancelled")
-    if facts.recurring or facts.recurrence_id:
-        return replace(base, reason=none + "a recurring meeting ([meetings] thanks for single ones)")
-    if isinstance(me, str):
-        return replace(base, reason=none + me)
-    if is_no_nudge(anchor.keywords):
-        return replace(base, reason=none + f"you marked the invitation {NO_NUDGE_KEYWORD}")
+    when += ", one of a series" if facts.series else ""
+    base = Decision(account.name, f"meeting {meeting.uid}", facts.summary or anchor.subject or "(no subject)",
+                    Status.EXCLUDED, f"meeting {when}: no thank-you: ", outbound=anchor, due_at=due)
+    me = _me(meeting, account, sent)
+    why_not = why_not or (me if isinstance(me, str) else "")
+    if not why_not and is_no_nudge(anchor.keywords):
+        why_not = f"you marked the invitation {NO_NUDGE_KEYWORD}"
     to, cc = _recipients(meeting, facts, account)
-    if not to and not cc:
-        return replace(base, reason=none + "no one but you attends")
+    if not why_not and not to and not cc:
+        why_not = "no one but you attends"
+    if why_not or isinstance(me, str):
+        return replace(base, reason=base.reason + why_not)
     base = replace(base, to=to + cc)
     nudge_id = nudge_message_id(account.name, anchor.message_id, THANKS_STAGE, me.email.rpartition("@")[2])
-    entry = ledger.get(nudge_id)
     first = _wrote_first(answers, end, anchor, nudge_id, account, sent)
-    if entry is not None and entry.fate in PENDING:
-        if first is not None and entry.fate != EDITED:
-            return replace(base, status=Status.REPLIED, action=WithdrawDraft(entry),
-                           reason=f"meeting {when}: {first} wrote first; removing our unsent thank-you")
-        return replace(base, status=Status.DRAFTED, pending=nudge_id,
-                       reason=f"meeting {when}: the thank-you is in {entry.folder or 'Drafts'}"
-                              f"{'; you edited it' if entry.fate == EDITED else ''}")
-    if entry is not None:
-        words = {SENT: "sent", DISMISSED: "deleted unsent: not written again",
-                 WITHDRAWN: "removed: someone wrote first"}
-        status = {SENT: Status.SENT, DISMISSED: Status.DISMISSED}.get(entry.fate, Status.WITHDRAWN)
-        return replace(base, status=status, reason=f"meeting {when}: the thank-you was "
-                                                   f"{words.get(entry.fate, str(entry.fate))}")
-    if first is not None:
-        return replace(base, reason=none + f"{first} wrote first after it")
-    if due > deadline:
-        return replace(base, reason=none + "the 24 hours after it fall in your quiet hours")
+    found = _ledger_says(base, ledger.get(nudge_id), first, when)
+    if found is not None:
+        return found
+    if first is not None or due > deadline or now > deadline:
+        why_not = (f"{first} wrote first after it" if first is not None else
+                   "the 24 hours after it fall in your quiet hours" if due > deadline else
+                   "it ended more than 24 hours ago")
+        return replace(base, reason=base.reason + why_not)
     if now < due:
         return replace(base, status=Status.WAITING,
                        reason=f"meeting {when}: thank-you due at {due.astimezone(tz):%a %Y-%m-%d %H:%M}")
-    if now > deadline:
-        return replace(base, reason=none + "it ended more than 24 hours ago")
     action = AppendDraft(nudge_id, anchor, THANKS_STAGE, "meetings", config.template, to, cc,
                          sender=me, subject=facts.summary, quote=False)
     return replace(base, status=Status.DUE, action=action,
                    reason=f"meeting {when}: thank-you due since {due.astimezone(tz):%a %Y-%m-%d %H:%M}")
+
+
+def _ledger_says(base: Decision, entry: LedgerEntry | None, first: str | None,
+                 when: str) -> Decision | None:
+    """The decision when a thank-you was written already: waiting in Drafts (withdrawn if
+    someone wrote first), sent, deleted or removed. None when none was written."""
+    if entry is None:
+        return None
+    if entry.fate in PENDING:
+        if first is not None and entry.fate != EDITED:
+            return replace(base, status=Status.REPLIED, action=WithdrawDraft(entry),
+                           reason=f"meeting {when}: {first} wrote first; removing our unsent thank-you")
+        return replace(base, status=Status.DRAFTED, pending=entry.nudge_id,
+                       reason=f"meeting {when}: the thank-you is in {entry.folder or 'Drafts'}"
+                              f"{'; you edited it' if entry.fate == EDITED else ''}")
+    words = {SENT: "sent", DISMISSED: "deleted unsent: not written again",
+             WITHDRAWN: "removed: someone wrote first"}
+    status = {SENT: Status.SENT, DISMISSED: Status.DISMISSED}.get(entry.fate, Status.WITHDRAWN)
+    return replace(base, status=status,
+                   reason=f"meeting {when}: the thank-you was {words.get(entry.fate, str(entry.fate))}")
+
+
+def _version(meeting: Meeting, config: Meetings, account: Account,
+             now: datetime) -> tuple[CalendarFacts, str] | None:
+    """The facts to decide on, and why there is no thank-you ("" when there may be one):
+    the latest invitation (a series' master first), and for a series the occurrence that
+    ended last or comes next. None without any invitation."""
+    requests = meeting.with_method("REQUEST")
+    if not requests:
+        return None
+    masters = [f for _, f in requests if not f.recurrence_id]
+    facts = masters[-1] if masters else requests[-1][1]  # the latest version: when and who
+    versions = [f for _, f in meeting.with_method("REQUEST", "CANCEL")
+                if f.recurrence_id == facts.recurrence_id]
+    if versions[-1].method == "CANCEL" or versions[-1].status == "CANCELLED":
+        return facts, "it was cancelled"
+    if facts.series and not config.recurring:
+        return facts, "a recurring meeting ([meetings] recurring = true thanks for one of each series)"
+    if not facts.recurring:
+        return facts, ""
+    cancelled = {f.recurrence_id for _, f in meeting.with_method("CANCEL") if f.recurrence_id}
+    found = [(s, e) for s, e in occurrences(facts, now - SHOWN_FOR - MAX_THANKS_DELAY,
+                                            now + SERIES_AHEAD) if s not in cancelled]
+    ended = [(s, e) for s, e in found if _aware(_parse(e), account) <= now]
+    pick = ended[-1] if ended else (found[0] if found else None)
+    if pick is None:
+        return facts, "no occurrence of the series in the last days or the next weeks"
+    return replace(facts, start=pick[0], end=pick[1]), ""
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text) if "T" in text else datetime.combine(date.fromisoformat(text), time())
 
 
 def _times(facts: CalendarFacts, account: Account,
