@@ -157,6 +157,21 @@ def test_accepted_exchange_meeting_gets_a_thank_you_in_its_own_zone(
     assert [d["status"] for d in later if d["subject"] == "Testaus"] == ["dismissed"]
 
 
+def test_check_config_names_the_thank_yous(dovecot, imap_user, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    box = box_for(dovecot, imap_user, tmp_path, capsys, monkeypatch, [])
+    code, out, _ = box.cli("check-config")
+    assert code == 0
+    assert "meetings: a thank-you draft 2:00:00 after each meeting you organised or accepted" in out
+
+
+def test_a_thank_you_later_than_a_day_is_refused(dovecot, imap_user, tmp_path, capsys,  # type: ignore[no-untyped-def]
+                                                 monkeypatch) -> None:
+    box = box_for(dovecot, imap_user, tmp_path, capsys, monkeypatch, [],
+                  meetings=MEETINGS.replace('after = "2h"', 'after = "2d"'))
+    code, _, err = box.cli("check-config")
+    assert code == 78 and 'meetings.after: "2d" is too late' in err
+
+
 def test_no_thank_you_unless_asked_for(dovecot, imap_user, tmp_path, capsys, monkeypatch,  # type: ignore[no-untyped-def]
                                        corpus) -> None:
     box = box_for(dovecot, imap_user, tmp_path, capsys, monkeypatch, ["homer@example.org"],
@@ -202,7 +217,10 @@ def test_organised_google_meeting_thanks_people_never_rooms(
     raw = invitation(corpus, "google_calendar_meet_invite.eml", datetime(2026, 11, 27, 6, 0),
                      datetime(2026, 11, 27, 7, 0), extra=extra)
     box.seed("Sent", raw)  # the organiser's copy of the invitation
-    box.run()
+    decisions = box.run()
+    # Sent four days ago, answered only by calendars: never nudged, thanked instead.
+    [thread] = [d for d in decisions if not d["thread"].startswith("meeting ")]
+    assert thread["status"] == "excluded" and "a meeting invitation's thread" in thread["reason"]
     [draft] = box.drafts()
     assert draft["From"].addresses[0].addr_spec == "example@gmail.com"
     assert [a.addr_spec for a in draft["To"].addresses] == ["homer@example.com"]

@@ -24,5 +24,10 @@ def summary(config: Config) -> str:
             cond.append("account " + "|".join(rule.accounts))
         stages = ", then ".join(f"{s.after} ({s.template})" for s in rule.stages)
         lines.append(f"  rules[{i}] {rule.name}: {' and '.join(cond) or 'any message'} -> {stages}")
+    meetings = config.meetings
+    if meetings.thank_you:
+        series = ", one per series" if meetings.recurring else ", not for recurring ones"
+        lines.append(f"  meetings: a thank-you draft {meetings.after} after each meeting you "
+                     f"organised or accepted ({meetings.template}){series}")
     lines.append(f"  state in {config.daemon.state_dir}, poll every {config.daemon.poll_interval}")
     return "\n".join(lines)
