@@ -28,12 +28,15 @@ def test_demo_shows_drafts_and_reasons_without_any_setup(tmp_path: Path, now: st
     out = subprocess.run([sys.executable, "-m", "nudger", "demo", *args], capture_output=True,
                          text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "wrote 3 draft(s)" in out.stdout
+    assert "wrote 4 draft(s)" in out.stdout
     assert "replied by dan@law.example" in out.stdout and "(Archive)" in out.stdout
     assert "every recipient bounced (frank@nowhere.example)" in out.stdout
     shown = out.stdout.split("as your mail client will show it:", 1)[1]
     assert "Subject: Re: Proposal for the Q1 rollout" in shown and "Hi Bob," in shown
     assert "Angebot für Ihre Anfrage – Übersicht" in out.stdout
+    thanks = out.stdout.split("The thank-you after Bob's workshop", 1)[1]
+    assert "Subject: Re: Q1 rollout workshop" in thanks and "Cc: Lena Fischer" in thanks
+    assert "Thank you for taking the time to meet." in thanks and "elbe@" not in thanks
     assert "Running the cycle again writes 0 more" in out.stdout
     assert not (tmp_path / ".local").exists()  # the demo leaves nothing behind
 

@@ -343,3 +343,29 @@ def test_the_dry_run_plan_is_the_plan_the_run_carries_out() -> None:
     assert dry["Proposal for the Q1 rollout"][0] == "excluded"
     assert sum(1 for _, act in dry.values() if act) == box.appends == 1
     assert [s for s, (status, act) in dry.items() if status == "due" and not act]
+
+
+def test_every_invitation_of_the_corpus_reads_as_its_client_wrote_it(corpus: Path) -> None:
+    from nudger.core.calendar import calendar_part, parse_calendar
+
+    found = {}
+    for path in sorted((corpus / "calendar").glob("*.eml")):
+        part = calendar_part(path.read_bytes())
+        assert part is not None, path.name
+        facts = parse_calendar(part)
+        assert facts is not None and facts.uid and facts.start and facts.end, path.name
+        found[path.stem] = facts
+    outlook = found["outlook_exchange_invite"]  # TZID "FLE Standard Time" through its VTIMEZONE
+    assert (outlook.method, outlook.start, outlook.end) == (
+        "REQUEST", "2021-11-27T07:00:00+00:00", "2021-11-27T07:30:00+00:00")
+    assert outlook.organizer is not None and outlook.organizer.email == "marge@example.org"
+    assert [(a.email, a.role) for a in outlook.attendees] == [("homer@example.org", "REQ-PARTICIPANT")]
+    teams = found["teams_meeting_invite"]
+    assert teams.end == "2020-12-02T19:00:00+00:00" and not teams.recurring
+    assert found["text_calendar_attachment_notmuch"].recurring  # RRULE: a series
+    assert found["repeat_event_request"].recurring
+    assert found["single_event_cancel"].method == "CANCEL" and found["single_event_cancel"].sequence == 1
+    assert found["publish_booking_confirmation"].method == "PUBLISH"  # a booking, not an invitation
+    google = found["google_calendar_meet_invite"]
+    assert google.summary == "Meeeeet me HTML" and google.organizer is not None
+    assert [a.partstat for a in google.attendees] == ["ACCEPTED", "NEEDS-ACTION"]

@@ -63,6 +63,27 @@ def test_quiet_cycle_reads_no_message_and_new_mail_is_read_once(box: Box) -> Non
     assert _cycle(box)["hdr_count"] == 0
 
 
+def test_meetings_cost_a_quiet_cycle_nothing(dovecot: Dovecot, tmp_path, capsys,  # type: ignore[no-untyped-def]
+                                             monkeypatch) -> None:
+    (tmp_path / "off").mkdir()
+    (tmp_path / "on").mkdir()
+    rules = '[[rules]]\nname = "default"\nafter = "3 business days"\n'
+    off = make_box(dovecot, dovecot.take_user(), tmp_path / "off", capsys, monkeypatch, rules=rules)
+    on = make_box(dovecot, dovecot.take_user(), tmp_path / "on", capsys, monkeypatch,
+                  rules=rules + "[meetings]\nthank_you = true\n")
+    figures = {}
+    for name, box in (("off", off), ("on", on)):
+        monkeypatch.setenv("NUDGER_TEST_PASSWORD", box.dovecot.users[box.user])
+        _seed(box, 10)
+        box.seed("INBOX", *[message(f"in{i}@client.example", sender="bob@client.example", to=box.user,
+                                    subject=f"Hello {i}", date=days_ago(2)) for i in range(10)])
+        _cycle(box, connections=2)
+        figures[name] = _cycle(box)
+    assert figures["on"]["hdr_count"] == figures["on"]["body_count"] == 0
+    assert figures["on"]["out"] <= figures["off"]["out"] + 64
+    assert figures["on"]["in"] <= figures["off"]["in"] + 64
+
+
 def test_quiet_cycle_costs_the_same_on_a_bigger_mailbox(dovecot: Dovecot, tmp_path, capsys,  # type: ignore[no-untyped-def]
                                                        monkeypatch) -> None:
     (tmp_path / "s").mkdir()

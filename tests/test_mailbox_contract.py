@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,22 @@ class TestMailboxContract:
         assert (status.uidvalidity, status.uidnext, status.messages) == (empty.uidvalidity, 4, 3)
         assert status.highestmodseq is not None and status.highestmodseq > empty.highestmodseq
         assert store.mailbox.examine("INBOX") == status == store.mailbox.status("INBOX")
+
+    def test_calendar_parts_are_found_by_structure(self, store: Store) -> None:
+        invite = EmailMessage()
+        invite["Message-ID"], invite["Subject"] = "<invite@example.com>", "Invitation: Review"
+        invite.set_content("You are invited.")
+        invite.add_alternative("BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n",
+                               subtype="calendar", params={"method": "REQUEST"})
+        ics = EmailMessage()
+        ics["Message-ID"] = "<ics@example.com>"
+        ics.set_content("Agenda attached.")
+        ics.add_attachment(b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", maintype="application",
+                           subtype="ics", filename="invite.ics")
+        seeded = [(_crlf(bytes(m)), (), WHEN) for m in (invite, ics)]
+        uids = store.seed("INBOX", INBOX + seeded)
+        assert store.mailbox.calendar_uids("INBOX", uids + [99]) == {4, 5}  # (99: no such UID)
+        assert store.mailbox.calendar_uids("INBOX", [1, 2]) == set()
 
     def test_searches_find_new_uids_and_dates(self, store: Store) -> None:
         store.seed("INBOX", INBOX)

@@ -43,6 +43,10 @@ stages = [ { after = "2 business days", template = "gentle" },
 name = "default"
 after = "3 business days"
 template = "gentle"
+
+[meetings]
+thank_you = true                         # a thank-you draft after the meetings you attended
+after = "2h"
 """
 
 ME = "Jane Doe <jane@example.com>"
@@ -101,7 +105,49 @@ def sample_mailbox(now: datetime) -> MemoryMailbox:
          "Angebot für Ihre Anfrage – Übersicht", d(8), sender="Jane Doe <jane.doe@example.org>",
          body="Hallo Jörg,\n\nanbei unser Angebot für die Wartung Ihrer Anlagen. Bei Fragen "
               "melden Sie sich gern.\n\nViele Grüße\nJane")
+    _meeting(box, now)
     return box
+
+
+def _meeting(box: MemoryMailbox, now: datetime) -> None:
+    """Bob's workshop invitation (as Google Calendar writes one), accepted by Jane; it
+    ended three hours ago, so its thank-you is due."""
+    end = now - timedelta(hours=3)
+    stamp = lambda t: f"{t.astimezone(UTC):%Y%m%dT%H%M%SZ}"  # noqa: E731
+    event = ["BEGIN:VEVENT", f"DTSTART:{stamp(end - timedelta(hours=1))}", f"DTEND:{stamp(end)}",
+             f"DTSTAMP:{stamp(now - timedelta(days=5))}", "UID:rollout-workshop@demo.example",
+             "SEQUENCE:0", "STATUS:CONFIRMED", "SUMMARY:Q1 rollout workshop",
+             "ORGANIZER;CN=Bob Miller:mailto:bob@acme.example",
+             "ATTENDEE;CUTYPE=INDIVIDUAL;ROLE=REQ-PARTICIPANT;PARTSTAT=ACCEPTED;CN=Bob Miller:"
+             "mailto:bob@acme.example",
+             "ATTENDEE;CUTYPE=INDIVIDUAL;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;CN=Jane Doe:"
+             "mailto:jane@example.com",
+             "ATTENDEE;CUTYPE=INDIVIDUAL;ROLE=OPT-PARTICIPANT;PARTSTAT=ACCEPTED;CN=Lena Fischer:"
+             "mailto:lena@acme.example",
+             "ATTENDEE;CUTYPE=ROOM;ROLE=NON-PARTICIPANT;CN=Room Elbe:mailto:elbe@rooms.acme.example",
+             "END:VEVENT"]
+
+    def calendar(method: str, lines: list[str]) -> str:
+        return "\r\n".join(["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//demo//EN",
+                             f"METHOD:{method}", *lines, "END:VCALENDAR", ""])
+
+    invite = calendar("REQUEST", event)
+    head = (f"Message-ID: <workshop@demo.example>\r\nFrom: Bob Miller <bob@acme.example>\r\n"
+            f"To: {ME}\r\nSubject: Invitation: Q1 rollout workshop\r\n"
+            f"Date: {format_datetime(now - timedelta(days=5))}\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/alternative; boundary="b"\r\n\r\n')
+    body = ("--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYou have been invited.\r\n"
+            '--b\r\nContent-Type: text/calendar; charset=utf-8; method=REQUEST\r\n\r\n'
+            f"{invite}--b--\r\n")
+    box.add("INBOX", (head + body).encode(), ("\\Seen",), now - timedelta(days=5))
+    accepted = [line.replace("PARTSTAT=NEEDS-ACTION", "PARTSTAT=ACCEPTED") for line in event
+                if "jane@" in line or not line.startswith("ATTENDEE")]
+    box.add("Sent", (f"Message-ID: <workshop-yes@demo.example>\r\nFrom: {ME}\r\n"
+                     "To: Bob Miller <bob@acme.example>\r\nSubject: Accepted: Q1 rollout workshop\r\n"
+                     f"Date: {format_datetime(now - timedelta(days=4))}\r\n"
+                     "In-Reply-To: <workshop@demo.example>\r\nMIME-Version: 1.0\r\n"
+                     "Content-Type: text/calendar; charset=utf-8; method=REPLY\r\n\r\n"
+                     + calendar("REPLY", accepted)).encode(), ("\\Seen",), now - timedelta(days=4))
 
 
 def readable(raw: bytes) -> str:
@@ -151,6 +197,10 @@ def run_demo(as_json: bool = False, now: datetime | None = None) -> int:
     if german is not None:
         print("\nThe follow-up to Jörg, in German like your offer to him:\n")
         print("    " + "\n    ".join(readable(german).splitlines()))
+    thanks = next((raw for raw in drafts if "<workshop@demo.example>" in _for(raw)), None)
+    if thanks is not None:
+        print("\nThe thank-you after Bob's workshop (it ended three hours ago):\n")
+        print("    " + "\n    ".join(readable(thanks).splitlines()))
     again = run_cycle(config, account, box, state, now)
     print(f"\nRunning the cycle again writes {len(again.written)} more: one draft per thread "
           "and stage, ever.\nTry it on your mailbox: copy config.example.toml to "

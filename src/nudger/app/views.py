@@ -21,6 +21,7 @@ from nudger.core.threads import Thread
 from nudger.cycle.cycle import AWAITING_STATUSES, threads_of
 from nudger.cycle.state import State
 from nudger.cycle.statefile import FILE_NAME
+from nudger.cycle.thanks import plan_meetings
 from nudger.errors import EX_OK, NudgerError
 
 SHOWN = ("due", "drafted", "waiting", "sent", "dismissed", "bounced")
@@ -72,10 +73,13 @@ def status(config: Config, now: datetime, as_json: bool) -> int:
                              if d.outbound and now - d.outbound.date <= account.lookback)
             decisions = sorted((d for d in decided if _shown(d)),
                                key=lambda d: d.outbound.date if d.outbound else now)
+            meetings = _meetings(config, state, account, ledger, now)
             if as_json:
                 report.append(_account_json(account, synced, totals, decisions))
+                report[-1]["meetings"] = [d.to_json(account.timezone) for d in meetings]
             else:
                 _table(account, synced, totals, decisions)
+                _meetings_table(account, meetings)
     finally:
         state.close()
     if as_json:
@@ -109,6 +113,44 @@ def _table(account: Account, synced: datetime | None, totals: Counter[str],
     console.print(table)
 
 
+def _meetings(config: Config, state: State, account: Account, ledger: Ledger,
+              now: datetime) -> list[Decision]:
+    """The meetings' thank-you decisions, as the next cycle makes them."""
+    if not config.meetings.thank_you:
+        return []
+    drafts = state.meta(account.name, "drafts_folder") or ""
+    folders = [f for (f,) in state.conn.execute(
+        "SELECT folder FROM folders WHERE account=?", (account.name,)) if f != drafts]
+    sent = state.meta(account.name, "sent_folder") or ""
+    found = plan_meetings(state, account, config.meetings, ledger, folders, sent, now)
+    return sorted(found, key=lambda d: d.due_at or now)
+
+
+def _meetings_table(account: Account, meetings: list[Decision]) -> None:
+    if not meetings:
+        return
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160,
+                      highlight=False, soft_wrap=not sys.stdout.isatty())
+    table = Table(title=f"{account.name}: meetings", title_justify="left")
+    for column in ("attendees", "meeting", "thank-you"):
+        table.add_column(column)
+    for d in meetings:
+        table.add_row(", ".join(a.email for a in d.to), d.subject, d.reason.split(": ", 1)[-1])
+    console.print(table)
+
+
+def _explain_meeting(config: Config, state: State, account: Account, wanted: str,
+                     now: datetime) -> bool:
+    """A meeting's invitation: what its thank-you decision is, and why."""
+    ledger = Ledger(state.ledger(account.name).values())
+    for d in _meetings(config, state, account, ledger, now):
+        if d.outbound is not None and d.outbound.message_id == wanted:
+            print(f"Meeting {d.subject!r} ({account.name}; times in {account.timezone.key})")
+            print(f"Decision: {line(d).strip()}")
+            return True
+    return False
+
+
 def explain(config: Config, message_id: str, now: datetime) -> int:
     wanted = normalise_message_id(message_id if "<" in message_id else f"<{message_id}>")
     state = _open(config)
@@ -120,7 +162,10 @@ def explain(config: Config, message_id: str, now: datetime) -> int:
             for thread in threads:
                 if any(m.message_id == wanted for m in thread.messages):
                     _explain(thread, account, config, state, now, synced)
+                    _explain_meeting(config, state, account, wanted, now)
                     return EX_OK
+            if _explain_meeting(config, state, account, wanted, now):
+                return EX_OK
     finally:
         state.close()
     if not ran:

@@ -24,10 +24,12 @@ from nudger.config.model import (
     DEFAULT_DELAY,
     DEFAULT_RULE,
     DEFAULT_TEMPLATE,
+    MAX_THANKS_DELAY,
     PLACEHOLDERS,
     Account,
     Config,
     Daemon,
+    Meetings,
     Rule,
     Stage,
     Template,
@@ -85,13 +87,29 @@ def parse_config(raw: bytes, path: Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
     check = Checker(path)
-    top = check.table(data, "", ("daemon", "accounts", "rules", "templates"))
+    top = check.table(data, "", ("daemon", "accounts", "rules", "templates", "meetings"))
     daemon = _daemon(check, top.get("daemon", {}))
     templates = _templates(check, top.get("templates", {}))
     accounts = check_accounts(check, top.get("accounts"))
     rules = _rules(check, top.get("rules"), templates, accounts)
+    meetings = _meetings(check, top.get("meetings", {}), templates)
     check.raise_problems()
-    return Config(path, daemon, accounts, rules, templates)
+    return Config(path, daemon, accounts, rules, templates, meetings)
+
+
+def _meetings(check: Checker, value: Any, templates: Mapping[str, Template]) -> Meetings:
+    """[meetings]: thank-you drafts after meetings, off unless asked for."""
+    table = check.table(value, "meetings", ("thank_you", "after", "template", "recurring"))
+    on = check.typed(table.get("thank_you"), "meetings.thank_you", bool, "true or false")
+    after = check.parsed(table.get("after"), "meetings.after", parse_duration, 'try "2h" or "30m"')
+    if after is not None and after > MAX_THANKS_DELAY:
+        check.fail("meetings.after", f'"{table["after"]}" is too late: a thank-you comes within '
+                                     "24 hours of the meeting (try \"2h\")")
+    template = check.string(table, "template", "meetings") or Meetings.template
+    _known_template(check, template, "meetings.template", templates)
+    recurring = check.typed(table.get("recurring"), "meetings.recurring", bool, "true or false")
+    return Meetings(thank_you=bool(on), after=Meetings.after if after is None else after,
+                    template=template, recurring=bool(recurring))
 
 
 def _daemon(check: Checker, value: Any) -> Daemon:

@@ -36,6 +36,7 @@ PLACEHOLDERS = {
 }
 
 DEFAULT_TEMPLATE = "gentle"
+THANKS_TEMPLATE = "thanks"  # the thank-you after a meeting ([meetings] template)
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,19 @@ class Daemon:
     poll_interval: timedelta = timedelta(minutes=5)
 
 
+MAX_THANKS_DELAY = timedelta(hours=24)  # a thank-you later than this reads as an afterthought
+
+
+@dataclass(frozen=True)
+class Meetings:
+    """[meetings]: a thank-you draft after the meetings you organised or accepted."""
+
+    thank_you: bool = False
+    after: timedelta = timedelta(hours=2)  # after the meeting ended; at most MAX_THANKS_DELAY
+    template: str = THANKS_TEMPLATE
+    recurring: bool = False  # a series too: one thank-you, after the first occurrence seen
+
+
 @dataclass(frozen=True)
 class Config:
     """A whole valid file; the rules in the order they are tried (the first match wins)."""
@@ -169,6 +183,7 @@ class Config:
     accounts: tuple[Account, ...]
     rules: tuple[Rule, ...]
     templates: Mapping[str, Template]
+    meetings: Meetings = Meetings()
 
 
 @functools.lru_cache(maxsize=8192)  # asked for every message of every thread judged

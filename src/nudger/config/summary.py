@@ -31,5 +31,10 @@ def summary(config: Config) -> str:
         whose = "built in" if builtin else "yours"
         kinds.append(f"{name} ({whose}: {texts})")
     lines.append(f"  templates: {'; '.join(kinds)}")
+    meetings = config.meetings
+    if meetings.thank_you:
+        series = ", one per series" if meetings.recurring else ", not for recurring ones"
+        lines.append(f"  meetings: a thank-you draft {meetings.after} after each meeting you "
+                     f"organised or accepted ({meetings.template}){series}")
     lines.append(f"  state in {config.daemon.state_dir}, poll every {config.daemon.poll_interval}")
     return "\n".join(lines)

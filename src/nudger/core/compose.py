@@ -77,6 +77,8 @@ class DraftInput:
     tz: ZoneInfo
     now: datetime
     language: str = DEFAULT_LANGUAGE  # of the outbound: the greeting, quote line and dates
+    subject: str = ""  # what the draft is about, when not the outbound's subject (a meeting's)
+    quote: bool = True  # the outbound quoted below (not an invitation under a thank-you)
 
 
 def placeholders(d: DraftInput) -> dict[str, str]:
@@ -94,7 +96,7 @@ def placeholders(d: DraftInput) -> dict[str, str]:
         "my_name": my_name,
         "my_first_name": my_name.split()[0] if my_name.split() else my_name,
         "my_email": d.sender.email,
-        "subject": normalise_subject(d.outbound.subject),
+        "subject": d.subject or normalise_subject(d.outbound.subject),
         "days": str(max(0, (d.now - d.outbound.date).days)),
         "date": DAY_AND_MONTH[lang].format(d=sent.day, month=month),
         "weekday": WEEKDAYS[lang].split()[sent.weekday()],
@@ -191,12 +193,13 @@ def _headers(d: DraftInput, notes: list[str]) -> list[tuple[str, str]]:
     if cc:
         headers.append(("Cc", ",\n ".join(cc)))
     return headers + [
-        ("Subject", _words("Subject", _clean(reply_subject(out.subject)))),
+        ("Subject", _words("Subject", _clean(reply_subject(d.subject or out.subject)))),
         ("Date", format_datetime(d.now.astimezone(d.tz))),
         ("Message-ID", nudge_message_id(d.account, out.message_id, d.stage, domain)),
         ("In-Reply-To", parent),
         ("References", "\n ".join(references)),  # one per line: never folded inside an id
-        ("Thread-Topic", _words("Thread-Topic", _clean(normalise_subject(out.subject)) or "(no subject)")),
+        ("Thread-Topic", _words("Thread-Topic", _clean(normalise_subject(d.subject or out.subject))
+                                or "(no subject)")),
         ("X-Nudger-For", f"{out.message_id}; stage={d.stage}"),
     ]
 
@@ -207,7 +210,7 @@ def compose_nudge(d: DraftInput, notes: list[str] | None = None) -> EmailMessage
     msg = EmailMessage(policy=policy.default)
     for name, value in _headers(d, notes if notes is not None else []):
         msg.set_raw(name, value)  # as written: already ASCII and folded, never re-parsed
-    body = d.template.format_map(placeholders(d)).rstrip() + "\n\n" + quote(d)
+    body = d.template.format_map(placeholders(d)).rstrip() + "\n" + ("\n" + quote(d) if d.quote else "")
     body = _BODY_JUNK.sub("", body)
     plain = body.isascii() and all(len(line) <= 998 for line in body.splitlines())
     msg.set_content(body, charset="utf-8", cte="7bit" if plain else "quoted-printable")

@@ -59,6 +59,11 @@ class AppendDraft:
     template: str
     to: tuple[Addr, ...]
     cc: tuple[Addr, ...]
+    # A thank-you after a meeting (core.meetings) says who it is from and what it is
+    # about, and quotes no invitation; a nudge is from the outbound's sender and quotes it.
+    sender: Addr | None = None
+    subject: str = ""
+    quote: bool = True
 
 
 @dataclass(frozen=True)
@@ -149,10 +154,16 @@ def decide(
 ) -> Decision | None:
     """What to do about one thread now, and why; None when it is not the user's, or is
     settled and older than the look-back window."""
-    mine = ledger.for_messages(m.message_id for m in thread.messages)
+    # (Stage 0 is a meeting's thank-you: core.meetings decides it, never the thread.)
+    mine = [e for e in ledger.for_messages(m.message_id for m in thread.messages) if e.stage > 0]
     verdict = _verdict(thread, account, rules, mine)
     if verdict.status == NOT_OURS or verdict.outbound is None:
         return None
+    if any(m.calendar and '"method":"REQUEST"' in m.calendar for m in thread.messages):
+        return Decision(account.name, thread.key, strip_reply_prefixes(verdict.outbound.subject)
+                        or "(no subject)", Status.EXCLUDED, "a meeting invitation's thread: no "
+                        "follow-up ([meetings] may write a thank-you instead)",
+                        outbound=verdict.outbound, to=verdict.to)
     out = verdict.outbound
     # (An awaiting thread's status is one of those decided in _awaiting.)
     status = Status.WAITING if verdict.status == AWAITING else Status(verdict.status)

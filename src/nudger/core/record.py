@@ -61,6 +61,7 @@ class MessageRecord:
     written_references: tuple[str, ...] = ()
     back_on: str = ""  # an out-of-office's announced return date (ISO), when it names one
     inferred_parent: str = ""  # for a reply without In-Reply-To: ours, by subject and people
+    calendar: str = ""  # an invitation's or answer's facts (core.calendar.CalendarFacts, JSON)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property

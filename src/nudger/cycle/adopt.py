@@ -50,7 +50,7 @@ _HOW = {SENT: "sent by you", DRAFTED: "untouched in Drafts", EDITED: "in Drafts,
 def followed_up(account: Account, record: MessageRecord) -> tuple[str, int] | None:
     """(the Message-ID it follows up, its stage) if ``record`` is a follow-up of this account."""
     stage = parse_nudge_id(record.message_id)
-    if not stage:
+    if stage is None:  # (stage 0: a meeting's thank-you)
         return None
     domain = record.message_id.rpartition("@")[2].rstrip(">")
     for outbound in (record.nudge_for, *record.in_reply_to):

@@ -28,6 +28,7 @@ from nudger.cycle.drafts import AppendGuard, reconcile, sync_drafts, withdraw, w
 from nudger.cycle.state import State
 from nudger.cycle.statefile import NOT_THE_FILE, translate
 from nudger.cycle.sync import Progress, SyncCounts, sync_watched
+from nudger.cycle.thanks import decide_meetings, meetings_due
 from nudger.errors import FolderUnavailable, StateCorrupt
 from nudger.mail.layout import Layout, discover
 from nudger.mail.mailbox import Mailbox
@@ -114,14 +115,19 @@ def _cycle(ctx: Cycle, progress: Progress | None, full: bool) -> CycleResult:
         seeds = state.ours_since(account.name, account.identities, now - account.lookback)
     else:
         seeds = sorted(touched) + state.due_agenda(account.name, now)
+    meetings = ctx.config.meetings.thank_you and (
+        full or bool(touched) or reconciled or meetings_due(state, account.name, now))
     ledger = Ledger()
-    if full or seeds or reconciled:  # a quiet cycle decides nothing, so reads no ledger
+    if full or seeds or reconciled or meetings:  # a quiet cycle decides nothing, so reads no ledger
         ledger = Ledger(state.ledger(account.name).values())
         if not full and before is not None:
             # Only the threads whose draft changed fate (or appeared): Drafts also moves
             # when we append, and one deleted draft must not re-report every other one.
             seeds += [e.outbound_id for e in ledger.entries.values() if before.get(e.nudge_id) != e]
-    result.decisions = _final(ctx, ledger, _evaluate(ctx, ledger, seeds, full))
+    decisions = _evaluate(ctx, ledger, seeds, full)
+    if meetings:
+        decisions += decide_meetings(ctx, ledger)
+    result.decisions = _final(ctx, ledger, decisions)
     facts = {"plan_fingerprint": print_, "sent_folder": ctx.layout.sent,
              "drafts_folder": ctx.layout.drafts}
     with state.transaction():
@@ -280,7 +286,8 @@ def _act(ctx: Cycle, result: CycleResult) -> None:
         assert isinstance(decision.action, AppendDraft)
         if write_draft(ctx, decision, guard):
             result.written.append(decision.action.nudge_id)
-            written.append(decision.action.outbound)
+            if decision.action.stage:  # (a thank-you waits on no reply: not in the totals)
+                written.append(decision.action.outbound)
     for decision in result.decisions:
         if isinstance(decision.action, WithdrawDraft):
             if withdraw(ctx, decision.action.entry):

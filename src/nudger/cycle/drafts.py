@@ -162,8 +162,10 @@ def write_draft(ctx: Cycle, decision: Decision, guard: AppendGuard) -> bool:
     uid, digest = _after_append(ctx, entry, uid, data)
     with state.transaction():
         state.record_nudge(replace(entry, uid=uid, digest=digest))
-    log.info("%s: drafted follow-up %s to %s for %r (rule %s, in %s)", ctx.name, action.stage,
-             ", ".join(a.email for a in action.to), out.subject, action.rule, LANGUAGE_NAMES[language])
+    what = f"follow-up {action.stage}" if action.stage else "a thank-you"
+    log.info("%s: drafted %s to %s for %r (rule %s, in %s)", ctx.name, what,
+             ", ".join(a.email for a in action.to), action.subject or out.subject, action.rule,
+             LANGUAGE_NAMES[language])
     return True
 
 
@@ -173,7 +175,7 @@ def _compose(ctx: Cycle, action: AppendDraft, raw: bytes) -> tuple[bytes, str] |
     from nudger.core.compose import ComposeError, DraftInput, draft_bytes
 
     out, account = action.outbound, ctx.account
-    sender = Addr(account.display_name or out.sender.name, out.sender.email)
+    sender = action.sender or Addr(account.display_name or out.sender.name, out.sender.email)
     where, notes = f"{account.name}: {out.folder} UID {out.uid}", list[str]()
     try:  # pure work on the message's own data: what fails here fails for this thread only
         # The follow-up is written in the language of the user's message: read from the
@@ -183,7 +185,8 @@ def _compose(ctx: Cycle, action: AppendDraft, raw: bytes) -> tuple[bytes, str] |
         data = draft_bytes(DraftInput(
             account=account.name, outbound=out, outbound_text=text, stage=action.stage,
             template=ctx.config.templates[action.template].body_for(language), sender=sender,
-            to=action.to, cc=action.cc, tz=account.timezone, now=ctx.now, language=language),
+            to=action.to, cc=action.cc, tz=account.timezone, now=ctx.now, language=language,
+            subject=action.subject, quote=action.quote),
             ctx.mailbox.append_limit, notes)
     except Exception as exc:  # noqa: BLE001 - one hostile message must not stop every draft
         why = str(exc) if isinstance(exc, ComposeError) else f"internal error ({type(exc).__name__})"

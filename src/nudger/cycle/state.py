@@ -124,13 +124,31 @@ class State:
 
     def put_records(self, account: str, records: Iterable[MessageRecord]) -> None:
         rows, links = [], []
-        for r in records:
+        records_list = list(records)
+        for r in records_list:
             key = record_key(r)
             rows.append((account, r.folder, r.uid, key, r.sender.email, r.date.astimezone(UTC).isoformat(),
                          r.topic, json.dumps(r.to_row(), ensure_ascii=False)))
             links += [(account, key, p) for p in thread_links(r)]
         self.conn.executemany("INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?,?,?)", rows)
         self.conn.executemany("INSERT OR IGNORE INTO links VALUES (?,?,?)", links)
+        calendar = [(account, r.folder, r.uid, json.loads(r.calendar).get("uid", ""))
+                    for r in records_list if r.calendar]
+        if calendar:
+            self.conn.executemany("INSERT OR REPLACE INTO calendar VALUES (?,?,?,?)", calendar)
+
+    def calendar_records(self, account: str, folders: Iterable[str]) -> list[MessageRecord]:
+        """The calendar messages (invitations, answers) stored in ``folders``."""
+        folders = tuple(folders)
+        marks = ",".join("?" * len(folders))
+        try:
+            rows = self.conn.execute(
+                "SELECT m.record FROM calendar c JOIN messages m ON m.account=c.account AND "
+                f"m.folder=c.folder AND m.uid=c.uid WHERE c.account=? AND c.folder IN ({marks})",
+                (account, *folders)).fetchall()
+        except sqlite3.OperationalError:  # a state of schema 2 opened for reading: none yet
+            return []
+        return [_load(rec) for (rec,) in rows]
 
     def drop_records(self, account: str, folder: str, uids: Iterable[int]) -> None:
         # Links stay: they describe messages, not copies, and a stale one only widens a search.
@@ -270,6 +288,9 @@ class State:
             "(SELECT message_id FROM messages WHERE account=? AND date < ?)", (account, account, cutoff))
         gone = self.conn.execute("DELETE FROM messages WHERE account=? AND date < ?", (account, cutoff))
         self.conn.execute("DELETE FROM decided WHERE account=? AND sent_at < ?", (account, cutoff))
+        self.conn.execute("DELETE FROM calendar WHERE account=? AND NOT EXISTS (SELECT 1 FROM messages m "
+                          "WHERE m.account=calendar.account AND m.folder=calendar.folder AND "
+                          "m.uid=calendar.uid)", (account,))
         return gone.rowcount
 
     # -- the agenda: when an awaiting thread must be looked at again ----------------------------

@@ -28,7 +28,7 @@ from nudger.errors import (
 log = logging.getLogger(__name__)
 
 FILE_NAME = "state.sqlite3"
-SCHEMA_VERSION = 2  # PRAGMA user_version; 1 is the state of nudger 0.x, before it had one
+SCHEMA_VERSION = 3  # PRAGMA user_version; 1 is the state of nudger 0.x, before it had one
 REBUILD_HINT = "run `nudger run --once` to set it aside and rebuild it from the server"
 SIDECARS = ("-wal", "-shm")  # SQLite's write-ahead log and its index, beside the file
 
@@ -63,6 +63,10 @@ CREATE TABLE IF NOT EXISTS nudges (
     nudge_id TEXT PRIMARY KEY, account TEXT NOT NULL, outbound_id TEXT NOT NULL,
     thread_key TEXT NOT NULL, stage INTEGER NOT NULL, fate TEXT NOT NULL,
     appended_at TEXT NOT NULL, fate_at TEXT, folder TEXT, uid INTEGER, digest TEXT);
+-- The calendar messages (invitations, answers) by their iCalendar UID: a meeting's
+-- messages are found without reading every record. A row whose message is gone is ignored.
+CREATE TABLE IF NOT EXISTS calendar (account TEXT NOT NULL, folder TEXT NOT NULL,
+    uid INTEGER NOT NULL, ical_uid TEXT NOT NULL, PRIMARY KEY (account, folder, uid));
 CREATE TABLE IF NOT EXISTS meta (account TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (account, key));
 """
@@ -190,6 +194,7 @@ def prepare(conn: sqlite3.Connection, path: Path | None, readonly: bool) -> None
         return  # schema 1 reads as it is
     # Schema 1 (no version) -> 2: no table changes. 2 stamps the version; its ledger may hold
     # "appending" rows (a text value), and Trash is searched once per state (a meta row).
+    # 2 -> 3: the calendar table (meetings' thank-yous), created empty.
     conn.executescript(SCHEMA)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 

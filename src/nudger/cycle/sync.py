@@ -20,6 +20,7 @@ from nudger.core.ooo import return_date
 from nudger.core.parse import parse_record
 from nudger.core.record import AUTO_REPLY, HUMAN, MessageRecord, record_key
 from nudger.cycle.context import Cycle
+from nudger.cycle.invitations import read_calendars
 from nudger.cycle.state import Checkpoint, State
 from nudger.errors import FolderUnavailable
 from nudger.mail.mailbox import Fetched, FolderStatus, Mailbox
@@ -86,14 +87,17 @@ def _enrich(account: Account, folder: str, item: Fetched, record: MessageRecord,
 
 
 def read_records(account: Account, mailbox: Mailbox, folder: str, items: list[Fetched],
-                 counts: SyncCounts) -> list[MessageRecord]:
-    """Records of fetched headers, reading the few bodies they need right away."""
+                 counts: SyncCounts, calendars: bool = False) -> list[MessageRecord]:
+    """Records of fetched headers, reading the few bodies they need right away (and,
+    with ``calendars``, the invitations' calendar parts)."""
     parsed = [(item, r) for item in items if (r := _record(account, folder, item, counts)) is not None]
     records = {item.uid: r for item, r in parsed}
     by_uid = {item.uid: item for item, _ in parsed}
     for limit, uids in _body_needs(parsed).items():
         for uid, body in mailbox.fetch_messages(folder, uids, limit).items():
             records[uid] = _enrich(account, folder, by_uid[uid], records[uid], body, limit)
+    if calendars:
+        records.update(read_calendars(account, mailbox, folder, parsed))
     return list(records.values())
 
 
@@ -267,7 +271,8 @@ def _read_new(sweep: _Sweep, folder: str, uids: list[int], last: int) -> int:
         # distant server must not pay a round trip per bounce or out-of-office. A chunk
         # at a time: memory stays flat whatever the size of the account.
         records = [_link_by_subject(ctx.account, ctx.state, r, sweep.ours)
-                   for r in read_records(ctx.account, ctx.mailbox, folder, chunk, counts)]
+                   for r in read_records(ctx.account, ctx.mailbox, folder, chunk, counts,
+                                         calendars=ctx.config.meetings.thank_you)]
         with ctx.state.transaction():
             ctx.state.put_records(ctx.name, records)
         sweep.ours.add(records)

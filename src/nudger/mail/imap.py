@@ -32,6 +32,7 @@ from nudger.mail.imap_wire import (
     appended_uid,
     decode_flags,
     expand_set,
+    has_calendar_part,
     parse_fetch,
     read_capabilities,
     read_fetch_answer,
@@ -271,6 +272,16 @@ class ImapMailbox:
                 body = next(v for k, v in data.items() if k.startswith(b"BODY["))
                 if isinstance(body, bytes):
                     found[uid] = body
+        return found
+
+    def calendar_uids(self, folder: str, uids: Sequence[int]) -> set[int]:
+        """Those of ``uids`` with a calendar part, by their BODYSTRUCTURE (no body read)."""
+        self._examine(folder)
+        found: set[int] = set()
+        for batch in uid_batches(uids):
+            got = self._fetch(folder, "reading message structures", batch, ["BODYSTRUCTURE"],
+                              b"BODYSTRUCTURE")
+            found |= {uid for uid, data in got.items() if has_calendar_part(data.get(b"BODYSTRUCTURE"))}
         return found
 
     def find_message_id(self, folder: str, message_id: str) -> list[int]:

@@ -89,7 +89,8 @@ _ITEM = re.compile(rb'\b(?:UID \d+|RFC822\.SIZE \d+|FLAGS \([^)]*\)|INTERNALDATE
                    rb"|X-GM-THRID \d+|MODSEQ \(\d+\))")
 _BARE = re.compile(rb"\d+ \(\s*\)\s*")  # what is left of "n (...)" without its items
 # Keys the general parser may give for what we ask (it adds SEQ); a BODY[...] key besides.
-_KEYS = {b"UID", b"SEQ", b"FLAGS", b"RFC822.SIZE", b"INTERNALDATE", b"X-GM-THRID", b"MODSEQ"}
+_KEYS = {b"UID", b"SEQ", b"FLAGS", b"RFC822.SIZE", b"INTERNALDATE", b"X-GM-THRID", b"MODSEQ",
+         b"BODYSTRUCTURE"}
 _LITERAL_KEY = re.compile(rb"(BODY\[[^\]]*\](?:<\d+>)?) \{\d+\}$")
 _INTERNALDATE = re.compile(r" ?(\d{1,2})-([A-Z][a-z]{2})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)")
 
@@ -241,3 +242,17 @@ def _line(readline: Callable[[], bytes]) -> bytes:
     if not line.endswith(b"\n"):
         raise EOFError("connection closed during FETCH")
     return line
+
+
+CALENDAR_PARTS = ((b"text", b"calendar"), (b"application", b"ics"))
+
+
+def has_calendar_part(structure: Any) -> bool:
+    """Whether a BODYSTRUCTURE (as imapclient parses it) holds a text/calendar or
+    application/ics part: a multipart's first element is the list of its parts."""
+    if not isinstance(structure, tuple | list) or not structure:
+        return False
+    if isinstance(structure[0], list):
+        return any(has_calendar_part(part) for part in structure[0])
+    kind = tuple(x.lower() if isinstance(x, bytes) else b"" for x in structure[:2])
+    return kind in CALENDAR_PARTS

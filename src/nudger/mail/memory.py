@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from email.parser import BytesHeaderParser
+from email import policy
+from email.parser import BytesHeaderParser, BytesParser
 from threading import Event
 
+from nudger.core.calendar import CALENDAR_TYPES
 from nudger.core.headers import normalise_message_id
 from nudger.mail.mailbox import Fetched, FolderInfo, FolderStatus, Mailbox
 
@@ -103,6 +105,12 @@ class MemoryMailbox:
     def fetch_messages(self, folder: str, uids: Sequence[int], limit: int) -> dict[int, bytes]:
         box = self.folders[folder].messages
         return {uid: box[uid].data[:limit] for uid in uids if uid in box}
+
+    def calendar_uids(self, folder: str, uids: Sequence[int]) -> set[int]:
+        box = self.folders[folder].messages
+        return {uid for uid in uids if uid in box
+                and any(part.get_content_type() in CALENDAR_TYPES
+                        for part in BytesParser(policy=policy.default).parsebytes(box[uid].data).walk())}
 
     def find_message_id(self, folder: str, message_id: str) -> list[int]:
         wanted = normalise_message_id(message_id)
