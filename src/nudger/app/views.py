@@ -37,9 +37,11 @@ def _threads(state: State, account: Account, now: datetime,
     synced = datetime.fromisoformat(last).astimezone(account.timezone) if last else None
     sent = state.meta(account.name, "sent_folder") or ""
     whole = seeds is None
-    if seeds is None:
+    if seeds is None:  # (and those whose follow-up waits in Drafts, however old they are)
         seeds = state.ours_since(account.name, account.identities, now - account.lookback)
-    return list(threads_of(state, account.name, seeds, folders, sent, whole_window=whole)), synced
+        seeds += state.pending_outbounds(account.name)
+    return list(threads_of(state, account.name, seeds, folders, sent, whole_window=whole,
+                           subject_links=account.subject_threading)), synced
 
 
 def _when(synced: datetime | None) -> str:

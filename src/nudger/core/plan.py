@@ -225,7 +225,8 @@ def _rule_for(base: Decision, out: MessageRecord, verdict: Verdict, account: Acc
               now: datetime) -> Decision | tuple[Rule, tuple[Delay | str, str] | None]:
     """The rule that times the next follow-up and the user's override of it, or the
     decision that there is none: too old, no rule, dismissed, opted out, all sent."""
-    if now - out.date > account.lookback:
+    waiting = any(e.fate in PENDING and e.outbound_id == out.message_id for e in mine)
+    if now - out.date > account.lookback and not waiting:  # (a draft in Drafts still waits)
         return _with(base, status=Status.EXCLUDED,
                      reason=f"sent {out.date.astimezone(account.timezone):%Y-%m-%d}, outside the "
                             f"{account.lookback.days}-day look-back window")

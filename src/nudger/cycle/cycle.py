@@ -14,7 +14,7 @@ import hashlib
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from nudger.config.model import Account, Config
@@ -112,6 +112,7 @@ def _cycle(ctx: Cycle, progress: Progress | None, full: bool) -> CycleResult:
     result.full = full = full or state.meta(account.name, "plan_fingerprint") != print_
     if full:
         seeds = state.ours_since(account.name, account.identities, now - account.lookback)
+        seeds += state.pending_outbounds(account.name)
     else:
         seeds = sorted(touched) + state.due_agenda(account.name, now)
     ledger = Ledger()
@@ -169,7 +170,7 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
         if full:
             state.clear_agenda(account.name)
         for thread in threads_of(state, account.name, seeds, layout.watched, layout.sent,
-                                 whole_window=full):
+                                 whole_window=full, subject_links=account.subject_threading):
             if not full:  # (a full evaluation starts from an empty agenda)
                 agenda.update((m.message_id, None) for m in thread.messages)
                 decided.update((m.message_id, None) for m in thread.messages)
@@ -187,16 +188,19 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
 
 
 def threads_of(state: State, account: str, seeds: Iterable[str], folders: Iterable[str],
-               sent: str, whole_window: bool = False) -> Iterator[Thread]:
+               sent: str, whole_window: bool = False,
+               subject_links: bool = True) -> Iterator[Thread]:
     """The threads the seed messages belong to, each once, read from the state's links.
 
     ``whole_window``: the seeds are all the user's messages of the window; grouping
-    all links at once is then much cheaper than a walk per seed.
+    all links at once is then much cheaper than a walk per seed. Without
+    ``subject_links`` (``subject_threading = false``), the links a sync inferred from
+    subjects while it was on are left out: the threads are those a fresh state builds.
     """
     folders = tuple(folders)
     if whole_window:
         for group in state.linked_groups(account, seeds, folders):
-            yield from build_threads(group, sent=sent)
+            yield from build_threads(_linked(group, subject_links), sent=sent)
         return
     done: set[str] = set()
     for seed in seeds:
@@ -204,7 +208,14 @@ def threads_of(state: State, account: str, seeds: Iterable[str], folders: Iterab
             continue
         ids = state.thread_ids(account, [seed])
         done |= ids
-        yield from build_threads(state.records_for(account, ids, folders), sent=sent)
+        yield from build_threads(_linked(state.records_for(account, ids, folders), subject_links),
+                                 sent=sent)
+
+
+def _linked(records: list[MessageRecord], subject_links: bool) -> list[MessageRecord]:
+    if subject_links:
+        return records
+    return [replace(r, inferred_parent="") if r.inferred_parent else r for r in records]
 
 
 def _final(ctx: Cycle, ledger: Ledger, decisions: list[Decision]) -> list[Decision]:

@@ -339,6 +339,12 @@ class State:
     def forget_nudge(self, nudge_id: str) -> None:
         self.conn.execute("DELETE FROM nudges WHERE nudge_id=?", (nudge_id,))
 
+    def pending_outbounds(self, account: str) -> list[str]:
+        """The messages whose follow-up waits in Drafts: decided however old they are."""
+        rows = self.conn.execute("SELECT DISTINCT outbound_id FROM nudges WHERE account=? AND "
+                                 "fate IN ('drafted', 'edited')", (account,))
+        return [mid for (mid,) in rows]
+
     def has_fate(self, account: str, fate: str) -> bool:
         return self.conn.execute("SELECT 1 FROM nudges WHERE account=? AND fate=? LIMIT 1",
                                  (account, fate)).fetchone() is not None
