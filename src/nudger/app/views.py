@@ -48,7 +48,7 @@ def _when(synced: datetime | None) -> str:
     return f"{synced:%Y-%m-%d %H:%M %Z}" if synced else "never"
 
 
-def _open(config: Config) -> State:
+def open_state(config: Config) -> State:
     """The state, for reading; refused with the reason when nothing was kept yet."""
     if not (config.daemon.state_dir / FILE_NAME).exists():
         raise NudgerError(f"no state in {config.daemon.state_dir} yet: a dry run keeps nothing; "
@@ -62,7 +62,7 @@ def _shown(d: Decision) -> bool:
 
 
 def status(config: Config, now: datetime, as_json: bool) -> int:
-    state = _open(config)
+    state = open_state(config)
     report: list[dict[str, object]] = []
     try:
         for account in config.accounts:
@@ -113,7 +113,7 @@ def _table(account: Account, synced: datetime | None, totals: Counter[str],
 
 def explain(config: Config, message_id: str, now: datetime) -> int:
     wanted = normalise_message_id(message_id if "<" in message_id else f"<{message_id}>")
-    state = _open(config)
+    state = open_state(config)
     try:
         ran = False
         for account in config.accounts:

@@ -86,6 +86,7 @@ class Decision:
     sent_nudges: int = 0  # our follow-ups already sent in this thread since the last answer
     nudged: bool = False  # the ledger knows a follow-up of ours in this thread
     pending: str = ""  # Message-ID of our follow-up waiting in Drafts (status DRAFTED)
+    answered_at: datetime | None = None  # replied: when the latest answer came
 
     @property
     def state(self) -> str:
@@ -158,7 +159,8 @@ def decide(
     status = Status.WAITING if verdict.status == AWAITING else Status(verdict.status)
     base = Decision(account.name, thread.key, strip_reply_prefixes(out.subject) or "(no subject)",
                     status, verdict.reason, outbound=out, to=verdict.to,
-                    sent_nudges=verdict.nudges_sent, nudged=bool(mine))
+                    sent_nudges=verdict.nudges_sent, nudged=bool(mine),
+                    answered_at=verdict.answered_at)
     if verdict.status == REPLIED:
         untouched = [e for e in mine if e.fate == DRAFTED]
         if untouched:

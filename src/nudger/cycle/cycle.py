@@ -19,8 +19,9 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from nudger.config.model import Account, Config
 from nudger.core.ledger import APPENDING, DRAFTED, Ledger, LedgerEntry
-from nudger.core.plan import AppendDraft, Decision, WithdrawDraft, cap_new_drafts, decide
+from nudger.core.plan import AppendDraft, Decision, Status, WithdrawDraft, cap_new_drafts, decide
 from nudger.core.record import MessageRecord
+from nudger.core.stats import KEPT
 from nudger.core.threads import NO_NUDGE_KEYWORD, Thread, build_threads, is_no_nudge
 from nudger.cycle.adopt import TRASH_CHECKED, search_trash
 from nudger.cycle.context import Cycle
@@ -166,6 +167,7 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
     decisions: dict[str, Decision] = {}
     agenda: dict[str, datetime | None] = {}
     decided: dict[str, tuple[str, datetime] | None] = {}
+    answered: dict[str, datetime] = {}  # our follow-ups whose thread was answered, and when
     with state.transaction():
         if full:
             state.clear_agenda(account.name)
@@ -177,6 +179,9 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
             decision = decide(thread, account, ctx.config.rules, ledger, now)
             if decision is None or decision.outbound is None:
                 continue
+            if decision.status == Status.REPLIED and decision.nudged and decision.answered_at:
+                answered.update((e.nudge_id, decision.answered_at) for e in
+                                ledger.for_messages(m.message_id for m in thread.messages))
             decisions[thread.key] = decision
             decided[decision.outbound.message_id] = (decision.status, decision.outbound.date)
             # Look again when it falls due; a due one stays on the agenda until written.
@@ -184,6 +189,7 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
                 agenda[decision.outbound.message_id] = decision.due_at
         state.set_agenda(account.name, agenda)
         state.set_decided(account.name, decided)
+        state.note_answered(answered)
     return list(decisions.values())
 
 
@@ -311,6 +317,7 @@ def _prune(ctx: Cycle) -> None:
         return
     with state.transaction():
         gone = state.prune(name, now - 2 * lookback)
+        state.prune_history(name, now - KEPT)  # what ``stats`` counts: a year of follow-ups
         state.set_meta(name, "last_prune", now.isoformat())
     if gone:
         log.info("%s: forgot %d message(s) older than %d days", name, gone, 2 * lookback.days)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import replace
+from datetime import datetime
 
 from nudger.config.model import Account
 from nudger.core.bodytext import text_of
@@ -84,32 +85,33 @@ def reconcile(ctx: Cycle) -> None:
         # copy in Sent is the user's: a forged one in INBOX must not turn "deleted" into "sent".
         others = [r for r in state.answers_to(ctx.name, entry.outbound_id) if r.folder == sent]
         others += state.records_for(ctx.name, [entry.nudge_id], [sent])
-        fate = _fate(ctx.account, entry, drafts, others)
+        fate, when = _fate(ctx.account, entry, drafts, others)
         if fate == entry.fate:
             continue
         with state.transaction():
-            state.set_fate(entry.nudge_id, fate, ctx.now)
+            state.set_fate(entry.nudge_id, fate, when or ctx.now)
         log.info("%s: follow-up %s for %s was %s", ctx.name, entry.stage, entry.outbound_id,
                  {EDITED: "edited by you: it is yours now", SENT: "sent",
                   DISMISSED: "deleted unsent: thread dismissed"}[fate])
 
 
 def _fate(account: Account, entry: LedgerEntry, drafts: list[MessageRecord],
-          others: list[MessageRecord]) -> Fate:
+          others: list[MessageRecord]) -> tuple[Fate, datetime | None]:
+    """What became of the draft, and when it went out if it was sent (its copy's Date)."""
     copies = [r for r in drafts if r.message_id == entry.nudge_id]
     if copies:
         same = len(copies) == 1 and copies[0].uid == entry.uid
-        return entry.fate if same else EDITED  # replaced by a client's save: edited
+        return (entry.fate if same else EDITED), None  # replaced by a client's save: edited
     # Some clients give an edited draft a new Message-ID; it still answers the same message.
     if any(entry.outbound_id in r.in_reply_to and account.is_identity(r.sender.email) for r in drafts):
-        return EDITED
-    sent = any(
-        r.message_id == entry.nudge_id
+        return EDITED, None
+    sent = [
+        r.date for r in others
+        if r.message_id == entry.nudge_id
         or (account.is_identity(r.sender.email) and entry.outbound_id in r.in_reply_to
             and r.date >= entry.appended_at - CLOCK_SLACK)
-        for r in others
-    )
-    return SENT if sent else DISMISSED
+    ]
+    return (SENT, min(sent)) if sent else (DISMISSED, None)
 
 
 class AppendGuard:
@@ -139,6 +141,7 @@ def write_draft(ctx: Cycle, decision: Decision, guard: AppendGuard) -> bool:
     if existing:
         with state.transaction():
             state.record_nudge(replace(entry, uid=existing[0]))
+            state.note_drafted(entry, action.rule)
         log.info("%s: follow-up %s for %r already in %s (UID %s); recorded it", ctx.name,
                  action.stage, out.subject, ctx.layout.drafts, existing[0])
         return False
@@ -160,6 +163,7 @@ def write_draft(ctx: Cycle, decision: Decision, guard: AppendGuard) -> bool:
     uid, digest = _after_append(ctx, entry, uid, data)
     with state.transaction():
         state.record_nudge(replace(entry, uid=uid, digest=digest))
+        state.note_drafted(entry, action.rule)
     log.info("%s: drafted follow-up %s to %s for %r (rule %s)", ctx.name, action.stage,
              ", ".join(a.email for a in action.to), out.subject, action.rule)
     return True

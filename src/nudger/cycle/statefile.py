@@ -28,7 +28,7 @@ from nudger.errors import (
 log = logging.getLogger(__name__)
 
 FILE_NAME = "state.sqlite3"
-SCHEMA_VERSION = 2  # PRAGMA user_version; 1 is the state of nudger 0.x, before it had one
+SCHEMA_VERSION = 3  # PRAGMA user_version; 1 is the state of nudger 0.x, before it had one
 REBUILD_HINT = "run `nudger run --once` to set it aside and rebuild it from the server"
 SIDECARS = ("-wal", "-shm")  # SQLite's write-ahead log and its index, beside the file
 
@@ -62,7 +62,15 @@ CREATE TABLE IF NOT EXISTS decided (account TEXT NOT NULL, outbound_id TEXT NOT 
 CREATE TABLE IF NOT EXISTS nudges (
     nudge_id TEXT PRIMARY KEY, account TEXT NOT NULL, outbound_id TEXT NOT NULL,
     thread_key TEXT NOT NULL, stage INTEGER NOT NULL, fate TEXT NOT NULL,
-    appended_at TEXT NOT NULL, fate_at TEXT, folder TEXT, uid INTEGER, digest TEXT);
+    appended_at TEXT NOT NULL, fate_at TEXT, folder TEXT, uid INTEGER, digest TEXT,
+    text_digest TEXT);
+-- What became of each follow-up, kept a year for `nudger stats` (the mail window is shorter).
+-- thread_id: the user's message its thread began with (a later stage follows up our first).
+CREATE TABLE IF NOT EXISTS history (
+    nudge_id TEXT PRIMARY KEY, account TEXT NOT NULL, outbound_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL, rule TEXT NOT NULL, stage INTEGER NOT NULL, drafted_at TEXT NOT NULL,
+    sent_at TEXT, dismissed_at TEXT, withdrawn_at TEXT, answered_at TEXT);
+CREATE INDEX IF NOT EXISTS history_by_date ON history (account, drafted_at);
 CREATE TABLE IF NOT EXISTS meta (account TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (account, key));
 """
@@ -191,7 +199,39 @@ def prepare(conn: sqlite3.Connection, path: Path | None, readonly: bool) -> None
     # Schema 1 (no version) -> 2: no table changes. 2 stamps the version; its ledger may hold
     # "appending" rows (a text value), and Trash is searched once per state (a meta row).
     conn.executescript(SCHEMA)
+    if version < 3:
+        _to_3(conn)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def _to_3(conn: sqlite3.Connection) -> None:
+    """2 -> 3: each draft's text digest (a client that saves it again unchanged has not
+    edited it), and the history of follow-ups for ``stats``, begun from the ledger (its
+    rule unknown: "")."""
+    if "text_digest" not in columns(conn, "nudges"):
+        conn.execute("ALTER TABLE nudges ADD COLUMN text_digest TEXT")
+    conn.execute(
+        "INSERT OR IGNORE INTO history (nudge_id, account, outbound_id, thread_id, rule, stage, "
+        "drafted_at, sent_at, dismissed_at, withdrawn_at) SELECT nudge_id, account, outbound_id, "
+        "outbound_id, '', stage, appended_at, CASE fate WHEN 'sent' THEN fate_at END, "
+        "CASE fate WHEN 'dismissed' THEN fate_at END, CASE fate WHEN 'withdrawn' THEN fate_at END "
+        "FROM nudges WHERE fate != 'appending'")
+    for _ in range(10):  # a later stage follows up the one before: its thread is the first's
+        moved = conn.execute(
+            "UPDATE history SET thread_id = (SELECT h.thread_id FROM history h WHERE "
+            "h.nudge_id = history.outbound_id) WHERE thread_id != (SELECT h.thread_id FROM "
+            "history h WHERE h.nudge_id = history.outbound_id)")
+        if not moved.rowcount:
+            break
+
+
+def tables(conn: sqlite3.Connection) -> set[str]:
+    return {str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The columns ``table`` has (an older file read as it is may lack the newer ones)."""
+    return {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 def file_id(path: Path) -> tuple[int, int] | None:
