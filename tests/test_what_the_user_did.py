@@ -1,5 +1,5 @@
-"""What the user did to a draft, and what nudger then says and does (issue 15, items 12
-and 15), against a real Dovecot."""
+"""What the user did to a draft, and what nudger then says and does (issue 15, items 10,
+12, 15), against a real Dovecot."""
 
 from __future__ import annotations
 
@@ -40,10 +40,11 @@ def mutt_postpones_again(data: bytes, edit: Callable[[str], str] = lambda text: 
         if old[name] is not None:
             new[name] = str(old[name])
     new.set_content(edit(text), cte="8bit", disposition="inline")
-    new["In-Reply-To"] = str(old["In-Reply-To"])
-    for name in ("X-Nudger-For", "X-Nudger-Digest"):  # mutt keeps headers it does not know
-        new[name] = str(old[name])
-    new["X-Mutt-References"] = str(old["In-Reply-To"])
+    for name in ("In-Reply-To", "X-Nudger-For", "X-Nudger-Digest"):  # (mutt keeps the X- ones)
+        if old[name] is not None:
+            new[name] = str(old[name])
+    if old["In-Reply-To"] is not None:
+        new["X-Mutt-References"] = str(old["In-Reply-To"])
     new["X-Mutt-Fcc"] = "=Sent"
     return bytes(new)
 
@@ -60,6 +61,19 @@ def resave(box: Box, edit: Callable[[str], str] = lambda text: text) -> None:
 def answered(box: Box, mid: str, subject: str) -> None:
     box.seed("INBOX", message(f"r-{mid}", sender="Bob Smith <bob@client.example>", to=box.user,
                               subject=f"Re: {subject}", date=days_ago(0.5), reply_to=mid), flags=())
+
+
+def test_a_draft_recalled_and_postponed_unchanged_in_mutt_is_still_ours(box: Box) -> None:
+    """Item 10: only a change of the text makes the draft the user's; then a reply withdraws it."""
+    sent(box, "m1@example.com", "Recalled", 6)
+    box.run()
+    resave(box)
+    d = by_subject(box.run(now=NOW + timedelta(hours=1)))["Recalled"]
+    assert d["status"] == "drafted" and "you edited it" not in d["reason"]
+    answered(box, "m1@example.com", "Recalled")
+    d = by_subject(box.run(now=NOW + timedelta(hours=2)))["Recalled"]
+    assert (d["status"], d["action"]) == ("replied", "withdrawn")
+    assert box.drafts() == []
 
 
 def test_a_draft_waiting_in_drafts_is_drafted_after_the_look_back_window(box: Box) -> None:
@@ -95,3 +109,16 @@ def test_subject_threading_switched_off_undoes_its_links(dovecot, imap_user, tmp
     assert by_subject(off.run(now=later))["Kickoff"]["action"] == "appended"
     code, out, _ = off.cli("status", "--now", (later + timedelta(minutes=1)).isoformat())
     assert code == 0 and "Kickoff" in out and "drafted" in out
+
+
+def test_the_text_digest_sees_what_a_reader_sees() -> None:
+    from nudger.core.drafttext import text_digest
+
+    draft = message("<nudger.1.s1@example.com>", subject="Re: Offer", body="Hi Bob,\n\njust checking.\n")
+    assert text_digest(mutt_postpones_again(draft)) == text_digest(draft)
+    assert text_digest(draft.replace(b"\r\n", b"\n")) == text_digest(draft)
+    assert text_digest(mutt_postpones_again(draft, lambda t: t.replace("Bob", "Rob"))) != \
+        text_digest(draft)
+    assert text_digest(draft.replace(b"To: bob@", b"To: carol@")) != text_digest(draft)
+    assert text_digest(draft.replace(b"Subject: Re: Offer", b"Subject: Re: Offer (2)")) != \
+        text_digest(draft)

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from nudger.config.model import Account
 from nudger.core.bodytext import text_of
+from nudger.core.drafttext import text_digest
 from nudger.core.headers import normalise_message_id
 from nudger.core.ledger import (
     APPENDING,
@@ -81,6 +82,8 @@ def reconcile(ctx: Cycle) -> None:
     drafts = state.records(ctx.name, ctx.layout.drafts)
     adopt_found(ctx, known, drafts)
     for entry in [e for e in known.values() if e.fate in PENDING]:
+        if _saved_again_unchanged(ctx, entry, drafts):
+            continue
         # Only what answers the followed-up message can be the sent follow-up, and only a
         # copy in Sent is the user's: a forged one in INBOX must not turn "deleted" into "sent".
         others = [r for r in state.answers_to(ctx.name, entry.outbound_id) if r.folder == sent]
@@ -93,6 +96,25 @@ def reconcile(ctx: Cycle) -> None:
         log.info("%s: follow-up %s for %s was %s", ctx.name, entry.stage, entry.outbound_id,
                  {EDITED: "edited by you: it is yours now", SENT: "sent",
                   DISMISSED: "deleted unsent: thread dismissed"}[fate])
+
+
+def _saved_again_unchanged(ctx: Cycle, entry: LedgerEntry, drafts: list[MessageRecord]) -> bool:
+    """Our draft under a new UID with the text we wrote: a client opened it and saved it
+    again (mutt's recall and postpone appends it anew). Still ours: the ledger follows it
+    to its new UID and bytes, so a reply still withdraws it."""
+    copies = [r for r in drafts if r.message_id == entry.nudge_id]
+    if entry.fate != DRAFTED or not entry.text_digest or len(copies) != 1 \
+            or copies[0].uid == entry.uid:
+        return False
+    data = ctx.mailbox.fetch_message(ctx.layout.drafts, copies[0].uid, QUOTE_LIMIT)
+    if data is None or text_digest(data) != entry.text_digest:
+        return False
+    with ctx.state.transaction():
+        ctx.state.record_nudge(replace(entry, uid=copies[0].uid,
+                                       digest=hashlib.sha256(data).hexdigest()))
+    log.info("%s: follow-up %s for %s was saved again unchanged (now UID %s): still nudger's",
+             ctx.name, entry.stage, entry.outbound_id, copies[0].uid)
+    return True
 
 
 def _fate(account: Account, entry: LedgerEntry, drafts: list[MessageRecord],
@@ -160,9 +182,9 @@ def write_draft(ctx: Cycle, decision: Decision, guard: AppendGuard) -> bool:
     with state.transaction():
         state.record_nudge(replace(entry, fate=APPENDING))
     uid = ctx.mailbox.append(ctx.layout.drafts, data, ("\\Draft", "\\Seen"), ctx.now)
-    uid, digest = _after_append(ctx, entry, uid, data)
+    uid, digest, text = _after_append(ctx, entry, uid, data)
     with state.transaction():
-        state.record_nudge(replace(entry, uid=uid, digest=digest))
+        state.record_nudge(replace(entry, uid=uid, digest=digest, text_digest=text))
         state.note_drafted(entry, action.rule)
     log.info("%s: drafted follow-up %s to %s for %r (rule %s)", ctx.name, action.stage,
              ", ".join(a.email for a in action.to), out.subject, action.rule)
@@ -193,10 +215,10 @@ def _compose(ctx: Cycle, action: AppendDraft, raw: bytes) -> bytes | None:
 
 
 def _after_append(ctx: Cycle, entry: LedgerEntry, uid: int | None,
-                  data: bytes) -> tuple[int | None, str]:
+                  data: bytes) -> tuple[int | None, str, str]:
     """Look again after the APPEND: another instance may have appended the same follow-up
     between our search and ours. Keep the lowest UID, remove the other copies, and return
-    the UID kept and its digest for the ledger.
+    the UID kept and its digests (bytes, text) for the ledger.
 
     Every copy found here appeared after our search found none a moment ago, so none is an
     edit of the user's; we still remove a copy only if it carries our Message-ID and our
@@ -207,7 +229,7 @@ def _after_append(ctx: Cycle, entry: LedgerEntry, uid: int | None,
     mailbox, drafts = ctx.mailbox, ctx.layout.drafts
     found = mailbox.find_message_id(drafts, entry.nudge_id)
     if not found or found == [uid]:
-        return uid, hashlib.sha256(data).hexdigest()
+        return uid, hashlib.sha256(data).hexdigest(), text_digest(data)
     keep, *others = sorted(found)
     ours = _nudger_copies(mailbox, drafts, entry, [keep, *others])
     for copy in others:
@@ -224,10 +246,12 @@ def _after_append(ctx: Cycle, entry: LedgerEntry, uid: int | None,
                         "one (the server lacks UIDPLUS): delete UID %s yourself", ctx.name,
                         entry.stage, entry.outbound_id, drafts, keep, copy, copy)
     if keep == uid:
-        return keep, hashlib.sha256(data).hexdigest()
+        return keep, hashlib.sha256(data).hexdigest(), text_digest(data)
     # Another instance's copy survives: remember its bytes, so a reply can withdraw it.
     kept = mailbox.fetch_message(drafts, keep, QUOTE_LIMIT) if keep in ours else None
-    return keep, hashlib.sha256(kept).hexdigest() if kept is not None else ""
+    if kept is None:
+        return keep, "", ""
+    return keep, hashlib.sha256(kept).hexdigest(), text_digest(kept)
 
 
 def _nudger_copies(mailbox: Mailbox, drafts: str, entry: LedgerEntry, uids: list[int]) -> set[int]:
