@@ -1,5 +1,5 @@
 """What the user did to a draft, and what nudger then says and does (issue 15, items 10,
-12, 15), against a real Dovecot."""
+11, 12, 15), against a real Dovecot."""
 
 from __future__ import annotations
 
@@ -74,6 +74,29 @@ def test_a_draft_recalled_and_postponed_unchanged_in_mutt_is_still_ours(box: Box
     d = by_subject(box.run(now=NOW + timedelta(hours=2)))["Recalled"]
     assert (d["status"], d["action"]) == ("replied", "withdrawn")
     assert box.drafts() == []
+
+
+def test_an_edited_draft_stays_after_a_reply_and_status_and_the_log_say_so(box: Box) -> None:
+    """Items 10 and 11: a changed word makes it the user's: never removed, but said."""
+    sent(box, "m2@example.com", "Edited", 6)
+    box.run()
+    resave(box, lambda text: text.replace("Hi Bob,", "Dear Bob,"))
+    assert "you edited it" in by_subject(box.run(now=NOW + timedelta(hours=1)))["Edited"]["reason"]
+    answered(box, "m2@example.com", "Edited")
+    d = by_subject(box.run(now=NOW + timedelta(hours=2)))["Edited"]
+    assert d["status"] == "replied" and d["action"] is None
+    assert "your edited follow-up 1 is still in Drafts" in d["reason"]
+    assert "'Edited' was answered; your edited follow-up 1 is still in Drafts: send or delete it " \
+           "yourself" in box.last_err
+    [draft] = box.drafts()
+    assert "Dear Bob," in draft.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    code, out, _ = box.cli("status", "--now", (NOW + timedelta(hours=3)).isoformat())
+    assert code == 0
+    assert "answered - your edited follow-up to bob@client.example ('Edited') is still in " \
+           "Drafts" in " ".join(out.split())
+    # Said once, when the answer came: the next cycles are quiet about it.
+    box.run(now=NOW + timedelta(hours=4))
+    assert "still in Drafts" not in box.last_err
 
 
 def test_a_draft_waiting_in_drafts_is_drafted_after_the_look_back_window(box: Box) -> None:

@@ -109,6 +109,11 @@ def _table(account: Account, synced: datetime | None, totals: Counter[str],
                       f"{d.due_at.astimezone(tz):%Y-%m-%d %H:%M}" if d.due_at else "",
                       str(d.stage or d.sent_nudges or ""), d.state)
     console.print(table)
+    for d in decisions:
+        if d.state == "replied" and d.pending:  # the user's edit: never removed by us
+            to = ", ".join(a.email for a in d.outbound.recipients) if d.outbound else ""
+            console.print(f"answered - your edited follow-up to {to} ({d.subject!r}) is still in "
+                          "Drafts: send or delete it yourself")
 
 
 def explain(config: Config, message_id: str, now: datetime) -> int:

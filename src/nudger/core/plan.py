@@ -166,6 +166,11 @@ def decide(
         if untouched:
             return _with(base, stage=untouched[0].stage, action=WithdrawDraft(untouched[0]),
                          reason=f"{verdict.reason}; removing our unsent follow-up from Drafts")
+        edited = [e for e in mine if e.fate == EDITED]
+        if edited:  # the user's now: never removed, but they must hear that it is not needed
+            return _with(base, stage=edited[0].stage, pending=edited[0].nudge_id,
+                         reason=f"{verdict.reason}; your edited follow-up {edited[0].stage} is "
+                                f"still in {edited[0].folder or 'Drafts'}")
         return base
     if verdict.status != AWAITING:
         return base if now - out.date <= account.lookback else None

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from nudger.config.model import Account, Config
-from nudger.core.ledger import APPENDING, DRAFTED, Ledger, LedgerEntry
+from nudger.core.ledger import APPENDING, DRAFTED, EDITED, Ledger, LedgerEntry
 from nudger.core.plan import AppendDraft, Decision, Status, WithdrawDraft, cap_new_drafts, decide
 from nudger.core.record import MessageRecord
 from nudger.core.stats import KEPT
@@ -189,8 +189,22 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
                 agenda[decision.outbound.message_id] = decision.due_at
         state.set_agenda(account.name, agenda)
         state.set_decided(account.name, decided)
-        state.note_answered(answered)
+        news = state.note_answered(answered)
+    _tell_edited_answered(ctx, ledger, news, decisions.values())
     return list(decisions.values())
+
+
+def _tell_edited_answered(ctx: Cycle, ledger: Ledger, news: list[str],
+                          decisions: Iterable[Decision]) -> None:
+    """Once, when a thread is answered: the follow-up the user edited stays in Drafts
+    (it is theirs, never removed by us), so they must hear that it is no longer needed."""
+    subjects = {d.pending: d.subject for d in decisions if d.pending}
+    for nudge_id in news:
+        entry = ledger.get(nudge_id)
+        if entry is not None and entry.fate == EDITED:
+            log.warning("%s: %r was answered; your edited follow-up %s is still in %s: send or "
+                        "delete it yourself", ctx.name, subjects.get(nudge_id, entry.outbound_id),
+                        entry.stage, entry.folder or ctx.layout.drafts)
 
 
 def threads_of(state: State, account: str, seeds: Iterable[str], folders: Iterable[str],

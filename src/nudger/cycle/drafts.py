@@ -273,8 +273,8 @@ def withdraw(ctx: Cycle, entry: LedgerEntry) -> bool:
     if hashlib.sha256(current).hexdigest() != entry.digest:
         with state.transaction():
             state.set_fate(entry.nudge_id, EDITED, ctx.now)
-        log.info("%s: a reply came, but you changed follow-up %s: leaving it", ctx.name,
-                 entry.stage)
+        log.warning("%s: %s was answered; your edited follow-up %s is still in %s: send or "
+                    "delete it yourself", ctx.name, entry.outbound_id, entry.stage, drafts)
         return False
     if not ctx.mailbox.delete_own_draft(drafts, entry.uid, entry.nudge_id):
         log.warning("%s: a reply came; could not remove our follow-up %s from %s (server lacks "
