@@ -145,3 +145,19 @@ def test_the_text_digest_sees_what_a_reader_sees() -> None:
     assert text_digest(draft.replace(b"To: bob@", b"To: carol@")) != text_digest(draft)
     assert text_digest(draft.replace(b"Subject: Re: Offer", b"Subject: Re: Offer (2)")) != \
         text_digest(draft)
+
+
+def test_a_draft_waiting_longer_than_the_state_keeps_mail_is_still_drafted(box: Box) -> None:
+    """Item 15, further: the state forgets mail after twice the look-back window, but not
+    the message whose follow-up waits in Drafts, nor that draft (else it reads as deleted)."""
+    sent(box, "m5@example.com", "Long wait", 25)
+    box.run()
+    box.run(now=NOW + timedelta(days=70))  # the day's pruning
+    box.seed("INBOX", message("other@else.example", sender="dave@else.example", to=box.user,
+                              subject="Something else", date=NOW + timedelta(days=70)), flags=())
+    later = NOW + timedelta(days=71)
+    d = by_subject(box.run(now=later))["Long wait"]
+    assert d["status"] == "drafted"
+    assert len(box.drafts()) == 1
+    code, out, _ = box.cli("status", "--now", later.isoformat())
+    assert "Long wait" in out and "drafted" in out

@@ -265,12 +265,16 @@ class State(History):
 
     def prune(self, account: str, before: datetime) -> int:
         """Forget messages dated before ``before`` (and the links they made): the state
-        keeps a window of mail, not the account's history."""
+        keeps a window of mail, not the account's history. A follow-up waiting in Drafts
+        and the message it follows up stay, however old: it is still drafted."""
         cutoff = before.astimezone(UTC).isoformat()
-        self.conn.execute(
-            "DELETE FROM links WHERE account=? AND child IN "
-            "(SELECT message_id FROM messages WHERE account=? AND date < ?)", (account, account, cutoff))
-        gone = self.conn.execute("DELETE FROM messages WHERE account=? AND date < ?", (account, cutoff))
+        old = ("SELECT message_id FROM messages WHERE account=? AND date < ? AND message_id NOT IN "
+               "(SELECT nudge_id FROM nudges WHERE account=? AND fate IN ('drafted', 'edited') "
+               "UNION SELECT outbound_id FROM nudges WHERE account=? AND fate IN ('drafted', 'edited'))")
+        args = (account, cutoff, account, account)
+        self.conn.execute(f"DELETE FROM links WHERE account=? AND child IN ({old})", (account, *args))
+        gone = self.conn.execute(f"DELETE FROM messages WHERE account=? AND message_id IN ({old})",
+                                 (account, *args))
         self.conn.execute("DELETE FROM decided WHERE account=? AND sent_at < ?", (account, cutoff))
         return gone.rowcount
 
