@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain = add("explain", "why a thread was or was not nudged")
     explain.add_argument("message_id", metavar="MESSAGE-ID")
     explain.add_argument("--now", metavar="ISO-8601", help=argparse.SUPPRESS)
+    stats = add("stats", "what your follow-ups achieved (from the state, no connection)")
+    stats.add_argument("--json", action="store_true")
+    stats.add_argument("--since", metavar="DURATION", default="90d",
+                       help="follow-ups drafted in this period (default: 90d)")
+    stats.add_argument("--now", metavar="ISO-8601", help=argparse.SUPPRESS)
     demo = add("demo", "a zero-setup trial on a built-in sample mailbox")
     demo.add_argument("--json", action="store_true")
     demo.add_argument("--now", metavar="ISO-8601", help="date the sample mailbox as if it were this time")
@@ -132,6 +137,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return explain(_config(args), args.message_id, parse_now(args.now))
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    from nudger.app.stats import stats
+    from nudger.core.durations import parse_duration
+
+    try:
+        since = parse_duration(args.since)
+    except ValueError as exc:
+        raise UsageError(f'--since: "{args.since}" is not a duration (e.g. 90d, 12w)') from exc
+    return stats(_config(args), parse_now(args.now), since, args.json)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from nudger.app.demo import run_demo
 
@@ -139,7 +155,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"check-config": cmd_check_config, "run": cmd_run, "status": cmd_status,
-            "explain": cmd_explain, "demo": cmd_demo}
+            "explain": cmd_explain, "stats": cmd_stats, "demo": cmd_demo}
 
 
 def setup_logging(verbose: int, daemon: bool = False) -> None:

@@ -38,16 +38,18 @@ def _threads(state: State, account: Account, now: datetime,
     synced = datetime.fromisoformat(last).astimezone(account.timezone) if last else None
     sent = state.meta(account.name, "sent_folder") or ""
     whole = seeds is None
-    if seeds is None:
+    if seeds is None:  # (and those whose follow-up waits in Drafts, however old they are)
         seeds = state.ours_since(account.name, account.identities, now - account.lookback)
-    return list(threads_of(state, account.name, seeds, folders, sent, whole_window=whole)), synced
+        seeds += state.pending_outbounds(account.name)
+    return list(threads_of(state, account.name, seeds, folders, sent, whole_window=whole,
+                           subject_links=account.subject_threading)), synced
 
 
 def _when(synced: datetime | None) -> str:
     return f"{synced:%Y-%m-%d %H:%M %Z}" if synced else "never"
 
 
-def _open(config: Config) -> State:
+def open_state(config: Config) -> State:
     """The state, for reading; refused with the reason when nothing was kept yet."""
     if not (config.daemon.state_dir / FILE_NAME).exists():
         raise NudgerError(f"no state in {config.daemon.state_dir} yet: a dry run keeps nothing; "
@@ -61,7 +63,7 @@ def _shown(d: Decision) -> bool:
 
 
 def status(config: Config, now: datetime, as_json: bool) -> int:
-    state = _open(config)
+    state = open_state(config)
     report: list[dict[str, object]] = []
     try:
         for account in config.accounts:
@@ -111,6 +113,11 @@ def _table(account: Account, synced: datetime | None, totals: Counter[str],
                       f"{d.due_at.astimezone(tz):%Y-%m-%d %H:%M}" if d.due_at else "",
                       str(d.stage or d.sent_nudges or ""), d.state)
     console.print(table)
+    for d in decisions:
+        if d.state == "replied" and d.pending:  # the user's edit: never removed by us
+            to = ", ".join(a.email for a in d.outbound.recipients) if d.outbound else ""
+            console.print(f"answered - your edited follow-up to {to} ({d.subject!r}) is still in "
+                          "Drafts: send or delete it yourself")
 
 
 def _meetings(config: Config, state: State, account: Account, ledger: Ledger,
@@ -153,7 +160,7 @@ def _explain_meeting(config: Config, state: State, account: Account, wanted: str
 
 def explain(config: Config, message_id: str, now: datetime) -> int:
     wanted = normalise_message_id(message_id if "<" in message_id else f"<{message_id}>")
-    state = _open(config)
+    state = open_state(config)
     try:
         ran = False
         for account in config.accounts:

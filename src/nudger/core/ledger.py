@@ -48,6 +48,7 @@ class LedgerEntry:
     folder: str = ""
     uid: int | None = None
     digest: str = ""  # sha256 of what we appended: "untouched" means still exactly this
+    text_digest: str = ""  # of its text as a person reads it (``drafttext``): "not edited"
 
 
 class Ledger:

@@ -91,6 +91,7 @@ class Decision:
     sent_nudges: int = 0  # our follow-ups already sent in this thread since the last answer
     nudged: bool = False  # the ledger knows a follow-up of ours in this thread
     pending: str = ""  # Message-ID of our follow-up waiting in Drafts (status DRAFTED)
+    answered_at: datetime | None = None  # replied: when the latest answer came
 
     @property
     def state(self) -> str:
@@ -169,12 +170,18 @@ def decide(
     status = Status.WAITING if verdict.status == AWAITING else Status(verdict.status)
     base = Decision(account.name, thread.key, strip_reply_prefixes(out.subject) or "(no subject)",
                     status, verdict.reason, outbound=out, to=verdict.to,
-                    sent_nudges=verdict.nudges_sent, nudged=bool(mine))
+                    sent_nudges=verdict.nudges_sent, nudged=bool(mine),
+                    answered_at=verdict.answered_at)
     if verdict.status == REPLIED:
         untouched = [e for e in mine if e.fate == DRAFTED]
         if untouched:
             return _with(base, stage=untouched[0].stage, action=WithdrawDraft(untouched[0]),
                          reason=f"{verdict.reason}; removing our unsent follow-up from Drafts")
+        edited = [e for e in mine if e.fate == EDITED]
+        if edited:  # the user's now: never removed, but they must hear that it is not needed
+            return _with(base, stage=edited[0].stage, pending=edited[0].nudge_id,
+                         reason=f"{verdict.reason}; your edited follow-up {edited[0].stage} is "
+                                f"still in {edited[0].folder or 'Drafts'}")
         return base
     if verdict.status != AWAITING:
         return base if now - out.date <= account.lookback else None
@@ -236,7 +243,8 @@ def _rule_for(base: Decision, out: MessageRecord, verdict: Verdict, account: Acc
               now: datetime) -> Decision | tuple[Rule, tuple[Delay | str, str] | None]:
     """The rule that times the next follow-up and the user's override of it, or the
     decision that there is none: too old, no rule, dismissed, opted out, all sent."""
-    if now - out.date > account.lookback:
+    waiting = any(e.fate in PENDING and e.outbound_id == out.message_id for e in mine)
+    if now - out.date > account.lookback and not waiting:  # (a draft in Drafts still waits)
         return _with(base, status=Status.EXCLUDED,
                      reason=f"sent {out.date.astimezone(account.timezone):%Y-%m-%d}, outside the "
                             f"{account.lookback.days}-day look-back window")

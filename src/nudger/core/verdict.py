@@ -42,6 +42,7 @@ class Verdict:
     notes: tuple[str, ...] = ()  # machine answers seen, recipients dropped
     back_on: datetime | None = None  # an out-of-office answer names this return date
     repliers: tuple[str, ...] = ()  # who answered after the latest outbound
+    answered_at: datetime | None = None  # replied: the Date of the latest answer
 
 
 def looks_like_list(address: str) -> bool:
@@ -109,7 +110,7 @@ def _replied(thread: Thread, latest: MessageRecord, theirs: list[MessageRecord],
     return Verdict(
         REPLIED, f"replied by {by} on {reply.date.astimezone(tz):%Y-%m-%d} "
         f"({thread.found_in(reply)})",
-        outbound=latest, repliers=repliers,
+        outbound=latest, repliers=repliers, answered_at=reply.date,
     )
 
 

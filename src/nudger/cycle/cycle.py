@@ -14,13 +14,14 @@ import hashlib
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from nudger.config.model import Account, Config
-from nudger.core.ledger import APPENDING, DRAFTED, Ledger, LedgerEntry
-from nudger.core.plan import AppendDraft, Decision, WithdrawDraft, cap_new_drafts, decide
+from nudger.core.ledger import APPENDING, DRAFTED, EDITED, Ledger, LedgerEntry
+from nudger.core.plan import AppendDraft, Decision, Status, WithdrawDraft, cap_new_drafts, decide
 from nudger.core.record import MessageRecord
+from nudger.core.stats import KEPT
 from nudger.core.threads import NO_NUDGE_KEYWORD, Thread, build_threads, is_no_nudge
 from nudger.cycle.adopt import TRASH_CHECKED, search_trash
 from nudger.cycle.context import Cycle
@@ -113,6 +114,7 @@ def _cycle(ctx: Cycle, progress: Progress | None, full: bool) -> CycleResult:
     result.full = full = full or state.meta(account.name, "plan_fingerprint") != print_
     if full:
         seeds = state.ours_since(account.name, account.identities, now - account.lookback)
+        seeds += state.pending_outbounds(account.name)
     else:
         seeds = sorted(touched) + state.due_agenda(account.name, now)
     meetings = ctx.config.meetings.thank_you and (
@@ -171,17 +173,21 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
     decisions: dict[str, Decision] = {}
     agenda: dict[str, datetime | None] = {}
     decided: dict[str, tuple[str, datetime] | None] = {}
+    answered: dict[str, datetime] = {}  # our follow-ups whose thread was answered, and when
     with state.transaction():
         if full:
             state.clear_agenda(account.name)
         for thread in threads_of(state, account.name, seeds, layout.watched, layout.sent,
-                                 whole_window=full):
+                                 whole_window=full, subject_links=account.subject_threading):
             if not full:  # (a full evaluation starts from an empty agenda)
                 agenda.update((m.message_id, None) for m in thread.messages)
                 decided.update((m.message_id, None) for m in thread.messages)
             decision = decide(thread, account, ctx.config.rules, ledger, now)
             if decision is None or decision.outbound is None:
                 continue
+            if decision.status == Status.REPLIED and decision.nudged and decision.answered_at:
+                answered.update((e.nudge_id, decision.answered_at) for e in
+                                ledger.for_messages(m.message_id for m in thread.messages))
             decisions[thread.key] = decision
             decided[decision.outbound.message_id] = (decision.status, decision.outbound.date)
             # Look again when it falls due; a due one stays on the agenda until written.
@@ -189,20 +195,38 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
                 agenda[decision.outbound.message_id] = decision.due_at
         state.set_agenda(account.name, agenda)
         state.set_decided(account.name, decided)
+        news = state.note_answered(answered)
+    _tell_edited_answered(ctx, ledger, news, decisions.values())
     return list(decisions.values())
 
 
+def _tell_edited_answered(ctx: Cycle, ledger: Ledger, news: list[str],
+                          decisions: Iterable[Decision]) -> None:
+    """Once, when a thread is answered: the follow-up the user edited stays in Drafts
+    (it is theirs, never removed by us), so they must hear that it is no longer needed."""
+    subjects = {d.pending: d.subject for d in decisions if d.pending}
+    for nudge_id in news:
+        entry = ledger.get(nudge_id)
+        if entry is not None and entry.fate == EDITED:
+            log.warning("%s: %r was answered; your edited follow-up %s is still in %s: send or "
+                        "delete it yourself", ctx.name, subjects.get(nudge_id, entry.outbound_id),
+                        entry.stage, entry.folder or ctx.layout.drafts)
+
+
 def threads_of(state: State, account: str, seeds: Iterable[str], folders: Iterable[str],
-               sent: str, whole_window: bool = False) -> Iterator[Thread]:
+               sent: str, whole_window: bool = False,
+               subject_links: bool = True) -> Iterator[Thread]:
     """The threads the seed messages belong to, each once, read from the state's links.
 
     ``whole_window``: the seeds are all the user's messages of the window; grouping
-    all links at once is then much cheaper than a walk per seed.
+    all links at once is then much cheaper than a walk per seed. Without
+    ``subject_links`` (``subject_threading = false``), the links a sync inferred from
+    subjects while it was on are left out: the threads are those a fresh state builds.
     """
     folders = tuple(folders)
     if whole_window:
         for group in state.linked_groups(account, seeds, folders):
-            yield from build_threads(group, sent=sent)
+            yield from build_threads(_linked(group, subject_links), sent=sent)
         return
     done: set[str] = set()
     for seed in seeds:
@@ -210,7 +234,14 @@ def threads_of(state: State, account: str, seeds: Iterable[str], folders: Iterab
             continue
         ids = state.thread_ids(account, [seed])
         done |= ids
-        yield from build_threads(state.records_for(account, ids, folders), sent=sent)
+        yield from build_threads(_linked(state.records_for(account, ids, folders), subject_links),
+                                 sent=sent)
+
+
+def _linked(records: list[MessageRecord], subject_links: bool) -> list[MessageRecord]:
+    if subject_links:
+        return records
+    return [replace(r, inferred_parent="") if r.inferred_parent else r for r in records]
 
 
 def _final(ctx: Cycle, ledger: Ledger, decisions: list[Decision]) -> list[Decision]:
@@ -307,6 +338,7 @@ def _prune(ctx: Cycle) -> None:
         return
     with state.transaction():
         gone = state.prune(name, now - 2 * lookback)
+        state.prune_history(name, now - KEPT)  # what ``stats`` counts: a year of follow-ups
         state.set_meta(name, "last_prune", now.isoformat())
     if gone:
         log.info("%s: forgot %d message(s) older than %d days", name, gone, 2 * lookback.days)

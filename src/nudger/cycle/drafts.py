@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import replace
+from datetime import datetime
 
 from nudger.config.model import Account
 from nudger.core.bodytext import text_of
+from nudger.core.drafttext import text_digest
 from nudger.core.headers import Headers, normalise_message_id
 from nudger.core.language import LANGUAGE_NAMES, language_of
 from nudger.core.ledger import (
@@ -81,36 +83,58 @@ def reconcile(ctx: Cycle) -> None:
     drafts = state.records(ctx.name, ctx.layout.drafts)
     adopt_found(ctx, known, drafts)
     for entry in [e for e in known.values() if e.fate in PENDING]:
+        if _saved_again_unchanged(ctx, entry, drafts):
+            continue
         # Only what answers the followed-up message can be the sent follow-up, and only a
         # copy in Sent is the user's: a forged one in INBOX must not turn "deleted" into "sent".
         others = [r for r in state.answers_to(ctx.name, entry.outbound_id) if r.folder == sent]
         others += state.records_for(ctx.name, [entry.nudge_id], [sent])
-        fate = _fate(ctx.account, entry, drafts, others)
+        fate, when = _fate(ctx.account, entry, drafts, others)
         if fate == entry.fate:
             continue
         with state.transaction():
-            state.set_fate(entry.nudge_id, fate, ctx.now)
+            state.set_fate(entry.nudge_id, fate, when or ctx.now)
         log.info("%s: follow-up %s for %s was %s", ctx.name, entry.stage, entry.outbound_id,
                  {EDITED: "edited by you: it is yours now", SENT: "sent",
                   DISMISSED: "deleted unsent: thread dismissed"}[fate])
 
 
+def _saved_again_unchanged(ctx: Cycle, entry: LedgerEntry, drafts: list[MessageRecord]) -> bool:
+    """Our draft under a new UID with the text we wrote: a client opened it and saved it
+    again (mutt's recall and postpone appends it anew). Still ours: the ledger follows it
+    to its new UID and bytes, so a reply still withdraws it."""
+    copies = [r for r in drafts if r.message_id == entry.nudge_id]
+    if entry.fate != DRAFTED or not entry.text_digest or len(copies) != 1 \
+            or copies[0].uid == entry.uid:
+        return False
+    data = ctx.mailbox.fetch_message(ctx.layout.drafts, copies[0].uid, QUOTE_LIMIT)
+    if data is None or text_digest(data) != entry.text_digest:
+        return False
+    with ctx.state.transaction():
+        ctx.state.record_nudge(replace(entry, uid=copies[0].uid,
+                                       digest=hashlib.sha256(data).hexdigest()))
+    log.info("%s: follow-up %s for %s was saved again unchanged (now UID %s): still nudger's",
+             ctx.name, entry.stage, entry.outbound_id, copies[0].uid)
+    return True
+
+
 def _fate(account: Account, entry: LedgerEntry, drafts: list[MessageRecord],
-          others: list[MessageRecord]) -> Fate:
+          others: list[MessageRecord]) -> tuple[Fate, datetime | None]:
+    """What became of the draft, and when it went out if it was sent (its copy's Date)."""
     copies = [r for r in drafts if r.message_id == entry.nudge_id]
     if copies:
         same = len(copies) == 1 and copies[0].uid == entry.uid
-        return entry.fate if same else EDITED  # replaced by a client's save: edited
+        return (entry.fate if same else EDITED), None  # replaced by a client's save: edited
     # Some clients give an edited draft a new Message-ID; it still answers the same message.
     if any(entry.outbound_id in r.in_reply_to and account.is_identity(r.sender.email) for r in drafts):
-        return EDITED
-    sent = any(
-        r.message_id == entry.nudge_id
+        return EDITED, None
+    sent = [
+        r.date for r in others
+        if r.message_id == entry.nudge_id
         or (account.is_identity(r.sender.email) and entry.outbound_id in r.in_reply_to
             and r.date >= entry.appended_at - CLOCK_SLACK)
-        for r in others
-    )
-    return SENT if sent else DISMISSED
+    ]
+    return (SENT, min(sent)) if sent else (DISMISSED, None)
 
 
 class AppendGuard:
@@ -140,6 +164,7 @@ def write_draft(ctx: Cycle, decision: Decision, guard: AppendGuard) -> bool:
     if existing:
         with state.transaction():
             state.record_nudge(replace(entry, uid=existing[0]))
+            state.note_drafted(entry, action.rule)
         log.info("%s: follow-up %s for %r already in %s (UID %s); recorded it", ctx.name,
                  action.stage, out.subject, ctx.layout.drafts, existing[0])
         return False
@@ -159,9 +184,10 @@ def write_draft(ctx: Cycle, decision: Decision, guard: AppendGuard) -> bool:
     with state.transaction():
         state.record_nudge(replace(entry, fate=APPENDING))
     uid = ctx.mailbox.append(ctx.layout.drafts, data, ("\\Draft", "\\Seen"), ctx.now)
-    uid, digest = _after_append(ctx, entry, uid, data)
+    uid, digest, text = _after_append(ctx, entry, uid, data)
     with state.transaction():
-        state.record_nudge(replace(entry, uid=uid, digest=digest))
+        state.record_nudge(replace(entry, uid=uid, digest=digest, text_digest=text))
+        state.note_drafted(entry, action.rule)
     what = f"follow-up {action.stage}" if action.stage else "a thank-you"
     log.info("%s: drafted %s to %s for %r (rule %s, in %s)", ctx.name, what,
              ", ".join(a.email for a in action.to), action.subject or out.subject, action.rule,
@@ -199,10 +225,10 @@ def _compose(ctx: Cycle, action: AppendDraft, raw: bytes) -> tuple[bytes, str] |
 
 
 def _after_append(ctx: Cycle, entry: LedgerEntry, uid: int | None,
-                  data: bytes) -> tuple[int | None, str]:
+                  data: bytes) -> tuple[int | None, str, str]:
     """Look again after the APPEND: another instance may have appended the same follow-up
     between our search and ours. Keep the lowest UID, remove the other copies, and return
-    the UID kept and its digest for the ledger.
+    the UID kept and its digests (bytes, text) for the ledger.
 
     Every copy found here appeared after our search found none a moment ago, so none is an
     edit of the user's; we still remove a copy only if it carries our Message-ID and our
@@ -213,7 +239,7 @@ def _after_append(ctx: Cycle, entry: LedgerEntry, uid: int | None,
     mailbox, drafts = ctx.mailbox, ctx.layout.drafts
     found = mailbox.find_message_id(drafts, entry.nudge_id)
     if not found or found == [uid]:
-        return uid, hashlib.sha256(data).hexdigest()
+        return uid, hashlib.sha256(data).hexdigest(), text_digest(data)
     keep, *others = sorted(found)
     ours = _nudger_copies(mailbox, drafts, entry, [keep, *others])
     for copy in others:
@@ -230,10 +256,12 @@ def _after_append(ctx: Cycle, entry: LedgerEntry, uid: int | None,
                         "one (the server lacks UIDPLUS): delete UID %s yourself", ctx.name,
                         entry.stage, entry.outbound_id, drafts, keep, copy, copy)
     if keep == uid:
-        return keep, hashlib.sha256(data).hexdigest()
+        return keep, hashlib.sha256(data).hexdigest(), text_digest(data)
     # Another instance's copy survives: remember its bytes, so a reply can withdraw it.
     kept = mailbox.fetch_message(drafts, keep, QUOTE_LIMIT) if keep in ours else None
-    return keep, hashlib.sha256(kept).hexdigest() if kept is not None else ""
+    if kept is None:
+        return keep, "", ""
+    return keep, hashlib.sha256(kept).hexdigest(), text_digest(kept)
 
 
 def _nudger_copies(mailbox: Mailbox, drafts: str, entry: LedgerEntry, uids: list[int]) -> set[int]:
@@ -255,8 +283,8 @@ def withdraw(ctx: Cycle, entry: LedgerEntry) -> bool:
     if hashlib.sha256(current).hexdigest() != entry.digest:
         with state.transaction():
             state.set_fate(entry.nudge_id, EDITED, ctx.now)
-        log.info("%s: a reply came, but you changed follow-up %s: leaving it", ctx.name,
-                 entry.stage)
+        log.warning("%s: %s was answered; your edited follow-up %s is still in %s: send or "
+                    "delete it yourself", ctx.name, entry.outbound_id, entry.stage, drafts)
         return False
     if not ctx.mailbox.delete_own_draft(drafts, entry.uid, entry.nudge_id):
         log.warning("%s: a reply came; could not remove our follow-up %s from %s (server lacks "

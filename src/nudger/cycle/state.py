@@ -19,8 +19,10 @@ from pathlib import Path
 from nudger.core.ledger import LedgerEntry
 from nudger.core.record import MessageRecord, record_key
 from nudger.core.threads import Groups, thread_links
+from nudger.cycle.history import History
 from nudger.cycle.statefile import (
     FILE_NAME,
+    columns,
     connect,
     inode,
     open_for_reading,
@@ -46,7 +48,7 @@ class Checkpoint:
     messages: int | None = None
 
 
-class State:
+class State(History):
     def __init__(self, conn: sqlite3.Connection, path: Path | None = None):
         """``conn``: a connection to a prepared file (``statefile``), or to memory."""
         self.conn, self.path = conn, path
@@ -281,12 +283,16 @@ class State:
 
     def prune(self, account: str, before: datetime) -> int:
         """Forget messages dated before ``before`` (and the links they made): the state
-        keeps a window of mail, not the account's history."""
+        keeps a window of mail, not the account's history. A follow-up waiting in Drafts
+        and the message it follows up stay, however old: it is still drafted."""
         cutoff = before.astimezone(UTC).isoformat()
-        self.conn.execute(
-            "DELETE FROM links WHERE account=? AND child IN "
-            "(SELECT message_id FROM messages WHERE account=? AND date < ?)", (account, account, cutoff))
-        gone = self.conn.execute("DELETE FROM messages WHERE account=? AND date < ?", (account, cutoff))
+        old = ("SELECT message_id FROM messages WHERE account=? AND date < ? AND message_id NOT IN "
+               "(SELECT nudge_id FROM nudges WHERE account=? AND fate IN ('drafted', 'edited') "
+               "UNION SELECT outbound_id FROM nudges WHERE account=? AND fate IN ('drafted', 'edited'))")
+        args = (account, cutoff, account, account)
+        self.conn.execute(f"DELETE FROM links WHERE account=? AND child IN ({old})", (account, *args))
+        gone = self.conn.execute(f"DELETE FROM messages WHERE account=? AND message_id IN ({old})",
+                                 (account, *args))
         self.conn.execute("DELETE FROM decided WHERE account=? AND sent_at < ?", (account, cutoff))
         self.conn.execute("DELETE FROM calendar WHERE account=? AND NOT EXISTS (SELECT 1 FROM messages m "
                           "WHERE m.account=calendar.account AND m.folder=calendar.folder AND "
@@ -338,27 +344,38 @@ class State:
     # -- the ledger of our drafts ---------------------------------------------------------------
 
     def ledger(self, account: str) -> dict[str, LedgerEntry]:
+        # (A file of schema 2, read as it is by ``status``, has no text digests yet.)
+        text = "text_digest" if "text_digest" in columns(self.conn, "nudges") else "''"
         rows = self.conn.execute(
             "SELECT nudge_id, account, outbound_id, thread_key, stage, fate, appended_at, fate_at, "
-            "folder, uid, digest FROM nudges WHERE account=?", (account,))
+            f"folder, uid, digest, {text} FROM nudges WHERE account=?", (account,))
         result = {}
         for row in rows:
             appended = datetime.fromisoformat(row[6])
             fate_at = datetime.fromisoformat(row[7]) if row[7] else None
             result[row[0]] = LedgerEntry(row[0], row[1], row[2], row[3], row[4], row[5],
-                                         appended, fate_at, row[8] or "", row[9], row[10] or "")
+                                         appended, fate_at, row[8] or "", row[9], row[10] or "",
+                                         row[11] or "")
         return result
 
     def record_nudge(self, entry: LedgerEntry) -> None:
         self.conn.execute(
-            "INSERT OR REPLACE INTO nudges VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO nudges (nudge_id, account, outbound_id, thread_key, stage, "
+            "fate, appended_at, fate_at, folder, uid, digest, text_digest) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (entry.nudge_id, entry.account, entry.outbound_id, entry.thread_key, entry.stage,
              entry.fate, entry.appended_at.isoformat(),
              entry.fate_at.isoformat() if entry.fate_at else None, entry.folder, entry.uid,
-             entry.digest))
+             entry.digest, entry.text_digest))
 
     def forget_nudge(self, nudge_id: str) -> None:
         self.conn.execute("DELETE FROM nudges WHERE nudge_id=?", (nudge_id,))
+
+    def pending_outbounds(self, account: str) -> list[str]:
+        """The messages whose follow-up waits in Drafts: decided however old they are."""
+        rows = self.conn.execute("SELECT DISTINCT outbound_id FROM nudges WHERE account=? AND "
+                                 "fate IN ('drafted', 'edited')", (account,))
+        return [mid for (mid,) in rows]
 
     def has_fate(self, account: str, fate: str) -> bool:
         return self.conn.execute("SELECT 1 FROM nudges WHERE account=? AND fate=? LIMIT 1",
@@ -374,6 +391,7 @@ class State:
     def set_fate(self, nudge_id: str, fate: str, when: datetime) -> None:
         self.conn.execute("UPDATE nudges SET fate=?, fate_at=? WHERE nudge_id=?",
                           (fate, when.isoformat(), nudge_id))
+        self.note_outcome(nudge_id, fate, when)
 
     # -- meta -------------------------------------------------------------------------------------
 

@@ -62,11 +62,19 @@ CREATE TABLE IF NOT EXISTS decided (account TEXT NOT NULL, outbound_id TEXT NOT 
 CREATE TABLE IF NOT EXISTS nudges (
     nudge_id TEXT PRIMARY KEY, account TEXT NOT NULL, outbound_id TEXT NOT NULL,
     thread_key TEXT NOT NULL, stage INTEGER NOT NULL, fate TEXT NOT NULL,
-    appended_at TEXT NOT NULL, fate_at TEXT, folder TEXT, uid INTEGER, digest TEXT);
+    appended_at TEXT NOT NULL, fate_at TEXT, folder TEXT, uid INTEGER, digest TEXT,
+    text_digest TEXT);
 -- The calendar messages (invitations, answers) by their iCalendar UID: a meeting's
 -- messages are found without reading every record. A row whose message is gone is ignored.
 CREATE TABLE IF NOT EXISTS calendar (account TEXT NOT NULL, folder TEXT NOT NULL,
     uid INTEGER NOT NULL, ical_uid TEXT NOT NULL, PRIMARY KEY (account, folder, uid));
+-- What became of each follow-up, kept a year for `nudger stats` (the mail window is shorter).
+-- thread_id: the user's message its thread began with (a later stage follows up our first).
+CREATE TABLE IF NOT EXISTS history (
+    nudge_id TEXT PRIMARY KEY, account TEXT NOT NULL, outbound_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL, rule TEXT NOT NULL, stage INTEGER NOT NULL, drafted_at TEXT NOT NULL,
+    sent_at TEXT, dismissed_at TEXT, withdrawn_at TEXT, answered_at TEXT);
+CREATE INDEX IF NOT EXISTS history_by_date ON history (account, drafted_at);
 CREATE TABLE IF NOT EXISTS meta (account TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (account, key));
 """
@@ -196,7 +204,39 @@ def prepare(conn: sqlite3.Connection, path: Path | None, readonly: bool) -> None
     # "appending" rows (a text value), and Trash is searched once per state (a meta row).
     # 2 -> 3: the calendar table (meetings' thank-yous), created empty.
     conn.executescript(SCHEMA)
+    if version < 3:
+        _to_3(conn)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def _to_3(conn: sqlite3.Connection) -> None:
+    """2 -> 3: each draft's text digest (a client that saves it again unchanged has not
+    edited it), and the history of follow-ups for ``stats``, begun from the ledger (its
+    rule unknown: "")."""
+    if "text_digest" not in columns(conn, "nudges"):
+        conn.execute("ALTER TABLE nudges ADD COLUMN text_digest TEXT")
+    conn.execute(
+        "INSERT OR IGNORE INTO history (nudge_id, account, outbound_id, thread_id, rule, stage, "
+        "drafted_at, sent_at, dismissed_at, withdrawn_at) SELECT nudge_id, account, outbound_id, "
+        "outbound_id, '', stage, appended_at, CASE fate WHEN 'sent' THEN fate_at END, "
+        "CASE fate WHEN 'dismissed' THEN fate_at END, CASE fate WHEN 'withdrawn' THEN fate_at END "
+        "FROM nudges WHERE fate != 'appending'")
+    for _ in range(10):  # a later stage follows up the one before: its thread is the first's
+        moved = conn.execute(
+            "UPDATE history SET thread_id = (SELECT h.thread_id FROM history h WHERE "
+            "h.nudge_id = history.outbound_id) WHERE thread_id != (SELECT h.thread_id FROM "
+            "history h WHERE h.nudge_id = history.outbound_id)")
+        if not moved.rowcount:
+            break
+
+
+def tables(conn: sqlite3.Connection) -> set[str]:
+    return {str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The columns ``table`` has (an older file read as it is may lack the newer ones)."""
+    return {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 def file_id(path: Path) -> tuple[int, int] | None:
