@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from nudger.cycle.statefile import SCHEMA_VERSION
 from support.harness import Box, by_subject, make_box
 from support.mail import NOW, config_text, days_ago, message
 
@@ -223,7 +224,7 @@ def test_a_state_from_a_newer_nudger_is_refused_with_a_sentence(box: Box, tmp_pa
     box.run(now=days_ago(-1))
     assert box.last_code == 78
     assert (f"{state_file(tmp_path)}: written by a newer nudger (state schema 9; this nudger knows "
-            "schema 2 and older)") in box.last_err
+            f"schema {SCHEMA_VERSION} and older)") in box.last_err
     assert "Traceback" not in box.last_err and "internal error" not in box.last_err
     code, _, err = box.cli("status")
     assert code == 78 and "newer nudger" in err
@@ -242,7 +243,7 @@ def test_a_state_without_a_version_is_migrated(box: Box, tmp_path: Path) -> None
     assert by_subject(box.run(now=days_ago(-1)))["Old state"]["status"] == "drafted"
     assert box.last_code == 0
     with contextlib.closing(sqlite3.connect(state_file(tmp_path))) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 # -- read-only and full disks (a real tmpfs: root only) --------------------------------------

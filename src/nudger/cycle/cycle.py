@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from nudger.config.model import Account, Config
-from nudger.core.ledger import APPENDING, DRAFTED, Ledger, LedgerEntry
-from nudger.core.plan import AppendDraft, Decision, WithdrawDraft, cap_new_drafts, decide
+from nudger.core.ledger import APPENDING, DRAFTED, SENT, Ledger, LedgerEntry
+from nudger.core.plan import AppendDraft, Decision, WithdrawDraft, cap_new_drafts, decide, hold_sends
 from nudger.core.record import MessageRecord
+from nudger.core.sending import SendDraft
 from nudger.core.threads import NO_NUDGE_KEYWORD, Thread, build_threads, is_no_nudge
 from nudger.cycle.adopt import TRASH_CHECKED, search_trash
 from nudger.cycle.context import Cycle
 from nudger.cycle.drafts import AppendGuard, reconcile, sync_drafts, withdraw, write_draft
+from nudger.cycle.outbox import Outbox
 from nudger.cycle.state import State
 from nudger.cycle.statefile import NOT_THE_FILE, translate
 from nudger.cycle.sync import Progress, SyncCounts, sync_watched
@@ -43,6 +45,8 @@ class CycleResult:
     decisions: list[Decision] = field(default_factory=list)  # the threads looked at this cycle
     written: list[str] = field(default_factory=list)  # nudge Message-IDs appended
     withdrawn: list[str] = field(default_factory=list)  # our drafts removed after a reply
+    sent: list[str] = field(default_factory=list)  # our follow-ups sent for the user (send_after)
+    digest: str = ""  # the day's digest: "sent", "due" (a dry run), or ""
     fetched: int = 0  # header records read from the server
     skipped: int = 0  # malformed messages passed over
     full: bool = False  # every thread of the window was looked at, not only the changed ones
@@ -73,6 +77,7 @@ def run_cycle(
     dry_run: bool = False,
     progress: Progress | None = None,
     full: bool = False,
+    sender: object = None,
 ) -> CycleResult:
     """Sync, decide, act. Only threads touched by new mail, whose time has come, or whose
     draft changed are evaluated, unless ``full`` (or the rules changed).
@@ -82,7 +87,7 @@ def run_cycle(
     """
     layout = discover(mailbox.list_folders(), account.sent_folder, account.drafts_folder,
                       account.watch_folders)
-    ctx = Cycle(config, account, mailbox, state, layout, now, dry_run)
+    ctx = Cycle(config, account, mailbox, state, layout, now, dry_run, sender)
     try:
         return _cycle(ctx, progress, full)
     except NOT_THE_FILE:
@@ -181,6 +186,8 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
             # Look again when it falls due; a due one stays on the agenda until written.
             if decision.status in ("waiting", "due"):
                 agenda[decision.outbound.message_id] = decision.due_at
+            elif decision.send_at is not None and (decision.action or decision.send_at > now):
+                agenda[decision.outbound.message_id] = decision.send_at  # nudger sends it then
         state.set_agenda(account.name, agenda)
         state.set_decided(account.name, decided)
     return list(decisions.values())
@@ -228,6 +235,7 @@ def _final(ctx: Cycle, ledger: Ledger, decisions: list[Decision]) -> list[Decisi
                 if d.outbound is None or d.outbound.message_id not in again}
         kept.update((d.thread_key, d) for d in _evaluate(ctx, ledger, again, full=False))
         decisions = list(kept.values())
+    decisions = hold_sends(decisions, Outbox(ctx.state).steps(ctx.name))
     appends = sum(1 for d in decisions if isinstance(d.action, AppendDraft))
     if appends > ctx.account.max_new_drafts and not ctx.dry_run:
         log.info("%s: %d follow-ups are due; writing the %d oldest now, the rest in later cycles",
@@ -289,6 +297,28 @@ def _act(ctx: Cycle, result: CycleResult) -> None:
         with ctx.state.transaction():
             ctx.state.set_decided(ctx.name, {o.message_id: (DRAFTED, o.date) for o in written})
             ctx.state.set_agenda(ctx.name, {o.message_id: None for o in written})
+    _send(ctx, result)
+
+
+def _send(ctx: Cycle, result: CycleResult) -> None:
+    """The follow-ups due to be sent (cycle/send.py), then their threads decided again:
+    sent, or a reply came meanwhile (then our draft is withdrawn now)."""
+    from nudger.cycle.send import send_planned
+
+    tried = send_planned(ctx, result.decisions, ctx.sender)
+    if not tried:
+        return
+    ledger = Ledger(ctx.state.ledger(ctx.name).values())
+    ids_sent = [d.action.entry.nudge_id for d in tried if isinstance(d.action, SendDraft)]
+    result.sent += [n for n in ids_sent if ledger.entries[n].fate == SENT]
+    ids = [d.outbound.message_id for d in tried if d.outbound is not None]
+    again = {d.thread_key: d for d in _evaluate(ctx, ledger, ids, full=False)}
+    for decision in again.values():
+        if isinstance(decision.action, WithdrawDraft) and withdraw(ctx, decision.action.entry):
+            result.withdrawn.append(decision.action.entry.nudge_id)
+    # A sent one keeps the decision that sent it (--json says "sent"); the others are redone.
+    result.decisions = [d if isinstance(d.action, SendDraft) and d.action.entry.nudge_id in result.sent
+                        else again.get(d.thread_key, d) for d in result.decisions]
 
 
 def _prune(ctx: Cycle) -> None:

@@ -28,7 +28,7 @@ from nudger.errors import (
 log = logging.getLogger(__name__)
 
 FILE_NAME = "state.sqlite3"
-SCHEMA_VERSION = 2  # PRAGMA user_version; 1 is the state of nudger 0.x, before it had one
+SCHEMA_VERSION = 3  # PRAGMA user_version; 1 is the state of nudger 0.x, before it had one
 REBUILD_HINT = "run `nudger run --once` to set it aside and rebuild it from the server"
 SIDECARS = ("-wal", "-shm")  # SQLite's write-ahead log and its index, beside the file
 
@@ -65,6 +65,15 @@ CREATE TABLE IF NOT EXISTS nudges (
     appended_at TEXT NOT NULL, fate_at TEXT, folder TEXT, uid INTEGER, digest TEXT);
 CREATE TABLE IF NOT EXISTS meta (account TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (account, key));
+"""
+
+# Schema 3: the journal of what nudger sends (a follow-up, a digest), one row per message,
+# its step written before each step is taken, so that a crash never sends twice.
+OUTBOX = """
+CREATE TABLE IF NOT EXISTS outbox (
+    account TEXT NOT NULL, message_id TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
+    step TEXT NOT NULL, at TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '', uid INTEGER,
+    PRIMARY KEY (account, message_id));
 """
 
 
@@ -191,6 +200,7 @@ def prepare(conn: sqlite3.Connection, path: Path | None, readonly: bool) -> None
     # Schema 1 (no version) -> 2: no table changes. 2 stamps the version; its ledger may hold
     # "appending" rows (a text value), and Trash is searched once per state (a meta row).
     conn.executescript(SCHEMA)
+    conn.executescript(OUTBOX)  # 2 -> 3: the send journal (a new table; nothing else changes)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
