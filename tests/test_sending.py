@@ -67,3 +67,105 @@ def test_an_untouched_follow_up_is_sent_once_on_the_next_working_day(box: Box, s
     # Later cycles send nothing again, and the thread counts the follow-up as sent.
     later = by_subject(box.run(now=MONDAY + timedelta(days=1)))["Offer"]
     assert later["follow_ups_sent"] == 1 and len(smtp.received) == 1
+
+
+def test_dry_run_and_explain_say_what_would_be_sent_and_when(box: Box, smtp: SmtpServer) -> None:
+    _drafted(box)
+    code, out, _ = box.cli("explain", "offer@example.com", "--now", (NOW + timedelta(days=1)).isoformat())
+    assert code == 0 and "nudger sends it Mon 2026-11-30 10:00 unless you edit or delete it" in out
+    before = box.snapshot()
+    decision = by_subject(box.run("--dry-run", now=MONDAY))["Offer"]
+    assert decision["action"] == "send-draft" and "nudger sends it now" in decision["reason"]
+    assert "would send 1 follow-up(s) for you" in box.last_err
+    assert smtp.received == [] and box.snapshot() == before
+
+
+class _ReplyBeforeSend:
+    """The real mailbox, but a reply lands in INBOX just as nudger reads its draft to send it."""
+
+    def __init__(self, inner, box: Box):  # type: ignore[no-untyped-def]
+        self.inner, self.box, self.done = inner, box, False
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+    def fetch_message(self, folder: str, uid: int, limit: int):  # type: ignore[no-untyped-def]
+        if folder == "Drafts" and not self.done:
+            self.done = True
+            self.box.seed("INBOX", message("re-offer@client.example", sender="bob@client.example",
+                                           to=self.box.user, subject="Re: Offer", date=MONDAY,
+                                           reply_to="offer@example.com"))
+        return self.inner.fetch_message(folder, uid, limit)
+
+
+def test_a_reply_that_arrives_between_the_plan_and_the_send_cancels_it(box: Box, smtp: SmtpServer) -> None:
+    from nudger.app.daemon import open_mailbox, open_sender
+    from nudger.config.load import load_config
+    from nudger.cycle.cycle import run_cycle
+    from nudger.cycle.state import State
+
+    _drafted(box)
+    config = load_config(box.config)
+    account = config.accounts[0]
+    state, sender = State.open(config.daemon.state_dir), open_sender(account)
+    mailbox = _ReplyBeforeSend(open_mailbox(account), box)
+    try:
+        result = run_cycle(config, account, mailbox, state, MONDAY, sender=sender)  # type: ignore[arg-type]
+    finally:
+        mailbox.inner.close()
+        state.close()
+        assert sender is not None
+        sender.close()
+    assert mailbox.done and smtp.received == [] and result.sent == []
+    assert box.drafts() == []  # our draft withdrawn: the reply made it unneeded
+    assert by_subject(box.run(now=MONDAY))["Offer"]["status"] == "replied"
+    assert smtp.received == []
+
+
+def test_a_draft_the_user_edited_is_never_sent(box: Box, smtp: SmtpServer) -> None:
+    _drafted(box)
+    ((uid, (data, _)),) = box.raw("Drafts").items()
+    edited = data.replace(b"Happy to help", b"Glad to help")
+    assert edited != data
+    box.seed("Drafts", edited, flags=("\\Draft", "\\Seen"))  # what a client's save does
+    box.delete_drafts([uid])
+    decision = by_subject(box.run(now=MONDAY))["Offer"]
+    assert decision["status"] == "drafted" and "it is yours now, so nudger will not send it" in decision["reason"]
+    assert smtp.received == []
+    assert [m for m, _ in box.raw("Drafts").values()] == [edited]
+
+
+def test_a_refused_login_leaves_the_draft_and_says_what_to_fix(
+        dovecot, imap_user, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    smtp = SmtpServer(tmp_path / "smtp", {imap_user: "not-the-password"})
+    try:
+        box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, rules=RULES,
+                       extra_account=smtp.config())
+        _drafted(box)
+        before = box.raw("Drafts")
+        box.run(now=MONDAY)
+        assert box.last_code == 77, box.last_err
+        assert (f"test (SMTP 127.0.0.1:{smtp.port}): the server refused the login for {imap_user} "
+                "(535); check accounts.test.smtp.username and the password source") in box.last_err
+        assert dovecot.users[imap_user] not in box.last_err
+        assert smtp.received == [] and box.raw("Drafts") == before
+        code, out, _ = box.cli("status", "--now", MONDAY.isoformat())
+        assert code == 0 and "not sent" not in out  # nothing went out, so nothing is held
+    finally:
+        smtp.stop()
+
+
+def test_a_5xx_from_the_server_leaves_the_draft_and_is_never_retried(box: Box, smtp: SmtpServer) -> None:
+    _drafted(box)
+    before = box.raw("Drafts")
+    smtp.handler.refuse = "554 5.7.1 Message rejected as spam"
+    decision = by_subject(box.run(now=MONDAY))["Offer"]
+    assert box.last_code == 0 and decision["action"] == "not-sent"
+    assert ("the server refused the message (554 5.7.1 Message rejected as spam); follow-up 1 for "
+            "'Offer' was not sent and stays in Drafts for you") in box.last_err
+    assert box.raw("Drafts") == before and smtp.received == []
+    smtp.handler.refuse = None
+    again = by_subject(box.run(now=MONDAY + timedelta(hours=1)))["Offer"]
+    assert smtp.received == [] and "not sent: the mail server refused it" in again["reason"]
+    code, out, _ = box.cli("status", "--now", MONDAY.isoformat())
+    assert code == 0 and "not sent: 'Offer'" in out and "554 5.7.1" in out

@@ -21,7 +21,7 @@ from nudger.config.model import Account, Config
 from nudger.core.ledger import APPENDING, DRAFTED, SENT, Ledger, LedgerEntry
 from nudger.core.plan import AppendDraft, Decision, WithdrawDraft, cap_new_drafts, decide, hold_sends
 from nudger.core.record import MessageRecord
-from nudger.core.sending import SendDraft
+from nudger.core.sending import SendDraft, send_time
 from nudger.core.threads import NO_NUDGE_KEYWORD, Thread, build_threads, is_no_nudge
 from nudger.cycle.adopt import TRASH_CHECKED, search_trash
 from nudger.cycle.context import Cycle
@@ -284,11 +284,16 @@ def _act(ctx: Cycle, result: CycleResult) -> None:
                      key=lambda d: d.due_at or ctx.now)
     guard = AppendGuard(ctx.mailbox, ctx.layout.drafts)
     written: list[MessageRecord] = []
+    sends: dict[str, datetime | None] = {}  # a draft under send_after: looked at again then
+    rules = {r.name: r for r in ctx.config.rules}
     for decision in appends:
         assert isinstance(decision.action, AppendDraft)
         if write_draft(ctx, decision, guard):
             result.written.append(decision.action.nudge_id)
             written.append(decision.action.outbound)
+            after = rules[decision.action.rule].send_after if decision.action.rule in rules else None
+            if after is not None and ctx.account.smtp is not None:
+                sends[decision.action.outbound.message_id] = send_time(ctx.now, after, ctx.account)
     for decision in result.decisions:
         if isinstance(decision.action, WithdrawDraft):
             if withdraw(ctx, decision.action.entry):
@@ -296,7 +301,7 @@ def _act(ctx: Cycle, result: CycleResult) -> None:
     if written:  # the totals count the account after this cycle; a drafted one is not due
         with ctx.state.transaction():
             ctx.state.set_decided(ctx.name, {o.message_id: (DRAFTED, o.date) for o in written})
-            ctx.state.set_agenda(ctx.name, {o.message_id: None for o in written})
+            ctx.state.set_agenda(ctx.name, {o.message_id: sends.get(o.message_id) for o in written})
     _send(ctx, result)
 
 
