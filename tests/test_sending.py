@@ -169,3 +169,135 @@ def test_a_5xx_from_the_server_leaves_the_draft_and_is_never_retried(box: Box, s
     assert smtp.received == [] and "not sent: the mail server refused it" in again["reason"]
     code, out, _ = box.cli("status", "--now", MONDAY.isoformat())
     assert code == 0 and "not sent: 'Offer'" in out and "554 5.7.1" in out
+
+
+def test_sent_at_most_once_under_kill_9_at_random_points(box: Box, smtp: SmtpServer) -> None:
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+    from collections import Counter
+
+    env = {**os.environ, "NUDGER_TEST_PASSWORD": box.dovecot.users[box.user]}
+    cmd = [sys.executable, "-m", "nudger", "--config", str(box.config), "run", "--once"]
+    rng = random.Random(13)
+    subjects = []
+    span = 0.0
+    for n in range(8):
+        for i in range(2):
+            subjects.append(f"Kill {n}.{i}")
+            box.seed("Sent", message(f"kill{n}-{i}@example.com", sender=box.user, subject=subjects[-1],
+                                     date=days_ago(6)))
+        subprocess.run(cmd + ["--now", NOW.isoformat()], env=env, capture_output=True, check=True)
+        started = time.monotonic()
+        proc = subprocess.Popen(cmd + ["--now", MONDAY.isoformat()], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not span:  # the first run sends its two in full: how long a sending run takes
+            proc.wait()
+            span = time.monotonic() - started
+            continue
+        time.sleep(rng.uniform(0.4 * span, 1.05 * span))  # the sends come last
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        received = Counter(r.message["Message-ID"] for r in smtp.received)
+        assert all(v == 1 for v in received.values()), received
+    done = subprocess.run(cmd + ["--now", (MONDAY + timedelta(hours=1)).isoformat()], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    received = Counter(str(r.message["Message-ID"]) for r in smtp.received)
+    assert all(v == 1 for v in received.values()), received
+    in_sent = Counter(str(m["Message-ID"]) for m in _messages(box, "Sent") if m["In-Reply-To"])
+    drafts = {str(d["Message-ID"]) for d in box.drafts()}
+    code, out, _ = box.cli("status", "--json", "--now", (MONDAY + timedelta(hours=1)).isoformat())
+    import json
+
+    doubts = {t["draft"] for a in json.loads(out)["accounts"] for t in a["not_sent"]}
+    assert all(v == 1 for v in in_sent.values()), in_sent
+    for nudge_id in set(received) | drafts | doubts:
+        if nudge_id in doubts:  # stopped mid-send: never resent, the draft is left, status says so
+            assert nudge_id in drafts and received[nudge_id] <= 1
+        else:  # sent exactly once, its copy in Sent once, its draft gone
+            assert received[nudge_id] == 1 and in_sent[nudge_id] == 1 and nudge_id not in drafts
+    assert len(received) + len(doubts - set(received)) == len(subjects)
+
+
+def _messages(box: Box, folder: str):  # type: ignore[no-untyped-def]
+    from email import policy
+    from email.parser import BytesParser
+
+    return [BytesParser(policy=policy.default).parsebytes(data) for data, _ in box.raw(folder).values()]
+
+
+class Killed(BaseException):
+    """What kill -9 does to a run, at one chosen instant (nothing after it runs)."""
+
+
+class _Crashing:
+    """A real sender or mailbox that stops the run at one call: ``when`` "before" the
+    call reaches the server, or "after" it did."""
+
+    def __init__(self, inner, call: str, when: str, folder: str | None = None):  # type: ignore[no-untyped-def]
+        self.inner, self.call, self.when, self.folder = inner, call, when, folder
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        attr = getattr(self.inner, name)
+        if name != self.call:
+            return attr
+
+        def crashing(*args, **kwargs):  # type: ignore[no-untyped-def]
+            if self.folder is not None and args[0] != self.folder:
+                return attr(*args, **kwargs)
+            if self.when == "before":
+                raise Killed
+            attr(*args, **kwargs)
+            raise Killed
+
+        return crashing
+
+
+def _cycle_until_killed(box: Box, sender_crash=None, mailbox_crash=None) -> None:  # type: ignore[no-untyped-def]
+    from nudger.app.daemon import open_mailbox, open_sender
+    from nudger.config.load import load_config
+    from nudger.cycle.cycle import run_cycle
+    from nudger.cycle.state import State
+
+    config = load_config(box.config)
+    account = config.accounts[0]
+    state, sender, mailbox = State.open(config.daemon.state_dir), open_sender(account), open_mailbox(account)
+    try:
+        with pytest.raises(Killed):
+            run_cycle(config, account, mailbox_crash(mailbox) if mailbox_crash else mailbox, state,
+                      MONDAY, sender=sender_crash(sender) if sender_crash else sender)
+    finally:
+        mailbox.close()
+        state.close()
+        assert sender is not None
+        sender.close()
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_run_stopped_while_handing_the_message_over_never_sends_it_again(
+        box: Box, smtp: SmtpServer, when: str) -> None:
+    nudge_id = _drafted(box)
+    _cycle_until_killed(box, sender_crash=lambda s: _Crashing(s, "send", when))
+    assert len(smtp.received) == (1 if when == "after" else 0)
+    box.run(now=MONDAY + timedelta(hours=1))
+    assert ("nudger stopped while sending follow-up 'Offer' and cannot tell whether it went out "
+            "(it is not in Sent); it will not send it again") in box.last_err
+    box.run(now=MONDAY + timedelta(days=1))
+    assert len(smtp.received) == (1 if when == "after" else 0)  # in doubt: never resent
+    assert [str(d["Message-ID"]) for d in box.drafts()] == [nudge_id]  # left for the user
+    code, out, _ = box.cli("status", "--now", MONDAY.isoformat())
+    assert code == 0 and "not sent: 'Offer'" in out and "cannot tell whether it went out" in out
+
+
+def test_a_run_stopped_after_the_server_took_it_files_it_once_and_removes_the_draft(
+        box: Box, smtp: SmtpServer) -> None:
+    nudge_id = _drafted(box)
+    _cycle_until_killed(box, mailbox_crash=lambda m: _Crashing(m, "append", "after", folder="Sent"))
+    assert len(smtp.received) == 1 and len(box.drafts()) == 1
+    box.run(now=MONDAY + timedelta(hours=1))
+    assert len(smtp.received) == 1 and box.drafts() == []
+    assert [str(m["Message-ID"]) for m in _messages(box, "Sent") if m["In-Reply-To"]] == [nudge_id]

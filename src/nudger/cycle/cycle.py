@@ -14,12 +14,20 @@ import hashlib
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from nudger.config.model import Account, Config
 from nudger.core.ledger import APPENDING, DRAFTED, SENT, Ledger, LedgerEntry
-from nudger.core.plan import AppendDraft, Decision, WithdrawDraft, cap_new_drafts, decide, hold_sends
+from nudger.core.plan import (
+    AppendDraft,
+    Decision,
+    Status,
+    WithdrawDraft,
+    cap_new_drafts,
+    decide,
+    hold_sends,
+)
 from nudger.core.record import MessageRecord
 from nudger.core.sending import SendDraft, send_time
 from nudger.core.threads import NO_NUDGE_KEYWORD, Thread, build_threads, is_no_nudge
@@ -321,9 +329,16 @@ def _send(ctx: Cycle, result: CycleResult) -> None:
     for decision in again.values():
         if isinstance(decision.action, WithdrawDraft) and withdraw(ctx, decision.action.entry):
             result.withdrawn.append(decision.action.entry.nudge_id)
-    # A sent one keeps the decision that sent it (--json says "sent"); the others are redone.
-    result.decisions = [d if isinstance(d.action, SendDraft) and d.action.entry.nudge_id in result.sent
-                        else again.get(d.thread_key, d) for d in result.decisions]
+    # A sent one keeps its action (--json says "sent"); the others are decided anew.
+    result.decisions = [_sent(d, ctx) if isinstance(d.action, SendDraft) and d.action.entry.nudge_id
+                        in result.sent else again.get(d.thread_key, d) for d in result.decisions]
+
+
+def _sent(decision: Decision, ctx: Cycle) -> Decision:
+    return replace(decision, status=Status.SENT, due_at=None,
+                   reason=f"follow-up {decision.stage} sent for you at "
+                          f"{ctx.now.astimezone(ctx.account.timezone):%a %Y-%m-%d %H:%M}: it had "
+                          "waited untouched in Drafts")
 
 
 def _prune(ctx: Cycle) -> None:
