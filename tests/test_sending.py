@@ -257,7 +257,7 @@ class _Crashing:
         return crashing
 
 
-def _cycle_until_killed(box: Box, sender_crash=None, mailbox_crash=None) -> None:  # type: ignore[no-untyped-def]
+def _cycle_until_killed(box: Box, sender_crash=None, mailbox_crash=None, now=MONDAY) -> None:  # type: ignore[no-untyped-def]
     from nudger.app.daemon import open_mailbox, open_sender
     from nudger.config.load import load_config
     from nudger.cycle.cycle import run_cycle
@@ -269,7 +269,7 @@ def _cycle_until_killed(box: Box, sender_crash=None, mailbox_crash=None) -> None
     try:
         with pytest.raises(Killed):
             run_cycle(config, account, mailbox_crash(mailbox) if mailbox_crash else mailbox, state,
-                      MONDAY, sender=sender_crash(sender) if sender_crash else sender)
+                      now, sender=sender_crash(sender) if sender_crash else sender)
     finally:
         mailbox.close()
         state.close()

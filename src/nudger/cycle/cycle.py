@@ -145,6 +145,7 @@ def _cycle(ctx: Cycle, progress: Progress | None, full: bool) -> CycleResult:
     if not ctx.dry_run:
         _prune(ctx)
         _act(ctx, result)
+    _digest(ctx, result)
     result.totals = state.decided_counts(account.name, now - account.lookback)
     return result
 
@@ -339,6 +340,18 @@ def _sent(decision: Decision, ctx: Cycle) -> Decision:
                    reason=f"follow-up {decision.stage} sent for you at "
                           f"{ctx.now.astimezone(ctx.account.timezone):%a %Y-%m-%d %H:%M}: it had "
                           "waited untouched in Drafts")
+
+
+def _digest(ctx: Cycle, result: CycleResult) -> None:
+    """The day's digest, when it is due (a dry run only says it would send it)."""
+    from nudger.cycle.digest import due_day, gather, is_empty, resume_digests, send_digest
+
+    if ctx.dry_run:
+        day = due_day(ctx)
+        result.digest = "due" if day is not None and not is_empty(gather(ctx, day)) else ""
+        return
+    resume_digests(ctx)
+    result.digest = "sent" if send_digest(ctx, ctx.sender) else ""
 
 
 def _prune(ctx: Cycle) -> None:
