@@ -8,11 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from test_sending import _Crashing, _cycle_until_killed
 
 from support.harness import Box, make_box
 from support.mail import NOW, days_ago, message
 from support.smtpd import SmtpServer
-from test_sending import _Crashing, _cycle_until_killed
 
 pytestmark = pytest.mark.imap
 
