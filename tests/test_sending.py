@@ -301,3 +301,18 @@ def test_a_run_stopped_after_the_server_took_it_files_it_once_and_removes_the_dr
     box.run(now=MONDAY + timedelta(hours=1))
     assert len(smtp.received) == 1 and box.drafts() == []
     assert [str(m["Message-ID"]) for m in _messages(box, "Sent") if m["In-Reply-To"]] == [nudge_id]
+
+
+def test_the_service_sends_a_due_follow_up_by_itself(box: Box, smtp: SmtpServer, tmp_path: Path) -> None:
+    from test_service import Daemon
+
+    nudge_id = _drafted(box)
+    daemon = Daemon(box, tmp_path, "--now", MONDAY.isoformat())
+    try:
+        daemon.wait_for("READY=1")
+        daemon.wait_log("sent follow-up 1 for 'Offer' to bob@client.example (rule recruiters)")
+        assert [str(r.message["Message-ID"]) for r in smtp.received] == [nudge_id]
+        assert box.drafts() == []
+        assert box.dovecot.users[box.user] not in daemon.output()  # the password is never logged
+    finally:
+        assert daemon.stop() == 0
