@@ -109,3 +109,14 @@ def test_the_sent_message_is_the_draft_without_our_headers_and_freshly_dated() -
     assert "X-Nudger-For" not in msg and "X-Nudger-Digest" not in msg
     assert msg["Message-ID"] == "<nudger.1.s1@example.com>" and msg["In-Reply-To"] == "<offer@example.com>"
     assert envelope(msg) == ("me@example.com", ["bob@x.example", "c@y.example", "d@z.example"])
+
+
+def test_check_config_says_what_sends(tmp_path: Path) -> None:
+    from nudger.config.summary import summary
+
+    config = _load(tmp_path, ACCOUNT + '[accounts.work.smtp]\nhost = "smtp.gmail.com"\ntls = "implicit"\n'
+                   '[[rules]]\nname = "r"\nsend_after = "1 day"\n[digest]\nat = "07:30"\n')
+    text = summary(config)
+    assert "    sends through smtp.gmail.com:465 (implicit) as me@example.com, copy in Sent: auto" in text
+    assert "rules[0] r: any message -> 3 business days (gentle); sent by nudger 1d after drafting" in text
+    assert "  digest at 07:30 to work" in text

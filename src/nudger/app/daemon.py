@@ -165,6 +165,9 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
             print_cycle(result, dry_run, verbose)
             if as_json:
                 print_json(result, dry_run)
+            if result.send_error is not None:  # drafting went on; sending could not
+                print(f"nudger: {scoped(account, str(result.send_error))}", file=sys.stderr)
+                worst = max(worst, result.send_error.exit_code)
     finally:
         state.close()
         if lock is not None:
@@ -248,6 +251,9 @@ class Worker(threading.Thread):
                     self.succeeded, self.fatal = True, None
                     self.backoff.reset()
                     self.on_cycle(self.account.name, result)
+                    if result.send_error is not None:  # drafting goes on; sending is retried
+                        log.error("%s (nothing was sent; tried again next cycle)",
+                                  scoped(self.account, str(result.send_error)))
                     self._wait(mailbox)
                 except Exception as exc:  # noqa: BLE001 - every failure: one line, then retry
                     if mailbox is not None:

@@ -240,6 +240,9 @@ def _sending(drafted: Decision, entry: LedgerEntry, rule: Rule, account: Account
     if account.smtp is None:
         return _with(drafted, reason=f"{drafted.reason}; rule {rule.name!r} would send it, but "
                                      f"accounts.{account.name} has no [smtp] table")
+    if not entry.digest or entry.uid is None:  # (another instance's copy, unread)
+        return _with(drafted, reason=f"{drafted.reason}; nudger cannot prove this copy untouched, "
+                                     "so it will not send it")
     when = send_time(entry.appended_at, rule.send_after, account)
     local = f"{when.astimezone(account.timezone):%a %Y-%m-%d %H:%M}"
     by = f"rule {rule.name!r}: send_after {rule.send_after}"

@@ -38,7 +38,7 @@ from nudger.cycle.outbox import Outbox
 from nudger.cycle.state import State
 from nudger.cycle.statefile import NOT_THE_FILE, translate
 from nudger.cycle.sync import Progress, SyncCounts, sync_watched
-from nudger.errors import FolderUnavailable, StateCorrupt
+from nudger.errors import FolderUnavailable, NudgerError, StateCorrupt
 from nudger.mail.layout import Layout, discover
 from nudger.mail.mailbox import Mailbox
 
@@ -55,6 +55,7 @@ class CycleResult:
     withdrawn: list[str] = field(default_factory=list)  # our drafts removed after a reply
     sent: list[str] = field(default_factory=list)  # our follow-ups sent for the user (send_after)
     digest: str = ""  # the day's digest: "sent", "due" (a dry run), or ""
+    send_error: NudgerError | None = None  # sending failed (login, line): said after the report
     fetched: int = 0  # header records read from the server
     skipped: int = 0  # malformed messages passed over
     full: bool = False  # every thread of the window was looked at, not only the changed ones
@@ -319,7 +320,11 @@ def _send(ctx: Cycle, result: CycleResult) -> None:
     sent, or a reply came meanwhile (then our draft is withdrawn now)."""
     from nudger.cycle.send import send_planned
 
-    tried = send_planned(ctx, result.decisions, ctx.sender)
+    try:
+        tried = send_planned(ctx, result.decisions, ctx.sender)
+    except NudgerError as exc:  # the SMTP login or line: the drafts of this cycle stand
+        result.send_error = exc
+        return
     if not tried:
         return
     ledger = Ledger(ctx.state.ledger(ctx.name).values())
@@ -351,7 +356,10 @@ def _digest(ctx: Cycle, result: CycleResult) -> None:
         result.digest = "due" if day is not None and not is_empty(gather(ctx, day)) else ""
         return
     resume_digests(ctx)
-    result.digest = "sent" if send_digest(ctx, ctx.sender) else ""
+    try:
+        result.digest = "sent" if send_digest(ctx, ctx.sender) else ""
+    except NudgerError as exc:
+        result.send_error = result.send_error or exc
 
 
 def _prune(ctx: Cycle) -> None:
