@@ -316,3 +316,32 @@ def test_the_service_sends_a_due_follow_up_by_itself(box: Box, smtp: SmtpServer,
         assert box.dovecot.users[box.user] not in daemon.output()  # the password is never logged
     finally:
         assert daemon.stop() == 0
+
+
+def test_an_unverified_certificate_sends_nothing_and_names_ca_file(
+        dovecot, imap_user, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    smtp = SmtpServer(tmp_path / "smtp", {imap_user: dovecot.users[imap_user]})
+    try:
+        table = "\n".join(line for line in smtp.config().splitlines() if not line.startswith("ca_file"))
+        box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, rules=RULES, extra_account=table)
+        _drafted(box)
+        box.run(now=MONDAY)
+        assert box.last_code == 78 and "did not verify" in box.last_err
+        assert "set accounts.test.smtp.ca_file to its certificate" in box.last_err
+        assert smtp.received == [] and len(box.drafts()) == 1
+    finally:
+        smtp.stop()
+
+
+# aiosmtpd counts only STARTTLS as TLS; implicit TLS is TLS from the first byte.
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_implicit_tls_sends_too(dovecot, imap_user, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    smtp = SmtpServer(tmp_path / "smtp", {imap_user: dovecot.users[imap_user]}, tls="implicit")
+    try:
+        box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, rules=RULES,
+                       extra_account=smtp.config())
+        nudge_id = _drafted(box)
+        box.run(now=MONDAY)
+        assert [str(r.message["Message-ID"]) for r in smtp.received] == [nudge_id], box.last_err
+    finally:
+        smtp.stop()

@@ -120,3 +120,10 @@ def test_check_config_says_what_sends(tmp_path: Path) -> None:
     assert "    sends through smtp.gmail.com:465 (implicit) as me@example.com, copy in Sent: auto" in text
     assert "rules[0] r: any message -> 3 business days (gentle); sent by nudger 1d after drafting" in text
     assert "  digest at 07:30 to work" in text
+
+
+def test_a_login_the_server_wants_is_no_refusal_of_the_message() -> None:
+    from nudger.mail.smtp import SendRefused
+
+    assert SendRefused("x", 554).permanent and not SendRefused("x", 451).permanent
+    assert not SendRefused("x", 530).permanent  # "Authentication required": tried again later

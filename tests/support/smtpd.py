@@ -86,7 +86,7 @@ class SmtpServer:
                                     {"tls_context": context, "require_starttls": True})
         self.controller = Controller(
             self.handler, hostname="127.0.0.1", port=self.port, authenticator=self._check,
-            auth_required=True, auth_require_tls=tls != "none", **tls_args)
+            auth_required=True, auth_require_tls=tls == "starttls", **tls_args)
         self.controller.start()
 
     def _check(self, server: Any, session: Any, envelope: Any, mechanism: str,

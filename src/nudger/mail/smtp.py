@@ -29,8 +29,12 @@ class SendRefused(NudgerError):
 
     def __init__(self, message: str, code: int):
         self.code = code
-        self.permanent = code >= 500
+        # "Authentication required" and the like say nothing against the message: try again.
+        self.permanent = code >= 500 and code not in AUTH_CODES
         super().__init__(message)
+
+
+AUTH_CODES = (530, 534, 535, 538)  # RFC 4954: login needed, too weak, refused, needs TLS
 
 
 class SendUncertain(TemporaryError):
