@@ -69,7 +69,8 @@ def test_example_config_is_valid_and_mentions_every_key(tmp_path: Path) -> None:
                     "password_file", "password", "identities", "name", "timezone", "lookback",
                     "sent_folder", "drafts_folder", "watch_folders", "ca_file", "timeout",
                     "max_new_drafts", "workdays", "holidays", "quiet_hours", "subject_threading",
-                    "return_grace", "recipients", "poll_interval", "state_dir", "match", "after", "stages", "template"]
+                    "return_grace", "recipients", "poll_interval", "state_dir", "match", "after", "stages", "template",
+                    "send_after", "save_sent", "at", "accounts"]
     for key in account_keys:
         assert re.search(rf"^#? ?{key} =|\b{key} = ", text, re.M), key
     for placeholder in PLACEHOLDERS:

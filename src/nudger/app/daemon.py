@@ -41,6 +41,7 @@ from nudger.errors import (
 )
 from nudger.mail.imap import connect
 from nudger.mail.mailbox import Mailbox
+from nudger.mail.smtp import SmtpSender
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,15 @@ STATE_GONE = "was deleted or replaced under the running daemon"
 
 def open_mailbox(account: Account) -> Mailbox:
     return connect(account, read_password(account.password, account.name))
+
+
+def open_sender(account: Account) -> SmtpSender | None:
+    """The account's SMTP server, connected only when something is sent; None without [smtp]."""
+    smtp = account.smtp
+    if smtp is None:
+        return None
+    name = account.name if smtp.password is account.password else f"{account.name}.smtp"
+    return SmtpSender(account, lambda: read_password(smtp.password, name))
 
 
 def _lock(config: Config) -> int:
@@ -135,13 +145,16 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
         for account in config.accounts:
             work = state.scratch_copy() if dry_run else state
             progress = _Progress() if sys.stderr.isatty() else None
+            sender = None if dry_run else open_sender(account)
             try:
                 mailbox = open_mailbox(account)
                 try:
                     result = run_cycle(config, account, mailbox, work, now, dry_run=dry_run,
-                                       progress=progress, full=full)
+                                       progress=progress, full=full, sender=sender)
                 finally:
                     mailbox.close()
+                    if sender is not None:
+                        sender.close()
                     if progress is not None:
                         progress.close()
             except NudgerError as exc:  # one account failing must not stop the others
@@ -152,6 +165,9 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
             print_cycle(result, dry_run, verbose)
             if as_json:
                 print_json(result, dry_run)
+            if result.send_error is not None:  # drafting went on; sending could not
+                print(f"nudger: {scoped(account, str(result.send_error))}", file=sys.stderr)
+                worst = max(worst, result.send_error.exit_code)
     finally:
         state.close()
         if lock is not None:
@@ -225,10 +241,19 @@ class Worker(threading.Thread):
                         state = State.open(self.home.dir)
                     if mailbox is None:
                         mailbox = self.opener(self.account)
-                    result = run_cycle(self.config, self.account, mailbox, state, self.clock.now())
+                    sender = open_sender(self.account)
+                    try:
+                        result = run_cycle(self.config, self.account, mailbox, state,
+                                           self.clock.now(), sender=sender)
+                    finally:
+                        if sender is not None:
+                            sender.close()
                     self.succeeded, self.fatal = True, None
                     self.backoff.reset()
                     self.on_cycle(self.account.name, result)
+                    if result.send_error is not None:  # drafting goes on; sending is retried
+                        log.error("%s (nothing was sent; tried again next cycle)",
+                                  scoped(self.account, str(result.send_error)))
                     self._wait(mailbox)
                 except Exception as exc:  # noqa: BLE001 - every failure: one line, then retry
                     if mailbox is not None:

@@ -24,6 +24,10 @@ def check_password_sources(config: Config) -> None:
     """
     problems = [f"{config.path.name}: {problem}" for account in config.accounts
                 if (problem := source_problem(account.password, f"accounts.{account.name}"))]
+    problems += [f"{config.path.name}: {problem}" for account in config.accounts
+                 if account.smtp is not None and account.smtp.password is not account.password
+                 and (problem := source_problem(account.smtp.password,
+                                                f"accounts.{account.name}.smtp"))]
     if problems:
         raise ConfigError(problems)
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TextIO
 
 from nudger.core.plan import AppendDraft, Decision, WithdrawDraft
+from nudger.core.sending import SendDraft
 from nudger.cycle.cycle import AWAITING_STATUSES, CycleResult
 
 WAITING_SHOWN = 10  # a first run on a big mailbox must not print a wall of text
@@ -62,6 +63,13 @@ def cycle_text(result: CycleResult, dry_run: bool = False) -> str:
     wrote = f"would write {due} draft(s)" if dry_run else f"wrote {len(result.written)} draft(s)"
     if result.withdrawn:
         wrote += f", removed {len(result.withdrawn)} after a reply"
+    sends = sum(1 for d in result.decisions if isinstance(d.action, SendDraft))
+    if dry_run and sends:
+        wrote += f", would send {sends} follow-up(s) for you"
+    elif result.sent:
+        wrote += f", sent {len(result.sent)} follow-up(s) for you"
+    if result.digest:
+        wrote += ", would send the digest" if dry_run else ", sent the digest"
     skipped = f", skipped {result.skipped} malformed message(s)" if result.skipped else ""
     return f"this {'dry run' if dry_run else 'cycle'}: {looked}, {wrote}{skipped}"
 
@@ -80,4 +88,6 @@ def print_json(result: CycleResult, dry_run: bool, out: TextIO | None = None) ->
             data["action"] = "appended" if d.draft_id in result.written else "not-appended"
         elif isinstance(d.action, WithdrawDraft) and not dry_run:
             data["action"] = "withdrawn" if d.draft_id in result.withdrawn else "left-in-place"
+        elif isinstance(d.action, SendDraft) and not dry_run:
+            data["action"] = "sent" if d.draft_id in result.sent else "not-sent"
         print(json.dumps(data, ensure_ascii=False), file=out)

@@ -14,11 +14,13 @@ from nudger.app.report import line, totals_text
 from nudger.config.model import Account, Config
 from nudger.core.headers import normalise_message_id
 from nudger.core.ledger import Ledger
-from nudger.core.plan import Decision, decide
+from nudger.core.plan import Decision, decide, hold_sends
 from nudger.core.record import AUTO_REPLY, HUMAN
 from nudger.core.rules import due_at, timing_notes
+from nudger.core.sending import SAYS
 from nudger.core.threads import Thread
 from nudger.cycle.cycle import AWAITING_STATUSES, threads_of
+from nudger.cycle.outbox import Outbox, Row
 from nudger.cycle.state import State
 from nudger.cycle.statefile import FILE_NAME
 from nudger.cycle.thanks import plan_meetings
@@ -70,6 +72,8 @@ def status(config: Config, now: datetime, as_json: bool) -> int:
             threads, synced = _threads(state, account, now)
             ledger = Ledger(state.ledger(account.name).values())
             decided = [d for t in threads if (d := decide(t, account, config.rules, ledger, now))]
+            decided = hold_sends(decided, Outbox(state).steps(account.name))
+            troubles = [r for r in Outbox(state).rows(account.name) if r.step in SAYS]
             # What a cycle's summary counts: the threads of the window, by status.
             totals: Counter[str] = Counter(d.status for d in decided
                              if d.outbound and now - d.outbound.date <= account.lookback)
@@ -77,10 +81,14 @@ def status(config: Config, now: datetime, as_json: bool) -> int:
                                key=lambda d: d.outbound.date if d.outbound else now)
             meetings = _meetings(config, state, account, ledger, now)
             if as_json:
-                report.append(_account_json(account, synced, totals, decisions))
+                report.append(_account_json(account, synced, totals, decisions)
+                              | {"not_sent": [_trouble_json(r) for r in troubles]})
                 report[-1]["meetings"] = [d.to_json(account.timezone) for d in meetings]
             else:
                 _table(account, synced, totals, decisions)
+                for row in troubles:
+                    print(f"  not sent: {row.subject!r} ({row.message_id}): {SAYS[row.step]}"
+                          + (f" ({row.detail})" if row.detail else ""))
                 _meetings_table(account, meetings)
     finally:
         state.close()
@@ -95,6 +103,12 @@ def _account_json(account: Account, synced: datetime | None, totals: Counter[str
             "last_synced": synced.isoformat() if synced else None,
             "awaiting": sum(totals[s] for s in AWAITING_STATUSES), "totals": dict(totals),
             "threads": [d.to_json(account.timezone) for d in decisions]}
+
+
+def _trouble_json(row: Row) -> dict[str, object]:
+    """A follow-up nudger did not send, or may have: the user must look at it."""
+    return {"subject": row.subject, "draft": row.message_id, "step": row.step,
+            "reason": SAYS[row.step], "detail": row.detail, "at": row.at.isoformat()}
 
 
 def _table(account: Account, synced: datetime | None, totals: Counter[str],
@@ -200,6 +214,8 @@ def _explain(thread: Thread, account: Account, config: Config, state: State, now
               f"  [{thread.found_in(m)}]  {m.subject[:60]!r}")
     # What the plan decided, with the ledger and every rule: never a second judgement.
     decision = decide(thread, account, config.rules, Ledger(state.ledger(account.name).values()), now)
+    if decision is not None:
+        decision = hold_sends([decision], Outbox(state).steps(account.name))[0]
     if decision is None or decision.outbound is None:
         print("Decision: nothing to follow up: no message of yours in this thread, or none "
               f"within the {account.lookback.days}-day look-back window")

@@ -23,10 +23,12 @@ from nudger.config.model import (
     DEFAULT_PORTS,
     DEFAULT_TLS,
     PASSWORD_KEYS,
+    SMTP_PORTS,
     TLS_MODES,
     WEEKDAYS,
     Account,
     PasswordSource,
+    Smtp,
     base_address,
     is_loopback,
     is_private,
@@ -38,7 +40,9 @@ ACCOUNT_KEYS = (
     "host", "port", "tls", "username", *PASSWORD_KEYS.values(), "identities", "name", "timezone",
     "lookback", "sent_folder", "drafts_folder", "watch_folders", "ca_file", "timeout",
     "max_new_drafts", "workdays", "holidays", "quiet_hours", "subject_threading", "return_grace",
+    "smtp",
 )  # fmt: skip
+SMTP_KEYS = ("host", "port", "tls", "username", *PASSWORD_KEYS.values(), "ca_file", "save_sent")
 
 _NO_ACCOUNT = "no account configured (add an [accounts.NAME] table)"
 
@@ -87,6 +91,7 @@ def _account(check: Checker, name: str, spec: Any) -> Account | None:
     ca_file = _ca_file(check, table, key)
     if host is None or username is None or password is None:
         return None
+    smtp = _smtp(check, table.get("smtp"), f"{key}.smtp", username, password, ca_file)
     return Account(
         name=name,
         host=host,
@@ -109,6 +114,7 @@ def _account(check: Checker, name: str, spec: Any) -> Account | None:
         quiet_hours=quiet,
         subject_threading=Account.subject_threading if subject_threading is None else subject_threading,
         return_grace=grace or Account.return_grace,
+        smtp=smtp,
     )
 
 
@@ -294,3 +300,39 @@ def _not_a_ca_file(path: Path) -> str | None:
         return (f"{path} is not a certificate in PEM form; give the file of your server's CA, "
                 "which starts with -----BEGIN CERTIFICATE-----")
     return None
+
+
+def _smtp(check: Checker, value: Any, key: str, username: str, password: PasswordSource,
+          ca_file: Path | None) -> Smtp | None:
+    """[accounts.NAME.smtp]: the server nudger sends through. Username, password source and
+    CA default to the account's; tls is said explicitly (none only to loopback, as for IMAP)."""
+    if value is None:
+        return None
+    table = check.table(value, key, SMTP_KEYS)
+    host = check.string(table, "host", key)
+    if host is None and "host" not in table:
+        check.fail(f"{key}.host", "missing (required)")
+    tls = check.string(table, "tls", key)
+    if tls is None and "tls" not in table:
+        check.fail(f"{key}.tls", 'missing (required): "implicit" (port 465) or "starttls" (port 587)')
+    elif tls is not None and tls not in TLS_MODES:
+        check.fail(f"{key}.tls", f'"{tls}" is not one of {", ".join(TLS_MODES)}')
+        tls = None
+    if tls == "none" and host and not is_loopback(host):
+        check.fail(f"{key}.tls", f'"none" sends the password in clear text; it is allowed only for '
+                                 f'loopback hosts, not "{host}" (use "implicit" or "starttls")')
+    port = check.typed(table.get("port"), f"{key}.port", int, "a port number")
+    if port is not None and not 0 < port < 65536:
+        check.fail(f"{key}.port", f"{port} is not a port number (1-65535)")
+    save = table.get("save_sent", "auto")
+    if save != "auto" and not isinstance(save, bool):
+        check.fail(f"{key}.save_sent", f'expected "auto", true or false, got {kind_of(save)}')
+        save = "auto"
+    own = [name for name in PASSWORD_KEYS.values() if name in table]
+    source = _password(check, table, key) if own else password
+    given_ca = _ca_file(check, table, key) if "ca_file" in table else ca_file
+    if host is None or tls is None or source is None:
+        return None
+    return Smtp(host=host, port=port or SMTP_PORTS[tls], tls=tls,
+                username=check.string(table, "username", key) or username, password=source,
+                ca_file=given_ca, save_sent=None if save == "auto" else save)

@@ -34,6 +34,7 @@ from nudger.config.model import (
     Stage,
     Template,
 )
+from nudger.config.sending import check_digest, check_senders
 from nudger.core.durations import parse_delay, parse_duration
 from nudger.core.language import LANGUAGES
 from nudger.errors import ConfigError
@@ -87,14 +88,16 @@ def parse_config(raw: bytes, path: Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
     check = Checker(path)
-    top = check.table(data, "", ("daemon", "accounts", "rules", "templates", "meetings"))
+    top = check.table(data, "", ("daemon", "accounts", "rules", "templates", "meetings", "digest"))
     daemon = _daemon(check, top.get("daemon", {}))
     templates = _templates(check, top.get("templates", {}))
     accounts = check_accounts(check, top.get("accounts"))
     rules = _rules(check, top.get("rules"), templates, accounts)
     meetings = _meetings(check, top.get("meetings", {}), templates)
+    digest = check_digest(check, top.get("digest"), accounts)
+    check_senders(check, rules, accounts)
     check.raise_problems()
-    return Config(path, daemon, accounts, rules, templates, meetings)
+    return Config(path, daemon, accounts, rules, templates, meetings, digest)
 
 
 def _meetings(check: Checker, value: Any, templates: Mapping[str, Template]) -> Meetings:
@@ -196,7 +199,8 @@ def _rules(check: Checker, value: Any, templates: Mapping[str, Template],
 def _rule(check: Checker, key: str, spec: Any, templates: Mapping[str, Template],
           accounts: tuple[Account, ...]) -> Rule | None:
     """One [[rules]] table; unnamed, it is called by its place ("rules[2]")."""
-    table = check.table(spec, key, ("name", "match", "after", "stages", "template", "recipients"))
+    table = check.table(spec, key, ("name", "match", "after", "stages", "template", "recipients",
+                                    "send_after"))
     if not table and not isinstance(spec, dict):
         return None
     name = check.string(table, "name", key) or key
@@ -208,7 +212,9 @@ def _rule(check: Checker, key: str, spec: Any, templates: Mapping[str, Template]
     recipients = check.string(table, "recipients", key) or Rule.recipients
     if recipients not in ("all", "non-repliers"):
         check.fail(f"{key}.recipients", f'"{recipients}" is not "all" or "non-repliers"')
-    return Rule(name, stages, to, subject, account_names, recipients)
+    send_after = check.parsed(table.get("send_after"), f"{key}.send_after", parse_delay,
+                              'try "1 day" or "2 business days"')
+    return Rule(name, stages, to, subject, account_names, recipients, send_after)
 
 
 def _match(check: Checker, value: Any, key: str, accounts: tuple[Account, ...],

@@ -97,6 +97,25 @@ class PasswordSource:
         return "inline password in the config file"
 
 
+SMTP_PORTS = {"implicit": 465, "starttls": 587, "none": 25}  # [accounts.NAME.smtp] port by tls
+
+
+@dataclass(frozen=True)
+class Smtp:
+    """[accounts.NAME.smtp]: where nudger sends the follow-ups a rule lets it send.
+
+    Credentials and CA default to the account's IMAP ones. ``save_sent`` None is "auto":
+    a copy is put in Sent unless the host files what it sends itself (core.sending)."""
+
+    host: str
+    port: int
+    tls: str
+    username: str
+    password: PasswordSource
+    ca_file: Path | None = None
+    save_sent: bool | None = None
+
+
 @dataclass(frozen=True)
 class Account:
     """One mailbox: where it is, how to log in, who you are there, and its calendar."""
@@ -122,6 +141,7 @@ class Account:
     quiet_hours: tuple[time, time] | None = None  # no draft appears between these
     subject_threading: bool = True  # replies without In-Reply-To: match subject + people
     return_grace: Delay = Delay(business_days=1)  # after an out-of-office return date
+    smtp: Smtp | None = None  # sending: only with this table, and only for send_after rules
 
     def is_identity(self, address: str) -> bool:
         """Yours, including plus-addresses of yours (me+nudge-5d@example.com)."""
@@ -146,6 +166,7 @@ class Rule:
     subject: re.Pattern[str] | None = None
     accounts: tuple[str, ...] = ()
     recipients: str = "all"  # or "non-repliers": only those who have not answered
+    send_after: Delay | None = None  # our untouched draft is sent this long after it appeared
 
 
 DEFAULT_DELAY = Delay(business_days=3)  # a stage's wait when the file gives no "after"
@@ -175,6 +196,14 @@ class Meetings:
 
 
 @dataclass(frozen=True)
+class Digest:
+    """[digest]: one summary mail a day to each of these accounts, at ``at`` local time."""
+
+    at: time
+    accounts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole valid file; the rules in the order they are tried (the first match wins)."""
 
@@ -184,6 +213,7 @@ class Config:
     rules: tuple[Rule, ...]
     templates: Mapping[str, Template]
     meetings: Meetings = Meetings()
+    digest: Digest | None = None
 
 
 @functools.lru_cache(maxsize=8192)  # asked for every message of every thread judged

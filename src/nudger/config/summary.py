@@ -14,6 +14,10 @@ def summary(config: Config) -> str:
             f"password from {acc.password.describe()}, identities {', '.join(acc.identities)}, "
             f"time zone {acc.timezone.key}, look-back {acc.lookback.days}d"
         )
+        if acc.smtp is not None:
+            copy = {None: "auto", True: "yes", False: "no"}[acc.smtp.save_sent]
+            lines.append(f"    sends through {acc.smtp.host}:{acc.smtp.port} ({acc.smtp.tls}) as "
+                         f"{acc.smtp.username}, copy in Sent: {copy}")
     for i, rule in enumerate(config.rules):  # rules[i], as the error messages number them
         cond = []
         if rule.to:
@@ -23,7 +27,8 @@ def summary(config: Config) -> str:
         if rule.accounts:
             cond.append("account " + "|".join(rule.accounts))
         stages = ", then ".join(f"{s.after} ({s.template})" for s in rule.stages)
-        lines.append(f"  rules[{i}] {rule.name}: {' and '.join(cond) or 'any message'} -> {stages}")
+        sends = f"; sent by nudger {rule.send_after} after drafting" if rule.send_after else ""
+        lines.append(f"  rules[{i}] {rule.name}: {' and '.join(cond) or 'any message'} -> {stages}{sends}")
     kinds = []
     for name, template in sorted(config.templates.items()):
         builtin = BUILTIN_TEMPLATES.get(name) == template
@@ -36,5 +41,7 @@ def summary(config: Config) -> str:
         series = ", one per series" if meetings.recurring else ", not for recurring ones"
         lines.append(f"  meetings: a thank-you draft {meetings.after} after each meeting you "
                      f"organised or accepted ({meetings.template}){series}")
+    if config.digest is not None:
+        lines.append(f"  digest at {config.digest.at:%H:%M} to {', '.join(config.digest.accounts)}")
     lines.append(f"  state in {config.daemon.state_dir}, poll every {config.daemon.poll_interval}")
     return "\n".join(lines)

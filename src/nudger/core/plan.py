@@ -26,6 +26,7 @@ from nudger.core.ledger import (
 )
 from nudger.core.record import Addr, MessageRecord
 from nudger.core.rules import NEVER, due_at, match_rule, override
+from nudger.core.sending import SendDraft, Step, hold_reason, send_time
 from nudger.core.subjects import strip_reply_prefixes
 from nudger.core.threads import Thread, is_nudge
 from nudger.core.verdict import AWAITING, NOT_OURS, REPLIED, Verdict, judge
@@ -87,11 +88,12 @@ class Decision:
     due_at: datetime | None = None
     outbound: MessageRecord | None = None
     to: tuple[Addr, ...] = ()
-    action: AppendDraft | WithdrawDraft | None = None
+    action: AppendDraft | WithdrawDraft | SendDraft | None = None
     sent_nudges: int = 0  # our follow-ups already sent in this thread since the last answer
     nudged: bool = False  # the ledger knows a follow-up of ours in this thread
     pending: str = ""  # Message-ID of our follow-up waiting in Drafts (status DRAFTED)
     answered_at: datetime | None = None  # replied: when the latest answer came
+    send_at: datetime | None = None  # when nudger sends that follow-up (a send_after rule)
 
     @property
     def state(self) -> str:
@@ -104,7 +106,7 @@ class Decision:
     def draft_id(self) -> str | None:
         if isinstance(self.action, AppendDraft):
             return self.action.nudge_id
-        if isinstance(self.action, WithdrawDraft):
+        if isinstance(self.action, (WithdrawDraft, SendDraft)):
             return self.action.entry.nudge_id
         return self.pending or None
 
@@ -125,8 +127,10 @@ class Decision:
             "sent_at": self.outbound.date.astimezone(tz).isoformat() if self.outbound else None,
             "to": [a.email for a in self.to],
             "action": ("append-draft" if isinstance(self.action, AppendDraft) else
-                       "withdraw-draft" if isinstance(self.action, WithdrawDraft) else None),
+                       "withdraw-draft" if isinstance(self.action, WithdrawDraft) else
+                       "send-draft" if isinstance(self.action, SendDraft) else None),
             "draft": self.draft_id,
+            "send_at": self.send_at.astimezone(tz).isoformat() if self.send_at else None,
         }
 
 
@@ -221,10 +225,11 @@ def _awaiting(base: Decision, out: MessageRecord, verdict: Verdict, account: Acc
     entry = ledger.get(nudge_id)
     if entry is not None and entry.fate in PENDING:
         edited = "you edited it; " if entry.fate == EDITED else ""
-        return _with(base, status=Status.DRAFTED, **common, pending=entry.nudge_id,
-                     reason=f"follow-up {stage} is in {entry.folder or 'Drafts'} since "
-                            f"{entry.appended_at.astimezone(tz):%a %Y-%m-%d %H:%M}; {edited}"
-                            "waiting for you to send it")
+        drafted = _with(base, status=Status.DRAFTED, **common, pending=entry.nudge_id,
+                        reason=f"follow-up {stage} is in {entry.folder or 'Drafts'} since "
+                               f"{entry.appended_at.astimezone(tz):%a %Y-%m-%d %H:%M}; {edited}"
+                               "waiting for you to send it")
+        return _sending(drafted, entry, rule, account, now)
     if entry is not None:
         return _with(base, status=Status(entry.fate), **common,
                      reason=f"follow-up {stage} was {entry.fate}")
@@ -236,6 +241,47 @@ def _awaiting(base: Decision, out: MessageRecord, verdict: Verdict, account: Acc
     action = AppendDraft(nudge_id, out, stage, rule.name, spec.template, verdict.to, verdict.cc)
     return _with(base, status=Status.DUE, **common, action=action,
                  reason=f"{verdict.reason}; due since {local_due:%a %Y-%m-%d %H:%M} ({why})")
+
+
+SENDS_NOW = "; nudger sends it now"
+
+
+def _sending(drafted: Decision, entry: LedgerEntry, rule: Rule, account: Account,
+             now: datetime) -> Decision:
+    """A drafted follow-up under a ``send_after`` rule: when nudger sends it, or why not.
+    Only our own draft, as written (an edited one is the user's), and only with [smtp]."""
+    if rule.send_after is None:
+        return drafted
+    if entry.fate == EDITED:
+        return _with(drafted, reason=f"{drafted.reason}; it is yours now, so nudger will not "
+                                     "send it")
+    if account.smtp is None:
+        return _with(drafted, reason=f"{drafted.reason}; rule {rule.name!r} would send it, but "
+                                     f"accounts.{account.name} has no [smtp] table")
+    if not entry.digest or entry.uid is None:  # (another instance's copy, unread)
+        return _with(drafted, reason=f"{drafted.reason}; nudger cannot prove this copy untouched, "
+                                     "so it will not send it")
+    when = send_time(entry.appended_at, rule.send_after, account)
+    local = f"{when.astimezone(account.timezone):%a %Y-%m-%d %H:%M}"
+    by = f"rule {rule.name!r}: send_after {rule.send_after}"
+    if now < when:
+        return _with(drafted, send_at=when,
+                     reason=f"{drafted.reason}; nudger sends it {local} unless you edit or delete "
+                            f"it ({by})")
+    return _with(drafted, send_at=when, action=SendDraft(entry, when),
+                 reason=f"{drafted.reason}{SENDS_NOW} (due since {local}; {by})")
+
+
+def hold_sends(decisions: list[Decision], steps: dict[str, Step]) -> list[Decision]:
+    """The plan with the sends the journal holds back (``steps``: by the follow-up's
+    Message-ID) taken out, and why: it went out, may have, or was refused."""
+    held = []
+    for d in decisions:
+        why = hold_reason(steps.get(d.action.entry.nudge_id)) if isinstance(d.action, SendDraft) else None
+        if why is not None:
+            d = replace(d, action=None, reason=f"{d.reason.partition(SENDS_NOW)[0]}; not sent: {why}")
+        held.append(d)
+    return held
 
 
 def _rule_for(base: Decision, out: MessageRecord, verdict: Verdict, account: Account,

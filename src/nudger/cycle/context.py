@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from nudger.config.model import Account, Config
 from nudger.cycle.state import State
@@ -24,6 +25,7 @@ class Cycle:
     layout: Layout
     now: datetime
     dry_run: bool = False
+    sender: Any = None  # cycle.send.Sender: the account's SMTP server, when it may send
 
     @property
     def name(self) -> str:

@@ -18,19 +18,29 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from nudger.config.model import Account, Config
-from nudger.core.ledger import APPENDING, DRAFTED, EDITED, Ledger, LedgerEntry
-from nudger.core.plan import AppendDraft, Decision, Status, WithdrawDraft, cap_new_drafts, decide
+from nudger.core.ledger import APPENDING, DRAFTED, EDITED, SENT, Ledger, LedgerEntry
+from nudger.core.plan import (
+    AppendDraft,
+    Decision,
+    Status,
+    WithdrawDraft,
+    cap_new_drafts,
+    decide,
+    hold_sends,
+)
 from nudger.core.record import MessageRecord
+from nudger.core.sending import SendDraft, send_time
 from nudger.core.stats import KEPT
 from nudger.core.threads import NO_NUDGE_KEYWORD, Thread, build_threads, is_no_nudge
 from nudger.cycle.adopt import TRASH_CHECKED, search_trash
 from nudger.cycle.context import Cycle
 from nudger.cycle.drafts import AppendGuard, reconcile, sync_drafts, withdraw, write_draft
+from nudger.cycle.outbox import Outbox
 from nudger.cycle.state import State
 from nudger.cycle.statefile import NOT_THE_FILE, translate
 from nudger.cycle.sync import Progress, SyncCounts, sync_watched
 from nudger.cycle.thanks import decide_meetings, meetings_due
-from nudger.errors import FolderUnavailable, StateCorrupt
+from nudger.errors import FolderUnavailable, NudgerError, StateCorrupt
 from nudger.mail.layout import Layout, discover
 from nudger.mail.mailbox import Mailbox
 
@@ -45,6 +55,9 @@ class CycleResult:
     decisions: list[Decision] = field(default_factory=list)  # the threads looked at this cycle
     written: list[str] = field(default_factory=list)  # nudge Message-IDs appended
     withdrawn: list[str] = field(default_factory=list)  # our drafts removed after a reply
+    sent: list[str] = field(default_factory=list)  # our follow-ups sent for the user (send_after)
+    digest: str = ""  # the day's digest: "sent", "due" (a dry run), or ""
+    send_error: NudgerError | None = None  # sending failed (login, line): said after the report
     fetched: int = 0  # header records read from the server
     skipped: int = 0  # malformed messages passed over
     full: bool = False  # every thread of the window was looked at, not only the changed ones
@@ -75,6 +88,7 @@ def run_cycle(
     dry_run: bool = False,
     progress: Progress | None = None,
     full: bool = False,
+    sender: object = None,
 ) -> CycleResult:
     """Sync, decide, act. Only threads touched by new mail, whose time has come, or whose
     draft changed are evaluated, unless ``full`` (or the rules changed).
@@ -84,7 +98,7 @@ def run_cycle(
     """
     layout = discover(mailbox.list_folders(), account.sent_folder, account.drafts_folder,
                       account.watch_folders)
-    ctx = Cycle(config, account, mailbox, state, layout, now, dry_run)
+    ctx = Cycle(config, account, mailbox, state, layout, now, dry_run, sender)
     try:
         return _cycle(ctx, progress, full)
     except NOT_THE_FILE:
@@ -140,6 +154,7 @@ def _cycle(ctx: Cycle, progress: Progress | None, full: bool) -> CycleResult:
     if not ctx.dry_run:
         _prune(ctx)
         _act(ctx, result)
+    _digest(ctx, result)
     result.totals = state.decided_counts(account.name, now - account.lookback)
     return result
 
@@ -193,6 +208,8 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
             # Look again when it falls due; a due one stays on the agenda until written.
             if decision.status in ("waiting", "due"):
                 agenda[decision.outbound.message_id] = decision.due_at
+            elif decision.send_at is not None and (decision.action or decision.send_at > now):
+                agenda[decision.outbound.message_id] = decision.send_at  # nudger sends it then
         state.set_agenda(account.name, agenda)
         state.set_decided(account.name, decided)
         news = state.note_answered(answered)
@@ -265,6 +282,7 @@ def _final(ctx: Cycle, ledger: Ledger, decisions: list[Decision]) -> list[Decisi
                 if d.outbound is None or d.outbound.message_id not in again}
         kept.update((d.thread_key, d) for d in _evaluate(ctx, ledger, again, full=False))
         decisions = list(kept.values())
+    decisions = hold_sends(decisions, Outbox(ctx.state).steps(ctx.name))
     appends = sum(1 for d in decisions if isinstance(d.action, AppendDraft))
     if appends > ctx.account.max_new_drafts and not ctx.dry_run:
         log.info("%s: %d follow-ups are due; writing the %d oldest now, the rest in later cycles",
@@ -313,12 +331,17 @@ def _act(ctx: Cycle, result: CycleResult) -> None:
                      key=lambda d: d.due_at or ctx.now)
     guard = AppendGuard(ctx.mailbox, ctx.layout.drafts)
     written: list[MessageRecord] = []
+    sends: dict[str, datetime | None] = {}  # a draft under send_after: looked at again then
+    rules = {r.name: r for r in ctx.config.rules}
     for decision in appends:
         assert isinstance(decision.action, AppendDraft)
         if write_draft(ctx, decision, guard):
             result.written.append(decision.action.nudge_id)
             if decision.action.stage:  # (a thank-you waits on no reply: not in the totals)
                 written.append(decision.action.outbound)
+            after = rules[decision.action.rule].send_after if decision.action.rule in rules else None
+            if after is not None and ctx.account.smtp is not None:
+                sends[decision.action.outbound.message_id] = send_time(ctx.now, after, ctx.account)
     for decision in result.decisions:
         if isinstance(decision.action, WithdrawDraft):
             if withdraw(ctx, decision.action.entry):
@@ -326,7 +349,55 @@ def _act(ctx: Cycle, result: CycleResult) -> None:
     if written:  # the totals count the account after this cycle; a drafted one is not due
         with ctx.state.transaction():
             ctx.state.set_decided(ctx.name, {o.message_id: (DRAFTED, o.date) for o in written})
-            ctx.state.set_agenda(ctx.name, {o.message_id: None for o in written})
+            ctx.state.set_agenda(ctx.name, {o.message_id: sends.get(o.message_id) for o in written})
+    _send(ctx, result)
+
+
+def _send(ctx: Cycle, result: CycleResult) -> None:
+    """The follow-ups due to be sent (cycle/send.py), then their threads decided again:
+    sent, or a reply came meanwhile (then our draft is withdrawn now)."""
+    from nudger.cycle.send import send_planned
+
+    try:
+        tried = send_planned(ctx, result.decisions, ctx.sender)
+    except NudgerError as exc:  # the SMTP login or line: the drafts of this cycle stand
+        result.send_error = exc
+        return
+    if not tried:
+        return
+    ledger = Ledger(ctx.state.ledger(ctx.name).values())
+    ids_sent = [d.action.entry.nudge_id for d in tried if isinstance(d.action, SendDraft)]
+    result.sent += [n for n in ids_sent if ledger.entries[n].fate == SENT]
+    ids = [d.outbound.message_id for d in tried if d.outbound is not None]
+    again = {d.thread_key: d for d in _evaluate(ctx, ledger, ids, full=False)}
+    for decision in again.values():
+        if isinstance(decision.action, WithdrawDraft) and withdraw(ctx, decision.action.entry):
+            result.withdrawn.append(decision.action.entry.nudge_id)
+    # A sent one keeps its action (--json says "sent"); the others are decided anew.
+    result.decisions = [_sent(d, ctx) if isinstance(d.action, SendDraft) and d.action.entry.nudge_id
+                        in result.sent else again.get(d.thread_key, d) for d in result.decisions]
+
+
+def _sent(decision: Decision, ctx: Cycle) -> Decision:
+    return replace(decision, status=Status.SENT, due_at=None,
+                   reason=f"follow-up {decision.stage} sent for you at "
+                          f"{ctx.now.astimezone(ctx.account.timezone):%a %Y-%m-%d %H:%M}: it had "
+                          "waited untouched in Drafts")
+
+
+def _digest(ctx: Cycle, result: CycleResult) -> None:
+    """The day's digest, when it is due (a dry run only says it would send it)."""
+    from nudger.cycle.digest import due_day, gather, is_empty, resume_digests, send_digest
+
+    if ctx.dry_run:
+        day = due_day(ctx)
+        result.digest = "due" if day is not None and not is_empty(gather(ctx, day)) else ""
+        return
+    resume_digests(ctx)
+    try:
+        result.digest = "sent" if send_digest(ctx, ctx.sender) else ""
+    except NudgerError as exc:
+        result.send_error = result.send_error or exc
 
 
 def _prune(ctx: Cycle) -> None:

@@ -79,6 +79,15 @@ CREATE TABLE IF NOT EXISTS meta (account TEXT NOT NULL, key TEXT NOT NULL, value
     PRIMARY KEY (account, key));
 """
 
+# Schema 3: the journal of what nudger sends (a follow-up, a digest), one row per message,
+# its step written before each step is taken, so that a crash never sends twice.
+OUTBOX = """
+CREATE TABLE IF NOT EXISTS outbox (
+    account TEXT NOT NULL, message_id TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
+    step TEXT NOT NULL, at TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '', uid INTEGER,
+    PRIMARY KEY (account, message_id));
+"""
+
 
 # SQLite's primary result codes (extended codes keep them in the low byte).
 _CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
@@ -206,6 +215,7 @@ def prepare(conn: sqlite3.Connection, path: Path | None, readonly: bool) -> None
     conn.executescript(SCHEMA)
     if version < 3:
         _to_3(conn)
+    conn.executescript(OUTBOX)  # the send journal (a new table; nothing else changes)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 

@@ -1,0 +1,177 @@
+"""Sending our untouched follow-ups (``send_after``), at most once even across kill -9.
+
+Each send walks the journal (cycle/outbox.py): intent -> smtp-started -> accepted ->
+sent-copy -> done, each step on disk before it is taken. Right before SMTP the draft is
+read again (still byte for byte ours?) and the thread is synced and decided again (a
+reply that came a minute ago cancels the send). A run that stopped midway is finished by
+the next: before "smtp-started" nothing went out; after "accepted" only the Sent copy and
+the draft's removal are left; in between, Sent is searched for the Message-ID, and when
+it is not there nudger never sends again but says so (log, ``status``, the digest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import replace
+from email import policy
+from email.message import EmailMessage
+from typing import Protocol
+
+from nudger.core.ledger import EDITED, SENT, Ledger
+from nudger.core.plan import Decision, decide
+from nudger.core.sending import SendDraft, Step, envelope, outgoing, saves_copy
+from nudger.core.stamp import untouched
+from nudger.cycle.context import Cycle
+from nudger.cycle.drafts import QUOTE_LIMIT
+from nudger.cycle.outbox import NUDGE, Outbox, Row
+from nudger.cycle.sync import SyncCounts, sync_watched
+from nudger.mail.smtp import SendRefused, SendUncertain
+
+log = logging.getLogger(__name__)
+
+
+class Sender(Protocol):
+    def open(self) -> None: ...
+    def send(self, msg: EmailMessage, sender: str, recipients: list[str]) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+def send_planned(ctx: Cycle, decisions: list[Decision], sender: Sender | None) -> list[Decision]:
+    """Finish the sends a stopped run left, then make the sends of the plan. Returns the
+    decisions whose send was tried (their threads are decided again after)."""
+    outbox = Outbox(ctx.state)
+    for row in outbox.rows(ctx.name, NUDGE):
+        if row.step not in (Step.DONE, Step.DOUBT, Step.REFUSED):
+            resume(ctx, outbox, row)
+    tried = []
+    for decision in decisions:
+        if not isinstance(decision.action, SendDraft) or sender is None:
+            continue
+        found = outbox.get(ctx.name, decision.action.entry.nudge_id)
+        if found is not None and found.step != Step.INTENT:
+            continue  # finished just now, or held: never twice
+        tried.append(decision)
+        send_one(ctx, outbox, decision, sender)
+    return tried
+
+
+def send_one(ctx: Cycle, outbox: Outbox, decision: Decision, sender: Sender) -> bool:
+    """Send one planned follow-up; True when it went out."""
+    action = decision.action
+    assert isinstance(action, SendDraft)
+    entry, drafts = action.entry, ctx.layout.drafts
+    what = f"follow-up {entry.stage} for {decision.subject!r}"
+    row = Row(ctx.name, entry.nudge_id, NUDGE, decision.subject, Step.INTENT, ctx.now, uid=entry.uid)
+    outbox.write(row)
+    data = ctx.mailbox.fetch_message(drafts, entry.uid, QUOTE_LIMIT) if entry.uid else None
+    if data is None:
+        outbox.drop(ctx.name, entry.nudge_id)
+        log.info("%s: %s is no longer in %s; not sending it", ctx.name, what, drafts)
+        return False
+    if hashlib.sha256(data).hexdigest() != entry.digest or not untouched(data):
+        outbox.drop(ctx.name, entry.nudge_id)
+        with ctx.state.transaction():
+            ctx.state.set_fate(entry.nudge_id, EDITED, ctx.now)
+        log.info("%s: you changed %s: it is yours now, nudger will not send it", ctx.name, what)
+        return False
+    why = _changed(ctx, decision)
+    if why is not None:
+        outbox.drop(ctx.name, entry.nudge_id)
+        log.info("%s: not sending %s: %s", ctx.name, what, why)
+        return False
+    msg = outgoing(data, ctx.now, ctx.account.timezone)
+    mail_from, recipients = envelope(msg)
+    try:
+        sender.open()
+    except Exception:
+        outbox.drop(ctx.name, entry.nudge_id)  # nothing was handed over: try again later
+        raise
+    outbox.write(replace(row, step=Step.STARTED))
+    try:
+        refused = sender.send(msg, mail_from, recipients)
+    except SendRefused as exc:
+        if exc.permanent:
+            outbox.write(replace(row, step=Step.REFUSED, detail=str(exc)))
+            log.warning("%s; %s was not sent and stays in %s for you", exc, what, drafts)
+        else:
+            outbox.drop(ctx.name, entry.nudge_id)
+            log.warning("%s; %s was not sent; nudger tries again next cycle", exc, what)
+        return False
+    except SendUncertain as exc:
+        outbox.write(replace(row, step=Step.DOUBT, detail=str(exc)))
+        log.warning("%s; %s may or may not have gone out: nudger will not send it again (look "
+                    "in Sent, and send the draft yourself if it is not there)", exc, what)
+        return False
+    outbox.write(replace(row, step=Step.ACCEPTED))
+    if refused:
+        log.warning("%s: %s: the server refused %s; the others have it", ctx.name, what,
+                    ", ".join(refused))
+    log.info("%s: sent %s to %s (rule %s)", ctx.name, what, ", ".join(recipients), decision.rule)
+    finish(ctx, outbox, replace(row, step=Step.ACCEPTED), msg)
+    return True
+
+
+def _changed(ctx: Cycle, decision: Decision) -> str | None:
+    """Why the thread no longer wants this send, asked of the server just now: its new
+    mail synced (a STATUS per folder when none came) and the thread decided again."""
+    from nudger.cycle.cycle import threads_of
+
+    assert isinstance(decision.action, SendDraft) and decision.outbound is not None
+    sync_watched(ctx, SyncCounts())
+    ledger = Ledger(ctx.state.ledger(ctx.name).values())
+    for thread in threads_of(ctx.state, ctx.name, [decision.outbound.message_id],
+                             ctx.layout.watched, ctx.layout.sent):
+        again = decide(thread, ctx.account, ctx.config.rules, ledger, ctx.now)
+        if again is None:
+            continue
+        same = decision.action.entry.nudge_id
+        if isinstance(again.action, SendDraft) and again.action.entry.nudge_id == same:
+            return None
+        return again.reason
+    return "its thread is gone from the server"
+
+
+def resume(ctx: Cycle, outbox: Outbox, row: Row) -> None:
+    """Finish what a stopped run left of a send, never sending anything a second time."""
+    what = f"follow-up {row.subject!r}"
+    if row.step == Step.INTENT:
+        outbox.drop(ctx.name, row.message_id)  # it stopped before handing anything over
+        return
+    if row.step == Step.STARTED:
+        if not ctx.mailbox.find_message_id(ctx.layout.sent, row.message_id):
+            outbox.write(replace(row, step=Step.DOUBT, detail="stopped while sending"))
+            log.warning("%s: nudger stopped while sending %s and cannot tell whether it went out "
+                        "(it is not in %s); it will not send it again: send the draft yourself "
+                        "if it did not arrive", ctx.name, what, ctx.layout.sent)
+            return
+        row = replace(row, step=Step.ACCEPTED)
+        outbox.write(row)
+        log.info("%s: %s was sent before nudger stopped (found in %s)", ctx.name, what, ctx.layout.sent)
+    draft = (ctx.mailbox.fetch_message(ctx.layout.drafts, row.uid, QUOTE_LIMIT)
+             if row.uid is not None else None)
+    msg = outgoing(draft, row.at, ctx.account.timezone) if draft is not None else None
+    finish(ctx, outbox, row, msg)
+
+
+def finish(ctx: Cycle, outbox: Outbox, row: Row, msg: EmailMessage | None) -> None:
+    """After the server took it: its copy in Sent (once), the draft out of Drafts."""
+    smtp, sent, drafts = ctx.account.smtp, ctx.layout.sent, ctx.layout.drafts
+    if row.step == Step.ACCEPTED:
+        if smtp is not None and saves_copy(smtp) and not ctx.mailbox.find_message_id(sent, row.message_id):
+            if msg is None:
+                log.warning("%s: follow-up %r went out, but its draft is gone, so nudger cannot put "
+                            "a copy in %s", ctx.name, row.subject, sent)
+            else:
+                ctx.mailbox.append(sent, msg.as_bytes(policy=policy.SMTP), ("\\Seen",), row.at)
+        row = replace(row, step=Step.FILED)
+        outbox.write(row)
+    if row.uid is not None and not ctx.mailbox.delete_own_draft(drafts, row.uid, row.message_id):
+        if ctx.mailbox.fetch_message(drafts, row.uid, 1) is not None:
+            log.warning("%s: follow-up %r went out; could not remove its draft from %s (the server "
+                        "lacks UIDPLUS): delete it yourself", ctx.name, row.subject, drafts)
+    with ctx.state.transaction():
+        ctx.state.set_fate(row.message_id, SENT, row.at)
+        if row.uid is not None:
+            ctx.state.drop_records(ctx.name, drafts, [row.uid])
+    outbox.write(replace(row, step=Step.DONE))
