@@ -20,17 +20,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nudger.config.check import Checker, kind_of
 from nudger.config.model import (
+    AUTH_KINDS,
     DEFAULT_PORTS,
     DEFAULT_TLS,
     PASSWORD_KEYS,
     TLS_MODES,
     WEEKDAYS,
     Account,
+    OAuth2,
     PasswordSource,
     base_address,
     is_loopback,
     is_private,
 )
+from nudger.config.oauth2 import check_oauth2, preset_server
 from nudger.core.durations import parse_delay, parse_duration
 from nudger.core.rules import holidays_for
 
@@ -38,20 +41,22 @@ ACCOUNT_KEYS = (
     "host", "port", "tls", "username", *PASSWORD_KEYS.values(), "identities", "name", "timezone",
     "lookback", "sent_folder", "drafts_folder", "watch_folders", "ca_file", "timeout",
     "max_new_drafts", "workdays", "holidays", "quiet_hours", "subject_threading", "return_grace",
+    "auth", "oauth2",
 )  # fmt: skip
 
 _NO_ACCOUNT = "no account configured (add an [accounts.NAME] table)"
 
 
-def check_accounts(check: Checker, value: Any) -> tuple[Account, ...]:
-    """Every account the file defines; at least one is needed."""
+def check_accounts(check: Checker, value: Any, state_dir: Path | None = None) -> tuple[Account, ...]:
+    """Every account the file defines; at least one is needed. An OAuth2 account keeps
+    its tokens in ``state_dir``/tokens."""
     if value is None:
         check.fail("accounts", _NO_ACCOUNT)
         return ()
     accounts = []
     names = tuple(value) if isinstance(value, dict) else ()
     for name, spec in check.table(value, "accounts", names).items():
-        account = _account(check, name, spec)
+        account = _account(check, name, spec, state_dir or Path("."))
         if account is not None:
             accounts.append(account)
     if not value:
@@ -59,7 +64,7 @@ def check_accounts(check: Checker, value: Any) -> tuple[Account, ...]:
     return tuple(accounts)
 
 
-def _account(check: Checker, name: str, spec: Any) -> Account | None:
+def _account(check: Checker, name: str, spec: Any, state_dir: Path) -> Account | None:
     """One account, or None if it lacks what it cannot do without (its problems are noted).
 
     Its name and folders are checked only once host, username and password are valid."""
@@ -67,8 +72,8 @@ def _account(check: Checker, name: str, spec: Any) -> Account | None:
     table = check.table(spec, key, ACCOUNT_KEYS)
     if not table:
         return None
+    password, oauth2 = _sign_in(check, table, key, state_dir / "tokens" / f"{name}.json")
     host, username, tls, port = _server(check, table, key)
-    password = _password(check, table, key)
     identities = _identities(check, table, key, username)
     timezone = _timezone(check, table, key)
     lookback = check.parsed(table.get("lookback"), f"{key}.lookback", parse_duration,
@@ -85,7 +90,7 @@ def _account(check: Checker, name: str, spec: Any) -> Account | None:
     grace = check.parsed(table.get("return_grace"), f"{key}.return_grace", parse_delay,
                          'try "1 business day" or "2d"')
     ca_file = _ca_file(check, table, key)
-    if host is None or username is None or password is None:
+    if host is None or username is None or (password is None and oauth2 is None):
         return None
     return Account(
         name=name,
@@ -109,18 +114,41 @@ def _account(check: Checker, name: str, spec: Any) -> Account | None:
         quiet_hours=quiet,
         subject_threading=Account.subject_threading if subject_threading is None else subject_threading,
         return_grace=grace or Account.return_grace,
+        oauth2=oauth2,
     )
+
+
+def _sign_in(check: Checker, table: dict[str, Any], key: str,
+             token_file: Path) -> tuple[PasswordSource | None, OAuth2 | None]:
+    """A password source (auth = "password", the default) or an OAuth2 sign-in."""
+    auth = check.string(table, "auth", key) or "password"
+    if auth not in AUTH_KINDS:
+        check.fail(f"{key}.auth", f'"{auth}" is not one of {", ".join(AUTH_KINDS)}')
+        return None, None
+    if auth == "password":
+        if "oauth2" in table:
+            check.fail(f"{key}.oauth2", f'used only with auth = "oauth2" (set {key}.auth)')
+        return _password(check, table, key), None
+    for name in PASSWORD_KEYS.values():
+        if name in table:
+            check.fail(f"{key}.{name}", 'not used with auth = "oauth2" (the account signs in '
+                                        "with its tokens); remove it")
+    return None, check_oauth2(check, table.get("oauth2"), f"{key}.oauth2", token_file)
 
 
 def _server(check: Checker, table: dict[str, Any],
             key: str) -> tuple[str | None, str | None, str, int]:
-    """Host and username (both required), TLS mode and port; clear text only to loopback."""
+    """Host and username (both required, unless an OAuth2 preset implies the host), TLS
+    mode and port; clear text only to loopback."""
     host = check.string(table, "host", key)
     username = check.string(table, "username", key)
+    preset = preset_server(table) if table.get("auth") == "oauth2" and "host" not in table else None
+    if preset is not None:
+        host = preset[0]
     for required, got in (("host", host), ("username", username)):
         if got is None and required not in table:
             check.fail(f"{key}.{required}", "missing (required)")
-    tls = check.string(table, "tls", key) or DEFAULT_TLS
+    tls = check.string(table, "tls", key) or (preset[2] if preset else DEFAULT_TLS)
     if tls not in TLS_MODES:
         check.fail(f"{key}.tls", f'"{tls}" is not one of {", ".join(TLS_MODES)}')
         tls = DEFAULT_TLS
@@ -133,7 +161,7 @@ def _server(check: Checker, table: dict[str, Any],
     port = check.typed(table.get("port"), f"{key}.port", int, "a port number")
     if port is not None and not 0 < port < 65536:
         check.fail(f"{key}.port", f"{port} is not a port number (1-65535)")
-    return host, username, tls, port or DEFAULT_PORTS[tls]
+    return host, username, tls, port or (preset[1] if preset else DEFAULT_PORTS[tls])
 
 
 def _password(check: Checker, table: dict[str, Any], key: str) -> PasswordSource | None:

@@ -87,7 +87,7 @@ def parse_config(raw: bytes, path: Path) -> Config:
     top = check.table(data, "", ("daemon", "accounts", "rules", "templates"))
     daemon = _daemon(check, top.get("daemon", {}))
     templates = _templates(check, top.get("templates", {}))
-    accounts = check_accounts(check, top.get("accounts"))
+    accounts = check_accounts(check, top.get("accounts"), daemon.state_dir)
     rules = _rules(check, top.get("rules"), templates, accounts)
     check.raise_problems()
     return Config(path, daemon, accounts, rules, templates)
