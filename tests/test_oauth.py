@@ -164,10 +164,13 @@ def _redirected(url: str) -> str:
 
 
 def test_browser_flow_by_the_loopback_redirect_then_drafts(box: Box, fake: FakeOAuth) -> None:
+    from support.dovecot import free_port
+
     sent(box, "o2@example.com", "Venue booking")
-    proc, url = _start_auth(box)
+    port = free_port()
+    proc, url = _start_auth(box, "--port", str(port))
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
-    assert query["code_challenge_method"] == "S256" and query["redirect_uri"].startswith("http://127.0.0.1:")
+    assert query["code_challenge_method"] == "S256" and query["redirect_uri"] == f"http://127.0.0.1:{port}/"
     with urllib.request.urlopen(url, timeout=10) as page:  # the browser follows the redirect home
         assert b"signed in" in page.read()
     out, err = proc.communicate(timeout=20)
