@@ -234,11 +234,15 @@ def test_oauthbearer_and_check_say_what_they_found(box: Box, fake: FakeOAuth,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     write_config(box.config, box.dovecot, fake, box.user, sasl="oauthbearer")
     assert device_sign_in(box, monkeypatch)[0] == 0
+    fake.rotate = False  # as Google: a refresh brings no new refresh token; the kept one stays
     code, out, err = box.cli("auth", "work", "--check")
     assert code == 0, err
+    assert fake.log.count("refresh_token") == 1
     assert "work: the sign-in is alive" in out
     assert f"work: logged in to 127.0.0.1:{box.dovecot.port} as {box.user} (OAUTHBEARER)" in out
     assert "method=OAUTHBEARER" in _log_of(box)
+    code, out, err = box.cli("auth", "work", "--check")  # the kept refresh token still works
+    assert code == 0, err
     never_leaks(fake, out, err)
 
 

@@ -36,7 +36,7 @@ class FakeOAuth:
 
     user: str = ""
     expires_in: int = 3600
-    rotate: bool = True
+    rotate: bool = True  # Microsoft: a new refresh token with every refresh; Google: none
     device_script: list[str] = field(default_factory=list)  # errors before the device code is granted
     token_status: int = 200  # e.g. 503: the token endpoint is down
     log: list[str] = field(default_factory=list)  # "grant_type" of each /token call, in order
@@ -83,13 +83,15 @@ class FakeOAuth:
     def tokens_for(self, user: str, scope: str, grant: _Grant | None = None) -> dict[str, Any]:
         access = self._new("at")
         self.access[access] = (user, scope, time.monotonic() + self.expires_in)
+        got = {"access_token": access, "token_type": "Bearer", "expires_in": self.expires_in,
+               "scope": scope}
         if grant is None or self.rotate:
             if grant is not None:
                 grant.live = False  # rotated: the old refresh token is spent
             grant = _Grant(user, scope, self._new("rt"))
             self.grants[grant.refresh] = grant
-        return {"access_token": access, "token_type": "Bearer", "expires_in": self.expires_in,
-                "refresh_token": grant.refresh, "scope": scope}
+            got["refresh_token"] = grant.refresh
+        return got
 
 
 def _pkce_ok(verifier: str, challenge: str) -> bool:

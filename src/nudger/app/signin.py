@@ -51,13 +51,7 @@ def _check(account: Account, tokens: Tokens) -> int:
     """Refresh the access token, log in with it, say what was found."""
     from nudger.mail.imap import connect
 
-    with tokens.locked():
-        data = tokens.read()
-        tokens.save(tokens.request({"grant_type": "refresh_token", "refresh_token": data["refresh_token"],
-                                    "client_id": tokens.oauth2.client_id,
-                                    "scope": " ".join(tokens.oauth2.scopes)},
-                                   f"{account.name}: refreshing the access token"))
-    until = datetime.fromtimestamp(float(tokens.read()["expires_at"])).astimezone(account.timezone)
+    until = datetime.fromtimestamp(float(tokens.refresh()["expires_at"])).astimezone(account.timezone)
     print(f"{account.name}: the sign-in is alive; a fresh access token is good until "
           f"{until:%H:%M %Z}")
     mailbox = connect(account, tokens)

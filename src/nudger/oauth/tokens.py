@@ -64,6 +64,11 @@ class Tokens:
                 return str(data["access_token"])
             return str(self._refresh(data)["access_token"])
 
+    def refresh(self) -> dict[str, Any]:
+        """A fresh access token now, whatever the kept one's age (``nudger auth --check``)."""
+        with self.locked():
+            return self._refresh(self.read())
+
     def read(self) -> dict[str, Any]:
         name = self.account.name
         try:
