@@ -260,6 +260,18 @@ def test_a_revoked_grant_exits_77_with_the_sentence(box: Box, fake: FakeOAuth,
     never_leaks(fake, box.last_err, err)
 
 
+def test_signed_in_as_someone_else_is_refused_after_one_fresh_try(
+        box: Box, fake: FakeOAuth, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.user = box.dovecot.take_user()  # the browser was signed in to another account
+    assert device_sign_in(box, monkeypatch)[0] == 0
+    box.run()
+    assert box.last_code == 77
+    assert (f"work (127.0.0.1:{box.dovecot.port}): the server refused the access token for "
+            f"{box.user}, also a fresh one; check that accounts.work.username is the account "
+            "you signed in with, then run: nudger auth work") in box.last_err
+    assert fake.log.count("refresh_token") == 1  # once, not in a loop
+
+
 def test_a_token_endpoint_that_is_down_is_temporary(box: Box, fake: FakeOAuth,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     assert device_sign_in(box, monkeypatch)[0] == 0

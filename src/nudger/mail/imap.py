@@ -15,9 +15,9 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
+from imapclient.exceptions import IMAPClientError
 from imapclient.imapclient import SocketTimeout, _normalise_search_criteria
 from imapclient.response_parser import parse_message_list
 
@@ -26,6 +26,7 @@ from nudger.core.headers import HEADER_FIELDS
 from nudger.errors import AuthError, FolderUnavailable, GarbledAnswer, NudgerError, ServerConfigError
 from nudger.mail.deadline import BoundedClient, Deadline, bounded_context
 from nudger.mail.imap_errors import garbled, refused, translate, where
+from nudger.mail.imap_oauth import Bearer, bearer_login
 from nudger.mail.imap_wire import (
     Garbled,
     append_limit,
@@ -38,7 +39,6 @@ from nudger.mail.imap_wire import (
     uid_batches,
 )
 from nudger.mail.mailbox import Fetched, FolderInfo, FolderStatus
-from nudger.oauth import sasl
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +48,6 @@ IDLE_RENEW = 25 * 60  # servers may drop an IDLE client after 29 minutes (RFC 21
 # first sync of a big account over a slow line; a command has the timeout itself.
 CYCLE_TIMEOUTS = 30
 _FIELDS = "BODY.PEEK[HEADER.FIELDS (" + " ".join(f.upper() for f in HEADER_FIELDS) + ")]"
-
-
-class Bearer(Protocol):
-    """An OAuth2 account's access tokens (oauth/tokens.py): the SASL mechanism, and a
-    valid token, a fresh one when the server ``refused`` the one it was given."""
-
-    @property
-    def mechanism(self) -> str: ...
-
-    def access_token(self, refused: str = "") -> str: ...
 
 
 class ImapMailbox:
@@ -89,7 +79,7 @@ class ImapMailbox:
             if isinstance(password, str):
                 self._login(account.username, password)
             else:
-                self._bearer_login(account.username, password)
+                bearer_login(self.client, account, password)
         except Exception as exc:  # noqa: BLE001 - translated, never leaked with the password
             raise translate(exc, account, "logging in") from None
         self.capabilities = read_capabilities(self.client.capabilities())
@@ -116,39 +106,6 @@ class ImapMailbox:
                 f"{self.where}: the username or password has non-ASCII characters, which IMAP "
                 "LOGIN cannot carry, and the server does not offer AUTHENTICATE PLAIN, which "
                 "could; use an ASCII password (or have AUTH=PLAIN enabled on the server)")
-
-    def _bearer_login(self, username: str, bearer: Bearer) -> None:
-        """AUTHENTICATE XOAUTH2 / OAUTHBEARER with the access token; refused, once more
-        with a fresh one. The server's error challenge tells an expired token from one
-        that is not for mail."""
-        mechanism, refused, said = bearer.mechanism, "", ""
-        for _ in range(2):
-            token = bearer.access_token(refused)
-            challenges: list[bytes] = []
-
-            def respond(challenge: bytes, token: str = token, seen: list[bytes] = challenges) -> str:
-                seen.append(challenge)
-                if len(seen) == 1:
-                    return sasl.initial_response(mechanism, username, token)
-                return sasl.challenge_reply(mechanism)
-
-            try:
-                self.client._command_and_check("authenticate", mechanism, respond)
-                return
-            except IMAPClientAbortError:
-                raise
-            except IMAPClientError:
-                refused, said = token, sasl.refusal(challenges[1] if len(challenges) > 1 else None)
-                if said == "scope":
-                    break
-        name = self.account.name
-        if said == "scope":
-            raise AuthError(f"{self.where}: the server took the sign-in of {username} but not "
-                            f"for mail (the token lacks the mail scope); check the app's "
-                            f"permissions, then run: nudger auth {name}")
-        raise AuthError(f"{self.where}: the server refused the access token for {username}, "
-                        f"also a fresh one; check that accounts.{name}.username is the account "
-                        f"you signed in with, then run: nudger auth {name}")
 
     def _call(self, doing: str, fn: Any, *args: Any, folder: str | None = None, **kwargs: Any) -> Any:
         """``fn(*args)``, its failures translated; a NO to a command in ``folder`` is that
