@@ -47,6 +47,7 @@ def fake(idp: FakeOAuth) -> Iterator[FakeOAuth]:
     """The shared server, with this test's settings (undone afterwards)."""
     yield idp
     idp.expires_in, idp.rotate, idp.device_script, idp.token_status = 3600, True, [], 200
+    idp.client_secret = ""
     idp.log.clear()
 
 
@@ -270,6 +271,25 @@ def test_signed_in_as_someone_else_is_refused_after_one_fresh_try(
             f"{box.user}, also a fresh one; check that accounts.work.username is the account "
             "you signed in with, then run: nudger auth work") in box.last_err
     assert fake.log.count("refresh_token") == 1  # once, not in a loop
+
+
+def test_the_client_secret_comes_from_its_command_and_a_wrong_one_is_named(
+        box: Box, fake: FakeOAuth, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.client_secret = "app-secret-7f3a"
+    write_config(box.config, box.dovecot, fake, box.user,
+                 extra='client_secret_command = ["echo", "app-secret-7f3a"]')
+    code, out, err, _ = device_sign_in(box, monkeypatch)
+    assert code == 0, err
+    box.run()
+    assert box.last_code == 0, box.last_err
+    fake.client_secret = "rotated-by-the-admin"
+    code, out, err = box.cli("auth", "work", "--check")
+    assert code == 77
+    assert ("work: the provider refused nudger's app (invalid_client); check "
+            "accounts.work.oauth2.client_id and client_secret_command") in err
+    for text in (out, err, box.last_err):
+        assert "app-secret-7f3a" not in text
+    never_leaks(fake, out, err, box.last_err)
 
 
 def test_a_token_endpoint_that_is_down_is_temporary(box: Box, fake: FakeOAuth,

@@ -39,6 +39,7 @@ class FakeOAuth:
     rotate: bool = True  # Microsoft: a new refresh token with every refresh; Google: none
     device_script: list[str] = field(default_factory=list)  # errors before the device code is granted
     token_status: int = 200  # e.g. 503: the token endpoint is down
+    client_secret: str = ""  # when set, /token wants it (as Google does)
     log: list[str] = field(default_factory=list)  # "grant_type" of each /token call, in order
     codes: dict[str, tuple[str, str, str, str]] = field(default_factory=dict)
     devices: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -162,6 +163,9 @@ class _Handler(BaseHTTPRequestHandler):
         fake.log.append(kind)
         if fake.token_status != 200:
             self._json(fake.token_status, {"error": "temporarily_unavailable"})
+            return
+        if fake.client_secret and form.get("client_secret") != fake.client_secret:
+            self._error("invalid_client", 401, "Unauthorized")
             return
         if kind == "authorization_code":
             got = fake.codes.pop(form.get("code", ""), None)

@@ -272,7 +272,6 @@ class Worker(threading.Thread):
             log.debug("traceback", exc_info=exc)
         self.stop.wait(delay)
 
-
     def _paused(self, exc: DeadGrant) -> None:
         """Only a new sign-in helps: wait (asking nothing of the provider) until ``nudger
         auth`` has written the account's token file, then go on."""

@@ -54,7 +54,7 @@ def device_flow(tokens: Tokens, out: IO[str]) -> None:
     while time.monotonic() < deadline:
         _wait(interval)
         try:
-            tokens.save(_poll(tokens, poll))
+            tokens.keep(_poll(tokens, poll))
             return
         except endpoint.Refused as exc:
             if exc.error == "authorization_pending":
@@ -124,7 +124,7 @@ def browser_flow(tokens: Tokens, out: IO[str], port: int = 0, open_browser: bool
     code = _code(name, answer, state)
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect,
             "client_id": oauth2.client_id, "code_verifier": verifier}
-    tokens.save(tokens.request(form, f"{name}: finishing the sign-in"))
+    tokens.keep(tokens.request(form, f"{name}: finishing the sign-in"))
 
 
 def _code(name: str, answer: str, state: str) -> str:

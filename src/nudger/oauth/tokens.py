@@ -100,8 +100,15 @@ class Tokens:
         except endpoint.Refused as exc:
             raise refusal(self.account, self.oauth2, exc, self.path) from None
 
+    def keep(self, got: dict[str, Any]) -> None:
+        """Keep a new sign-in, under the lock: never interleaved with a refresh of the
+        grant it replaces (a running service's)."""
+        with self.locked():
+            self.save(got)
+
     def save(self, got: dict[str, Any]) -> dict[str, Any]:
-        """Keep a token endpoint's answer (atomically, 0600); returns what was kept."""
+        """Keep a token endpoint's answer (atomically, 0600; the caller holds the lock);
+        returns what was kept."""
         if not got.get("access_token") or not got.get("refresh_token"):
             raise AuthError(f"{self.account.name}: the provider gave no refresh token; the "
                             "scopes must include offline access (see the README)")
