@@ -77,6 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--since", metavar="DURATION", default="90d",
                        help="follow-ups drafted in this period (default: 90d)")
     stats.add_argument("--now", metavar="ISO-8601", help=argparse.SUPPRESS)
+    auth = add("auth", "sign an OAuth2 account in (Microsoft 365, Outlook.com, Gmail)")
+    auth.add_argument("account", metavar="ACCOUNT")
+    how = auth.add_mutually_exclusive_group()
+    how.add_argument("--device", action="store_true",
+                     help="show a code to enter on any device (default where the provider has it)")
+    how.add_argument("--browser", action="store_true",
+                     help="sign in in a browser, which comes back to this machine (default for Google)")
+    auth.add_argument("--port", type=int, default=0, metavar="N",
+                      help="the loopback port for the browser's return (default: any free one)")
+    auth.add_argument("--no-browser", action="store_true",
+                      help="only print the address to open (then paste back where the browser ended)")
+    auth.add_argument("--check", action="store_true",
+                      help="refresh the tokens and log in with them; say what was found")
     demo = add("demo", "a zero-setup trial on a built-in sample mailbox")
     demo.add_argument("--json", action="store_true")
     demo.add_argument("--now", metavar="ISO-8601", help="date the sample mailbox as if it were this time")
@@ -146,6 +159,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f'--since: "{args.since}" is not a duration (e.g. 90d, 12w)') from exc
     return stats(_config(args), parse_now(args.now), since, args.json)
+def cmd_auth(args: argparse.Namespace) -> int:
+    from nudger.app.signin import run_auth
+
+    return run_auth(_config(args), args.account, device=args.device, browser=args.browser,
+                    port=args.port, no_browser=args.no_browser, check=args.check)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -155,7 +173,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"check-config": cmd_check_config, "run": cmd_run, "status": cmd_status,
-            "explain": cmd_explain, "stats": cmd_stats, "demo": cmd_demo}
+            "explain": cmd_explain, "stats": cmd_stats, "demo": cmd_demo, "auth": cmd_auth}
 
 
 def setup_logging(verbose: int, daemon: bool = False) -> None:

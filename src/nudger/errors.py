@@ -97,3 +97,13 @@ class FolderUnavailable(TemporaryError):
 class GarbledAnswer(TemporaryError):
     """An answer that does not read as IMAP: what it was about is read again next cycle,
     never taken as read."""
+
+
+class DeadGrant(AuthError):
+    """The sign-in of an OAuth2 account is gone (revoked, expired, never made): only
+    ``nudger auth ACCOUNT`` helps. The service pauses that account until the token file
+    it ``watch``es changes."""
+
+    def __init__(self, message: str, watch: object):
+        self.watch = watch  # a Path (errors.py imports nothing)
+        super().__init__(message)

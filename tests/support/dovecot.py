@@ -40,7 +40,7 @@ class Dovecot:
     def __init__(self, binary: str, *, folders: dict[str, str] | None = None,
                  capability: str | None = None, root: Path | None = None, tls: bool = False,
                  max_connections: int = 100, cert_names: str = "DNS:localhost,IP:127.0.0.1",
-                 auth_mechanisms: str = "plain login"):
+                 auth_mechanisms: str = "plain login", oauth2_url: str | None = None):
         self.binary = binary
         self.max_connections = max_connections
         self.dir = Path(root or tempfile.mkdtemp(prefix="nudger-dovecot-"))
@@ -50,6 +50,11 @@ class Dovecot:
         self.folders = folders if folders is not None else SPECIAL_FOLDERS
         self.capability = capability
         self.cert_names, self.auth_mechanisms = cert_names, auth_mechanisms
+        # Bearer tokens (XOAUTH2, OAUTHBEARER) checked against an OAuth2 server's
+        # /introspect (tests/support/oauth_server.py); passwords keep working beside them.
+        self.oauth2_url = oauth2_url
+        if oauth2_url:
+            self.auth_mechanisms += " xoauth2 oauthbearer"
         self.tls = tls
         self.tls_port = free_port() if tls else 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -66,6 +71,10 @@ class Dovecot:
         (self.dir / "users").write_text("")
         if tls:
             self._make_certificate()
+        if oauth2_url:
+            (self.dir / "oauth2.conf.ext").write_text(
+                f"introspection_mode = post\nintrospection_url = {oauth2_url}/introspect\n"
+                "username_attribute = username\nactive_attribute = active\nactive_value = true\n")
         (self.dir / "dovecot.conf").write_text(self._config())
 
     @property
@@ -107,6 +116,13 @@ class Dovecot:
             *(["ssl = yes", f"ssl_cert = <{self.cert_path}", f"ssl_key = <{self.dir}/key.pem"]
               if self.tls else ["ssl = no"]),
             f"mail_max_userip_connections = {self.max_connections}",
+            # A refused token is answered at once: no failure delay (2 s), and no per-IP
+            # penalty (2 s, doubling up to 15 s, for every later login from 127.0.0.1),
+            # which the auth process skips when it cannot reach anvil's penalty socket.
+            *([f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+               f"  args = {self.dir}/oauth2.conf.ext\n}}", "auth_failure_delay = 0",
+               "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}"]
+              if self.oauth2_url else []),
             f"passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {self.dir}/users\n}}",
             f"userdb {{\n  driver = static\n  args = uid={self.uid} gid={self.gid} home={self.dir}/home/%u\n}}",
             f"namespace inbox {{\n  inbox = yes\n  separator = /\n{mailboxes}\n}}",

@@ -9,6 +9,7 @@ import base64
 import shutil
 import ssl
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -44,6 +45,7 @@ class Recorder:
         self.received: list[Received] = []
         self.refuse: str | None = None  # e.g. "554 5.7.1 Message rejected"
         self.tokens = tokens  # XOAUTH2: user -> the one access token it takes
+        self.check_token: Callable[[str, str], bool] | None = None  # or ask an identity provider
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refuse is not None:
@@ -62,7 +64,8 @@ class Recorder:
         except (ValueError, UnicodeDecodeError):
             return AuthResult(success=False, handled=False)
         user, token = fields.get("user", ""), fields.get("auth", "").removeprefix("Bearer ")
-        ok = bool(token) and self.tokens.get(user) == token
+        ok = bool(token) and (self.check_token(user, token) if self.check_token is not None
+                              else self.tokens.get(user) == token)
         return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
 
 

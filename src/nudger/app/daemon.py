@@ -35,6 +35,7 @@ from nudger.errors import (
     EX_TEMPFAIL,
     AuthError,
     ConfigError,
+    DeadGrant,
     NudgerError,
     ServerConfigError,
     TemporaryError,
@@ -50,6 +51,11 @@ STATE_GONE = "was deleted or replaced under the running daemon"
 
 
 def open_mailbox(account: Account) -> Mailbox:
+    if account.oauth2 is not None:
+        from nudger.app.signin import tokens_for
+
+        return connect(account, tokens_for(account))
+    assert account.password is not None
     return connect(account, read_password(account.password, account.name))
 
 
@@ -58,8 +64,13 @@ def open_sender(account: Account) -> SmtpSender | None:
     smtp = account.smtp
     if smtp is None:
         return None
-    name = account.name if smtp.password is account.password else f"{account.name}.smtp"
-    return SmtpSender(account, lambda: read_password(smtp.password, name))
+    if smtp.password is None:  # an OAuth2 account: its tokens, as for IMAP
+        from nudger.app.signin import tokens_for
+
+        return SmtpSender(account, bearer=tokens_for(account))
+    source = smtp.password
+    name = account.name if source is account.password else f"{account.name}.smtp"
+    return SmtpSender(account, lambda: read_password(source, name))
 
 
 def _lock(config: Config) -> int:
@@ -272,6 +283,9 @@ class Worker(threading.Thread):
             log.debug("%s: new mail in INBOX", self.account.name)
 
     def _failed(self, exc: Exception) -> None:
+        if isinstance(exc, DeadGrant):
+            self._paused(exc)
+            return
         delay = self.backoff.next()
         name = self.account.name
         if isinstance(exc, FATAL):
@@ -287,6 +301,28 @@ class Worker(threading.Thread):
                       self.account.name, type(exc).__name__, exc, delay)
             log.debug("traceback", exc_info=exc)
         self.stop.wait(delay)
+
+    def _paused(self, exc: DeadGrant) -> None:
+        """Only a new sign-in helps: wait (asking nothing of the provider) until ``nudger
+        auth`` has written the account's token file, then go on."""
+        self.fatal = exc
+        log.error("%s (this account is paused until then; the others go on)", exc)
+        seen = _stamp(exc.watch)
+        while not self.stop.wait(1.0):
+            if _stamp(exc.watch) != seen:
+                log.info("%s: signed in again; resuming", self.account.name)
+                self.fatal, self.succeeded = None, False
+                self.backoff.reset()
+                return
+
+
+def _stamp(path: Any) -> tuple[int, int] | None:
+    """The file's identity and change time (None while it does not exist)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 class Service:

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from nudger.config.model import Config, PasswordSource, is_private
+from nudger.config.model import Account, Config, PasswordSource, is_private
 from nudger.errors import AuthError, ConfigError
 
 
@@ -23,13 +23,23 @@ def check_password_sources(config: Config) -> None:
     password, so the loader they share does not ask.
     """
     problems = [f"{config.path.name}: {problem}" for account in config.accounts
-                if (problem := source_problem(account.password, f"accounts.{account.name}"))]
+                if (problem := _account_problem(account))]
     problems += [f"{config.path.name}: {problem}" for account in config.accounts
-                 if account.smtp is not None and account.smtp.password is not account.password
+                 if account.smtp is not None and account.smtp.password is not None
+                 and account.smtp.password is not account.password
                  and (problem := source_problem(account.smtp.password,
                                                 f"accounts.{account.name}.smtp"))]
     if problems:
         raise ConfigError(problems)
+
+
+def _account_problem(account: Account) -> str | None:
+    key = f"accounts.{account.name}"
+    if account.oauth2 is not None:  # its client secret's program, if it has one
+        command = account.oauth2.client_secret_command
+        return _program_problem(command[0], f"{key}.oauth2.client_secret_command") if command else None
+    assert account.password is not None
+    return source_problem(account.password, key)
 
 
 def source_problem(source: PasswordSource, key: str) -> str | None:
@@ -63,10 +73,10 @@ def _program_problem(program: str, key: str) -> str | None:
     return None
 
 
-def read_password(source: PasswordSource, account: str) -> str:
-    """The secret itself; errors name the source's key, never the value."""
+def read_password(source: PasswordSource, account: str, where: str = "") -> str:
+    """The secret itself; errors name the source's key (or ``where``), never the value."""
     key = f"accounts.{account}"
-    where = f"{key}.{source.key}"
+    where = where or f"{key}.{source.key}"
     if source.kind == "inline":
         return source.inline
     if source.kind == "env":

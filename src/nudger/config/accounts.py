@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nudger.config.check import Checker, kind_of
 from nudger.config.model import (
+    AUTH_KINDS,
     DEFAULT_PORTS,
     DEFAULT_TLS,
     PASSWORD_KEYS,
@@ -27,12 +28,14 @@ from nudger.config.model import (
     TLS_MODES,
     WEEKDAYS,
     Account,
+    OAuth2,
     PasswordSource,
     Smtp,
     base_address,
     is_loopback,
     is_private,
 )
+from nudger.config.oauth2 import check_oauth2, preset_server
 from nudger.core.durations import parse_delay, parse_duration
 from nudger.core.rules import holidays_for
 
@@ -41,21 +44,25 @@ ACCOUNT_KEYS = (
     "lookback", "sent_folder", "drafts_folder", "watch_folders", "ca_file", "timeout",
     "max_new_drafts", "workdays", "holidays", "quiet_hours", "subject_threading", "return_grace",
     "smtp",
+    "auth", "oauth2",
 )  # fmt: skip
+# The SMTP server an OAuth2 provider's preset fills in: (host, tls); its tokens cover it.
+SMTP_SERVERS = {"microsoft": ("smtp.office365.com", "starttls"), "google": ("smtp.gmail.com", "implicit")}
 SMTP_KEYS = ("host", "port", "tls", "username", *PASSWORD_KEYS.values(), "ca_file", "save_sent")
 
 _NO_ACCOUNT = "no account configured (add an [accounts.NAME] table)"
 
 
-def check_accounts(check: Checker, value: Any) -> tuple[Account, ...]:
-    """Every account the file defines; at least one is needed."""
+def check_accounts(check: Checker, value: Any, state_dir: Path | None = None) -> tuple[Account, ...]:
+    """Every account the file defines; at least one is needed. An OAuth2 account keeps
+    its tokens in ``state_dir``/tokens."""
     if value is None:
         check.fail("accounts", _NO_ACCOUNT)
         return ()
     accounts = []
     names = tuple(value) if isinstance(value, dict) else ()
     for name, spec in check.table(value, "accounts", names).items():
-        account = _account(check, name, spec)
+        account = _account(check, name, spec, state_dir or Path("."))
         if account is not None:
             accounts.append(account)
     if not value:
@@ -63,7 +70,7 @@ def check_accounts(check: Checker, value: Any) -> tuple[Account, ...]:
     return tuple(accounts)
 
 
-def _account(check: Checker, name: str, spec: Any) -> Account | None:
+def _account(check: Checker, name: str, spec: Any, state_dir: Path) -> Account | None:
     """One account, or None if it lacks what it cannot do without (its problems are noted).
 
     Its name and folders are checked only once host, username and password are valid."""
@@ -71,8 +78,8 @@ def _account(check: Checker, name: str, spec: Any) -> Account | None:
     table = check.table(spec, key, ACCOUNT_KEYS)
     if not table:
         return None
+    password, oauth2 = _sign_in(check, table, key, state_dir / "tokens" / f"{name}.json")
     host, username, tls, port = _server(check, table, key)
-    password = _password(check, table, key)
     identities = _identities(check, table, key, username)
     timezone = _timezone(check, table, key)
     lookback = check.parsed(table.get("lookback"), f"{key}.lookback", parse_duration,
@@ -89,9 +96,10 @@ def _account(check: Checker, name: str, spec: Any) -> Account | None:
     grace = check.parsed(table.get("return_grace"), f"{key}.return_grace", parse_delay,
                          'try "1 business day" or "2d"')
     ca_file = _ca_file(check, table, key)
-    if host is None or username is None or password is None:
+    if host is None or username is None or (password is None and oauth2 is None):
         return None
-    smtp = _smtp(check, table.get("smtp"), f"{key}.smtp", username, password, ca_file)
+    smtp = _smtp(check, table.get("smtp"), f"{key}.smtp", username, password, ca_file,
+                 oauth2.provider if oauth2 is not None else None)
     return Account(
         name=name,
         host=host,
@@ -115,18 +123,41 @@ def _account(check: Checker, name: str, spec: Any) -> Account | None:
         subject_threading=Account.subject_threading if subject_threading is None else subject_threading,
         return_grace=grace or Account.return_grace,
         smtp=smtp,
+        oauth2=oauth2,
     )
+
+
+def _sign_in(check: Checker, table: dict[str, Any], key: str,
+             token_file: Path) -> tuple[PasswordSource | None, OAuth2 | None]:
+    """A password source (auth = "password", the default) or an OAuth2 sign-in."""
+    auth = check.string(table, "auth", key) or "password"
+    if auth not in AUTH_KINDS:
+        check.fail(f"{key}.auth", f'"{auth}" is not one of {", ".join(AUTH_KINDS)}')
+        return None, None
+    if auth == "password":
+        if "oauth2" in table:
+            check.fail(f"{key}.oauth2", f'used only with auth = "oauth2" (set {key}.auth)')
+        return _password(check, table, key), None
+    for name in PASSWORD_KEYS.values():
+        if name in table:
+            check.fail(f"{key}.{name}", 'not used with auth = "oauth2" (the account signs in '
+                                        "with its tokens); remove it")
+    return None, check_oauth2(check, table.get("oauth2"), f"{key}.oauth2", token_file)
 
 
 def _server(check: Checker, table: dict[str, Any],
             key: str) -> tuple[str | None, str | None, str, int]:
-    """Host and username (both required), TLS mode and port; clear text only to loopback."""
+    """Host and username (both required, unless an OAuth2 preset implies the host), TLS
+    mode and port; clear text only to loopback."""
     host = check.string(table, "host", key)
     username = check.string(table, "username", key)
+    preset = preset_server(table) if table.get("auth") == "oauth2" and "host" not in table else None
+    if preset is not None:
+        host = preset[0]
     for required, got in (("host", host), ("username", username)):
         if got is None and required not in table:
             check.fail(f"{key}.{required}", "missing (required)")
-    tls = check.string(table, "tls", key) or DEFAULT_TLS
+    tls = check.string(table, "tls", key) or (preset[2] if preset else DEFAULT_TLS)
     if tls not in TLS_MODES:
         check.fail(f"{key}.tls", f'"{tls}" is not one of {", ".join(TLS_MODES)}')
         tls = DEFAULT_TLS
@@ -139,7 +170,7 @@ def _server(check: Checker, table: dict[str, Any],
     port = check.typed(table.get("port"), f"{key}.port", int, "a port number")
     if port is not None and not 0 < port < 65536:
         check.fail(f"{key}.port", f"{port} is not a port number (1-65535)")
-    return host, username, tls, port or DEFAULT_PORTS[tls]
+    return host, username, tls, port or (preset[1] if preset else DEFAULT_PORTS[tls])
 
 
 def _password(check: Checker, table: dict[str, Any], key: str) -> PasswordSource | None:
@@ -302,17 +333,19 @@ def _not_a_ca_file(path: Path) -> str | None:
     return None
 
 
-def _smtp(check: Checker, value: Any, key: str, username: str, password: PasswordSource,
-          ca_file: Path | None) -> Smtp | None:
-    """[accounts.NAME.smtp]: the server nudger sends through. Username, password source and
-    CA default to the account's; tls is said explicitly (none only to loopback, as for IMAP)."""
+def _smtp(check: Checker, value: Any, key: str, username: str, password: PasswordSource | None,
+          ca_file: Path | None, provider: str | None) -> Smtp | None:
+    """[accounts.NAME.smtp]: the server nudger sends through. Username, password source (an
+    OAuth2 account's tokens) and CA default to the account's; tls is said explicitly (none
+    only to loopback, as for IMAP), but for an OAuth2 provider's own server (its preset)."""
     if value is None:
         return None
     table = check.table(value, key, SMTP_KEYS)
-    host = check.string(table, "host", key)
+    preset = SMTP_SERVERS.get(provider or "")
+    host = check.string(table, "host", key) or (preset[0] if preset and "host" not in table else None)
     if host is None and "host" not in table:
         check.fail(f"{key}.host", "missing (required)")
-    tls = check.string(table, "tls", key)
+    tls = check.string(table, "tls", key) or (preset[1] if preset and "tls" not in table else None)
     if tls is None and "tls" not in table:
         check.fail(f"{key}.tls", 'missing (required): "implicit" (port 465) or "starttls" (port 587)')
     elif tls is not None and tls not in TLS_MODES:
@@ -331,7 +364,7 @@ def _smtp(check: Checker, value: Any, key: str, username: str, password: Passwor
     own = [name for name in PASSWORD_KEYS.values() if name in table]
     source = _password(check, table, key) if own else password
     given_ca = _ca_file(check, table, key) if "ca_file" in table else ca_file
-    if host is None or tls is None or source is None:
+    if host is None or tls is None or (source is None and provider is None):
         return None
     return Smtp(host=host, port=port or SMTP_PORTS[tls], tls=tls,
                 username=check.string(table, "username", key) or username, password=source,

@@ -91,7 +91,7 @@ def parse_config(raw: bytes, path: Path) -> Config:
     top = check.table(data, "", ("daemon", "accounts", "rules", "templates", "meetings", "digest"))
     daemon = _daemon(check, top.get("daemon", {}))
     templates = _templates(check, top.get("templates", {}))
-    accounts = check_accounts(check, top.get("accounts"))
+    accounts = check_accounts(check, top.get("accounts"), daemon.state_dir)
     rules = _rules(check, top.get("rules"), templates, accounts)
     meetings = _meetings(check, top.get("meetings", {}), templates)
     digest = check_digest(check, top.get("digest"), accounts)

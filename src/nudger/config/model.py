@@ -111,9 +111,33 @@ class Smtp:
     port: int
     tls: str
     username: str
-    password: PasswordSource
+    password: PasswordSource | None  # None: the account's OAuth2 tokens (AUTH XOAUTH2)
     ca_file: Path | None = None
     save_sent: bool | None = None
+
+
+AUTH_KINDS = ("password", "oauth2")
+OAUTH2_PROVIDERS = ("microsoft", "google", "custom")
+SASL_MECHANISMS = ("xoauth2", "oauthbearer")
+
+
+@dataclass(frozen=True)
+class OAuth2:
+    """How an account signs in with OAuth2: the app registered at the provider, its
+    endpoints (a preset's, or the file's for "custom") and where its tokens are kept."""
+
+    provider: str  # one of OAUTH2_PROVIDERS
+    client_id: str
+    authorize_url: str
+    token_url: str
+    scopes: tuple[str, ...]
+    token_file: Path  # state_dir/tokens/ACCOUNT.json
+    device_authorization_url: str = ""  # "": no device flow
+    sasl: str = "xoauth2"  # one of SASL_MECHANISMS
+    client_secret_command: tuple[str, ...] = ()
+    tenant: str = ""  # microsoft only
+    authorize_params: tuple[tuple[str, str], ...] = ()  # a preset's extras (Google: offline access)
+    redirect_host: str = "127.0.0.1"  # of the loopback redirect; Entra registers "localhost"
 
 
 @dataclass(frozen=True)
@@ -125,7 +149,7 @@ class Account:
     port: int
     tls: str
     username: str
-    password: PasswordSource
+    password: PasswordSource | None  # None when the account signs in with OAuth2
     identities: tuple[str, ...]
     timezone: ZoneInfo
     lookback: timedelta = timedelta(days=30)
@@ -142,6 +166,7 @@ class Account:
     subject_threading: bool = True  # replies without In-Reply-To: match subject + people
     return_grace: Delay = Delay(business_days=1)  # after an out-of-office return date
     smtp: Smtp | None = None  # sending: only with this table, and only for send_after rules
+    oauth2: OAuth2 | None = None  # auth = "oauth2"
 
     def is_identity(self, address: str) -> bool:
         """Yours, including plus-addresses of yours (me+nudge-5d@example.com)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nudger.config.model import BUILTIN_TEMPLATES, Config
+from nudger.config.model import BUILTIN_TEMPLATES, Account, Config
 
 
 def summary(config: Config) -> str:
@@ -11,7 +11,7 @@ def summary(config: Config) -> str:
     for acc in config.accounts:
         lines.append(
             f"  account {acc.name}: {acc.username} at {acc.host}:{acc.port} ({acc.tls}), "
-            f"password from {acc.password.describe()}, identities {', '.join(acc.identities)}, "
+            f"{_sign_in(acc)}, identities {', '.join(acc.identities)}, "
             f"time zone {acc.timezone.key}, look-back {acc.lookback.days}d"
         )
         if acc.smtp is not None:
@@ -45,3 +45,10 @@ def summary(config: Config) -> str:
         lines.append(f"  digest at {config.digest.at:%H:%M} to {', '.join(config.digest.accounts)}")
     lines.append(f"  state in {config.daemon.state_dir}, poll every {config.daemon.poll_interval}")
     return "\n".join(lines)
+
+
+def _sign_in(acc: Account) -> str:
+    if acc.oauth2 is not None:
+        return f"OAuth2 with {acc.oauth2.provider} ({acc.oauth2.sasl.upper()})"
+    assert acc.password is not None
+    return f"password from {acc.password.describe()}"

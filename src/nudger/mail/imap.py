@@ -26,6 +26,7 @@ from nudger.core.headers import HEADER_FIELDS
 from nudger.errors import AuthError, FolderUnavailable, GarbledAnswer, NudgerError, ServerConfigError
 from nudger.mail.deadline import BoundedClient, Deadline, bounded_context
 from nudger.mail.imap_errors import garbled, refused, translate, where
+from nudger.mail.imap_oauth import Bearer, bearer_login
 from nudger.mail.imap_wire import (
     Garbled,
     append_limit,
@@ -53,7 +54,7 @@ _FIELDS = "BODY.PEEK[HEADER.FIELDS (" + " ".join(f.upper() for f in HEADER_FIELD
 class ImapMailbox:
     """A live connection to one account."""
 
-    def __init__(self, account: Account, password: str):
+    def __init__(self, account: Account, password: str | Bearer):
         self.account = account
         self._password = password  # for companion(); never logged, never in a message
         self._selected: str | None = None
@@ -76,7 +77,10 @@ class ImapMailbox:
             self.client.normalise_times = False
             if account.tls == "starttls":
                 self.client.starttls(context)
-            self._login(account.username, password)
+            if isinstance(password, str):
+                self._login(account.username, password)
+            else:
+                bearer_login(self.client, account, password)
         except Exception as exc:  # noqa: BLE001 - translated, never leaked with the password
             raise translate(exc, account, "logging in") from None
         self.capabilities = read_capabilities(self.client.capabilities())
@@ -362,5 +366,5 @@ class ImapMailbox:
             log.debug("logout failed", exc_info=True)
 
 
-def connect(account: Account, password: str) -> ImapMailbox:
+def connect(account: Account, password: str | Bearer) -> ImapMailbox:
     return ImapMailbox(account, password)

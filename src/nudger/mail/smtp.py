@@ -14,12 +14,12 @@ import logging
 import ssl
 from collections.abc import Callable
 from email.message import EmailMessage
-from typing import Any
 
 import aiosmtplib
 
 from nudger.config.model import Account, Smtp, is_loopback
 from nudger.errors import AuthError, NudgerError, ServerConfigError, TemporaryError
+from nudger.mail.imap_oauth import Bearer
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,12 @@ class SendUncertain(TemporaryError):
 class SmtpSender:
     """One account's SMTP server; connects on ``open``, once per run of sends."""
 
-    def __init__(self, account: Account, password: Callable[[], str]):
-        assert account.smtp is not None
+    def __init__(self, account: Account, password: Callable[[], str] | None = None,
+                 bearer: Bearer | None = None):
+        assert account.smtp is not None and (password is None) != (bearer is None)
         self.account, self.smtp = account, account.smtp
         self._password = password  # read when logging in; never logged
+        self._bearer = bearer  # an OAuth2 account's tokens: AUTH XOAUTH2
         self.where = f"{account.name} (SMTP {self.smtp.host}:{self.smtp.port})"
         self.key = f"accounts.{account.name}.smtp"
         self._runner: asyncio.Runner | None = None
@@ -62,10 +64,6 @@ class SmtpSender:
             raise ServerConfigError(f"{self.key}.ca_file: cannot use {self.smtp.ca_file} as a CA "
                                     f"certificate ({exc})") from None
 
-    def _credentials(self) -> dict[str, Any]:
-        """How we log in. The one place an OAuth2 account would instead pass
-        ``oauth_token_generator`` (XOAUTH2) with its username, in place of the password."""
-        return {"username": self.smtp.username, "password": self._password()}
 
     def open(self) -> None:
         """Connect, secure the line as ``tls`` says, and log in; nothing is sent yet."""
@@ -87,11 +85,23 @@ class SmtpSender:
         await client.connect()
         await client.ehlo()  # again after STARTTLS: servers offer AUTH only on a secure line
         if client.supports_extension("auth"):
-            credentials = self._credentials()
-            await client.login(credentials["username"], credentials["password"])
+            if self._bearer is not None:
+                await self._xoauth2(client, self._bearer)
+            else:
+                assert self._password is not None
+                await client.login(self.smtp.username, self._password())
         elif not is_loopback(self.smtp.host):
             raise ServerConfigError(f"{self.where}: the server offers no login (AUTH) after "
                                     f"{self.smtp.tls}; nudger will not send without one")
+
+    async def _xoauth2(self, client: aiosmtplib.SMTP, bearer: Bearer) -> None:
+        """AUTH XOAUTH2 with the access token, and once more with a fresh one when the
+        server refuses it (it may have expired or been revoked since it was refreshed)."""
+        token = bearer.access_token()
+        try:
+            await client.auth_xoauth2(self.smtp.username, token)
+        except aiosmtplib.SMTPAuthenticationError:
+            await client.auth_xoauth2(self.smtp.username, bearer.access_token(refused=token))
 
     def send(self, msg: EmailMessage, sender: str, recipients: list[str]) -> list[str]:
         """Hand ``msg`` over; returns the recipients the server refused (the others took
@@ -119,8 +129,10 @@ class SmtpSender:
             return exc
         cause = exc.__cause__ or exc.__context__
         if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            fix = (f"its OAuth2 sign-in covers sending (check with: nudger auth {self.account.name} "
+                   "--check)" if self._bearer is not None else "the password source")
             return AuthError(f"{self.where}: the server refused the login for {self.smtp.username} "
-                             f"({exc.code}); check {self.key}.username and the password source")
+                             f"({exc.code}); check {self.key}.username and {fix}")
         if isinstance(exc, ssl.SSLCertVerificationError) or isinstance(cause, ssl.SSLCertVerificationError):
             found = exc if isinstance(exc, ssl.SSLCertVerificationError) else cause
             why = getattr(found, "verify_message", "") or str(found)

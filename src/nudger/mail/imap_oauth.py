@@ -1,0 +1,61 @@
+"""The IMAP login of an OAuth2 account: AUTHENTICATE XOAUTH2 or OAUTHBEARER with its
+access token, and once more with a fresh one when the server refuses it.
+
+imapclient's ``oauth2_login`` / ``oauthbearer_login`` answer every server challenge
+with the token again, so the error challenge (RFC 7628: base64 JSON with a status)
+never reaches us; this sends the same SASL strings through the same client call, but
+reads that challenge, which tells an expired token from one not meant for mail.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
+
+from nudger.config.model import Account
+from nudger.errors import AuthError
+from nudger.mail.imap_errors import where
+from nudger.oauth import sasl
+
+
+class Bearer(Protocol):
+    """An OAuth2 account's access tokens (oauth/tokens.py): the SASL mechanism, and a
+    valid token, a fresh one when the server ``refused`` the one it was given."""
+
+    @property
+    def mechanism(self) -> str: ...
+
+    def access_token(self, refused: str = "") -> str: ...
+
+
+def bearer_login(client: Any, account: Account, bearer: Bearer) -> None:
+    """Log ``client`` in as the account, or raise AuthError saying why the server refused."""
+    mechanism, username, refused, said = bearer.mechanism, account.username, "", ""
+    for _ in range(2):
+        token = bearer.access_token(refused)
+        challenges: list[bytes] = []
+
+        def respond(challenge: bytes, token: str = token, seen: list[bytes] = challenges) -> str:
+            seen.append(challenge)
+            if len(seen) == 1:
+                return sasl.initial_response(mechanism, username, token)
+            return sasl.challenge_reply(mechanism)  # to an error challenge: let it say NO
+
+        try:
+            client._command_and_check("authenticate", mechanism, respond)
+            return
+        except IMAPClientAbortError:
+            raise
+        except IMAPClientError:
+            refused, said = token, sasl.refusal(challenges[1] if len(challenges) > 1 else None)
+            if said == "scope":
+                break  # a fresh token has the same scopes
+    at, name = where(account), account.name
+    if said == "scope":
+        raise AuthError(f"{at}: the server took the sign-in of {username} but not for mail "
+                        f"(the token lacks the mail scope); check the app's permissions, then "
+                        f"run: nudger auth {name}")
+    raise AuthError(f"{at}: the server refused the access token for {username}, also a fresh "
+                    f"one; check that accounts.{name}.username is the account you signed in "
+                    f"with, then run: nudger auth {name}")
