@@ -157,6 +157,18 @@ class TestMailboxContract:
         assert status.highestmodseq is not None and status.highestmodseq > empty.highestmodseq
         assert store.mailbox.examine("INBOX") == status == store.mailbox.status("INBOX")
 
+    def test_the_status_of_many_folders_is_what_status_answers_each(self, store: Store) -> None:
+        store.seed("INBOX", INBOX)
+        store.seed("Sent", INBOX[:1])
+        folders = ["INBOX", "Sent", "Archive", "Drafts"]
+        one_by_one = {f: store.mailbox.status(f) for f in folders}
+        assert store.mailbox.status_many([*folders, "No such folder"]) == one_by_one
+        store.mailbox.list_folders()  # (with LIST-STATUS the listing brings the statuses)
+        assert store.mailbox.status_many(folders) == one_by_one
+        store.seed("Archive", INBOX[1:])  # then asked anew: the listing's are spent
+        assert store.mailbox.status_many(["Archive"]) == {"Archive": store.mailbox.status("Archive")}
+        assert store.mailbox.status_many(["Archive"])["Archive"].messages == 2
+
     def test_searches_find_new_uids_and_dates(self, store: Store) -> None:
         store.seed("INBOX", INBOX)
         box = store.mailbox

@@ -226,7 +226,7 @@ def _sync_folder(sweep: _Sweep, folder: str) -> None:
     cp = ctx.state.checkpoint(ctx.name, folder)
     # Known folder: one STATUS, no SELECT, when nothing changed. New folder: it will be
     # read anyway, and opening it answers the same questions.
-    status = ctx.mailbox.status(folder) if cp is not None else ctx.mailbox.examine(folder)
+    status = ctx.status(folder) if cp is not None else ctx.mailbox.examine(folder)
     searched = sweep.ahead.result(folder) if sweep.ahead is not None and cp is None else None
     if cp is not None and cp.uidvalidity != status.uidvalidity:
         log.warning("%s: %s was renumbered by the server (UIDVALIDITY changed); reading it again",

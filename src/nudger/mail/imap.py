@@ -20,14 +20,17 @@ from typing import Any
 from imapclient.exceptions import IMAPClientError
 from imapclient.imapclient import SocketTimeout, _normalise_search_criteria
 from imapclient.response_parser import parse_message_list
+from imapclient.util import to_bytes
 
 from nudger.config.model import Account, is_loopback
 from nudger.core.headers import HEADER_FIELDS
 from nudger.errors import AuthError, FolderUnavailable, GarbledAnswer, NudgerError, ServerConfigError
 from nudger.mail.deadline import BoundedClient, Deadline, bounded_context
 from nudger.mail.imap_errors import garbled, refused, translate, where
+from nudger.mail.imap_pipeline import read_answers, read_status, send
 from nudger.mail.imap_wire import (
     Garbled,
+    Refused,
     append_limit,
     appended_uid,
     decode_flags,
@@ -46,6 +49,9 @@ IDLE_RENEW = 25 * 60  # servers may drop an IDLE client after 29 minutes (RFC 21
 # this many times the account's timeout: 30 minutes at the default 60 s, room for the
 # first sync of a big account over a slow line; a command has the timeout itself.
 CYCLE_TIMEOUTS = 30
+# A status a moment old is as good as one asked now (what arrives later has a higher UID
+# and the next poll sees it); a daemon that listed folders and then waited asks again.
+LISTED_FRESH = 2.0
 _FIELDS = "BODY.PEEK[HEADER.FIELDS (" + " ".join(f.upper() for f in HEADER_FIELDS) + ")]"
 
 
@@ -56,6 +62,10 @@ class ImapMailbox:
         self.account = account
         self._password = password  # for companion(); never logged, never in a message
         self._selected: str | None = None
+        # Statuses a LIST-STATUS gave with the folders, and when: the next status_many's
+        # answers, unless another command came first or they are no longer fresh.
+        self._listed: dict[str, FolderStatus] | None = None
+        self._listed_at = 0.0
         self.where = where(account)
         if account.tls == "none" and not is_loopback(account.host):
             raise NudgerError(f"{account.name}: refusing plaintext IMAP to {account.host}")
@@ -81,6 +91,7 @@ class ImapMailbox:
         self.capabilities = read_capabilities(self.client.capabilities())
         self.gmail = "X-GM-EXT-1" in self.capabilities
         self.condstore = "CONDSTORE" in self.capabilities
+        self.list_status = "LIST-STATUS" in self.capabilities  # RFC 5819
         if self.condstore and "ENABLE" in self.capabilities:
             # Legal only now, before any SELECT (RFC 7162); never QRESYNC (imapclient breaks).
             self._call("enabling CONDSTORE", self.client.enable, "CONDSTORE")
@@ -106,6 +117,7 @@ class ImapMailbox:
     def _call(self, doing: str, fn: Any, *args: Any, folder: str | None = None, **kwargs: Any) -> Any:
         """``fn(*args)``, its failures translated; a NO to a command in ``folder`` is that
         folder's failure, not the connection's."""
+        self._listed = None
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
@@ -151,18 +163,76 @@ class ImapMailbox:
             self.examine(folder)
 
     def list_folders(self) -> list[FolderInfo]:
+        if self.list_status:
+            folders, listed = self._call("listing folders", self._list_with_status)
+            self._listed, self._listed_at = listed, time.monotonic()
+            return folders
         listed = self._call("listing folders", self.client.list_folders)
+        return self._folder_infos(listed)
+
+    def _folder_infos(self, listed: list[tuple[Any, Any, Any]]) -> list[FolderInfo]:
         # (A name imapclient could not decode stays readable; if it is no name the server
         # knows, opening it is refused and that folder alone is skipped.)
         return [FolderInfo(name if isinstance(name, str) else name.decode("utf-8", "replace"),
                            self._flags("listing folders", flags))
                 for flags, _delim, name in listed]
 
+    def _status_items(self) -> list[str]:
+        return ["UIDVALIDITY", "UIDNEXT", "MESSAGES"] + (["HIGHESTMODSEQ"] if self.condstore else [])
+
+    def _list_with_status(self) -> tuple[list[FolderInfo], dict[str, FolderStatus]]:
+        """Every folder and the status of each, in one command (LIST-STATUS, RFC 5819)."""
+        imap = self.client._imap
+        # Flags as a plain LIST gives them: extended LIST returns what it is asked for
+        # (RFC 5258, 6154; LIST-STATUS implies LIST-EXTENDED), so \Sent asks SPECIAL-USE.
+        options = (["SPECIAL-USE"] if "SPECIAL-USE" in self.capabilities else []) + ["CHILDREN"]
+        command = (f'LIST "" "*" RETURN ({" ".join(options)} '
+                   f'STATUS ({" ".join(self._status_items())}))')
+        answer = read_answers(imap.readline, imap.read, send(imap, [command.encode()]))[0]
+        if not answer.ok:
+            raise Refused(answer.text)
+        listed = self.client._proc_folder_list([p for r in answer.responses(b"LIST") for p in r])
+        return self._folder_infos(listed), self._statuses(answer.responses(b"STATUS"))
+
+    def _statuses(self, responses: list[list[Any]]) -> dict[str, FolderStatus]:
+        found = {}
+        for parts in responses:
+            name, items = read_status(parts, self.client.folder_encode)
+            found[name] = self._folder_status(f"checking {name!r}", items, b"MESSAGES")
+        return found
+
+    def status_many(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
+        """The status of each of ``folders`` in one round trip, whatever their number:
+        the LIST-STATUS that listed them when nothing came between (else a new one), or
+        every STATUS in one write. A folder the server did not answer for is left out:
+        status() asks it alone and tells why."""
+        wanted = list(dict.fromkeys(folders))
+        got, self._listed = self._listed, None
+        if time.monotonic() - self._listed_at > LISTED_FRESH:
+            got = None
+        if got is None and self.list_status:
+            got = self._call("checking folders", self._list_with_status)[1]
+        got = dict(got or {})
+        missing = [f for f in wanted if f not in got]
+        if missing and not self.list_status:
+            got.update(self._call("checking folders", self._pipelined_status, missing))
+        return {f: got[f] for f in wanted if f in got}
+
+    def _pipelined_status(self, folders: list[str]) -> dict[str, FolderStatus]:
+        imap = self.client._imap
+        items = " ".join(self._status_items())
+        commands = [b"STATUS " + to_bytes(self.client._normalise_folder(f)) + f" ({items})".encode()
+                    for f in folders]
+        answers = read_answers(imap.readline, imap.read, send(imap, commands))
+        found: dict[str, FolderStatus] = {}
+        for folder, answer in zip(folders, answers, strict=True):
+            if answer.ok:  # (a NO: left out, for status() to report)
+                found.update((folder, s) for s in self._statuses(answer.responses(b"STATUS")).values())
+        return found
+
     def status(self, folder: str) -> FolderStatus:
         """One STATUS command: enough to skip an unchanged folder without selecting it."""
-        items = [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"]
-        if self.condstore:
-            items.append(b"HIGHESTMODSEQ")
+        items = [i.encode() for i in self._status_items()]
         doing = f"checking {folder!r}"
         got = self._call(doing, self.client.folder_status, folder, items, folder=folder)
         return self._folder_status(doing, got, b"MESSAGES")

@@ -68,6 +68,9 @@ class MemoryMailbox:
         box = self.folders[folder]
         return FolderStatus(box.uidvalidity, box.uidnext, box.highestmodseq, len(box.messages))
 
+    def status_many(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
+        return {f: self.status(f) for f in folders if f in self.folders}
+
     def examine(self, folder: str) -> FolderStatus:
         return self.status(folder)
 
