@@ -20,17 +20,15 @@ from typing import Any
 from imapclient.exceptions import IMAPClientError
 from imapclient.imapclient import SocketTimeout, _normalise_search_criteria
 from imapclient.response_parser import parse_message_list
-from imapclient.util import to_bytes
 
 from nudger.config.model import Account, is_loopback
 from nudger.core.headers import HEADER_FIELDS
 from nudger.errors import AuthError, FolderUnavailable, GarbledAnswer, NudgerError, ServerConfigError
 from nudger.mail.deadline import BoundedClient, Deadline, bounded_context
 from nudger.mail.imap_errors import garbled, refused, translate, where
-from nudger.mail.imap_pipeline import read_answers, read_status, send
+from nudger.mail.imap_many import HeaderStream, ManyFolders
 from nudger.mail.imap_wire import (
     Garbled,
-    Refused,
     append_limit,
     appended_uid,
     decode_flags,
@@ -49,9 +47,6 @@ IDLE_RENEW = 25 * 60  # servers may drop an IDLE client after 29 minutes (RFC 21
 # this many times the account's timeout: 30 minutes at the default 60 s, room for the
 # first sync of a big account over a slow line; a command has the timeout itself.
 CYCLE_TIMEOUTS = 30
-# A status a moment old is as good as one asked now (what arrives later has a higher UID
-# and the next poll sees it); a daemon that listed folders and then waited asks again.
-LISTED_FRESH = 2.0
 _FIELDS = "BODY.PEEK[HEADER.FIELDS (" + " ".join(f.upper() for f in HEADER_FIELDS) + ")]"
 
 
@@ -60,12 +55,13 @@ class ImapMailbox:
 
     def __init__(self, account: Account, password: str):
         self.account = account
-        self._password = password  # for companion(); never logged, never in a message
         self._selected: str | None = None
         # Statuses a LIST-STATUS gave with the folders, and when: the next status_many's
         # answers, unless another command came first or they are no longer fresh.
         self._listed: dict[str, FolderStatus] | None = None
         self._listed_at = 0.0
+        self._stream: HeaderStream | None = None  # header FETCHes sent ahead, if any
+        self.many = ManyFolders(self)
         self.where = where(account)
         if account.tls == "none" and not is_loopback(account.host):
             raise NudgerError(f"{account.name}: refusing plaintext IMAP to {account.host}")
@@ -118,6 +114,7 @@ class ImapMailbox:
         """``fn(*args)``, its failures translated; a NO to a command in ``folder`` is that
         folder's failure, not the connection's."""
         self._listed = None
+        self._settle()
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
@@ -143,6 +140,10 @@ class ImapMailbox:
         a garbled answer when the server still has it: never taken as read."""
         doing = f"{what} in {folder!r}"
         got = self._call(doing, self._uid_fetch, uid_set, items, folder=folder)
+        return self._checked(folder, doing, uid_set, got, key)
+
+    def _checked(self, folder: str, doing: str, uid_set: str, got: dict[int, dict[bytes, Any]],
+                 key: bytes) -> dict[int, dict[bytes, Any]]:
         wanted = expand_set(uid_set)
         found = {uid: data for uid, data in got.items() if uid in wanted}  # (others: news)
         for uid, data in found.items():
@@ -158,13 +159,20 @@ class ImapMailbox:
     def _garbled(self, doing: str, detail: str) -> GarbledAnswer:
         return garbled(self.where, doing, detail)
 
+    def _settle(self) -> None:
+        """Read the answers to the FETCHes sent ahead, if any: another command's answer
+        comes after them, and only then is it known which folder is open."""
+        if self._stream is not None:
+            self._stream.drain()
+
     def _examine(self, folder: str) -> None:
+        self._settle()
         if self._selected != folder:
             self.examine(folder)
 
     def list_folders(self) -> list[FolderInfo]:
         if self.list_status:
-            folders, listed = self._call("listing folders", self._list_with_status)
+            folders, listed = self._call("listing folders", self.many.list_with_status)
             self._listed, self._listed_at = listed, time.monotonic()
             return folders
         listed = self._call("listing folders", self.client.list_folders)
@@ -177,62 +185,20 @@ class ImapMailbox:
                            self._flags("listing folders", flags))
                 for flags, _delim, name in listed]
 
-    def _status_items(self) -> list[str]:
-        return ["UIDVALIDITY", "UIDNEXT", "MESSAGES"] + (["HIGHESTMODSEQ"] if self.condstore else [])
-
-    def _list_with_status(self) -> tuple[list[FolderInfo], dict[str, FolderStatus]]:
-        """Every folder and the status of each, in one command (LIST-STATUS, RFC 5819)."""
-        imap = self.client._imap
-        # Flags as a plain LIST gives them: extended LIST returns what it is asked for
-        # (RFC 5258, 6154; LIST-STATUS implies LIST-EXTENDED), so \Sent asks SPECIAL-USE.
-        options = (["SPECIAL-USE"] if "SPECIAL-USE" in self.capabilities else []) + ["CHILDREN"]
-        command = (f'LIST "" "*" RETURN ({" ".join(options)} '
-                   f'STATUS ({" ".join(self._status_items())}))')
-        answer = read_answers(imap.readline, imap.read, send(imap, [command.encode()]))[0]
-        if not answer.ok:
-            raise Refused(answer.text)
-        listed = self.client._proc_folder_list([p for r in answer.responses(b"LIST") for p in r])
-        return self._folder_infos(listed), self._statuses(answer.responses(b"STATUS"))
-
-    def _statuses(self, responses: list[list[Any]]) -> dict[str, FolderStatus]:
-        found = {}
-        for parts in responses:
-            name, items = read_status(parts, self.client.folder_encode)
-            found[name] = self._folder_status(f"checking {name!r}", items, b"MESSAGES")
-        return found
-
     def status_many(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
-        """The status of each of ``folders`` in one round trip, whatever their number:
-        the LIST-STATUS that listed them when nothing came between (else a new one), or
-        every STATUS in one write. A folder the server did not answer for is left out:
-        status() asks it alone and tells why."""
-        wanted = list(dict.fromkeys(folders))
-        got, self._listed = self._listed, None
-        if time.monotonic() - self._listed_at > LISTED_FRESH:
-            got = None
-        if got is None and self.list_status:
-            got = self._call("checking folders", self._list_with_status)[1]
-        got = dict(got or {})
-        missing = [f for f in wanted if f not in got]
-        if missing and not self.list_status:
-            got.update(self._call("checking folders", self._pipelined_status, missing))
-        return {f: got[f] for f in wanted if f in got}
+        return self.many.status_many(folders)
 
-    def _pipelined_status(self, folders: list[str]) -> dict[str, FolderStatus]:
-        imap = self.client._imap
-        items = " ".join(self._status_items())
-        commands = [b"STATUS " + to_bytes(self.client._normalise_folder(f)) + f" ({items})".encode()
-                    for f in folders]
-        answers = read_answers(imap.readline, imap.read, send(imap, commands))
-        found: dict[str, FolderStatus] = {}
-        for folder, answer in zip(folders, answers, strict=True):
-            if answer.ok:  # (a NO: left out, for status() to report)
-                found.update((folder, s) for s in self._statuses(answer.responses(b"STATUS")).values())
-        return found
+    def search_many(self, asks: Sequence[tuple[str, int]],
+                    since: date | None) -> dict[str, tuple[FolderStatus, list[int]]]:
+        return self.many.search_many(asks, since)
+
+    def fetch_headers_many(self, wants: Sequence[tuple[str, Sequence[int]]]
+                           ) -> Iterator[tuple[str, list[Fetched]]]:
+        return self.many.fetch_headers_many(wants)
 
     def status(self, folder: str) -> FolderStatus:
         """One STATUS command: enough to skip an unchanged folder without selecting it."""
-        items = [i.encode() for i in self._status_items()]
+        items = [i.encode() for i in self.many.status_items()]
         doing = f"checking {folder!r}"
         got = self._call(doing, self.client.folder_status, folder, items, folder=folder)
         return self._folder_status(doing, got, b"MESSAGES")
@@ -250,6 +216,7 @@ class ImapMailbox:
     def examine(self, folder: str) -> FolderStatus:
         """Open the folder read-only; its answer carries what STATUS would (a first sync
         opens the folder anyway, so it needs no STATUS)."""
+        self._settle()
         self._selected = None  # a refused EXAMINE leaves no folder open (RFC 3501 6.3.1)
         doing = f"opening {folder!r}"
         got = self._call(doing, self.client.select_folder, folder, readonly=True, folder=folder)
@@ -295,22 +262,25 @@ class ImapMailbox:
 
     def fetch_headers(self, folder: str, uids: Sequence[int]) -> Iterator[Fetched]:
         self._examine(folder)
-        items = [_FIELDS, "INTERNALDATE", "FLAGS", "RFC822.SIZE"]
-        if self.gmail:
-            items.append("X-GM-THRID")
         for batch in uid_batches(uids):
-            got = self._fetch(folder, "reading headers", batch, items, b"BODY[HEADER")
-            for uid in sorted(got):
-                data = got[uid]
-                header = next(v for k, v in data.items() if k.startswith(b"BODY[HEADER"))
-                yield Fetched(
-                    uid=uid,
-                    header=header or b"",
-                    internaldate=data.get(b"INTERNALDATE"),
-                    flags=self._flags(f"reading headers in {folder!r}", data.get(b"FLAGS", ())),
-                    size=int(data.get(b"RFC822.SIZE", 0)),
-                    gm_thrid=data.get(b"X-GM-THRID"),
-                )
+            got = self._fetch(folder, "reading headers", batch, self._header_items(), b"BODY[HEADER")
+            yield from self._headers_of(folder, got)
+
+    def _header_items(self) -> list[str]:
+        return [_FIELDS, "INTERNALDATE", "FLAGS", "RFC822.SIZE"] + (["X-GM-THRID"] if self.gmail else [])
+
+    def _headers_of(self, folder: str, got: dict[int, dict[bytes, Any]]) -> Iterator[Fetched]:
+        for uid in sorted(got):
+            data = got[uid]
+            header = next(v for k, v in data.items() if k.startswith(b"BODY[HEADER"))
+            yield Fetched(
+                uid=uid,
+                header=header or b"",
+                internaldate=data.get(b"INTERNALDATE"),
+                flags=self._flags(f"reading headers in {folder!r}", data.get(b"FLAGS", ())),
+                size=int(data.get(b"RFC822.SIZE", 0)),
+                gm_thrid=data.get(b"X-GM-THRID"),
+            )
 
     def _flags(self, doing: str, flags: Any) -> tuple[str, ...]:
         try:
@@ -370,6 +340,7 @@ class ImapMailbox:
         """
         if "UIDPLUS" not in self.capabilities:
             return False
+        self._settle()
         self._selected = None
         self._call(f"opening {folder!r}", self.client.select_folder, folder, readonly=False)
         try:
@@ -407,10 +378,6 @@ class ImapMailbox:
             self.deadline.new_cycle()  # the end of a wait starts the next cycle
             self._call("waiting for new mail", self.client.idle_done)
         return arrived
-
-    def companion(self) -> ImapMailbox:
-        """A second connection to the same account (a first sync searches ahead on it)."""
-        return ImapMailbox(self.account, self._password)
 
     def close(self) -> None:
         try:
