@@ -121,3 +121,22 @@ def test_the_status_of_many_folders_is_what_status_answers_each(
     finally:
         mailbox.close()
 
+
+
+@pytest.mark.parametrize("proxy", ["dovecot", "weak"], indirect=True)
+def test_a_first_cycle_opens_searches_and_reads_fifty_folders_together(
+        proxy: tuple[LatencyProxy, Dovecot], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    link, server = proxy
+    box = _box(link, server, tmp_path, capsys, monkeypatch)
+    _many_folders(server, box.user)
+    mark = len(link.events)
+    (decision,) = box.run("--dry-run")
+    assert decision["status"] == "due"
+    turns = _after_login(link, mark)
+    # (ENABLE, LIST, the searches, the FETCHes, Drafts, Trash, the due message's flags)
+    assert len(turns) <= 7, [t[0] for t in turns]
+    searched = next(t for t in turns if t[1:2] and t[1].startswith(b"UID SEARCH UID 1:*"))
+    fetched = next(t for t in turns if t[1:2] and t[1].startswith(b"UID FETCH"))
+    assert sum(c.startswith(b"EXAMINE") for c in searched) == FOLDERS + 3  # and INBOX, Sent, Archive
+    assert sum(c.startswith(b"UID FETCH") for c in fetched) == FOLDERS // 10 + 1  # those with mail

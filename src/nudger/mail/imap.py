@@ -27,6 +27,7 @@ from nudger.errors import AuthError, FolderUnavailable, GarbledAnswer, NudgerErr
 from nudger.mail.deadline import BoundedClient, Deadline, bounded_context
 from nudger.mail.imap_errors import garbled, refused, translate, where
 from nudger.mail.imap_many import HeaderStream, ManyFolders
+from nudger.mail.imap_pipeline import read_answers, send
 from nudger.mail.imap_wire import (
     Garbled,
     append_limit,
@@ -61,6 +62,7 @@ class ImapMailbox:
         self._listed: dict[str, FolderStatus] | None = None
         self._listed_at = 0.0
         self._stream: HeaderStream | None = None  # header FETCHes sent ahead, if any
+        self._opening: str | None = None  # the folder to EXAMINE with the next command
         self.many = ManyFolders(self)
         self.where = where(account)
         if account.tls == "none" and not is_loopback(account.host):
@@ -110,11 +112,15 @@ class ImapMailbox:
                 "LOGIN cannot carry, and the server does not offer AUTHENTICATE PLAIN, which "
                 "could; use an ASCII password (or have AUTH=PLAIN enabled on the server)")
 
-    def _call(self, doing: str, fn: Any, *args: Any, folder: str | None = None, **kwargs: Any) -> Any:
+    def _call(self, doing: str, fn: Any, *args: Any, folder: str | None = None,
+              opens: bool = False, **kwargs: Any) -> Any:
         """``fn(*args)``, its failures translated; a NO to a command in ``folder`` is that
-        folder's failure, not the connection's."""
+        folder's failure, not the connection's. ``opens``: ``fn`` sends the EXAMINE that
+        is due with its own command (else it is sent first, alone)."""
         self._listed = None
         self._settle()
+        if self._opening is not None and not opens:
+            self.examine(self._opening)
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
@@ -128,9 +134,12 @@ class ImapMailbox:
         send (it takes UID lists). Reads the answer through imaplib's public readline/read,
         with a tag from its own counter (as imapclient does for the commands imaplib lacks)."""
         imap = self.client._imap
-        tag = imap._new_tag()
-        imap.send(tag + b" " + f"UID FETCH {uid_set} ({' '.join(items)})".encode("ascii") + b"\r\n")
-        return parse_fetch(read_fetch_answer(imap.readline, imap.read, tag))
+        opening, self._opening = self._opening, None
+        command = f"UID FETCH {uid_set} ({' '.join(items)})".encode("ascii")
+        tags = send(imap, [self.many.examine_command(opening), command] if opening else [command])
+        if opening is not None:
+            self.many.opened(opening, read_answers(imap.readline, imap.read, tags[:1])[0])
+        return parse_fetch(read_fetch_answer(imap.readline, imap.read, tags[-1]))
 
     def _fetch(self, folder: str, what: str, uid_set: str, items: Sequence[str],
                key: bytes) -> dict[int, dict[bytes, Any]]:
@@ -139,7 +148,7 @@ class ImapMailbox:
         A UID left out of the answer is fine when it is gone (expunged meanwhile), and
         a garbled answer when the server still has it: never taken as read."""
         doing = f"{what} in {folder!r}"
-        got = self._call(doing, self._uid_fetch, uid_set, items, folder=folder)
+        got = self._call(doing, self._uid_fetch, uid_set, items, folder=folder, opens=True)
         return self._checked(folder, doing, uid_set, got, key)
 
     def _checked(self, folder: str, doing: str, uid_set: str, got: dict[int, dict[bytes, Any]],
@@ -166,9 +175,10 @@ class ImapMailbox:
             self._stream.drain()
 
     def _examine(self, folder: str) -> None:
+        """Have ``folder`` open for the next command: its EXAMINE goes out with that
+        command, in one write (one round trip for both)."""
         self._settle()
-        if self._selected != folder:
-            self.examine(folder)
+        self._opening = None if self._selected == folder else folder
 
     def list_folders(self) -> list[FolderInfo]:
         if self.list_status:
@@ -217,7 +227,7 @@ class ImapMailbox:
         """Open the folder read-only; its answer carries what STATUS would (a first sync
         opens the folder anyway, so it needs no STATUS)."""
         self._settle()
-        self._selected = None  # a refused EXAMINE leaves no folder open (RFC 3501 6.3.1)
+        self._selected = self._opening = None  # a refused EXAMINE leaves none open (RFC 3501 6.3.1)
         doing = f"opening {folder!r}"
         got = self._call(doing, self.client.select_folder, folder, readonly=True, folder=folder)
         status = self._folder_status(doing, got, b"EXISTS")
@@ -238,6 +248,9 @@ class ImapMailbox:
         which would make a folder look empty and be marked read; RFC 3501 6.4.4 requires
         that response, so its absence is a garbled answer."""
         doing = f"searching {folder!r}"
+        if self._opening == folder:
+            return self._call(doing, self.many.open_and_search, folder, criteria, folder=folder,
+                              opens=True)
         data = self._call(doing, self.client._raw_command_untagged, b"SEARCH",
                           _normalise_search_criteria(criteria, None), folder=folder)
         if data == [None]:
@@ -341,7 +354,7 @@ class ImapMailbox:
         if "UIDPLUS" not in self.capabilities:
             return False
         self._settle()
-        self._selected = None
+        self._selected = self._opening = None
         self._call(f"opening {folder!r}", self.client.select_folder, folder, readonly=False)
         try:
             # Check the UID still holds our Message-ID: UIDs are reused after UIDVALIDITY changes.

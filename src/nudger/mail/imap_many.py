@@ -123,26 +123,46 @@ class ManyFolders:
         commands = []
         for folder, after in asks:
             criteria: list[Any] = ["UID", f"{after + 1}:*"] + (["SINCE", since] if since else [])
-            commands += [b"EXAMINE " + to_bytes(self.box.client._normalise_folder(folder)),
-                         b"UID SEARCH " + b" ".join(_normalise_search_criteria(criteria, None))]
+            commands += [self.examine_command(folder), self.search_command(criteria)]
         answers = self.box._call("opening folders", self._pipelined, commands)
-        self.box._selected = None
         found = {}
         for (folder, after), examined, searched in zip(asks, answers[::2], answers[1::2], strict=True):
-            self.box._selected = folder if examined.ok else None
+            self.opened(folder, examined)
             if not (examined.ok and searched.ok):
                 continue  # (a failed EXAMINE closes the folder before: the SEARCH fails too)
             status = self.box._folder_status(f"opening {folder!r}", opened(examined), b"EXISTS")
-            lines = [p for r in searched.responses(b"SEARCH") for p in r]
-            if not lines:
-                raise self.box._garbled(f"searching {folder!r}", "no SEARCH response")
-            try:
-                uids = parse_message_list([line.strip() for line in lines])
-            except (ValueError, TypeError) as exc:
-                raise self.box._garbled(f"searching {folder!r}", "an unreadable SEARCH response") from exc
             # "UID n:*" always matches the highest UID, even below n (RFC 3501 6.4.8).
-            found[folder] = (status, sorted(u for u in uids if u > after))
+            found[folder] = (status, sorted(u for u in self._found(folder, searched) if u > after))
         return found
+
+    def examine_command(self, folder: str) -> bytes:
+        return b"EXAMINE " + to_bytes(self.box.client._normalise_folder(folder))
+
+    def search_command(self, criteria: list[Any]) -> bytes:
+        return b"UID SEARCH " + b" ".join(_normalise_search_criteria(criteria, None))
+
+    def opened(self, folder: str, examined: Answer) -> None:
+        """Note what an EXAMINE's answer leaves open (a refused one: none)."""
+        self.box._selected = folder if examined.ok else None
+
+    def open_and_search(self, folder: str, criteria: list[Any]) -> list[int]:
+        """EXAMINE and UID SEARCH in one write: one round trip."""
+        examined, searched = self._pipelined([self.examine_command(folder),
+                                              self.search_command(criteria)])
+        self.opened(folder, examined)
+        if not (examined.ok and searched.ok):
+            raise Refused(examined.text if not examined.ok else searched.text)
+        return self._found(folder, searched)
+
+    def _found(self, folder: str, searched: Answer) -> list[int]:
+        """The UIDs of a SEARCH answer; none at all (not even an empty one) is garbled."""
+        lines = [p for r in searched.responses(b"SEARCH") for p in r]
+        if not lines:
+            raise self.box._garbled(f"searching {folder!r}", "no SEARCH response")
+        try:
+            return list(parse_message_list([line.strip() for line in lines]))
+        except (ValueError, TypeError) as exc:
+            raise self.box._garbled(f"searching {folder!r}", "an unreadable SEARCH response") from exc
 
     def _pipelined(self, commands: list[bytes]) -> list[Answer]:
         imap = self.box.client._imap
@@ -195,6 +215,7 @@ class HeaderStream:
 
     def _send_ahead(self) -> None:
         box = self.box
+        box._opening = None  # (each folder's EXAMINE goes with its FETCHes)
         self.selected = box._selected
         commands: list[bytes] = []
         kinds: list[tuple[int, bool]] = []  # (unit, is EXAMINE)
