@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -113,15 +114,23 @@ after = "365d"
 
 
 def measure(runner: Runner, runs: int) -> dict[str, float]:
-    """Medians, the two clients taken in turns (a machine slowing down weighs on both)."""
-    got: dict[str, list[float]] = {k: [] for k in ("first", "floor first", "noop", "floor noop")}
+    """Medians, the two clients taken in turns (a machine slowing down weighs on both),
+    and the times each waited for the server in its last run ("... turns"), counted at
+    the proxy: the round trips of a run, whatever the machine's load."""
+    got: dict[str, list[float]] = {}
+
+    def take(key: str, run: Callable[[], float]) -> None:
+        mark = len(runner.proxy.events)
+        got.setdefault(key, []).append(run())
+        got[f"{key} turns"] = [len(runner.proxy.turns(mark))]
+
     for _ in range(runs):
-        got["first"].append(runner.first())
-        got["floor first"].append(runner.floor("first"))
+        take("first", runner.first)
+        take("floor first", lambda: runner.floor("first"))
     runner.settle()
     for _ in range(runs):
-        got["noop"].append(runner.nudger())
-        got["floor noop"].append(runner.floor("noop"))
+        take("noop", runner.nudger)
+        take("floor noop", lambda: runner.floor("noop"))
     return {k: statistics.median(v) for k, v in got.items()}
 
 
@@ -173,10 +182,12 @@ def main() -> None:
                 server.stop()
         print(f"nudger latency bench, {datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} cores, "
               f"{args.folders + 2} watched folders (10 messages each), median of {args.runs} runs; "
-              f"round trips = (time at RTT {args.rtt * 1000:.0f} ms - time at 0) / RTT")
-        print(f"| what | server | nudger s (0 / {args.rtt * 1000:.0f} ms) | nudger round trips "
-              f"| floor s (0 / {args.rtt * 1000:.0f} ms) | floor round trips | x floor round trips "
-              f"| x floor time at {args.rtt * 1000:.0f} ms |")
+              f"round trips = (time at RTT {args.rtt * 1000:.0f} ms - time at 0) / RTT; "
+              "turns = the times the client waited for the server, counted at the proxy")
+        ms = f"{args.rtt * 1000:.0f} ms"
+        print(f"| what | server | nudger s (0 / {ms}) | nudger round trips (turns) "
+              f"| floor s (0 / {ms}) | floor round trips (turns) | x floor round trips "
+              f"| x floor time at {ms} |")
         print("|---|---|---:|---:|---:|---:|---:|---:|")
         print("\n".join(rows))
     finally:
@@ -189,8 +200,10 @@ def table_rows(label: str, figures: dict[float, dict[str, float]], rtt: float) -
     for key, name in (("noop", "no-op poll"), ("first", "first cycle")):
         ours = (far[key] - near[key]) / rtt
         floor = (far[f"floor {key}"] - near[f"floor {key}"]) / rtt
-        rows.append(f"| {name} | {label} | {near[key]:.2f} / {far[key]:.2f} | {ours:.1f} "
-                    f"| {near[f'floor {key}']:.2f} / {far[f'floor {key}']:.2f} | {floor:.1f} "
+        rows.append(f"| {name} | {label} | {near[key]:.2f} / {far[key]:.2f} "
+                    f"| {ours:.1f} ({far[f'{key} turns']:.0f}) "
+                    f"| {near[f'floor {key}']:.2f} / {far[f'floor {key}']:.2f} "
+                    f"| {floor:.1f} ({far[f'floor {key} turns']:.0f}) "
                     f"| {ours / max(floor, 0.1):.2f} | {far[key] / far[f'floor {key}']:.2f} |")
     return rows
 

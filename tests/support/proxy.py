@@ -152,13 +152,14 @@ class LatencyProxy:
         self.sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def turns(self) -> list[list[bytes]]:
+    def turns(self, since: int = 0) -> list[list[bytes]]:
         """The client's lines, grouped by turn: a turn is what it sent before hearing
-        from the server again (one round trip, whatever the number of commands)."""
+        from the server again (one round trip, whatever the number of commands). Of the
+        events from ``since`` (a length of ``events`` taken before) on."""
         turns: list[list[bytes]] = []
         heard = True
         with self.lock:
-            for from_client, data in self.events:
+            for from_client, data in self.events[since:]:
                 if not from_client:
                     heard = True
                     continue

@@ -90,9 +90,9 @@ class ImapMailbox:
         self.gmail = "X-GM-EXT-1" in self.capabilities
         self.condstore = "CONDSTORE" in self.capabilities
         self.list_status = "LIST-STATUS" in self.capabilities  # RFC 5819
-        if self.condstore and "ENABLE" in self.capabilities:
-            # Legal only now, before any SELECT (RFC 7162); never QRESYNC (imapclient breaks).
-            self._call("enabling CONDSTORE", self.client.enable, "CONDSTORE")
+        # ENABLE is legal only before any SELECT (RFC 7162): sent with the first LIST, or
+        # before any other first command. Never QRESYNC (imapclient breaks).
+        self._enable = self.condstore and "ENABLE" in self.capabilities
 
     @property
     def append_limit(self) -> int | None:
@@ -113,12 +113,15 @@ class ImapMailbox:
                 "could; use an ASCII password (or have AUTH=PLAIN enabled on the server)")
 
     def _call(self, doing: str, fn: Any, *args: Any, folder: str | None = None,
-              opens: bool = False, **kwargs: Any) -> Any:
+              opens: bool = False, enables: bool = False, **kwargs: Any) -> Any:
         """``fn(*args)``, its failures translated; a NO to a command in ``folder`` is that
         folder's failure, not the connection's. ``opens``: ``fn`` sends the EXAMINE that
         is due with its own command (else it is sent first, alone)."""
         self._listed = None
         self._settle()
+        if self._enable and not enables:
+            self._enable = False
+            self._call("enabling CONDSTORE", self.client.enable, "CONDSTORE", opens=True)
         if self._opening is not None and not opens:
             self.examine(self._opening)
         try:
@@ -181,12 +184,10 @@ class ImapMailbox:
         self._opening = None if self._selected == folder else folder
 
     def list_folders(self) -> list[FolderInfo]:
-        if self.list_status:
-            folders, listed = self._call("listing folders", self.many.list_with_status)
-            self._listed, self._listed_at = listed, time.monotonic()
-            return folders
-        listed = self._call("listing folders", self.client.list_folders)
-        return self._folder_infos(listed)
+        folders, listed = self._call("listing folders", self.many.list_with_status,
+                                     self.list_status, enables=True)
+        self._listed, self._listed_at = listed, time.monotonic()
+        return folders
 
     def _folder_infos(self, listed: list[tuple[Any, Any, Any]]) -> list[FolderInfo]:
         # (A name imapclient could not decode stays readable; if it is no name the server
@@ -393,8 +394,13 @@ class ImapMailbox:
         return arrived
 
     def close(self) -> None:
+        """LOGOUT, without waiting for its answer (the server's BYE says nothing we need:
+        a round trip saved), and the connection closed."""
         try:
-            self.client.logout()
+            self._settle()
+            imap = self.client._imap
+            imap.send(imap._new_tag() + b" LOGOUT\r\n")
+            imap.shutdown()
         except (IMAPClientError, OSError, EOFError):
             pass
         except Exception:  # noqa: BLE001 - closing must never raise

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 # A status a moment old is as good as one asked now (what arrives later has a higher UID
 # and the next poll sees it); a daemon that listed folders and then waited asks again.
 LISTED_FRESH = 2.0
-WINDOW = 2000  # header FETCHes sent ahead, in messages: what reading ahead may hold
+WINDOW = 5000  # header FETCHes sent ahead, in messages: what reading ahead may hold
 _EXISTS = re.compile(rb"(\d+) EXISTS", re.IGNORECASE)
 _CODE = re.compile(rb"OK \[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]", re.IGNORECASE)
 
@@ -66,19 +66,22 @@ class ManyFolders:
     def status_items(self) -> list[str]:
         return ["UIDVALIDITY", "UIDNEXT", "MESSAGES"] + (["HIGHESTMODSEQ"] if self.box.condstore else [])
 
-    def list_with_status(self) -> tuple[list[FolderInfo], dict[str, FolderStatus]]:
-        """Every folder and the status of each, in one command (LIST-STATUS, RFC 5819)."""
-        imap = self.box.client._imap
+    def list_with_status(self, with_status: bool) -> tuple[list[FolderInfo], dict[str, FolderStatus]]:
+        """Every folder, and with LIST-STATUS (RFC 5819) the status of each, in one
+        command; ENABLE CONDSTORE in the same write when it is still to be sent."""
         # Flags as a plain LIST gives them: extended LIST returns what it is asked for
         # (RFC 5258, 6154; LIST-STATUS implies LIST-EXTENDED), so \Sent asks SPECIAL-USE.
         options = (["SPECIAL-USE"] if "SPECIAL-USE" in self.box.capabilities else []) + ["CHILDREN"]
         command = (f'LIST "" "*" RETURN ({" ".join(options)} '
-                   f'STATUS ({" ".join(self.status_items())}))')
-        answer = read_answers(imap.readline, imap.read, send(imap, [command.encode()]))[0]
-        if not answer.ok:
-            raise Refused(answer.text)
-        listed = self.box.client._proc_folder_list([p for r in answer.responses(b"LIST") for p in r])
-        return self.box._folder_infos(listed), self._statuses(answer.responses(b"STATUS"))
+                   f'STATUS ({" ".join(self.status_items())}))') if with_status else 'LIST "" "*"'
+        commands = ([b"ENABLE CONDSTORE"] if self.box._enable else []) + [command.encode()]
+        self.box._enable = False
+        answers = self._pipelined(commands)
+        for answer in answers:
+            if not answer.ok:
+                raise Refused(answer.text)
+        listed = self.box.client._proc_folder_list([p for r in answers[-1].responses(b"LIST") for p in r])
+        return self.box._folder_infos(listed), self._statuses(answers[-1].responses(b"STATUS"))
 
     def _statuses(self, responses: list[list[Any]]) -> dict[str, FolderStatus]:
         found = {}
@@ -97,7 +100,7 @@ class ManyFolders:
         if time.monotonic() - self.box._listed_at > LISTED_FRESH:
             got = None
         if got is None and self.box.list_status:
-            got = self.box._call("checking folders", self.list_with_status)[1]
+            got = self.box._call("checking folders", self.list_with_status, True)[1]
         got = dict(got or {})
         missing = [f for f in wanted if f not in got]
         if missing and not self.box.list_status:
