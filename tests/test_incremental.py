@@ -20,7 +20,7 @@ def box(dovecot, imap_user, tmp_path, capsys, monkeypatch) -> Box:  # type: igno
 
 def _cycle(box: Box, connections: int = 1) -> dict[str, int]:
     """One real cycle, as the service runs them at NOW; Dovecot's figures for it, summed
-    over its connections (a first sync searches ahead on a second one)."""
+    over its connections."""
     before = _settled(box)
     box.cli("run", "--once", "--now", NOW.isoformat())
     deadline = time.monotonic() + 5
@@ -51,7 +51,7 @@ def test_quiet_cycle_reads_no_message_and_new_mail_is_read_once(box: Box) -> Non
     _seed(box, 30)
     box.seed("INBOX", *[message(f"in{i}@client.example", sender="bob@client.example", to=box.user,
                                 subject=f"Hello {i}", date=days_ago(2)) for i in range(20)])
-    first = _cycle(box, connections=2)  # Sent and INBOX are new: INBOX is searched ahead
+    first = _cycle(box)  # (one connection: the folders' searches share one round trip)
     assert first["hdr_count"] >= 50
     quiet = _cycle(box)
     assert quiet["hdr_count"] == 0 and quiet["body_count"] == 0
@@ -77,7 +77,7 @@ def test_meetings_cost_a_quiet_cycle_nothing(dovecot: Dovecot, tmp_path, capsys,
         _seed(box, 10)
         box.seed("INBOX", *[message(f"in{i}@client.example", sender="bob@client.example", to=box.user,
                                     subject=f"Hello {i}", date=days_ago(2)) for i in range(10)])
-        _cycle(box, connections=2)
+        _cycle(box)  # (the first sync: one connection too)
         figures[name] = _cycle(box)
     assert figures["on"]["hdr_count"] == figures["on"]["body_count"] == 0
     assert figures["on"]["out"] <= figures["off"]["out"] + 64
@@ -94,7 +94,7 @@ def test_quiet_cycle_costs_the_same_on_a_bigger_mailbox(dovecot: Dovecot, tmp_pa
     _seed(big, 300)
     for box in (small, big):
         monkeypatch.setenv("NUDGER_TEST_PASSWORD", box.dovecot.users[box.user])
-        _cycle(box, connections=2)
+        _cycle(box)
     monkeypatch.setenv("NUDGER_TEST_PASSWORD", dovecot.users[small.user])
     quiet_small = _cycle(small)
     monkeypatch.setenv("NUDGER_TEST_PASSWORD", dovecot.users[big.user])

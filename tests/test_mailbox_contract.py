@@ -174,6 +174,36 @@ class TestMailboxContract:
         assert store.mailbox.calendar_uids("INBOX", uids + [99]) == {4, 5}  # (99: no such UID)
         assert store.mailbox.calendar_uids("INBOX", [1, 2]) == set()
 
+    def test_the_status_of_many_folders_is_what_status_answers_each(self, store: Store) -> None:
+        store.seed("INBOX", INBOX)
+        store.seed("Sent", INBOX[:1])
+        folders = ["INBOX", "Sent", "Archive", "Drafts"]
+        one_by_one = {f: store.mailbox.status(f) for f in folders}
+        assert store.mailbox.status_many([*folders, "No such folder"]) == one_by_one
+        store.mailbox.list_folders()  # (with LIST-STATUS the listing brings the statuses)
+        assert store.mailbox.status_many(folders) == one_by_one
+        store.seed("Archive", INBOX[1:])  # then asked anew: the listing's are spent
+        assert store.mailbox.status_many(["Archive"]) == {"Archive": store.mailbox.status("Archive")}
+        assert store.mailbox.status_many(["Archive"])["Archive"].messages == 2
+
+    def test_many_folders_are_searched_and_read_as_each_alone(self, store: Store) -> None:
+        store.seed("INBOX", INBOX)
+        store.seed("Archive", INBOX[1:])
+        alone = {f: (store.mailbox.examine(f), store.mailbox.search_new(f, 1, WHEN.date()))
+                 for f in ("INBOX", "Archive", "Sent")}
+        asks = [("INBOX", 1), ("Nowhere", 0), ("Archive", 1), ("Sent", 1)]
+        assert store.mailbox.search_many(asks, WHEN.date()) == alone
+        wanted = [("INBOX", [1, 2, 3]), ("Archive", [1, 2])]
+        headers = {f: list(store.mailbox.fetch_headers(f, uids)) for f, uids in wanted}
+        got: list[tuple[str, int]] = []
+        for folder, items in store.mailbox.fetch_headers_many(wanted):
+            assert items == [h for h in headers[folder] if h in items]
+            got += [(folder, i.uid) for i in items]
+            # A read between two batches is of the folder it names (not of one opened ahead).
+            assert store.mailbox.fetch_message(folder, items[0].uid, 10_000) == \
+                store.stored(folder)[items[0].uid][0]
+        assert got == [(f, h.uid) for f, hs in headers.items() for h in hs]
+
     def test_searches_find_new_uids_and_dates(self, store: Store) -> None:
         store.seed("INBOX", INBOX)
         box = store.mailbox

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import socket
 import threading
 import time
@@ -117,6 +118,107 @@ class FaultyProxy:
                 except OSError:
                     pass
                 s.close()
+
+    def close(self) -> None:
+        self.closing = True
+        self.server.close()
+        for s in self.sockets:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+class LatencyProxy:
+    """Forwards 127.0.0.1:port to a target with ``rtt / 2`` of delay in each direction
+    and no limit on bandwidth: each chunk is stamped when it arrives and sent on once its
+    delay is up, while later chunks keep arriving (a real distant link, not a slow one).
+
+    ``turns()`` tells how many times the client waited for the server: what a test
+    counts for the round trips a client needs (untimed: the delay only orders events).
+    """
+
+    def __init__(self, target_port: int, rtt: float = 0.0):
+        self.target_port, self.rtt = target_port, rtt
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.port = self.server.getsockname()[1]
+        self.writes: list[bytes] = []  # each chunk the client sent, across connections
+        self.events: list[tuple[bool, bytes]] = []  # (from the client?, chunk) as forwarded
+        self.lock = threading.Lock()
+        self.closing = False
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def turns(self, since: int = 0) -> list[list[bytes]]:
+        """The client's lines, grouped by turn: a turn is what it sent before hearing
+        from the server again (one round trip, whatever the number of commands). Of the
+        events from ``since`` (a length of ``events`` taken before) on."""
+        turns: list[list[bytes]] = []
+        heard = True
+        with self.lock:
+            for from_client, data in self.events[since:]:
+                if not from_client:
+                    heard = True
+                    continue
+                if heard:
+                    turns.append([])
+                    heard = False
+                turns[-1].append(data)
+        return [[line for line in b"".join(t).split(b"\r\n") if line] for t in turns]
+
+    def _accept(self) -> None:
+        while not self.closing:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            for s in (client, upstream):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sockets += [client, upstream]
+            for src, dst, from_client in ((upstream, client, False), (client, upstream, True)):
+                chunks: queue.Queue[tuple[float, bytes]] = queue.Queue()
+                threading.Thread(target=self._read, args=(src, chunks, from_client),
+                                 daemon=True).start()
+                threading.Thread(target=self._send, args=(dst, chunks, from_client),
+                                 daemon=True).start()
+
+    def _read(self, src: socket.socket, chunks: queue.Queue[tuple[float, bytes]],
+              from_client: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if from_client:
+                    with self.lock:
+                        self.writes.append(data)
+                        self.events.append((True, data))
+                chunks.put((time.monotonic() + self.rtt / 2, data))
+        except OSError:
+            pass
+        chunks.put((time.monotonic() + self.rtt / 2, b""))
+
+    def _send(self, dst: socket.socket, chunks: queue.Queue[tuple[float, bytes]],
+              from_client: bool) -> None:
+        try:
+            while True:
+                due, data = chunks.get()
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                if not data:
+                    break
+                if not from_client:
+                    with self.lock:
+                        self.events.append((False, data))
+                dst.sendall(data)
+        except OSError:
+            pass
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
     def close(self) -> None:
         self.closing = True

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from nudger.config.model import Account, Config
 from nudger.cycle.state import State
 from nudger.mail.layout import Layout
-from nudger.mail.mailbox import Mailbox
+from nudger.mail.mailbox import FolderStatus, Mailbox
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class Cycle:
     now: datetime
     dry_run: bool = False
     sender: Any = None  # cycle.send.Sender: the account's SMTP server, when it may send
+    # Statuses asked for all known folders at once (status_many), each used once.
+    statuses: dict[str, FolderStatus] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -35,3 +37,13 @@ class Cycle:
     def since(self) -> date:
         """The first day of the look-back window: what a first sync reads."""
         return (self.now - self.account.lookback).date()
+
+    def check_all(self, folders: list[str]) -> None:
+        """Ask the status of every folder a cycle will check, in one round trip."""
+        self.statuses.update(self.mailbox.status_many(folders))
+
+    def status(self, folder: str) -> FolderStatus:
+        """The folder's status: the one asked with the others, else a STATUS of its own
+        (which names the reason when the server refuses it)."""
+        found = self.statuses.pop(folder, None)
+        return found if found is not None else self.mailbox.status(folder)

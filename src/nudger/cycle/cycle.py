@@ -165,6 +165,10 @@ def _sync(ctx: Cycle, result: CycleResult,
     moved. Returns the keys of the messages new or changed, and the ledger from before
     the drafts were reconciled (None: nothing to reconcile)."""
     counts = SyncCounts()
+    # Drafts always (its status is how it is read); a watched folder read before (a new
+    # one is opened anyway, and that answers the same).
+    ctx.check_all([f for f in ctx.layout.watched if ctx.state.checkpoint(ctx.name, f) is not None]
+                  + [ctx.layout.drafts])
     touched = sync_watched(ctx, counts, progress)
     try:
         drafts_changed = sync_drafts(ctx, counts)

@@ -50,7 +50,7 @@ def sync_drafts(ctx: Cycle, counts: SyncCounts) -> bool:
     a delete would move UIDNEXT), so a quiet Drafts costs one STATUS.
     """
     state, drafts = ctx.state, ctx.layout.drafts
-    status = ctx.mailbox.status(drafts)
+    status = ctx.status(drafts)
     cp = state.checkpoint(ctx.name, drafts)
     if cp is not None and cp.uidvalidity != status.uidvalidity:
         with state.transaction():

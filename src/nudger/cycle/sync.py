@@ -8,10 +8,9 @@ sync reads only the look-back window, a chunk at a time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import date
+from typing import TypeVar
 
 from nudger.config.model import Account
 from nudger.core.bodytext import text_of
@@ -32,6 +31,7 @@ AUTO_REPLY_LIMIT = 32 * 1024  # the return date is in the first lines of an out-
 CHUNK = 500  # header records parsed and stored per transaction
 
 Progress = Callable[[str, int, int], None]
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -145,72 +145,137 @@ def _link_by_subject(account: Account, state: State, record: MessageRecord,
 def sync_watched(ctx: Cycle, counts: SyncCounts, progress: Progress | None = None) -> set[str]:
     """Bring each watched folder's new messages (and, with CONDSTORE, changed flags) into
     the state. Returns the keys of the messages that are new or changed. Only Sent's
-    messages are the user's."""
-    folders = ctx.layout.watched
-    unread = [f for f in folders if ctx.state.checkpoint(ctx.name, f) is None]
-    ahead = _SearchAhead(ctx.mailbox, unread[1:], ctx.since) if len(unread) > 1 else None
-    sweep = _Sweep(ctx, counts, progress, ahead, _OurTopics(ctx.account, ctx.state, ctx.layout.sent))
-    try:
-        for folder in folders:
-            try:
-                _sync_folder(sweep, folder)
-            except FolderUnavailable as exc:
-                # One folder's trouble (a NO: no permission, deleted, broken on the server):
-                # its checkpoint stays, so the next cycle reads what this one did not.
-                log.warning("%s: skipped %r this cycle: the server refused it (%s); the other "
-                            "folders are served, and it is tried again next cycle",
-                            ctx.name, exc.folder, exc.detail)
-    finally:
-        if ahead is not None:
-            ahead.close()
+    messages are the user's.
+
+    Three steps, each one round trip for all folders over a distant server: the statuses
+    (asked before, with Drafts'), the EXAMINE and SEARCH of the folders that changed,
+    then their header FETCHes, read in order a batch at a time."""
+    sweep = _Sweep(ctx, counts, progress, _OurTopics(ctx.account, ctx.state, ctx.layout.sent))
+    plans = [p for folder in ctx.layout.watched if (p := _guarded(ctx, _plan, ctx, folder))]
+    asks = [(p.folder, p.last) for p in plans if p.search]
+    searched = ctx.mailbox.search_many(asks, ctx.since) if asks else {}
+    plans = [p for p in plans if _guarded(ctx, _searched, ctx, p, searched.get(p.folder))]
+    while plans:
+        stream = _Batches(ctx.mailbox.fetch_headers_many([(p.folder, p.uids) for p in plans if p.uids]))
+        done = 0
+        try:
+            for plan in plans:
+                _finish(sweep, plan, _read_new(sweep, plan.folder, stream.of(plan.folder),
+                                               plan.uids, plan.last))
+                done += 1
+        except FolderUnavailable as exc:
+            _skipped(ctx, exc)
+            done += 1  # (the folder at fault; the stream ends with it, so the others start anew)
+        finally:
+            stream.close()
+        plans = plans[done:]
     return sweep.touched
 
 
-class _SearchAhead:
-    """A first sync's searches, run ahead on a second connection.
+def _skipped(ctx: Cycle, exc: FolderUnavailable) -> None:
+    # One folder's trouble (a NO: no permission, deleted, broken on the server): its
+    # checkpoint stays, so the next cycle reads what this one did not.
+    log.warning("%s: skipped %r this cycle: the server refused it (%s); the other folders "
+                "are served, and it is tried again next cycle", ctx.name, exc.folder, exc.detail)
 
-    Reading a folder for the first time starts with SEARCH SINCE, which makes the server
-    look at every message of the folder: on a big account, the longest waits of the
-    cycle. Here a thread opens the next folders and searches them on its own connection
-    while this one fetches and parses the folder before. It only waits on the server
-    (the answers are short), so it costs this thread next to nothing. Any trouble with
-    it (a server that allows one connection) and the folder is searched as usual.
-    """
 
-    def __init__(self, mailbox: Mailbox, folders: list[str], since: date):
-        self.since = since
-        self.results: dict[str, Future[tuple[FolderStatus, list[int]]]] = {}
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="nudger-search")
-        self.other: Future[Mailbox | None] = self.pool.submit(mailbox.companion)
-        for folder in folders:
-            self.results[folder] = self.pool.submit(self._search, folder)
+def _guarded(ctx: Cycle, fn: Callable[..., _T], *args: object) -> _T | None:
+    try:
+        return fn(*args)
+    except FolderUnavailable as exc:
+        _skipped(ctx, exc)
+        return None
 
-    def _search(self, folder: str) -> tuple[FolderStatus, list[int]]:
-        other = self.other.result()
-        if other is None:
-            raise LookupError("no second connection")
-        # The status is taken before the search: what arrives later has a higher UID,
-        # and the next cycle asks for it (never a gap between search and checkpoint).
-        status = other.examine(folder)
-        return status, other.search_new(folder, 0, self.since)
 
-    def result(self, folder: str) -> tuple[FolderStatus, list[int]] | None:
-        future = self.results.pop(folder, None)
-        if future is None:
-            return None
-        try:
-            return future.result()
-        except Exception as exc:  # noqa: BLE001 - the main connection searches instead
-            log.debug("searching %s ahead failed (%s); searching it now", folder, exc)
-            return None
+@dataclass
+class _Plan:
+    """What one folder's sync does this cycle."""
+
+    folder: str
+    cp: Checkpoint | None
+    status: FolderStatus | None  # None: a folder read afresh (its EXAMINE tells)
+    modseq_moved: bool = False
+    uids: list[int] = field(default_factory=list)
+
+    @property
+    def last(self) -> int:
+        return self.cp.last_uid if self.cp else 0
+
+    @property
+    def search(self) -> bool:
+        return self.cp is None or self.status is None or self.cp.uidnext != self.status.uidnext
+
+
+def _plan(ctx: Cycle, folder: str) -> _Plan | None:
+    """Known folder: its status (asked with the others), no SELECT when nothing changed.
+    New folder: it will be read anyway, and opening it answers the same questions."""
+    cp = ctx.state.checkpoint(ctx.name, folder)
+    if cp is None:
+        return _Plan(folder, None, None)
+    status = ctx.status(folder)
+    if cp.uidvalidity != status.uidvalidity:
+        log.warning("%s: %s was renumbered by the server (UIDVALIDITY changed); reading it again",
+                    ctx.name, folder)
+        with ctx.state.transaction():
+            ctx.state.forget_folder(ctx.name, folder)
+        return _Plan(folder, None, None)
+    modseq_moved = (status.highestmodseq is not None and cp.highestmodseq is not None
+                    and status.highestmodseq != cp.highestmodseq)
+    if cp.uidnext == status.uidnext and not modseq_moved:
+        return None  # nothing arrived, nothing changed: not even a SELECT
+    return _Plan(folder, cp, status, modseq_moved)
+
+
+def _searched(ctx: Cycle, plan: _Plan, found: tuple[FolderStatus, list[int]] | None) -> _Plan:
+    """The plan with its new UIDs: from the shared search, else (the server refused it
+    there, or renumbered the folder since its status) searched alone as before."""
+    if not plan.search:
+        return plan
+    if found is not None and (plan.status is None or found[0].uidvalidity == plan.status.uidvalidity):
+        # (A folder read afresh takes its EXAMINE's status: taken before its search, so
+        # what arrives later has a higher UID and the next cycle asks for it.)
+        plan.status = plan.status or found[0]
+        plan.uids = found[1]
+        return plan
+    if plan.status is None:
+        plan.status = ctx.mailbox.examine(plan.folder)
+    plan.uids = ctx.mailbox.search_new(plan.folder, plan.last, ctx.since)
+    return plan
+
+
+def _finish(sweep: _Sweep, plan: _Plan, read_up_to: int) -> None:
+    ctx, cp, status = sweep.ctx, plan.cp, plan.status
+    assert status is not None
+    with ctx.state.transaction():
+        if plan.modseq_moved and cp is not None and cp.highestmodseq is not None:
+            # Someone set a keyword ($NoNudge) or a flag: update the copies we know.
+            sweep.touched |= set(ctx.state.set_keywords(
+                ctx.name, plan.folder, ctx.mailbox.changed_flags(plan.folder, cp.highestmodseq)))
+        ctx.state.save_checkpoint(ctx.name, plan.folder,
+                                  Checkpoint(status.uidvalidity, status.uidnext, read_up_to,
+                                             status.highestmodseq, status.messages), ctx.now)
+
+
+class _Batches:
+    """One stream of (folder, headers) batches, taken folder by folder in order."""
+
+    def __init__(self, stream: Iterator[tuple[str, list[Fetched]]]):
+        self.stream = stream
+        self.head: tuple[str, list[Fetched]] | None = None
+
+    def of(self, folder: str) -> Iterator[Fetched]:
+        while True:
+            if self.head is None:
+                self.head = next(self.stream, None)
+            if self.head is None or self.head[0] != folder:
+                return
+            yield from self.head[1]
+            self.head = None
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        opened = self.other
-        if opened.done() and not opened.cancelled() and opened.exception() is None:
-            other = opened.result()
-            if other is not None:
-                other.close()
+        close = getattr(self.stream, "close", None)
+        if close is not None:
+            close()
 
 
 @dataclass
@@ -220,47 +285,12 @@ class _Sweep:
     ctx: Cycle
     counts: SyncCounts
     progress: Progress | None
-    ahead: _SearchAhead | None
     ours: _OurTopics
     touched: set[str] = field(default_factory=set)  # keys of the messages new or changed
 
 
-def _sync_folder(sweep: _Sweep, folder: str) -> None:
-    ctx = sweep.ctx
-    cp = ctx.state.checkpoint(ctx.name, folder)
-    # Known folder: one STATUS, no SELECT, when nothing changed. New folder: it will be
-    # read anyway, and opening it answers the same questions.
-    status = ctx.mailbox.status(folder) if cp is not None else ctx.mailbox.examine(folder)
-    searched = sweep.ahead.result(folder) if sweep.ahead is not None and cp is None else None
-    if cp is not None and cp.uidvalidity != status.uidvalidity:
-        log.warning("%s: %s was renumbered by the server (UIDVALIDITY changed); reading it again",
-                    ctx.name, folder)
-        with ctx.state.transaction():
-            ctx.state.forget_folder(ctx.name, folder)
-        cp = None
-    modseq_moved = (cp is not None and status.highestmodseq is not None
-                    and cp.highestmodseq is not None and status.highestmodseq != cp.highestmodseq)
-    if cp is not None and cp.uidnext == status.uidnext and not modseq_moved:
-        return  # nothing arrived, nothing changed: not even a SELECT
-    last = cp.last_uid if cp else 0
-    if searched is not None and searched[0].uidvalidity == status.uidvalidity:
-        status, uids = searched  # (its status: taken before its search)
-    elif cp is None or cp.uidnext != status.uidnext:
-        uids = ctx.mailbox.search_new(folder, last, ctx.since)
-    else:
-        uids = []
-    read_up_to = _read_new(sweep, folder, uids, last)
-    with ctx.state.transaction():
-        if modseq_moved and cp is not None and cp.highestmodseq is not None:
-            # Someone set a keyword ($NoNudge) or a flag: update the copies we know.
-            sweep.touched |= set(ctx.state.set_keywords(
-                ctx.name, folder, ctx.mailbox.changed_flags(folder, cp.highestmodseq)))
-        ctx.state.save_checkpoint(ctx.name, folder,
-                                  Checkpoint(status.uidvalidity, status.uidnext, read_up_to,
-                                             status.highestmodseq, status.messages), ctx.now)
-
-
-def _read_new(sweep: _Sweep, folder: str, uids: list[int], last: int) -> int:
+def _read_new(sweep: _Sweep, folder: str, fetched: Iterator[Fetched], uids: list[int],
+              last: int) -> int:
     """Fetch, parse and store the headers of ``uids``; returns the highest UID the server
     answered for (not what a SEARCH named: that is where the next sync starts)."""
     ctx, counts = sweep.ctx, sweep.counts
@@ -283,7 +313,7 @@ def _read_new(sweep: _Sweep, folder: str, uids: list[int], last: int) -> int:
         chunk.clear()
 
     read_up_to = last
-    for item in ctx.mailbox.fetch_headers(folder, uids):
+    for item in fetched:
         counts.fetched += 1
         read_up_to = max(read_up_to, item.uid)
         chunk.append(item)

@@ -122,7 +122,22 @@ def bounded_context(cafile: str | None) -> ssl.SSLContext:
     return context
 
 
-class _Plain(IMAP4WithTimeout):
+class _GreetedCapabilities:
+    """imaplib asks CAPABILITY on connecting, even when the greeting named them (as
+    Dovecot's does, RFC 3501 7.1): a round trip saved by reading them from there."""
+
+    untagged_responses: dict[str, list[Any]]
+    capabilities: tuple[str, ...]
+
+    def _get_capabilities(self) -> None:
+        named = self.untagged_responses.pop("CAPABILITY", None)
+        if named and isinstance(named[-1], bytes):
+            self.capabilities = tuple(named[-1].decode("ascii", "replace").upper().split())
+            return
+        super()._get_capabilities()  # type: ignore[misc]
+
+
+class _Plain(_GreetedCapabilities, IMAP4WithTimeout):
     def __init__(self, deadline: Deadline, host: str, port: int, timeout: float | None):
         self._deadline = deadline
         super().__init__(host, port, timeout)
@@ -131,7 +146,7 @@ class _Plain(IMAP4WithTimeout):
         return bound(super()._create_socket(timeout), self._deadline)
 
 
-class _TLS(IMAP4_TLS):
+class _TLS(_GreetedCapabilities, IMAP4_TLS):
     def __init__(self, deadline: Deadline, host: str, port: int, context: ssl.SSLContext | None,
                  timeout: float | None):
         self._deadline = deadline

@@ -26,7 +26,9 @@ from nudger.core.headers import HEADER_FIELDS
 from nudger.errors import AuthError, FolderUnavailable, GarbledAnswer, NudgerError, ServerConfigError
 from nudger.mail.deadline import BoundedClient, Deadline, bounded_context
 from nudger.mail.imap_errors import garbled, refused, translate, where
+from nudger.mail.imap_many import HeaderStream, ManyFolders
 from nudger.mail.imap_oauth import Bearer, bearer_login
+from nudger.mail.imap_pipeline import read_answers, send
 from nudger.mail.imap_wire import (
     Garbled,
     append_limit,
@@ -56,8 +58,14 @@ class ImapMailbox:
 
     def __init__(self, account: Account, password: str | Bearer):
         self.account = account
-        self._password = password  # for companion(); never logged, never in a message
         self._selected: str | None = None
+        # Statuses a LIST-STATUS gave with the folders, and when: the next status_many's
+        # answers, unless another command came first or they are no longer fresh.
+        self._listed: dict[str, FolderStatus] | None = None
+        self._listed_at = 0.0
+        self._stream: HeaderStream | None = None  # header FETCHes sent ahead, if any
+        self._opening: str | None = None  # the folder to EXAMINE with the next command
+        self.many = ManyFolders(self)
         self.where = where(account)
         if account.tls == "none" and not is_loopback(account.host):
             raise NudgerError(f"{account.name}: refusing plaintext IMAP to {account.host}")
@@ -86,9 +94,10 @@ class ImapMailbox:
         self.capabilities = read_capabilities(self.client.capabilities())
         self.gmail = "X-GM-EXT-1" in self.capabilities
         self.condstore = "CONDSTORE" in self.capabilities
-        if self.condstore and "ENABLE" in self.capabilities:
-            # Legal only now, before any SELECT (RFC 7162); never QRESYNC (imapclient breaks).
-            self._call("enabling CONDSTORE", self.client.enable, "CONDSTORE")
+        self.list_status = "LIST-STATUS" in self.capabilities  # RFC 5819
+        # ENABLE is legal only before any SELECT (RFC 7162): sent with the first LIST, or
+        # before any other first command. Never QRESYNC (imapclient breaks).
+        self._enable = self.condstore and "ENABLE" in self.capabilities
 
     @property
     def append_limit(self) -> int | None:
@@ -108,9 +117,18 @@ class ImapMailbox:
                 "LOGIN cannot carry, and the server does not offer AUTHENTICATE PLAIN, which "
                 "could; use an ASCII password (or have AUTH=PLAIN enabled on the server)")
 
-    def _call(self, doing: str, fn: Any, *args: Any, folder: str | None = None, **kwargs: Any) -> Any:
+    def _call(self, doing: str, fn: Any, *args: Any, folder: str | None = None,
+              opens: bool = False, enables: bool = False, **kwargs: Any) -> Any:
         """``fn(*args)``, its failures translated; a NO to a command in ``folder`` is that
-        folder's failure, not the connection's."""
+        folder's failure, not the connection's. ``opens``: ``fn`` sends the EXAMINE that
+        is due with its own command (else it is sent first, alone)."""
+        self._listed = None
+        self._settle()
+        if self._enable and not enables:
+            self._enable = False
+            self._call("enabling CONDSTORE", self.client.enable, "CONDSTORE", opens=True)
+        if self._opening is not None and not opens:
+            self.examine(self._opening)
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
@@ -124,9 +142,12 @@ class ImapMailbox:
         send (it takes UID lists). Reads the answer through imaplib's public readline/read,
         with a tag from its own counter (as imapclient does for the commands imaplib lacks)."""
         imap = self.client._imap
-        tag = imap._new_tag()
-        imap.send(tag + b" " + f"UID FETCH {uid_set} ({' '.join(items)})".encode("ascii") + b"\r\n")
-        return parse_fetch(read_fetch_answer(imap.readline, imap.read, tag))
+        opening, self._opening = self._opening, None
+        command = f"UID FETCH {uid_set} ({' '.join(items)})".encode("ascii")
+        tags = send(imap, [self.many.examine_command(opening), command] if opening else [command])
+        if opening is not None:
+            self.many.opened(opening, read_answers(imap.readline, imap.read, tags[:1])[0])
+        return parse_fetch(read_fetch_answer(imap.readline, imap.read, tags[-1]))
 
     def _fetch(self, folder: str, what: str, uid_set: str, items: Sequence[str],
                key: bytes) -> dict[int, dict[bytes, Any]]:
@@ -135,7 +156,11 @@ class ImapMailbox:
         A UID left out of the answer is fine when it is gone (expunged meanwhile), and
         a garbled answer when the server still has it: never taken as read."""
         doing = f"{what} in {folder!r}"
-        got = self._call(doing, self._uid_fetch, uid_set, items, folder=folder)
+        got = self._call(doing, self._uid_fetch, uid_set, items, folder=folder, opens=True)
+        return self._checked(folder, doing, uid_set, got, key)
+
+    def _checked(self, folder: str, doing: str, uid_set: str, got: dict[int, dict[bytes, Any]],
+                 key: bytes) -> dict[int, dict[bytes, Any]]:
         wanted = expand_set(uid_set)
         found = {uid: data for uid, data in got.items() if uid in wanted}  # (others: news)
         for uid, data in found.items():
@@ -151,23 +176,45 @@ class ImapMailbox:
     def _garbled(self, doing: str, detail: str) -> GarbledAnswer:
         return garbled(self.where, doing, detail)
 
+    def _settle(self) -> None:
+        """Read the answers to the FETCHes sent ahead, if any: another command's answer
+        comes after them, and only then is it known which folder is open."""
+        if self._stream is not None:
+            self._stream.drain()
+
     def _examine(self, folder: str) -> None:
-        if self._selected != folder:
-            self.examine(folder)
+        """Have ``folder`` open for the next command: its EXAMINE goes out with that
+        command, in one write (one round trip for both)."""
+        self._settle()
+        self._opening = None if self._selected == folder else folder
 
     def list_folders(self) -> list[FolderInfo]:
-        listed = self._call("listing folders", self.client.list_folders)
+        folders, listed = self._call("listing folders", self.many.list_with_status,
+                                     self.list_status, enables=True)
+        self._listed, self._listed_at = listed, time.monotonic()
+        return folders
+
+    def _folder_infos(self, listed: list[tuple[Any, Any, Any]]) -> list[FolderInfo]:
         # (A name imapclient could not decode stays readable; if it is no name the server
         # knows, opening it is refused and that folder alone is skipped.)
         return [FolderInfo(name if isinstance(name, str) else name.decode("utf-8", "replace"),
                            self._flags("listing folders", flags))
                 for flags, _delim, name in listed]
 
+    def status_many(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
+        return self.many.status_many(folders)
+
+    def search_many(self, asks: Sequence[tuple[str, int]],
+                    since: date | None) -> dict[str, tuple[FolderStatus, list[int]]]:
+        return self.many.search_many(asks, since)
+
+    def fetch_headers_many(self, wants: Sequence[tuple[str, Sequence[int]]]
+                           ) -> Iterator[tuple[str, list[Fetched]]]:
+        return self.many.fetch_headers_many(wants)
+
     def status(self, folder: str) -> FolderStatus:
         """One STATUS command: enough to skip an unchanged folder without selecting it."""
-        items = [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"]
-        if self.condstore:
-            items.append(b"HIGHESTMODSEQ")
+        items = [i.encode() for i in self.many.status_items()]
         doing = f"checking {folder!r}"
         got = self._call(doing, self.client.folder_status, folder, items, folder=folder)
         return self._folder_status(doing, got, b"MESSAGES")
@@ -185,7 +232,8 @@ class ImapMailbox:
     def examine(self, folder: str) -> FolderStatus:
         """Open the folder read-only; its answer carries what STATUS would (a first sync
         opens the folder anyway, so it needs no STATUS)."""
-        self._selected = None  # a refused EXAMINE leaves no folder open (RFC 3501 6.3.1)
+        self._settle()
+        self._selected = self._opening = None  # a refused EXAMINE leaves none open (RFC 3501 6.3.1)
         doing = f"opening {folder!r}"
         got = self._call(doing, self.client.select_folder, folder, readonly=True, folder=folder)
         status = self._folder_status(doing, got, b"EXISTS")
@@ -206,6 +254,9 @@ class ImapMailbox:
         which would make a folder look empty and be marked read; RFC 3501 6.4.4 requires
         that response, so its absence is a garbled answer."""
         doing = f"searching {folder!r}"
+        if self._opening == folder:
+            return self._call(doing, self.many.open_and_search, folder, criteria, folder=folder,
+                              opens=True)
         data = self._call(doing, self.client._raw_command_untagged, b"SEARCH",
                           _normalise_search_criteria(criteria, None), folder=folder)
         if data == [None]:
@@ -230,22 +281,25 @@ class ImapMailbox:
 
     def fetch_headers(self, folder: str, uids: Sequence[int]) -> Iterator[Fetched]:
         self._examine(folder)
-        items = [_FIELDS, "INTERNALDATE", "FLAGS", "RFC822.SIZE"]
-        if self.gmail:
-            items.append("X-GM-THRID")
         for batch in uid_batches(uids):
-            got = self._fetch(folder, "reading headers", batch, items, b"BODY[HEADER")
-            for uid in sorted(got):
-                data = got[uid]
-                header = next(v for k, v in data.items() if k.startswith(b"BODY[HEADER"))
-                yield Fetched(
-                    uid=uid,
-                    header=header or b"",
-                    internaldate=data.get(b"INTERNALDATE"),
-                    flags=self._flags(f"reading headers in {folder!r}", data.get(b"FLAGS", ())),
-                    size=int(data.get(b"RFC822.SIZE", 0)),
-                    gm_thrid=data.get(b"X-GM-THRID"),
-                )
+            got = self._fetch(folder, "reading headers", batch, self._header_items(), b"BODY[HEADER")
+            yield from self._headers_of(folder, got)
+
+    def _header_items(self) -> list[str]:
+        return [_FIELDS, "INTERNALDATE", "FLAGS", "RFC822.SIZE"] + (["X-GM-THRID"] if self.gmail else [])
+
+    def _headers_of(self, folder: str, got: dict[int, dict[bytes, Any]]) -> Iterator[Fetched]:
+        for uid in sorted(got):
+            data = got[uid]
+            header = next(v for k, v in data.items() if k.startswith(b"BODY[HEADER"))
+            yield Fetched(
+                uid=uid,
+                header=header or b"",
+                internaldate=data.get(b"INTERNALDATE"),
+                flags=self._flags(f"reading headers in {folder!r}", data.get(b"FLAGS", ())),
+                size=int(data.get(b"RFC822.SIZE", 0)),
+                gm_thrid=data.get(b"X-GM-THRID"),
+            )
 
     def _flags(self, doing: str, flags: Any) -> tuple[str, ...]:
         try:
@@ -315,7 +369,8 @@ class ImapMailbox:
         """
         if "UIDPLUS" not in self.capabilities:
             return False
-        self._selected = None
+        self._settle()
+        self._selected = self._opening = None
         self._call(f"opening {folder!r}", self.client.select_folder, folder, readonly=False)
         try:
             # Check the UID still holds our Message-ID: UIDs are reused after UIDVALIDITY changes.
@@ -353,13 +408,14 @@ class ImapMailbox:
             self._call("waiting for new mail", self.client.idle_done)
         return arrived
 
-    def companion(self) -> ImapMailbox:
-        """A second connection to the same account (a first sync searches ahead on it)."""
-        return ImapMailbox(self.account, self._password)
-
     def close(self) -> None:
+        """LOGOUT, without waiting for its answer (the server's BYE says nothing we need:
+        a round trip saved), and the connection closed."""
         try:
-            self.client.logout()
+            self._settle()
+            imap = self.client._imap
+            imap.send(imap._new_tag() + b" LOGOUT\r\n")
+            imap.shutdown()
         except (IMAPClientError, OSError, EOFError):
             pass
         except Exception:  # noqa: BLE001 - closing must never raise

@@ -12,7 +12,7 @@ from threading import Event
 
 from nudger.core.calendar import CALENDAR_TYPES
 from nudger.core.headers import normalise_message_id
-from nudger.mail.mailbox import Fetched, FolderInfo, FolderStatus, Mailbox
+from nudger.mail.mailbox import Fetched, FolderInfo, FolderStatus
 
 
 @dataclass
@@ -70,8 +70,23 @@ class MemoryMailbox:
         box = self.folders[folder]
         return FolderStatus(box.uidvalidity, box.uidnext, box.highestmodseq, len(box.messages))
 
+    def status_many(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
+        return {f: self.status(f) for f in folders if f in self.folders}
+
     def examine(self, folder: str) -> FolderStatus:
         return self.status(folder)
+
+    def search_many(self, asks: Sequence[tuple[str, int]],
+                    since: date | None) -> dict[str, tuple[FolderStatus, list[int]]]:
+        return {f: (self.examine(f), self.search_new(f, after, since))
+                for f, after in asks if f in self.folders}
+
+    def fetch_headers_many(self, wants: Sequence[tuple[str, Sequence[int]]]
+                           ) -> Iterator[tuple[str, list[Fetched]]]:
+        for folder, uids in wants:
+            items = list(self.fetch_headers(folder, uids))
+            for start in range(0, len(items), 1000):
+                yield folder, items[start : start + 1000]
 
     def search_new(self, folder: str, after_uid: int, since: date | None) -> list[int]:
         return sorted(
@@ -149,9 +164,6 @@ class MemoryMailbox:
         before = self.folders[folder].uidnext
         stop.wait(seconds)
         return self.folders[folder].uidnext != before
-
-    def companion(self) -> Mailbox | None:
-        return None  # nothing to gain from a second connection in memory
 
     def close(self) -> None:
         pass

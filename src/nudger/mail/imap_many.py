@@ -1,0 +1,287 @@
+"""Many folders in a few round trips: the part of the IMAP edge that pipelines.
+
+Over a distant server every answer waited for costs a round trip, so the commands
+that go to every folder go out together (imap_pipeline.py): every status in one
+LIST-STATUS or one write of STATUS commands; a first sync's EXAMINE and SEARCH of every
+folder in one write; then the header FETCHes of all folders, sent ahead a window at a
+time (``WINDOW`` messages) and read in order, one batch at a time, so memory stays flat.
+A command of another kind meanwhile first reads what was sent ahead (at most a window).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from imapclient.imapclient import _normalise_search_criteria
+from imapclient.response_parser import parse_message_list
+from imapclient.util import to_bytes
+
+from nudger.errors import FolderUnavailable
+from nudger.mail.imap_errors import translate
+from nudger.mail.imap_pipeline import Answer, read_answers, read_status, send
+from nudger.mail.imap_wire import (
+    Garbled,
+    Refused,
+    expand_set,
+    parse_fetch,
+    read_fetch_answer,
+    uid_batches,
+)
+from nudger.mail.mailbox import Fetched, FolderInfo, FolderStatus
+
+if TYPE_CHECKING:
+    from nudger.mail.imap import ImapMailbox
+
+# A status a moment old is as good as one asked now (what arrives later has a higher UID
+# and the next poll sees it); a daemon that listed folders and then waited asks again.
+LISTED_FRESH = 2.0
+WINDOW = 5000  # header FETCHes sent ahead, in messages: what reading ahead may hold
+_EXISTS = re.compile(rb"(\d+) EXISTS", re.IGNORECASE)
+_CODE = re.compile(rb"OK \[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]", re.IGNORECASE)
+
+
+def opened(answer: Answer) -> dict[bytes, int]:
+    """What an EXAMINE's answer tells, as imapclient's select_folder names it."""
+    got: dict[bytes, int] = {}
+    for parts in answer.untagged:
+        line = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
+        if found := _EXISTS.fullmatch(line.strip()):
+            got[b"EXISTS"] = int(found.group(1))
+        elif found := _CODE.match(line):
+            got[found.group(1).upper()] = int(found.group(2))
+    return got
+
+
+class ManyFolders:
+    """ImapMailbox's calls that take many folders at once."""
+
+    def __init__(self, box: ImapMailbox):
+        self.box = box
+
+    def status_items(self) -> list[str]:
+        return ["UIDVALIDITY", "UIDNEXT", "MESSAGES"] + (["HIGHESTMODSEQ"] if self.box.condstore else [])
+
+    def list_with_status(self, with_status: bool) -> tuple[list[FolderInfo], dict[str, FolderStatus]]:
+        """Every folder, and with LIST-STATUS (RFC 5819) the status of each, in one
+        command; ENABLE CONDSTORE in the same write when it is still to be sent."""
+        # Flags as a plain LIST gives them: extended LIST returns what it is asked for
+        # (RFC 5258, 6154; LIST-STATUS implies LIST-EXTENDED), so \Sent asks SPECIAL-USE.
+        options = (["SPECIAL-USE"] if "SPECIAL-USE" in self.box.capabilities else []) + ["CHILDREN"]
+        command = (f'LIST "" "*" RETURN ({" ".join(options)} '
+                   f'STATUS ({" ".join(self.status_items())}))') if with_status else 'LIST "" "*"'
+        commands = ([b"ENABLE CONDSTORE"] if self.box._enable else []) + [command.encode()]
+        self.box._enable = False
+        answers = self._pipelined(commands)
+        for answer in answers:
+            if not answer.ok:
+                raise Refused(answer.text)
+        listed = self.box.client._proc_folder_list([p for r in answers[-1].responses(b"LIST") for p in r])
+        return self.box._folder_infos(listed), self._statuses(answers[-1].responses(b"STATUS"))
+
+    def _statuses(self, responses: list[list[Any]]) -> dict[str, FolderStatus]:
+        found = {}
+        for parts in responses:
+            name, items = read_status(parts, self.box.client.folder_encode)
+            found[name] = self.box._folder_status(f"checking {name!r}", items, b"MESSAGES")
+        return found
+
+    def status_many(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
+        """The status of each of ``folders`` in one round trip, whatever their number:
+        the LIST-STATUS that listed them when nothing came between (else a new one), or
+        every STATUS in one write. A folder the server did not answer for is left out:
+        status() asks it alone and tells why."""
+        wanted = list(dict.fromkeys(folders))
+        got, self.box._listed = self.box._listed, None
+        if time.monotonic() - self.box._listed_at > LISTED_FRESH:
+            got = None
+        if got is None and self.box.list_status:
+            got = self.box._call("checking folders", self.list_with_status, True)[1]
+        got = dict(got or {})
+        missing = [f for f in wanted if f not in got]
+        if missing and not self.box.list_status:
+            got.update(self.box._call("checking folders", self._pipelined_status, missing))
+        return {f: got[f] for f in wanted if f in got}
+
+    def _pipelined_status(self, folders: list[str]) -> dict[str, FolderStatus]:
+        imap = self.box.client._imap
+        items = " ".join(self.status_items())
+        commands = [b"STATUS " + to_bytes(self.box.client._normalise_folder(f)) + f" ({items})".encode()
+                    for f in folders]
+        answers = read_answers(imap.readline, imap.read, send(imap, commands))
+        # By name: a server may run STATUS commands side by side and answer out of turn
+        # (RFC 3501 5.5). A NO leaves its folder out, for status() to report.
+        found = self._statuses([r for a in answers for r in a.responses(b"STATUS")])
+        return {f: found[f] for f in folders if f in found}
+
+    def search_many(self, asks: Sequence[tuple[str, int]],
+                    since: date | None) -> dict[str, tuple[FolderStatus, list[int]]]:
+        """For each (folder, UID), what examine() and then search_new() answer, every
+        folder's EXAMINE and UID SEARCH in one write. A folder the server refused is left
+        out (examine() on it tells why)."""
+        commands = []
+        for folder, after in asks:
+            criteria: list[Any] = ["UID", f"{after + 1}:*"] + (["SINCE", since] if since else [])
+            commands += [self.examine_command(folder), self.search_command(criteria)]
+        answers = self.box._call("opening folders", self._pipelined, commands)
+        found = {}
+        for (folder, after), examined, searched in zip(asks, answers[::2], answers[1::2], strict=True):
+            self.opened(folder, examined)
+            if not (examined.ok and searched.ok):
+                continue  # (a failed EXAMINE closes the folder before: the SEARCH fails too)
+            status = self.box._folder_status(f"opening {folder!r}", opened(examined), b"EXISTS")
+            # "UID n:*" always matches the highest UID, even below n (RFC 3501 6.4.8).
+            found[folder] = (status, sorted(u for u in self._found(folder, searched) if u > after))
+        return found
+
+    def examine_command(self, folder: str) -> bytes:
+        return b"EXAMINE " + to_bytes(self.box.client._normalise_folder(folder))
+
+    def search_command(self, criteria: list[Any]) -> bytes:
+        return b"UID SEARCH " + b" ".join(_normalise_search_criteria(criteria, None))
+
+    def opened(self, folder: str, examined: Answer) -> None:
+        """Note what an EXAMINE's answer leaves open (a refused one: none)."""
+        self.box._selected = folder if examined.ok else None
+
+    def open_and_search(self, folder: str, criteria: list[Any]) -> list[int]:
+        """EXAMINE and UID SEARCH in one write: one round trip."""
+        examined, searched = self._pipelined([self.examine_command(folder),
+                                              self.search_command(criteria)])
+        self.opened(folder, examined)
+        if not (examined.ok and searched.ok):
+            raise Refused(examined.text if not examined.ok else searched.text)
+        return self._found(folder, searched)
+
+    def _found(self, folder: str, searched: Answer) -> list[int]:
+        """The UIDs of a SEARCH answer; none at all (not even an empty one) is garbled."""
+        lines = [p for r in searched.responses(b"SEARCH") for p in r]
+        if not lines:
+            raise self.box._garbled(f"searching {folder!r}", "no SEARCH response")
+        try:
+            return list(parse_message_list([line.strip() for line in lines]))
+        except (ValueError, TypeError) as exc:
+            raise self.box._garbled(f"searching {folder!r}", "an unreadable SEARCH response") from exc
+
+    def _pipelined(self, commands: list[bytes]) -> list[Answer]:
+        imap = self.box.client._imap
+        return read_answers(imap.readline, imap.read, send(imap, commands))
+
+    def fetch_headers_many(self, wants: Sequence[tuple[str, Sequence[int]]]
+                           ) -> Iterator[tuple[str, list[Fetched]]]:
+        """fetch_headers() of each (folder, UIDs), in order, a batch at a time, the
+        FETCHes of all folders sent ahead (a window at a time). A folder the server
+        refuses raises FolderUnavailable when its turn comes; the rest is not read."""
+        stream = HeaderStream(self.box, [(f, b) for f, uids in wants for b in uid_batches(uids)])
+        self.box._stream = stream
+        try:
+            for folder, batch, got in stream:
+                yield folder, list(self.box._headers_of(folder, self.box._checked(
+                    folder, f"reading headers in {folder!r}", batch, got, b"BODY[HEADER")))
+        finally:
+            stream.drain()
+            self.box._stream = None
+
+
+class HeaderStream:
+    """Header FETCHes of many folders: sent ahead a window at a time, each folder's
+    preceded by its EXAMINE, the answers read in order."""
+
+    def __init__(self, box: ImapMailbox, units: list[tuple[str, str]]):
+        self.box, self.units = box, units
+        self.sent = 0  # units sent so far
+        self.flight: deque[tuple[int, bytes | None, bytes]] = deque()  # (unit, EXAMINE tag, FETCH tag)
+        self.ready: dict[int, dict[int, dict[bytes, Any]] | Exception] = {}  # read ahead
+        self.early: dict[int, dict[int, dict[bytes, Any]]] = {}  # answered before their turn
+        self.selected: str | None = None  # the folder open once all sent is done
+
+    def __iter__(self) -> Iterator[tuple[str, str, dict[int, dict[bytes, Any]]]]:
+        for i, (folder, batch) in enumerate(self.units):
+            if i not in self.ready and not self.flight:
+                self._send_ahead()
+            while i not in self.ready:
+                self._read_one()
+            got = self.ready.pop(i)
+            if isinstance(got, Refused):
+                doing = f"reading headers in {folder!r}"
+                raise FolderUnavailable(folder, f"{self.box.where}: the server refused {doing}: "
+                                        f"{got}", detail=str(got))
+            if isinstance(got, Exception):
+                raise translate(got, self.box.account, f"reading headers in {folder!r}") from got
+            if not self.flight and self.sent < len(self.units):
+                self._send_ahead()
+            yield folder, batch, got
+
+    def _send_ahead(self) -> None:
+        box = self.box
+        box._opening = None  # (each folder's EXAMINE goes with its FETCHes)
+        self.selected = box._selected
+        commands: list[bytes] = []
+        kinds: list[tuple[int, bool]] = []  # (unit, is EXAMINE)
+        count = 0
+        items = " ".join(box._header_items())
+        while self.sent < len(self.units) and (not kinds or count < WINDOW):
+            folder, batch = self.units[self.sent]
+            if folder != self.selected:
+                commands.append(b"EXAMINE " + to_bytes(box.client._normalise_folder(folder)))
+                kinds.append((self.sent, True))
+                self.selected = folder
+            commands.append(f"UID FETCH {batch} ({items})".encode("ascii"))
+            kinds.append((self.sent, False))
+            count += batch.count(",") + 1 + sum(int(b) - int(a) for a, _, b in
+                                                 (p.partition(":") for p in batch.split(",")) if b)
+            self.sent += 1
+        try:
+            tags = send(box.client._imap, commands)
+        except Exception as exc:  # noqa: BLE001 - translated
+            raise translate(exc, box.account, "reading headers") from exc
+        examine: bytes | None = None
+        for (unit, is_examine), tag in zip(kinds, tags, strict=True):
+            if is_examine:
+                examine = tag
+            else:
+                self.flight.append((unit, examine, tag))
+                examine = None
+
+    def _read_one(self) -> None:
+        unit, examine, tag = self.flight.popleft()
+        imap, folder = self.box.client._imap, self.units[unit][0]
+        try:
+            if examine is not None:
+                examined = read_answers(imap.readline, imap.read, [examine])[0]
+                self.box._selected = folder if examined.ok else None
+            try:
+                got = parse_fetch(read_fetch_answer(imap.readline, imap.read, tag))
+            except (Refused, Garbled) as exc:  # read to its end: the next answers stay in step
+                self.ready[unit] = exc
+                return
+        except Exception as exc:  # noqa: BLE001 - the connection is lost: so is what follows
+            self.ready[unit] = exc
+            while self.flight:
+                self.ready[self.flight.popleft()[0]] = exc
+            return
+        # A server may run FETCHes of one folder side by side (RFC 3501 5.5; Dovecot does)
+        # and answer a later one's messages before an earlier one ends: each message goes
+        # to the FETCH that asked for it. (Others are news: left, as a FETCH alone would.)
+        mine = self.early.pop(unit, {})
+        asked = {}
+        for later, examines, _ in self.flight:  # (UIDs are a folder's: only up to its end)
+            if examines is not None:
+                break
+            asked[later] = expand_set(self.units[later][1])
+        for uid, data in got.items():
+            owner = next((u for u, s in asked.items() if uid in s), None)
+            if owner is None:
+                mine[uid] = data
+            else:
+                self.early.setdefault(owner, {})[uid] = data
+        self.ready[unit] = mine
+
+    def drain(self) -> None:
+        """Read every answer sent ahead (another command is about to be sent)."""
+        while self.flight:
+            self._read_one()

@@ -1,0 +1,144 @@
+"""Round trips over a distant server: a poll of an account with many folders must not
+wait for the server once per folder. Counted at a proxy between nudger and Dovecot
+(the turns nudger waits for the server), never timed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nudger.config.load import parse_config
+from nudger.mail.imap import connect
+from support.dovecot import Dovecot
+from support.harness import Box
+from support.mail import config_text, days_ago, message
+from support.proxy import LatencyProxy
+
+pytestmark = pytest.mark.imap
+
+FOLDERS = 50
+
+
+def _many_folders(server: Dovecot, user: str) -> list[str]:
+    client = server.client(user)
+    try:
+        names = [f"Client {i:02d}" for i in range(FOLDERS)]
+        for name in names:
+            client.create_folder(name)
+    finally:
+        client.logout()
+    for i, name in enumerate(names[::10]):
+        server.seed(user, name, [message(f"c{i}@them.example", sender="ann@them.example",
+                                         to=user, subject=f"Project {i}", date=days_ago(3))])
+    server.seed(user, "Sent", [message("s1@example.com", sender=user, date=days_ago(6))])
+    return names
+
+
+@pytest.fixture
+def proxy(request: pytest.FixtureRequest) -> Iterator[tuple[LatencyProxy, Dovecot]]:
+    server: Dovecot = request.getfixturevalue(request.param)
+    # A delay orders what the proxy sees (a write after an answer is a new turn), even
+    # on a busy machine.
+    proxy = LatencyProxy(server.port, rtt=0.04)
+    try:
+        yield proxy, server
+    finally:
+        proxy.close()
+
+
+def _box(proxy: LatencyProxy, server: Dovecot, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+         monkeypatch: pytest.MonkeyPatch) -> Box:
+    user = server.take_user()
+    monkeypatch.setenv("NUDGER_TEST_PASSWORD", server.users[user])
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(proxy.port, user, tmp_path / "state"))
+    return Box(server, user, path, capsys)
+
+
+def _after_login(proxy: LatencyProxy, since: int) -> list[list[bytes]]:
+    """The commands (without tags) of each turn after LOGIN, up to LOGOUT, of the events
+    after ``since``."""
+    with proxy.lock:
+        proxy.events[:since] = []
+    turns = [[line.split(b" ", 1)[1] for line in turn] for turn in proxy.turns()]
+    login = next(i for i, t in enumerate(turns) if t[0].startswith(b"LOGIN"))
+    logout = next(i for i, t in enumerate(turns) if t[0].startswith(b"LOGOUT"))
+    return turns[login + 1 : logout]
+
+
+@pytest.mark.parametrize("proxy", ["dovecot", "weak"], indirect=True)
+def test_a_quiet_poll_of_fifty_folders_waits_for_the_server_once_for_them_all(
+        proxy: tuple[LatencyProxy, Dovecot], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    link, server = proxy
+    box = _box(link, server, tmp_path, capsys, monkeypatch)
+    _many_folders(server, box.user)
+    box.run()
+    box.run()  # (reads back the draft the first run wrote)
+    mark = len(link.events)
+    box.run()
+    assert box.last_code == 0
+    turns = _after_login(link, mark)
+    if server.capability is None:  # Dovecot's own capabilities: LIST-STATUS among them
+        # One write: ENABLE CONDSTORE and a LIST that brings every folder's status.
+        assert len(turns) == 1 and [c.split(b" ")[0] for c in turns[0]] == [b"ENABLE", b"LIST"]
+        assert b" STATUS (UIDVALIDITY" in turns[0][1]
+    else:
+        # The folders, then every STATUS in one write: 50 folders, Sent, INBOX, Archive, Drafts.
+        assert [len(t) for t in turns] == [1, FOLDERS + 4]
+        assert turns[0][0].startswith(b"LIST ") and all(c.startswith(b"STATUS ") for c in turns[1])
+
+
+@pytest.mark.parametrize("proxy", ["dovecot", "weak"], indirect=True)
+def test_news_in_one_of_fifty_folders_is_found_through_the_shared_poll(
+        proxy: tuple[LatencyProxy, Dovecot], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    link, server = proxy
+    box = _box(link, server, tmp_path, capsys, monkeypatch)
+    names = _many_folders(server, box.user)
+    box.run()
+    box.seed(names[37], message("late@them.example", sender="bob@client.example", to=box.user,
+                                subject="Re: Proposal", reply_to="s1@example.com", date=days_ago(1)))
+    (decision,) = box.run("--dry-run")
+    assert decision["status"] == "replied"
+
+
+@pytest.mark.parametrize("server", ["dovecot", "weak"])
+def test_the_status_of_many_folders_is_what_status_answers_each(
+        server: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    dovecot: Dovecot = request.getfixturevalue(server)
+    user = dovecot.take_user()
+    names = _many_folders(dovecot, user)
+    text = config_text(dovecot.port, user, tmp_path / "state")
+    account = parse_config(text.encode(), tmp_path / "config.toml").accounts[0]
+    mailbox = connect(account, dovecot.users[user])
+    try:
+        folders = [*names, "INBOX", "Sent", "Drafts"]
+        many = mailbox.status_many([*folders, "Nowhere"])
+        assert many == {f: mailbox.status(f) for f in folders}
+        assert many["Client 10"].messages == 1 and many["Client 11"].messages == 0
+    finally:
+        mailbox.close()
+
+
+
+@pytest.mark.parametrize("proxy", ["dovecot", "weak"], indirect=True)
+def test_a_first_cycle_opens_searches_and_reads_fifty_folders_together(
+        proxy: tuple[LatencyProxy, Dovecot], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    link, server = proxy
+    box = _box(link, server, tmp_path, capsys, monkeypatch)
+    _many_folders(server, box.user)
+    mark = len(link.events)
+    (decision,) = box.run("--dry-run")
+    assert decision["status"] == "due"
+    turns = _after_login(link, mark)
+    # (ENABLE and LIST, the searches, the FETCHes, Drafts, Trash, the due message's flags;
+    # without LIST-STATUS, Drafts' STATUS too)
+    assert len(turns) <= 7, [t[0] for t in turns]
+    searched = next(t for t in turns if t[1:2] and t[1].startswith(b"UID SEARCH UID 1:*"))
+    fetched = next(t for t in turns if t[1:2] and t[1].startswith(b"UID FETCH"))
+    assert sum(c.startswith(b"EXAMINE") for c in searched) == FOLDERS + 3  # and INBOX, Sent, Archive
+    assert sum(c.startswith(b"UID FETCH") for c in fetched) == FOLDERS // 10 + 1  # those with mail
