@@ -130,10 +130,15 @@ def _rule_stats(rule: str, threads: list[_Thread]) -> RuleStats:
     return stats
 
 
+def reply_counts(rows: Iterable[NudgeOutcome], since: datetime | None = None) -> tuple[int, int]:
+    """(threads answered after a follow-up went out, threads in which one went out), of
+    those first drafted since ``since``: the digest's reply rate."""
+    threads = [t for t in _threads(rows, since) if t.sent]
+    return sum(1 for t in threads if t.answer is not None), len(threads)
+
+
 def reply_rate(rows: Iterable[NudgeOutcome], since: datetime | None = None) -> float | None:
     """The share of threads answered after a follow-up went out, of those in which one
-    went out (first drafted since ``since``); None when none went out. For the digest."""
-    threads = [t for t in _threads(rows, since) if t.sent]
-    if not threads:
-        return None
-    return sum(1 for t in threads if t.answer is not None) / len(threads)
+    went out (first drafted since ``since``); None when none went out."""
+    answered, nudged = reply_counts(rows, since)
+    return answered / nudged if nudged else None

@@ -10,9 +10,10 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from nudger.core.digest import DigestInput, Item, compose_digest, digest_id, is_empty
-from nudger.core.ledger import PENDING, SENT
+from nudger.core.ledger import PENDING
 from nudger.core.record import HUMAN, Addr, MessageRecord
 from nudger.core.sending import SAYS, Step, envelope
+from nudger.core.stats import reply_counts
 from nudger.cycle.context import Cycle
 from nudger.cycle.outbox import DIGEST, NUDGE, Outbox, Row
 from nudger.cycle.send import Sender
@@ -110,17 +111,15 @@ def gather(ctx: Cycle, day: date) -> DigestInput:
                  if r.step == Step.DONE and r.at >= since and r.message_id in by_id)
     not_sent = tuple(Item(r.subject, _about(ctx, by_id[r.message_id].outbound_id)[1], r.at)
                      for r in rows if r.step in SAYS and r.message_id in by_id)
-    answered, nudged, replied = [], 0, 0
-    window = ctx.now - ctx.account.lookback
+    answered = []
     for outbound in {e.outbound_id for e in ledger}:
         mine = [e for e in ledger if e.outbound_id == outbound]
         answers = _answers(ctx, [outbound, *(e.nudge_id for e in mine)])
         first = min((a for a in answers if a.date >= mine[0].appended_at), key=lambda a: a.date, default=None)
         if first is not None and first.date >= since:
             answered.append(Item(_about(ctx, outbound)[0], first.sender.email, first.date))
-        if any(e.fate == SENT and e.appended_at >= window for e in mine):
-            nudged += 1
-            replied += first is not None
+    # The rate over the look-back window, counted as `nudger stats` counts it.
+    replied, nudged = reply_counts(state.history(name), ctx.now - ctx.account.lookback)
     return DigestInput(name, _me(ctx), day, ctx.now, tz, waiting, sent,
                        tuple(sorted(answered, key=lambda i: i.when)), not_sent, nudged, replied)
 
