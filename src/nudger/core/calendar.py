@@ -16,9 +16,6 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Any
 
-import icalendar
-import recurring_ical_events
-
 CALENDAR_TYPES = ("text/calendar", "application/ics")
 INDIVIDUAL = "INDIVIDUAL"
 
@@ -84,6 +81,8 @@ def calendar_part(message: bytes) -> bytes | None:
 def parse_calendar(data: bytes) -> CalendarFacts | None:
     """The facts of the calendar's event (its master when it has several); None when it
     holds no event. Raises ValueError for a part icalendar cannot read."""
+    import icalendar  # here: only an account with meetings on pays for importing it
+
     cal = icalendar.Calendar.from_ical(data)
     events = list(cal.walk("VEVENT"))
     if not events:
@@ -116,6 +115,9 @@ def occurrences(facts: CalendarFacts, since: datetime, until: datetime) -> list[
     """The (start, end) of each occurrence of a series between ``since`` and ``until``, as
     ``CalendarFacts`` writes them (EXDATE and overridden occurrences applied, by
     ``recurring_ical_events``)."""
+    import icalendar
+    import recurring_ical_events
+
     cal = icalendar.Calendar.from_ical(facts.ics)
     found = []
     for event in recurring_ical_events.of(cal).between(since, until):
