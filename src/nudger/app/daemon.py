@@ -265,7 +265,7 @@ class Worker(threading.Thread):
                     if result.send_error is not None:  # drafting goes on; sending is retried
                         log.error("%s (nothing was sent; tried again next cycle)",
                                   scoped(self.account, str(result.send_error)))
-                    self._wait(mailbox)
+                    self._wait(mailbox, result)
                 except Exception as exc:  # noqa: BLE001 - every failure: one line, then retry
                     if mailbox is not None:
                         mailbox.close()
@@ -277,10 +277,15 @@ class Worker(threading.Thread):
             if state is not None:
                 state.close()
 
-    def _wait(self, mailbox: Mailbox) -> None:
+    def _wait(self, mailbox: Mailbox, result: CycleResult) -> None:
+        """Until the next poll, or news in any folder the cycle reads (where the server
+        tells of them all: NOTIFY; else of INBOX)."""
         seconds = self.config.daemon.poll_interval.total_seconds()
-        if mailbox.wait_for_news("INBOX", seconds, self.stop):
-            log.debug("%s: new mail in INBOX", self.account.name)
+        layout = result.layout
+        folders = [*layout.watched, layout.drafts] if layout is not None else ["INBOX"]
+        news = mailbox.wait_for_news(folders, seconds, self.stop)
+        if news:
+            log.debug("%s: news in %s", self.account.name, ", ".join(sorted(news)))
 
     def _failed(self, exc: Exception) -> None:
         if isinstance(exc, DeadGrant):
