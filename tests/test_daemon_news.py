@@ -109,3 +109,19 @@ def test_without_notify_inbox_still_wakes_the_service(weak, tmp_path, capsys, mo
         daemon.wait_for("removed 1 after a reply", timeout=20)
     finally:
         assert daemon.stop() == 0
+
+
+def test_the_service_raises_its_open_files_limit_for_many_accounts() -> None:
+    import resource
+
+    from nudger.app.daemon import allow_open_files
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2000:
+        pytest.skip(f"the hard limit of open files here is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # as systemd's 1024, only lower
+    try:
+        allow_open_files(400)  # three files each: a connection, a database, its journal
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= 3 * 400
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

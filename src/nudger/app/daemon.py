@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import resource
 import signal
 import sys
 import threading
@@ -47,6 +48,7 @@ from nudger.mail.smtp import SmtpSender
 log = logging.getLogger(__name__)
 
 FATAL = (AuthError, ConfigError, ServerConfigError)  # retrying soon will not help
+FILES_PER_ACCOUNT = 3  # its connection, its SQLite database and journal (bench/accounts.py)
 STATE_GONE = "was deleted or replaced under the running daemon"
 
 
@@ -191,6 +193,17 @@ def scoped(account: Account, text: str) -> str:
     with "NAME (host:port)")."""
     named = text.startswith((f"{account.name} ", f"{account.name}:"))
     return text if named else f"{account.name}: {text}"
+
+
+def allow_open_files(accounts: int) -> None:
+    """Raise the soft limit of open files as far as needed, within the hard one: systemd
+    starts services at 1024 (a few hundred accounts), with a hard limit far above."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 2 * (64 + FILES_PER_ACCOUNT * accounts)  # room for reloads and first syncs
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        top = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if top > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
 
 
 class Backoff:
@@ -362,6 +375,7 @@ class Service:
 
     def start_workers(self) -> None:
         assert self.home is not None
+        allow_open_files(len(self.config.accounts))  # (a reload may bring more accounts)
         self.workers = [Worker(self.config, a, self.on_cycle, self.opener, home=self.home, clock=self.clock)
                         for a in self.config.accounts]
         for w in self.workers:
