@@ -125,3 +125,34 @@ def test_the_service_raises_its_open_files_limit_for_many_accounts() -> None:
         assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= 3 * 400
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_server_refusing_notify_is_waited_on_in_inbox(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from conftest import _need_dovecot
+
+    from support.dovecot import Dovecot
+
+    # Offered but refused: Dovecot answers NO without its folder index.
+    server = Dovecot(_need_dovecot())  # (in a directory its auth worker can read)
+    conf = server.dir / "dovecot.conf"
+    conf.write_text(conf.read_text() + "mailbox_list_index = no\nimap_capability = +NOTIFY\n")
+    user = server.add_user("refused@example.com")
+    server.start()
+    try:
+        box = make_box(server, user, tmp_path, capsys, monkeypatch)
+        date = days_ago(6, now=NOW)
+        box.seed("Sent", message("x1@example.com", sender=f"Mia Example <{user}>",
+                                 to="Bob <bob@client.example>", subject="Refused", date=date), when=date)
+        daemon = Daemon(box, tmp_path)
+        try:
+            daemon.wait_for("READY=1")
+            box.seed("INBOX", message("re-x1@client.example", sender="bob@client.example", to=user,
+                                      subject="Re: Refused", date=NOW, reply_to="x1@example.com"),
+                     when=NOW)
+            daemon.wait_for("removed 1 after a reply", timeout=20)
+            assert "refused NOTIFY; waiting on INBOX only" in daemon.output()
+        finally:
+            assert daemon.stop() == 0
+        assert "Traceback" not in daemon.output()
+    finally:
+        server.cleanup()
