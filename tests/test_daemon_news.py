@@ -156,3 +156,35 @@ def test_a_server_refusing_notify_is_waited_on_in_inbox(tmp_path, capsys, monkey
         assert "Traceback" not in daemon.output()
     finally:
         server.cleanup()
+
+
+def test_a_server_that_stops_telling_ends_the_wait_and_is_asked_again(box: Box, tmp_path: Path) -> None:
+    import threading
+
+    from nudger.config.load import parse_config
+    from nudger.mail.imap import connect
+    from support.mail import config_text
+
+    proxy = FaultyProxy(box.dovecot.port)
+    text = config_text(proxy.port, box.user, tmp_path / "state")
+    account = parse_config(text.encode(), tmp_path / "config.toml").accounts[0]
+    mailbox = connect(account, box.dovecot.users[box.user])
+    try:
+        mailbox.list_folders()
+        mailbox.status("Archive")
+        assert mailbox.wait_for_news(["Archive"], 0.5, threading.Event()) == set()
+        before = len(proxy.commands())
+        assert mailbox.status("Archive").messages == 0  # what it was told: nothing sent
+        assert len(proxy.commands()) == before
+        # RFC 5465: a server may stop telling, and says so; what was told no longer holds.
+        # Here it says so before telling of a message in INBOX (a folder not waited on).
+        proxy.arm(inject=(0, b"* OK [NOTIFICATIONOVERFLOW] too many changes\r\n"))
+        box.seed("INBOX", message("inbox@example.com"))
+        started = time.monotonic()
+        assert mailbox.wait_for_news(["Archive"], 30, threading.Event()) == {"Archive"}
+        assert time.monotonic() - started < 10
+        box.seed("Archive", message("late@example.com"))
+        assert mailbox.status("Archive").messages == 1  # asked, not taken from before
+    finally:
+        mailbox.close()
+        proxy.close()
