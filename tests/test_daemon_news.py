@@ -188,3 +188,40 @@ def test_a_server_that_stops_telling_ends_the_wait_and_is_asked_again(box: Box, 
     finally:
         mailbox.close()
         proxy.close()
+
+
+def test_notices_amid_pipelined_answers_are_kept_as_told_never_read_as_answers(
+        box: Box, tmp_path: Path) -> None:
+    # Once told, a STATUS may come amid any answer, and carry only what changed (RFC 5465
+    # 5.2): amid a LIST-STATUS it is no garbled status, amid a FETCH no garbled FETCH.
+    import threading
+
+    from nudger.config.load import parse_config
+    from nudger.mail.imap import connect
+    from support.mail import config_text
+
+    box.seed("Archive", message("a1@example.com"), message("a2@example.com"))
+    proxy = FaultyProxy(box.dovecot.port)
+    text = config_text(proxy.port, box.user, tmp_path / "state")
+    account = parse_config(text.encode(), tmp_path / "config.toml").accounts[0]
+    mailbox = connect(account, box.dovecot.users[box.user])
+    try:
+        mailbox.list_folders()
+        asked = mailbox.status_many(["INBOX", "Archive"])
+        assert mailbox.wait_for_news(["INBOX", "Archive"], 0.3, threading.Event()) == set()
+        # The IDLE left going ends first, also for FETCHes sent ahead (past _call).
+        assert [f.uid for _, got in mailbox.fetch_headers_many([("Archive", [1, 2])]) for f in got] == [1, 2]
+        assert mailbox.wait_for_news(["INBOX", "Archive"], 0.3, threading.Event()) == set()
+        mailbox.examine("Archive")  # (open: asked again, not taken from what was told)
+        proxy.arm(inject=(0, b"* STATUS Archive (MESSAGES 5 UIDNEXT 6)\r\n"))
+        assert mailbox.status_many(["Archive", "INBOX"]) == asked
+        assert mailbox.examine("Archive").messages == 2
+        proxy.arm(inject=(0, b'* STATUS "INBOX" (MESSAGES 0 UIDNEXT 1)\r\n'))
+        [(folder, fetched)] = list(mailbox.fetch_headers_many([("Archive", [1, 2])]))
+        assert folder == "Archive" and [f.uid for f in fetched] == [1, 2]
+        proxy.arm(inject=(0, b"* STATUS Archive (MESSAGES 2)\r\n"))
+        found = mailbox.search_many([("Archive", 0), ("INBOX", 0)], None)
+        assert found["Archive"][1] == [1, 2] and found["INBOX"][1] == []
+    finally:
+        mailbox.close()
+        proxy.close()
