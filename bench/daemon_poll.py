@@ -1,10 +1,11 @@
-"""The service's own poll on an account of many folders, nothing changed: the commands it
-sends and the time it takes behind a loopback proxy that delays what the server sends
-(a round trip of ``--rtt``), with NOTIFY (the suite's Dovecot) and without (a Dovecot
-whose capabilities hide it, like Office 365).
+"""The service's own poll on an account of many folders, nothing changed: the lines it
+writes, the times it waits for the server (round trips, counted at tests/support/proxy.py's
+LatencyProxy) and the time a poll takes beyond its wait at ``--rtt`` (half each way), with
+NOTIFY (the suite's Dovecot) and without (a Dovecot whose capabilities hide NOTIFY and
+LIST-STATUS, like Office 365).
 
 One service worker runs in this process at one poll a second (the configuration allows
-10 s at least); the proxy counts the lines it writes after its first cycle.
+10 s at least); the delay starts after its first cycle.
 
     .venv/bin/python bench/daemon_poll.py [--folders 200] [--rtt 0.05] [--polls 5]
 """
@@ -28,7 +29,11 @@ from nudger.config.load import load_config  # noqa: E402
 from nudger.cycle.cycle import CycleResult  # noqa: E402
 from support.dovecot import WEAK_CAPABILITY, Dovecot, find_dovecot  # noqa: E402
 from support.mail import NOW, config_text, days_ago, message  # noqa: E402
-from support.proxy import FaultyProxy  # noqa: E402
+from support.proxy import LatencyProxy  # noqa: E402
+
+# The capabilities of Dovecot that matter here, without NOTIFY.
+NO_NOTIFY = ("IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE UIDPLUS MOVE CHILDREN NAMESPACE UNSELECT "
+             "CONDSTORE SPECIAL-USE LIST-EXTENDED LIST-STATUS")
 
 
 def account(server: Dovecot, folders: int) -> str:
@@ -46,9 +51,10 @@ def account(server: Dovecot, folders: int) -> str:
     return user
 
 
-def measure(server: Dovecot, user: str, work: Path, rtt: float, polls: int) -> tuple[float, float, int]:
-    """Lines written per poll, seconds per poll, and the polls seen."""
-    proxy = FaultyProxy(server.port)
+def measure(server: Dovecot, user: str, work: Path, rtt: float,
+            polls: int) -> tuple[float, float, float]:
+    """Lines written, round trips and seconds (beyond the wait), each per poll."""
+    proxy = LatencyProxy(server.port)
     path = work / "config.toml"
     path.write_text(config_text(proxy.port, user, work / f"state-{server.port}"))
     os.environ["NUDGER_TEST_PASSWORD"] = server.users[user]
@@ -62,20 +68,23 @@ def measure(server: Dovecot, user: str, work: Path, rtt: float, polls: int) -> t
     try:
         while not cycles:
             time.sleep(0.05)
-        proxy.arm(delay=rtt)  # from now on: each chunk the server sends waits a round trip
+        proxy.rtt = rtt
         while len(cycles) < 2:
             time.sleep(0.05)
-        before, first = len(proxy.commands()), len(cycles)
+        turns, first = len(proxy.turns()), len(cycles)
+        lines = sum(map(len, proxy.turns()))
         while len(cycles) < first + polls:
             time.sleep(0.05)
-        lines, seen = len(proxy.commands()) - before, len(cycles) - first
+        seen = len(cycles) - first
+        lines = sum(map(len, proxy.turns())) - lines
+        turns = len(proxy.turns()) - turns
         took = cycles[-1][0] - cycles[first - 1][0] - seen * 1.0  # less the 1 s waits
     finally:
         worker.stop.set()
         worker.join(30)
         home.close()
         proxy.close()
-    return lines / seen, max(0.0, took / seen), seen
+    return lines / seen, turns / seen, max(0.0, took / seen)
 
 
 def main() -> None:
@@ -87,17 +96,19 @@ def main() -> None:
     binary = find_dovecot()
     if binary is None:
         raise SystemExit("Dovecot is not installed")
-    print(f"{'server':<28} {'lines/poll':>10} {'s/poll':>7} {'round trips':>11}")
-    for label, capability in (("Dovecot (NOTIFY)", None), ("without NOTIFY or LIST-STATUS", WEAK_CAPABILITY)):
+    print(f"{'server':<30} {'lines/poll':>10} {'round trips/poll':>16} {'s/poll':>7}")
+    for label, capability in (("Dovecot (NOTIFY)", None),
+                              ("without NOTIFY, LIST-STATUS", NO_NOTIFY),
+                              ("without NOTIFY or LIST-STATUS", WEAK_CAPABILITY)):
         work = Path(tempfile.mkdtemp(prefix="nudger-poll-"))
         work.chmod(0o755)
         server = Dovecot(binary, root=work / "dovecot", capability=capability)
         try:
             user = account(server, args.folders)
-            lines, took, _ = measure(server, user, work, args.rtt, args.polls)
+            lines, turns, took = measure(server, user, work, args.rtt, args.polls)
         finally:
             server.cleanup()
-        print(f"{label:<28} {lines:>10.1f} {took:>7.2f} {took / args.rtt:>11.1f}")
+        print(f"{label:<30} {lines:>10.1f} {turns:>16.1f} {took:>7.2f}")
 
 
 if __name__ == "__main__":
