@@ -105,6 +105,14 @@ def _later(seconds: float, fn: Any, *args: Any) -> threading.Thread:
     return thread
 
 
+def _looked(store: Store, *folders: str) -> None:
+    """What a cycle does before the service waits: list, and ask each folder's status
+    (news is what changed since)."""
+    store.mailbox.list_folders()
+    for folder in folders:
+        store.mailbox.status(folder)
+
+
 def _crlf(data: bytes) -> bytes:
     """Line ends as on the wire: a server stores and counts them so."""
     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
@@ -126,20 +134,44 @@ def _draft(mid: str) -> bytes:
 
 class TestMailboxContract:
     def test_waiting_without_news_answers_no_news(self, store: Store) -> None:
-        assert store.mailbox.wait_for_news("INBOX", 0.5, threading.Event()) is False
+        _looked(store, "INBOX")
+        assert store.mailbox.wait_for_news(["INBOX"], 0.5, threading.Event()) == set()
 
     def test_a_message_arriving_while_waiting_is_news(self, store: Store) -> None:
+        _looked(store, "INBOX")
         arriving = _later(0.3, store.seed, "INBOX", [(_crlf(message("new@example.com")), (), WHEN)])
         try:
-            assert store.mailbox.wait_for_news("INBOX", 1.5, threading.Event()) is True
+            assert store.mailbox.wait_for_news(["INBOX"], 5, threading.Event()) == {"INBOX"}
         finally:
             arriving.join()
+
+    def test_news_in_any_watched_folder_ends_the_wait_at_once(self, store: Store) -> None:
+        # NOTIFY (RFC 5465) on the suite's Dovecot; the twin is told of every change.
+        _looked(store, "INBOX", "Archive", "Drafts")
+        arriving = _later(0.3, store.seed, "Archive", [(_crlf(message("new@example.com")), (), WHEN)])
+        started = time.monotonic()
+        try:
+            news = store.mailbox.wait_for_news(["INBOX", "Archive", "Drafts"], 30, threading.Event())
+        finally:
+            arriving.join()
+        assert news == {"Archive"} and time.monotonic() - started < 10
+        assert store.mailbox.status("Archive").messages == 1  # what it was told, or asked
+        assert store.mailbox.wait_for_news(["INBOX", "Archive", "Drafts"], 0.5, threading.Event()) == set()
+
+    def test_a_flag_set_while_waiting_is_news(self, store: Store) -> None:
+        [uid] = store.seed("Archive", INBOX[:1])
+        _looked(store, "Archive")
+        marking = _later(0.3, store.set_flags, "Archive", uid, ("\\Seen", "$NoNudge"))
+        try:
+            assert store.mailbox.wait_for_news(["Archive"], 30, threading.Event()) == {"Archive"}
+        finally:
+            marking.join()
 
     def test_a_wait_ends_soon_once_told_to_stop(self, store: Store) -> None:
         stop = threading.Event()
         stop.set()
         started = time.monotonic()
-        assert store.mailbox.wait_for_news("INBOX", 30, stop) is False
+        assert store.mailbox.wait_for_news(["INBOX"], 30, stop) == set()
         assert time.monotonic() - started < 5
 
     def test_the_folders_name_sent_drafts_and_trash(self, store: Store) -> None:

@@ -35,6 +35,7 @@ class FaultyProxy:
         self.delay = 0.0
         self.inject: tuple[bytes | int, bytes] | None = None
         self.tripped = False
+        self.written = bytearray()  # all the clients wrote, to count their commands
         self.lock = threading.Lock()
         self.closing = False
         self.sockets: list[socket.socket] = []
@@ -81,6 +82,9 @@ class FaultyProxy:
                 if not data:
                     break
                 trip = None
+                if not counted:
+                    with self.lock:
+                        self.written += data
                 if counted:
                     if self.delay:
                         time.sleep(self.delay)
@@ -118,6 +122,11 @@ class FaultyProxy:
                 except OSError:
                     pass
                 s.close()
+
+    def commands(self) -> list[bytes]:
+        """The lines the clients wrote so far (commands, and DONE ending an IDLE)."""
+        with self.lock:
+            return bytes(self.written).splitlines()
 
     def close(self) -> None:
         self.closing = True

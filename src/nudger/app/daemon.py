@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import resource
 import signal
 import sys
 import threading
@@ -47,6 +48,7 @@ from nudger.mail.smtp import SmtpSender
 log = logging.getLogger(__name__)
 
 FATAL = (AuthError, ConfigError, ServerConfigError)  # retrying soon will not help
+FILES_PER_ACCOUNT = 3  # its connection, its SQLite database and journal (bench/accounts.py)
 STATE_GONE = "was deleted or replaced under the running daemon"
 
 
@@ -193,6 +195,17 @@ def scoped(account: Account, text: str) -> str:
     return text if named else f"{account.name}: {text}"
 
 
+def allow_open_files(accounts: int) -> None:
+    """Raise the soft limit of open files as far as needed, within the hard one: systemd
+    starts services at 1024 (a few hundred accounts), with a hard limit far above."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 2 * (64 + FILES_PER_ACCOUNT * accounts)  # room for reloads and first syncs
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        top = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if top > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
+
+
 class Backoff:
     """Exponential backoff with jitter, capped: 30s, 1m, 2m ... up to 30m."""
 
@@ -265,7 +278,7 @@ class Worker(threading.Thread):
                     if result.send_error is not None:  # drafting goes on; sending is retried
                         log.error("%s (nothing was sent; tried again next cycle)",
                                   scoped(self.account, str(result.send_error)))
-                    self._wait(mailbox)
+                    self._wait(mailbox, result)
                 except Exception as exc:  # noqa: BLE001 - every failure: one line, then retry
                     if mailbox is not None:
                         mailbox.close()
@@ -277,10 +290,15 @@ class Worker(threading.Thread):
             if state is not None:
                 state.close()
 
-    def _wait(self, mailbox: Mailbox) -> None:
+    def _wait(self, mailbox: Mailbox, result: CycleResult) -> None:
+        """Until the next poll, or news in any folder the cycle reads (where the server
+        tells of them all: NOTIFY; else of INBOX)."""
         seconds = self.config.daemon.poll_interval.total_seconds()
-        if mailbox.wait_for_news("INBOX", seconds, self.stop):
-            log.debug("%s: new mail in INBOX", self.account.name)
+        layout = result.layout
+        folders = [*layout.watched, layout.drafts] if layout is not None else ["INBOX"]
+        news = mailbox.wait_for_news(folders, seconds, self.stop)
+        if news:
+            log.debug("%s: news in %s", self.account.name, ", ".join(sorted(news)))
 
     def _failed(self, exc: Exception) -> None:
         if isinstance(exc, DeadGrant):
@@ -357,6 +375,7 @@ class Service:
 
     def start_workers(self) -> None:
         assert self.home is not None
+        allow_open_files(len(self.config.accounts))  # (a reload may bring more accounts)
         self.workers = [Worker(self.config, a, self.on_cycle, self.opener, home=self.home, clock=self.clock)
                         for a in self.config.accounts]
         for w in self.workers:

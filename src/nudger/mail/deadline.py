@@ -15,6 +15,7 @@ import imaplib
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 
 import imapclient
@@ -137,7 +138,19 @@ class _GreetedCapabilities:
         super()._get_capabilities()  # type: ignore[misc]
 
 
-class _Plain(_GreetedCapabilities, IMAP4WithTimeout):
+class _Heard:
+    """Mixed into imaplib's class: each untagged answer it reads is shown to ``heard``
+    first (what NOTIFY tells comes unasked, amid any command), which says whether
+    imaplib keeps it too (one it keeps piles up until a command reads it)."""
+
+    heard: Callable[[str, Any], bool] | None = None
+
+    def _append_untagged(self, typ: str, dat: Any) -> None:
+        if self.heard is None or self.heard(typ, dat):
+            super()._append_untagged(typ, dat)  # type: ignore[misc]
+
+
+class _Plain(_Heard, _GreetedCapabilities, IMAP4WithTimeout):
     def __init__(self, deadline: Deadline, host: str, port: int, timeout: float | None):
         self._deadline = deadline
         super().__init__(host, port, timeout)
@@ -146,7 +159,7 @@ class _Plain(_GreetedCapabilities, IMAP4WithTimeout):
         return bound(super()._create_socket(timeout), self._deadline)
 
 
-class _TLS(_GreetedCapabilities, IMAP4_TLS):
+class _TLS(_Heard, _GreetedCapabilities, IMAP4_TLS):
     def __init__(self, deadline: Deadline, host: str, port: int, context: ssl.SSLContext | None,
                  timeout: float | None):
         self._deadline = deadline

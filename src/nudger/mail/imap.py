@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
@@ -23,12 +22,13 @@ from imapclient.response_parser import parse_message_list
 
 from nudger.config.model import Account, is_loopback
 from nudger.core.headers import HEADER_FIELDS
-from nudger.errors import AuthError, FolderUnavailable, GarbledAnswer, NudgerError, ServerConfigError
+from nudger.errors import FolderUnavailable, GarbledAnswer, NudgerError, ServerConfigError
 from nudger.mail.deadline import BoundedClient, Deadline, bounded_context
 from nudger.mail.imap_errors import garbled, refused, translate, where
 from nudger.mail.imap_many import HeaderStream, ManyFolders
-from nudger.mail.imap_oauth import Bearer, bearer_login
+from nudger.mail.imap_oauth import Bearer, bearer_login, password_login
 from nudger.mail.imap_pipeline import read_answers, send
+from nudger.mail.imap_wait import Waiting
 from nudger.mail.imap_wire import (
     Garbled,
     append_limit,
@@ -42,10 +42,10 @@ from nudger.mail.imap_wire import (
     uid_batches,
 )
 from nudger.mail.mailbox import Fetched, FolderInfo, FolderStatus
+from nudger.mail.notify import Told
 
 log = logging.getLogger(__name__)
 
-IDLE_RENEW = 25 * 60  # servers may drop an IDLE client after 29 minutes (RFC 2177)
 # A cycle (from connecting, or from waking after a wait, to the next wait) fails after
 # this many times the account's timeout: 30 minutes at the default 60 s, room for the
 # first sync of a big account over a slow line; a command has the timeout itself.
@@ -53,8 +53,8 @@ CYCLE_TIMEOUTS = 30
 _FIELDS = "BODY.PEEK[HEADER.FIELDS (" + " ".join(f.upper() for f in HEADER_FIELDS) + ")]"
 
 
-class ImapMailbox:
-    """A live connection to one account."""
+class ImapMailbox(Waiting):
+    """A live connection to one account (its waits for news: imap_wait.py)."""
 
     def __init__(self, account: Account, password: str | Bearer):
         self.account = account
@@ -66,6 +66,14 @@ class ImapMailbox:
         self._stream: HeaderStream | None = None  # header FETCHes sent ahead, if any
         self._opening: str | None = None  # the folder to EXAMINE with the next command
         self.many = ManyFolders(self)
+        self._told: Told | None = None  # what NOTIFY tells, once the service asked for it
+        self._no_notify = False  # NOTIFY refused: not asked again on this connection
+        self._folders: list[FolderInfo] | None = None  # the last LIST
+        self._answered: dict[str, FolderStatus] = {}  # what each folder's status last said
+        self._asking: str | None = None  # the folder of the STATUS in progress
+        self._listing = False  # a LIST in progress: its answers are not news
+        self._idling = False  # IDLE goes on between a wait and the next command
+        self._idle_since = 0.0
         self.where = where(account)
         if account.tls == "none" and not is_loopback(account.host):
             raise NudgerError(f"{account.name}: refusing plaintext IMAP to {account.host}")
@@ -86,9 +94,10 @@ class ImapMailbox:
             if account.tls == "starttls":
                 self.client.starttls(context)
             if isinstance(password, str):
-                self._login(account.username, password)
+                password_login(self.client, account, password)
             else:
                 bearer_login(self.client, account, password)
+            self.client._imap.heard = self._heard
         except Exception as exc:  # noqa: BLE001 - translated, never leaked with the password
             raise translate(exc, account, "logging in") from None
         self.capabilities = read_capabilities(self.client.capabilities())
@@ -104,24 +113,12 @@ class ImapMailbox:
         """The largest message the server takes, when it says so (RFC 7889)."""
         return append_limit(self.capabilities)
 
-    def _login(self, username: str, password: str) -> None:
-        """LOGIN carries only ASCII (RFC 3501 quoted strings); other credentials go as
-        AUTHENTICATE PLAIN, which is UTF-8 (RFC 4616)."""
-        if (username + password).isascii():
-            self.client.login(username, password)
-        elif "AUTH=PLAIN" in read_capabilities(self.client.capabilities()):
-            self.client.plain_login(username, password)
-        else:
-            raise AuthError(
-                f"{self.where}: the username or password has non-ASCII characters, which IMAP "
-                "LOGIN cannot carry, and the server does not offer AUTHENTICATE PLAIN, which "
-                "could; use an ASCII password (or have AUTH=PLAIN enabled on the server)")
-
     def _call(self, doing: str, fn: Any, *args: Any, folder: str | None = None,
               opens: bool = False, enables: bool = False, **kwargs: Any) -> Any:
         """``fn(*args)``, its failures translated; a NO to a command in ``folder`` is that
         folder's failure, not the connection's. ``opens``: ``fn`` sends the EXAMINE that
-        is due with its own command (else it is sent first, alone)."""
+        is due with its own command (else it is sent first, alone). Ends an IDLE left
+        going by a wait."""
         self._listed = None
         self._settle()
         if self._enable and not enables:
@@ -129,6 +126,10 @@ class ImapMailbox:
             self._call("enabling CONDSTORE", self.client.enable, "CONDSTORE", opens=True)
         if self._opening is not None and not opens:
             self.examine(self._opening)
+        return self._translated(doing, fn, *args, folder=folder, **kwargs)
+
+    def _translated(self, doing: str, fn: Any, *args: Any, folder: str | None = None,
+                    **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
@@ -146,8 +147,9 @@ class ImapMailbox:
         command = f"UID FETCH {uid_set} ({' '.join(items)})".encode("ascii")
         tags = send(imap, [self.many.examine_command(opening), command] if opening else [command])
         if opening is not None:
-            self.many.opened(opening, read_answers(imap.readline, imap.read, tags[:1])[0])
-        return parse_fetch(read_fetch_answer(imap.readline, imap.read, tags[-1]))
+            self.many.opened(opening, read_answers(imap.readline, imap.read, tags[:1],
+                                                   self._piped_heard())[0])
+        return parse_fetch(read_fetch_answer(imap.readline, imap.read, tags[-1], self._fetch_heard()))
 
     def _fetch(self, folder: str, what: str, uid_set: str, items: Sequence[str],
                key: bytes) -> dict[int, dict[bytes, Any]]:
@@ -177,8 +179,11 @@ class ImapMailbox:
         return garbled(self.where, doing, detail)
 
     def _settle(self) -> None:
-        """Read the answers to the FETCHes sent ahead, if any: another command's answer
-        comes after them, and only then is it known which folder is open."""
+        """End an IDLE left going by a wait, and read the answers to the FETCHes sent
+        ahead, if any: another command's answer comes after them, and only then is it
+        known which folder is open."""
+        if self._idling:
+            self._end_idle()
         if self._stream is not None:
             self._stream.drain()
 
@@ -189,9 +194,17 @@ class ImapMailbox:
         self._opening = None if self._selected == folder else folder
 
     def list_folders(self) -> list[FolderInfo]:
+        """The folders; while NOTIFY tells of folders created, deleted or renamed, the last
+        answer stands until one is."""
+        told = self._told
+        if told is not None and (known := told.listed()) is not None:
+            return known
         folders, listed = self._call("listing folders", self.many.list_with_status,
                                      self.list_status, enables=True)
         self._listed, self._listed_at = listed, time.monotonic()
+        self._folders = folders
+        if told is not None:
+            told.relisted(folders)
         return folders
 
     def _folder_infos(self, listed: list[tuple[Any, Any, Any]]) -> list[FolderInfo]:
@@ -202,7 +215,9 @@ class ImapMailbox:
                 for flags, _delim, name in listed]
 
     def status_many(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
-        return self.many.status_many(folders)
+        found = self._statuses_told(folders)
+        self._answered.update(found)
+        return found
 
     def search_many(self, asks: Sequence[tuple[str, int]],
                     since: date | None) -> dict[str, tuple[FolderStatus, list[int]]]:
@@ -213,11 +228,25 @@ class ImapMailbox:
         return self.many.fetch_headers_many(wants)
 
     def status(self, folder: str) -> FolderStatus:
-        """One STATUS command: enough to skip an unchanged folder without selecting it."""
+        """One STATUS command: enough to skip an unchanged folder without selecting it.
+        While NOTIFY tells of every change, what it last told stands in for asking."""
+        told = self._told
+        known = told.status.get(folder) if told is not None and folder != self._selected else None
+        self._answered[folder] = status = known or self._ask_status(folder)
+        return status
+
+    def _ask_status(self, folder: str) -> FolderStatus:
         items = [i.encode() for i in self.many.status_items()]
         doing = f"checking {folder!r}"
-        got = self._call(doing, self.client.folder_status, folder, items, folder=folder)
-        return self._folder_status(doing, got, b"MESSAGES")
+        self._asking = folder
+        try:
+            got = self._call(doing, self.client.folder_status, folder, items, folder=folder)
+        finally:
+            self._asking = None
+        status = self._folder_status(doing, got, b"MESSAGES")
+        if self._told is not None and folder != self._selected:
+            return self._told.status.get(folder, status)  # (a notice after the answer is newer)
+        return status
 
     def _folder_status(self, doing: str, got: dict[bytes, Any], count: bytes) -> FolderStatus:
         """The numbers of a STATUS or EXAMINE answer; both must carry UIDVALIDITY and
@@ -238,6 +267,9 @@ class ImapMailbox:
         got = self._call(doing, self.client.select_folder, folder, readonly=True, folder=folder)
         status = self._folder_status(doing, got, b"EXISTS")
         self._selected = folder
+        self._answered[folder] = status
+        if self._told is not None:
+            self._told.forget(folder)  # open, it is told of otherwise: asked before a wait
         return status
 
     def changed_flags(self, folder: str, modseq: int) -> dict[int, tuple[str, ...]]:
@@ -359,6 +391,8 @@ class ImapMailbox:
         uid = appended_uid(answer)
         if uid is None:
             self._selected = None
+        if self._told is not None:
+            self._told.forget(folder)  # our own change: asked again before the next wait
         return uid
 
     def delete_own_draft(self, folder: str, uid: int, message_id: str) -> bool:
@@ -371,6 +405,8 @@ class ImapMailbox:
             return False
         self._settle()
         self._selected = self._opening = None
+        if self._told is not None:
+            self._told.forget(folder)
         self._call(f"opening {folder!r}", self.client.select_folder, folder, readonly=False)
         try:
             # Check the UID still holds our Message-ID: UIDs are reused after UIDVALIDITY changes.
@@ -382,31 +418,8 @@ class ImapMailbox:
             return True
         finally:
             self._call(f"closing {folder!r}", self.client.unselect_folder)
-
-    def wait_for_news(self, folder: str, seconds: float, stop: threading.Event) -> bool:
-        """IMAP IDLE on ``folder`` for up to ``seconds``; True when a message arrived.
-
-        Renewed well before the 29 minutes after which servers may drop an idle client;
-        checks ``stop`` every second so a SIGTERM is honoured quickly.
-        """
-        if "IDLE" not in self.capabilities:
-            stop.wait(seconds)
-            self.deadline.new_cycle()
-            return False
-        self._examine(folder)
-        until = time.monotonic() + min(seconds, IDLE_RENEW)
-        self._call("waiting for new mail", self.client.idle)
-        self.deadline.paused = True  # idling is waiting, not a command to bound
-        arrived = False
-        try:
-            while not arrived and not stop.is_set() and time.monotonic() < until:
-                responses = self._call("waiting for new mail", self.client.idle_check, timeout=1)
-                arrived = any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
-        finally:
-            self.deadline.paused = False
-            self.deadline.new_cycle()  # the end of a wait starts the next cycle
-            self._call("waiting for new mail", self.client.idle_done)
-        return arrived
+            if self._told is not None:
+                self._told.forget(folder)  # told of as the open folder meanwhile, if at all
 
     def close(self) -> None:
         """LOGOUT, without waiting for its answer (the server's BYE says nothing we need:

@@ -76,7 +76,11 @@ class ManyFolders:
                    f'STATUS ({" ".join(self.status_items())}))') if with_status else 'LIST "" "*"'
         commands = ([b"ENABLE CONDSTORE"] if self.box._enable else []) + [command.encode()]
         self.box._enable = False
-        answers = self._pipelined(commands)
+        self.box._listing = True  # (a LIST told meanwhile is a folder of the listing)
+        try:
+            answers = self._pipelined(commands)
+        finally:
+            self.box._listing = False
         for answer in answers:
             if not answer.ok:
                 raise Refused(answer.text)
@@ -112,7 +116,7 @@ class ManyFolders:
         items = " ".join(self.status_items())
         commands = [b"STATUS " + to_bytes(self.box.client._normalise_folder(f)) + f" ({items})".encode()
                     for f in folders]
-        answers = read_answers(imap.readline, imap.read, send(imap, commands))
+        answers = read_answers(imap.readline, imap.read, send(imap, commands), self.box._piped_heard())
         # By name: a server may run STATUS commands side by side and answer out of turn
         # (RFC 3501 5.5). A NO leaves its folder out, for status() to report.
         found = self._statuses([r for a in answers for r in a.responses(b"STATUS")])
@@ -136,6 +140,7 @@ class ManyFolders:
             status = self.box._folder_status(f"opening {folder!r}", opened(examined), b"EXISTS")
             # "UID n:*" always matches the highest UID, even below n (RFC 3501 6.4.8).
             found[folder] = (status, sorted(u for u in self._found(folder, searched) if u > after))
+            self.box._answered[folder] = status
         return found
 
     def examine_command(self, folder: str) -> bytes:
@@ -145,8 +150,11 @@ class ManyFolders:
         return b"UID SEARCH " + b" ".join(_normalise_search_criteria(criteria, None))
 
     def opened(self, folder: str, examined: Answer) -> None:
-        """Note what an EXAMINE's answer leaves open (a refused one: none)."""
+        """Note what an EXAMINE's answer leaves open (a refused one: none). An open
+        folder is told of otherwise than by NOTIFY's STATUS: asked again before a wait."""
         self.box._selected = folder if examined.ok else None
+        if self.box._told is not None:
+            self.box._told.forget(folder)
 
     def open_and_search(self, folder: str, criteria: list[Any]) -> list[int]:
         """EXAMINE and UID SEARCH in one write: one round trip."""
@@ -156,6 +164,12 @@ class ManyFolders:
         if not (examined.ok and searched.ok):
             raise Refused(examined.text if not examined.ok else searched.text)
         return self._found(folder, searched)
+
+    def close_folder(self, command: bytes) -> None:
+        """UNSELECT or CLOSE, whichever folder is open (imaplib may not know it is)."""
+        [answer] = self._pipelined([command])
+        if not answer.ok:
+            raise Refused(answer.text)
 
     def _found(self, folder: str, searched: Answer) -> list[int]:
         """The UIDs of a SEARCH answer; none at all (not even an empty one) is garbled."""
@@ -169,7 +183,7 @@ class ManyFolders:
 
     def _pipelined(self, commands: list[bytes]) -> list[Answer]:
         imap = self.box.client._imap
-        return read_answers(imap.readline, imap.read, send(imap, commands))
+        return read_answers(imap.readline, imap.read, send(imap, commands), self.box._piped_heard())
 
     def fetch_headers_many(self, wants: Sequence[tuple[str, Sequence[int]]]
                            ) -> Iterator[tuple[str, list[Fetched]]]:
@@ -218,6 +232,8 @@ class HeaderStream:
 
     def _send_ahead(self) -> None:
         box = self.box
+        if box._idling:  # (sent past _call: IDLE left going by a wait ends first)
+            box._end_idle()
         box._opening = None  # (each folder's EXAMINE goes with its FETCHes)
         self.selected = box._selected
         commands: list[bytes] = []
@@ -252,10 +268,10 @@ class HeaderStream:
         imap, folder = self.box.client._imap, self.units[unit][0]
         try:
             if examine is not None:
-                examined = read_answers(imap.readline, imap.read, [examine])[0]
-                self.box._selected = folder if examined.ok else None
+                examined = read_answers(imap.readline, imap.read, [examine], self.box._piped_heard())[0]
+                self.box.many.opened(folder, examined)
             try:
-                got = parse_fetch(read_fetch_answer(imap.readline, imap.read, tag))
+                got = parse_fetch(read_fetch_answer(imap.readline, imap.read, tag, self.box._fetch_heard()))
             except (Refused, Garbled) as exc:  # read to its end: the next answers stay in step
                 self.ready[unit] = exc
                 return

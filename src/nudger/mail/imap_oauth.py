@@ -5,6 +5,7 @@ imapclient's ``oauth2_login`` / ``oauthbearer_login`` answer every server challe
 with the token again, so the error challenge (RFC 7628: base64 JSON with a status)
 never reaches us; this sends the same SASL strings through the same client call, but
 reads that challenge, which tells an expired token from one not meant for mail.
+The login with a password is here too (password_login), beside it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 from nudger.config.model import Account
 from nudger.errors import AuthError
 from nudger.mail.imap_errors import where
+from nudger.mail.imap_wire import read_capabilities
 from nudger.oauth import sasl
 
 
@@ -59,3 +61,18 @@ def bearer_login(client: Any, account: Account, bearer: Bearer) -> None:
     raise AuthError(f"{at}: the server refused the access token for {username}, also a fresh "
                     f"one; check that accounts.{name}.username is the account you signed in "
                     f"with, then run: nudger auth {name}")
+
+
+def password_login(client: Any, account: Account, password: str) -> None:
+    """The other login, with a password: LOGIN carries only ASCII (RFC 3501 quoted
+    strings); other credentials go as AUTHENTICATE PLAIN, which is UTF-8 (RFC 4616)."""
+    username = account.username
+    if (username + password).isascii():
+        client.login(username, password)
+    elif "AUTH=PLAIN" in read_capabilities(client.capabilities()):
+        client.plain_login(username, password)
+    else:
+        raise AuthError(
+            f"{where(account)}: the username or password has non-ASCII characters, which IMAP "
+            "LOGIN cannot carry, and the server does not offer AUTHENTICATE PLAIN, which "
+            "could; use an ASCII password (or have AUTH=PLAIN enabled on the server)")

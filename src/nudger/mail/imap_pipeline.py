@@ -39,14 +39,15 @@ class Answer:
 
     def responses(self, kind: bytes) -> list[Response]:
         """The untagged responses of one kind ("STATUS", "LIST"), without that word."""
-        found = []
-        for parts in self.untagged:
-            first = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
-            word, _, rest = first.partition(b" ")
-            if word.upper() == kind:
-                head = (rest, parts[0][1]) if isinstance(parts[0], tuple) else rest
-                found.append([head, *parts[1:]])
-        return found
+        return [rest for word, rest in map(split_word, self.untagged) if word == kind]
+
+
+def split_word(parts: Response) -> tuple[bytes, Response]:
+    """An untagged response's first word (upper case) and the response without it."""
+    first = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
+    word, _, rest = first.partition(b" ")
+    head = (rest, parts[0][1]) if isinstance(parts[0], tuple) else rest
+    return word.upper(), [head, *parts[1:]]
 
 
 def send(imap: Any, commands: Sequence[bytes]) -> list[bytes]:
@@ -57,11 +58,15 @@ def send(imap: Any, commands: Sequence[bytes]) -> list[bytes]:
 
 
 def read_answers(readline: Callable[[], bytes], read: Callable[[int], bytes],
-                 tags: Sequence[bytes]) -> list[Answer]:
+                 tags: Sequence[bytes],
+                 heard: Callable[[bytes, Response], bool] | None = None) -> list[Answer]:
     """The answers to the commands sent with ``tags``, in order. An untagged response
     belongs to the first command not yet done (servers answer pipelined commands in
     order). Raises EOFError for a closed connection (or BYE), Garbled for a line that is
-    no IMAP answer."""
+    no IMAP answer.
+
+    ``heard``: shown each untagged response first (its word, the rest), as what NOTIFY
+    tells comes unasked amid any answer (RFC 5465); it says whether the answer keeps it."""
     answers = [Answer(tag) for tag in tags]
     waiting = {tag: i for i, tag in enumerate(tags)}
     current = 0
@@ -72,7 +77,8 @@ def read_answers(readline: Callable[[], bytes], read: Callable[[int], bytes],
             first = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
             if first[:3].upper() == b"BYE":
                 raise EOFError(f"server closed the connection: {first.strip()!r}")
-            answers[current].untagged.append(parts)
+            if heard is None or heard(*split_word(parts)):
+                answers[current].untagged.append(parts)
             continue
         tag, _, rest = line.partition(b" ")
         if tag not in waiting:

@@ -20,6 +20,7 @@ MAX_SET = 900  # bytes of a UID set: some servers refuse command lines much over
 # word there is a garbled line, never something to pass over.
 _NUMBERED = {b"FETCH", b"EXISTS", b"EXPUNGE", b"RECENT"}
 _STATUS_WORDS = {b"OK", b"NO", b"BAD", b"FLAGS", b"CAPABILITY"}
+_TOLD = {b"STATUS", b"LIST"}  # what NOTIFY may send amid a FETCH, once it was asked for
 _APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]", re.IGNORECASE)
 
 
@@ -196,10 +197,13 @@ def decode_flags(flags: Any) -> tuple[str, ...]:
 
 
 def read_fetch_answer(readline: Callable[[], bytes], read: Callable[[int], bytes],
-                      tag: bytes) -> list[Any]:
+                      tag: bytes, heard: Callable[[str, Any], object] | None = None) -> list[Any]:
     """The answer to the FETCH sent with ``tag``, in imaplib's shape: ``(line, literal)``
     tuples and plain lines. Raises EOFError for a closed connection, Refused for a NO
-    or BAD, Garbled for anything that does not read as an answer to a FETCH."""
+    or BAD, Garbled for anything that does not read as an answer to a FETCH.
+
+    ``heard``: where a STATUS or LIST told unasked (NOTIFY, RFC 5465) goes, as imaplib
+    would file it (its word, the rest of the line; None for a line with a literal)."""
     data: list[Any] = []
     done = tag + b" "
     while True:
@@ -218,8 +222,17 @@ def read_fetch_answer(readline: Callable[[], bytes], read: Callable[[int], bytes
         word, kind = number.rstrip(b"\r\n").upper(), kind.rstrip(b"\r\n").upper()
         if word == b"BYE":
             raise EOFError(f"server closed the connection: {line.strip()!r}")
+        if heard is not None and word == b"OK":
+            heard("OK", line[5:].rstrip(b"\r\n"))  # (NOTIFICATIONOVERFLOW, RFC 5465 5.8)
+        told = heard is not None and word in _TOLD
+        if told:
+            assert heard is not None
+            whole = not line.endswith(b"}\r\n")  # (a name as a literal: read past, unread)
+            heard(word.decode(), line[3 + len(word):].rstrip(b"\r\n") if whole else None)
+            if whole:
+                continue
         fetch = number.isdigit() and kind == b"FETCH"
-        if not (number.isdigit() and kind in _NUMBERED) and word not in _STATUS_WORDS:
+        if not (number.isdigit() and kind in _NUMBERED) and word not in _STATUS_WORDS and not told:
             raise Garbled(f"unexpected answer to a FETCH: {line[:80]!r}")
         chunk = number + b" " + rest
         while chunk.endswith(b"}\r\n"):

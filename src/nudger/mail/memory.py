@@ -3,12 +3,13 @@ run on it, and tests/test_mailbox_contract.py holds it to the same answers as Do
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email import policy
 from email.parser import BytesHeaderParser, BytesParser
-from threading import Event
+from threading import Condition, Event
 
 from nudger.core.calendar import CALENDAR_TYPES
 from nudger.core.headers import normalise_message_id
@@ -42,6 +43,8 @@ class MemoryMailbox:
         self.folders = {name: _Folder(flags) for name, flags in (folders or default).items()}
         self.appends = 0
         self.append_limit: int | None = None  # no limit, unless a test sets one
+        self.changed = Condition()  # told of every change, as NOTIFY tells of every folder
+        self.seen: dict[str, int] = {}  # each folder's modseq when the cycle last asked
 
     def add(self, folder: str, data: bytes, flags: Sequence[str] = (), when: datetime | None = None) -> int:
         box = self.folders[folder]
@@ -49,6 +52,7 @@ class MemoryMailbox:
         box.uidnext += 1
         box.highestmodseq += 1
         box.messages[uid] = _Stored(data, tuple(flags), when or datetime.now(UTC), box.highestmodseq)
+        self._tell()
         return uid
 
     def set_flags(self, folder: str, uid: int, flags: Sequence[str]) -> None:
@@ -58,6 +62,7 @@ class MemoryMailbox:
         if set(stored.flags) != set(flags):  # an unchanged message keeps its modseq
             box.highestmodseq += 1
             stored.flags, stored.modseq = tuple(flags), box.highestmodseq
+            self._tell()
 
     def messages(self, folder: str) -> dict[int, bytes]:
         return {uid: m.data for uid, m in self.folders[folder].messages.items()}
@@ -66,8 +71,13 @@ class MemoryMailbox:
     def list_folders(self) -> list[FolderInfo]:
         return [FolderInfo(name, f.flags) for name, f in self.folders.items()]
 
+    def _tell(self) -> None:
+        with self.changed:
+            self.changed.notify_all()
+
     def status(self, folder: str) -> FolderStatus:
         box = self.folders[folder]
+        self.seen[folder] = box.highestmodseq
         return FolderStatus(box.uidvalidity, box.uidnext, box.highestmodseq, len(box.messages))
 
     def status_many(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
@@ -155,15 +165,25 @@ class MemoryMailbox:
             box = self.folders[folder]
             del box.messages[uid]
             box.highestmodseq += 1  # an expunge is a change too
+            self._tell()
             return True
         return False
 
-    def wait_for_news(self, folder: str, seconds: float, stop: Event) -> bool:
-        """Wait out ``seconds`` (or until ``stop``); True when ``folder`` got a message
-        meanwhile. Unlike IDLE it does not wake on one: in memory only a test delivers."""
-        before = self.folders[folder].uidnext
-        stop.wait(seconds)
-        return self.folders[folder].uidnext != before
+    def wait_for_news(self, folders: Sequence[str], seconds: float, stop: Event) -> set[str]:
+        """Like a server with NOTIFY: told of a change in any folder (every change moves
+        its modseq), it returns the folders that changed since the cycle last asked."""
+        until = time.monotonic() + seconds
+        with self.changed:
+            while not (news := self._news(folders)) and not stop.is_set():
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                self.changed.wait(min(left, 0.5))  # (a look at ``stop`` twice a second)
+        return news
+
+    def _news(self, folders: Sequence[str]) -> set[str]:
+        return {f for f in folders if f in self.seen and f in self.folders
+                and self.folders[f].highestmodseq != self.seen[f]}
 
     def close(self) -> None:
         pass
