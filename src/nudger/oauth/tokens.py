@@ -2,7 +2,7 @@
 directory), and the access token handed to the IMAP login.
 
 Every read-refresh-write happens under an exclusive lock on ``ACCOUNT.lock``, so the
-service, its second connection and ``nudger auth`` never spend one refresh token twice.
+service, a `run --once` beside it and ``nudger auth`` never spend one refresh token twice.
 A rotated refresh token (Microsoft sends a new one with every refresh) is written,
 atomically, before the new access token is used: a crash after the refresh can lose
 an access token, never the grant.
