@@ -15,7 +15,7 @@ from imapclient import IMAPClient
 from nudger.errors import NudgerError
 from nudger.mail.deadline import Deadline
 from nudger.mail.imap_errors import refused
-from nudger.mail.imap_pipeline import Response
+from nudger.mail.imap_pipeline import Response, send
 from nudger.mail.mailbox import FolderInfo, FolderStatus
 from nudger.mail.notify import EVENTS, Told
 
@@ -202,24 +202,42 @@ class Waiting:
         self._idling, self._idle_since = True, time.monotonic()
         self.deadline.paused = True  # idling is waiting, not a command to bound
 
-    def _end_idle(self) -> None:
+    def _idle_over(self) -> None:
         self._idling = False
         self.deadline.paused = False
         self.deadline.new_cycle()  # the end of a wait starts the next cycle
+
+    def _end_idle(self) -> None:
+        """DONE, alone, and IDLE's completion waited for (a command imapclient sends)."""
+        self._idle_over()
         self._translated("waiting for new mail", self.client.idle_done)
+
+    def _send(self, commands: Sequence[bytes]) -> list[bytes]:
+        """Send ``commands`` in one write; their tags. An IDLE left going by a wait ends in
+        that write (RFC 2177: DONE, then the next command): its completion comes ahead of
+        their answers, in the same round trip, and is read here."""
+        imap = self.client._imap
+        if not self._idling:
+            return send(imap, commands)
+        self._idle_over()
+        tags = send(imap, commands, before=b"DONE\r\n")
+        self.client._consume_until_tagged_response(self.client._idle_tag, "IDLE")
+        return tags
 
     def _idle_on_inbox(self, seconds: float, stop: threading.Event) -> bool:
         """IMAP IDLE on INBOX for up to ``seconds``; True when a message arrived there.
+        The IDLE goes on until the next command, which ends it in its own write (_send).
         Renewed well before the 29 minutes after which servers may drop an idle client."""
-        if self._selected != "INBOX":
-            self.examine("INBOX")
-        until = time.monotonic() + min(seconds, IDLE_RENEW)
-        self._start_idle()
+        if not (self._idling and self._selected == "INBOX"):
+            if self._selected != "INBOX":
+                self.examine("INBOX")
+            self._start_idle()
+        until = time.monotonic() + seconds
         arrived = False
-        try:
-            while not arrived and not stop.is_set() and time.monotonic() < until:
-                responses = self._translated("waiting for new mail", self.client.idle_check, timeout=1)
-                arrived = any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
-        finally:
-            self._end_idle()
+        while not arrived and not stop.is_set() and time.monotonic() < until:
+            if time.monotonic() - self._idle_since > IDLE_RENEW:
+                self._end_idle()
+                self._start_idle()
+            responses = self._translated("waiting for new mail", self.client.idle_check, timeout=1)
+            arrived = any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
         return arrived
