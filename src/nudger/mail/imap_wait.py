@@ -37,6 +37,7 @@ class Waiting:
     where: str
     _told: Told | None
     _no_notify: bool  # refused once: not asked again on this connection
+    _no_idle = False  # IDLE refused (NO or BAD): this connection waits by the clock
     _folders: list[FolderInfo] | None
     _answered: dict[str, FolderStatus]
     _selected: str | None
@@ -65,7 +66,7 @@ class Waiting:
         change and IDLE goes on until the next command; without it, IDLE on INBOX, the
         one folder it watches (RFC 2177). Checks ``stop`` every second, so a SIGTERM is
         honoured quickly."""
-        if "IDLE" not in self.capabilities:
+        if "IDLE" not in self.capabilities or self._no_idle:
             stop.wait(seconds)
             self.deadline.new_cycle()
             return set()
@@ -202,6 +203,21 @@ class Waiting:
         self._idling, self._idle_since = True, time.monotonic()
         self.deadline.paused = True  # idling is waiting, not a command to bound
 
+    def _idle_or_not(self) -> bool:
+        """IDLE on the open folder; False when the server answers it NO or BAD (a limit,
+        a proxy in front): not asked again on this connection, which polls by the clock."""
+        try:
+            self._start_idle()
+        except NudgerError:
+            answered = self.client._imap.tagged_commands.pop(getattr(self.client, "_idle_tag", None), None)
+            if not answered or answered[0] not in ("NO", "BAD"):
+                raise
+            text = b" ".join(d for d in answered[1] if isinstance(d, bytes)).decode("ascii", "replace")
+            log.info("%s: the server refused IDLE (%s); checking at each poll instead", self.where, text)
+            self._no_idle = True
+            return False
+        return True
+
     def _idle_over(self) -> None:
         self._idling = False
         self.deadline.paused = False
@@ -228,11 +244,14 @@ class Waiting:
         """IMAP IDLE on INBOX for up to ``seconds``; True when a message arrived there.
         The IDLE goes on until the next command, which ends it in its own write (_send).
         Renewed well before the 29 minutes after which servers may drop an idle client."""
+        until = time.monotonic() + seconds
         if not (self._idling and self._selected == "INBOX"):
             if self._selected != "INBOX":
                 self.examine("INBOX")
-            self._start_idle()
-        until = time.monotonic() + seconds
+            if not self._idle_or_not():
+                stop.wait(max(0.0, until - time.monotonic()))
+                self.deadline.new_cycle()
+                return False
         arrived = False
         while not arrived and not stop.is_set() and time.monotonic() < until:
             if time.monotonic() - self._idle_since > IDLE_RENEW:
