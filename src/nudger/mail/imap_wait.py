@@ -257,6 +257,8 @@ class Waiting:
             if time.monotonic() - self._idle_since > IDLE_RENEW:
                 self._end_idle()
                 self._start_idle()
-            responses = self._translated("waiting for new mail", self.client.idle_check, timeout=1)
+            # (Never past ``until``: IDLE's "+" was awaited inside the wait, not after it.)
+            left = min(1.0, max(0.0, until - time.monotonic()))
+            responses = self._translated("waiting for new mail", self.client.idle_check, timeout=left)
             arrived = any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
         return arrived
