@@ -135,6 +135,18 @@ def test_the_status_of_many_folders_is_what_status_answers_each(
         many = mailbox.status_many([*folders, "Nowhere"])
         assert many == {f: mailbox.status(f) for f in folders}
         assert many["Client 10"].messages == 1 and many["Client 11"].messages == 0
+        # The next poll (the folders' STATUS sent with the LIST, without LIST-STATUS) sees
+        # what changed meanwhile, and leaves out a folder deleted since.
+        dovecot.seed(user, "Client 11", [message("n1@them.example", sender="ann@them.example",
+                                                 to=user, date=days_ago(1))])
+        other = dovecot.client(user)
+        other.delete_folder("Client 20")
+        other.logout()
+        listed = {f.name for f in mailbox.list_folders()}
+        again = mailbox.status_many(folders)
+        assert "Client 20" not in listed and "Client 20" not in again
+        assert again["Client 11"].messages == 1 and again["Client 11"].uidnext > many["Client 11"].uidnext
+        assert again == {f: mailbox.status(f) for f in folders if f != "Client 20"}
     finally:
         mailbox.close()
 
