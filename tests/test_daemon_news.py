@@ -111,6 +111,44 @@ def test_without_notify_inbox_still_wakes_the_service(weak, tmp_path, capsys, mo
         assert daemon.stop() == 0
 
 
+def test_a_server_refusing_idle_is_polled_at_each_interval(weak, tmp_path, capsys, monkeypatch,  # type: ignore[no-untyped-def]
+                                                          caplog) -> None:
+    box = make_box(weak, weak.take_user(), tmp_path, capsys, monkeypatch)
+    date = days_ago(6, now=NOW)
+    box.seed("Sent", message("i1@example.com", sender=f"Mia Example <{box.user}>",
+                             to="Bob <bob@client.example>", subject="No idle", date=date), when=date)
+    proxy = FaultyProxy(weak.port)
+    proxy.rewrite = (b" IDLE\r\n", b" XIDLE\r\n")  # Dovecot answers BAD, as a proxy in front may
+    monkeypatch.setenv("NUDGER_TEST_PASSWORD", weak.users[box.user])
+    box.config.write_text(box.config.read_text().replace(f"port = {weak.port}", f"port = {proxy.port}"))
+    config = load_config(box.config)
+    config = replace(config, daemon=replace(config.daemon, poll_interval=timedelta(seconds=1)))
+    cycles: list[CycleResult] = []
+    home = _Home(config.daemon.state_dir)
+    worker = Worker(config, config.accounts[0], lambda _name, result: cycles.append(result),
+                    open_mailbox, home=home, clock=Clock(NOW))
+    caplog.set_level("INFO", logger="nudger")
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(cycles) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [d["Subject"] for d in box.drafts()] == ["Re: No idle"]
+        box.seed("INBOX", message("re-i1@client.example", sender="bob@client.example", to=box.user,
+                                  subject="Re: No idle", date=NOW, reply_to="i1@example.com"), when=NOW)
+        deadline = time.monotonic() + 10  # (a failed cycle would wait 30 s and more to retry)
+        while box.drafts() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert box.drafts() == []
+    finally:
+        worker.stop.set()
+        worker.join(10)
+        home.close()
+        proxy.close()
+    assert "the server refused IDLE" in caplog.text
+    assert "cycle failed" not in caplog.text
+
+
 def test_the_service_raises_its_open_files_limit_for_many_accounts() -> None:
     import resource
 

@@ -4,21 +4,37 @@ wait for the server once per folder. Counted at a proxy between nudger and Dovec
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from nudger.config.load import parse_config
+from nudger.app.daemon import Clock, Worker, _Home, open_mailbox
+from nudger.config.load import load_config, parse_config
+from nudger.cycle.cycle import CycleResult
 from nudger.mail.imap import connect
 from support.dovecot import Dovecot
 from support.harness import Box
-from support.mail import config_text, days_ago, message
+from support.mail import NOW, config_text, days_ago, message
 from support.proxy import LatencyProxy
 
 pytestmark = pytest.mark.imap
 
 FOLDERS = 50
+# Dovecot's capabilities without NOTIFY: IDLE on INBOX between polls, LIST-STATUS to poll.
+NO_NOTIFY = ("IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE UIDPLUS MOVE CHILDREN NAMESPACE UNSELECT "
+             "CONDSTORE SPECIAL-USE LIST-EXTENDED LIST-STATUS")
+
+
+@pytest.fixture(scope="module")
+def listing() -> Iterator[Dovecot]:
+    from conftest import private_server
+
+    with private_server(capability=NO_NOTIFY) as server:
+        yield server
 
 
 def _many_folders(server: Dovecot, user: str) -> list[str]:
@@ -119,6 +135,18 @@ def test_the_status_of_many_folders_is_what_status_answers_each(
         many = mailbox.status_many([*folders, "Nowhere"])
         assert many == {f: mailbox.status(f) for f in folders}
         assert many["Client 10"].messages == 1 and many["Client 11"].messages == 0
+        # The next poll (the folders' STATUS sent with the LIST, without LIST-STATUS) sees
+        # what changed meanwhile, and leaves out a folder deleted since.
+        dovecot.seed(user, "Client 11", [message("n1@them.example", sender="ann@them.example",
+                                                 to=user, date=days_ago(1))])
+        other = dovecot.client(user)
+        other.delete_folder("Client 20")
+        other.logout()
+        listed = {f.name for f in mailbox.list_folders()}
+        again = mailbox.status_many(folders)
+        assert "Client 20" not in listed and "Client 20" not in again
+        assert again["Client 11"].messages == 1 and again["Client 11"].uidnext > many["Client 11"].uidnext
+        assert again == {f: mailbox.status(f) for f in folders if f != "Client 20"}
     finally:
         mailbox.close()
 
@@ -142,3 +170,41 @@ def test_a_first_cycle_opens_searches_and_reads_fifty_folders_together(
     fetched = next(t for t in turns if t[1:2] and t[1].startswith(b"UID FETCH"))
     assert sum(c.startswith(b"EXAMINE") for c in searched) == FOLDERS + 3  # and INBOX, Sent, Archive
     assert sum(c.startswith(b"UID FETCH") for c in fetched) == FOLDERS // 10 + 1  # those with mail
+
+
+@pytest.mark.parametrize("proxy", ["weak", "listing"], indirect=True)
+def test_a_quiet_daemon_poll_without_notify_waits_for_the_server_at_most_twice(
+        proxy: tuple[LatencyProxy, Dovecot], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Between polls the service idles on INBOX; a poll ends the IDLE, asks every folder
+    # and idles again: DONE goes out with the poll's commands, whose answers come together.
+    link, server = proxy
+    box = _box(link, server, tmp_path, capsys, monkeypatch)
+    _many_folders(server, box.user)
+    config = load_config(box.config)
+    # Polls a second apart (the configuration allows 10 s at least: too slow for a test).
+    config = replace(config, daemon=replace(config.daemon, poll_interval=timedelta(seconds=1)))
+    cycles: list[CycleResult] = []
+    marks: list[int] = []  # where each cycle ended, in what the proxy saw
+
+    def ended(_name: str, result: CycleResult) -> None:
+        marks.append(len(link.events))
+        cycles.append(result)
+
+    home = _Home(config.daemon.state_dir)
+    worker = Worker(config, config.accounts[0], ended, open_mailbox, home=home, clock=Clock(NOW))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(cycles) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop.set()
+        worker.join(10)
+        home.close()
+    assert len(cycles) >= 6, f"only {len(cycles)} cycle(s) in 60 s at one a second"
+    # (The first cycle writes a draft, the second reads it back; then nothing changes.)
+    assert all(not c.written and not c.decisions for c in cycles[2:])
+    # The turns from the end of one cycle to the end of the next: the wait, then the poll.
+    per_poll = [len(link.turns(a)) - len(link.turns(b)) for a, b in zip(marks[2:-1], marks[3:], strict=True)]
+    assert per_poll and all(n <= 2 for n in per_poll), per_poll

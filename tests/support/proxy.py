@@ -18,6 +18,8 @@ class FaultyProxy:
     ``inject``: ``(marker, payload)``: insert the payload right after the first
     occurrence of marker in what the server sends (a marker split over two reads of
     the server is missed: use short ones), or at that offset when marker is a number.
+    ``rewrite``: ``(old, new)``: replaced in everything the clients send (a command the
+    server should refuse).
     """
 
     def __init__(self, target_port: int):
@@ -34,6 +36,7 @@ class FaultyProxy:
         self.every = 0.0
         self.delay = 0.0
         self.inject: tuple[bytes | int, bytes] | None = None
+        self.rewrite: tuple[bytes, bytes] | None = None
         self.tripped = False
         self.written = bytearray()  # all the clients wrote, to count their commands
         self.lock = threading.Lock()
@@ -85,6 +88,8 @@ class FaultyProxy:
                 if not counted:
                     with self.lock:
                         self.written += data
+                    if self.rewrite is not None:
+                        data = data.replace(*self.rewrite)
                 if counted:
                     if self.delay:
                         time.sleep(self.delay)

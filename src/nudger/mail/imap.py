@@ -27,7 +27,7 @@ from nudger.mail.deadline import BoundedClient, Deadline, bounded_context
 from nudger.mail.imap_errors import garbled, refused, translate, where
 from nudger.mail.imap_many import HeaderStream, ManyFolders
 from nudger.mail.imap_oauth import Bearer, bearer_login, password_login
-from nudger.mail.imap_pipeline import read_answers, send
+from nudger.mail.imap_pipeline import read_answers
 from nudger.mail.imap_wait import Waiting
 from nudger.mail.imap_wire import (
     Garbled,
@@ -114,13 +114,13 @@ class ImapMailbox(Waiting):
         return append_limit(self.capabilities)
 
     def _call(self, doing: str, fn: Any, *args: Any, folder: str | None = None,
-              opens: bool = False, enables: bool = False, **kwargs: Any) -> Any:
+              opens: bool = False, enables: bool = False, piped: bool = False, **kwargs: Any) -> Any:
         """``fn(*args)``, its failures translated; a NO to a command in ``folder`` is that
         folder's failure, not the connection's. ``opens``: ``fn`` sends the EXAMINE that
         is due with its own command (else it is sent first, alone). Ends an IDLE left
-        going by a wait."""
+        going by a wait (``piped``: ``fn`` writes through _send, which ends it in its write)."""
         self._listed = None
-        self._settle()
+        self._settle(keep_idle=piped)
         if self._enable and not enables:
             self._enable = False
             self._call("enabling CONDSTORE", self.client.enable, "CONDSTORE", opens=True)
@@ -145,7 +145,7 @@ class ImapMailbox(Waiting):
         imap = self.client._imap
         opening, self._opening = self._opening, None
         command = f"UID FETCH {uid_set} ({' '.join(items)})".encode("ascii")
-        tags = send(imap, [self.many.examine_command(opening), command] if opening else [command])
+        tags = self._send([self.many.examine_command(opening), command] if opening else [command])
         if opening is not None:
             self.many.opened(opening, read_answers(imap.readline, imap.read, tags[:1],
                                                    self._piped_heard())[0])
@@ -158,7 +158,7 @@ class ImapMailbox(Waiting):
         A UID left out of the answer is fine when it is gone (expunged meanwhile), and
         a garbled answer when the server still has it: never taken as read."""
         doing = f"{what} in {folder!r}"
-        got = self._call(doing, self._uid_fetch, uid_set, items, folder=folder, opens=True)
+        got = self._call(doing, self._uid_fetch, uid_set, items, folder=folder, opens=True, piped=True)
         return self._checked(folder, doing, uid_set, got, key)
 
     def _checked(self, folder: str, doing: str, uid_set: str, got: dict[int, dict[bytes, Any]],
@@ -178,11 +178,11 @@ class ImapMailbox(Waiting):
     def _garbled(self, doing: str, detail: str) -> GarbledAnswer:
         return garbled(self.where, doing, detail)
 
-    def _settle(self) -> None:
-        """End an IDLE left going by a wait, and read the answers to the FETCHes sent
-        ahead, if any: another command's answer comes after them, and only then is it
-        known which folder is open."""
-        if self._idling:
+    def _settle(self, keep_idle: bool = False) -> None:
+        """End an IDLE left going by a wait (unless ``keep_idle``: the next write ends it),
+        and read the answers to the FETCHes sent ahead, if any: another command's answer
+        comes after them, and only then is it known which folder is open."""
+        if self._idling and not keep_idle:
             self._end_idle()
         if self._stream is not None:
             self._stream.drain()
@@ -200,7 +200,7 @@ class ImapMailbox(Waiting):
         if told is not None and (known := told.listed()) is not None:
             return known
         folders, listed = self._call("listing folders", self.many.list_with_status,
-                                     self.list_status, enables=True)
+                                     self.list_status, enables=True, piped=True)
         self._listed, self._listed_at = listed, time.monotonic()
         self._folders = folders
         if told is not None:
@@ -288,7 +288,7 @@ class ImapMailbox(Waiting):
         doing = f"searching {folder!r}"
         if self._opening == folder:
             return self._call(doing, self.many.open_and_search, folder, criteria, folder=folder,
-                              opens=True)
+                              opens=True, piped=True)
         data = self._call(doing, self.client._raw_command_untagged, b"SEARCH",
                           _normalise_search_criteria(criteria, None), folder=folder)
         if data == [None]:
@@ -425,9 +425,11 @@ class ImapMailbox(Waiting):
         """LOGOUT, without waiting for its answer (the server's BYE says nothing we need:
         a round trip saved), and the connection closed."""
         try:
+            done = b"DONE\r\n" if self._idling else b""  # (an IDLE ends in the same write)
+            self._idling = False
             self._settle()
             imap = self.client._imap
-            imap.send(imap._new_tag() + b" LOGOUT\r\n")
+            imap.send(done + imap._new_tag() + b" LOGOUT\r\n")
             imap.shutdown()
         except (IMAPClientError, OSError, EOFError):
             pass

@@ -23,7 +23,7 @@ from imapclient.util import to_bytes
 
 from nudger.errors import FolderUnavailable
 from nudger.mail.imap_errors import translate
-from nudger.mail.imap_pipeline import Answer, read_answers, read_status, send
+from nudger.mail.imap_pipeline import Answer, read_answers, read_status
 from nudger.mail.imap_wire import (
     Garbled,
     Refused,
@@ -62,30 +62,38 @@ class ManyFolders:
 
     def __init__(self, box: ImapMailbox):
         self.box = box
+        # The folders the last status_many asked, without LIST-STATUS: their STATUS goes
+        # out with the next LIST (a daemon's poll: one round trip for both).
+        self.polled: list[str] = []
 
     def status_items(self) -> list[str]:
         return ["UIDVALIDITY", "UIDNEXT", "MESSAGES"] + (["HIGHESTMODSEQ"] if self.box.condstore else [])
 
     def list_with_status(self, with_status: bool) -> tuple[list[FolderInfo], dict[str, FolderStatus]]:
         """Every folder, and with LIST-STATUS (RFC 5819) the status of each, in one
-        command; ENABLE CONDSTORE in the same write when it is still to be sent."""
+        command (without it, the STATUS of the folders polled last, in the same write);
+        ENABLE CONDSTORE in the same write when it is still to be sent."""
         # Flags as a plain LIST gives them: extended LIST returns what it is asked for
         # (RFC 5258, 6154; LIST-STATUS implies LIST-EXTENDED), so \Sent asks SPECIAL-USE.
         options = (["SPECIAL-USE"] if "SPECIAL-USE" in self.box.capabilities else []) + ["CHILDREN"]
         command = (f'LIST "" "*" RETURN ({" ".join(options)} '
                    f'STATUS ({" ".join(self.status_items())}))') if with_status else 'LIST "" "*"'
-        commands = ([b"ENABLE CONDSTORE"] if self.box._enable else []) + [command.encode()]
+        first = [b"ENABLE CONDSTORE"] if self.box._enable else []
+        asked = self.polled if not with_status and self.box._told is None else []
+        commands = first + [command.encode()] + [self.status_command(f) for f in asked]
         self.box._enable = False
         self.box._listing = True  # (a LIST told meanwhile is a folder of the listing)
         try:
             answers = self._pipelined(commands)
         finally:
             self.box._listing = False
-        for answer in answers:
+        for answer in answers[: len(first) + 1]:  # (a STATUS refused: status() tells why)
             if not answer.ok:
                 raise Refused(answer.text)
-        listed = self.box.client._proc_folder_list([p for r in answers[-1].responses(b"LIST") for p in r])
-        return self.box._folder_infos(listed), self._statuses(answers[-1].responses(b"STATUS"))
+        listing = answers[len(first)]
+        listed = self.box.client._proc_folder_list([p for r in listing.responses(b"LIST") for p in r])
+        statuses = [r for a in answers[len(first):] for r in a.responses(b"STATUS")]
+        return self.box._folder_infos(listed), self._statuses(statuses)
 
     def _statuses(self, responses: list[list[Any]]) -> dict[str, FolderStatus]:
         found = {}
@@ -104,19 +112,19 @@ class ManyFolders:
         if time.monotonic() - self.box._listed_at > LISTED_FRESH:
             got = None
         if got is None and self.box.list_status:
-            got = self.box._call("checking folders", self.list_with_status, True)[1]
+            got = self.box._call("checking folders", self.list_with_status, True, piped=True)[1]
         got = dict(got or {})
         missing = [f for f in wanted if f not in got]
+        if not self.box.list_status:
+            self.polled = wanted
         if missing and not self.box.list_status:
-            got.update(self.box._call("checking folders", self._pipelined_status, missing))
+            got.update(self.box._call("checking folders", self._pipelined_status, missing, piped=True))
         return {f: got[f] for f in wanted if f in got}
 
     def _pipelined_status(self, folders: list[str]) -> dict[str, FolderStatus]:
         imap = self.box.client._imap
-        items = " ".join(self.status_items())
-        commands = [b"STATUS " + to_bytes(self.box.client._normalise_folder(f)) + f" ({items})".encode()
-                    for f in folders]
-        answers = read_answers(imap.readline, imap.read, send(imap, commands), self.box._piped_heard())
+        commands = [self.status_command(f) for f in folders]
+        answers = read_answers(imap.readline, imap.read, self.box._send(commands), self.box._piped_heard())
         # By name: a server may run STATUS commands side by side and answer out of turn
         # (RFC 3501 5.5). A NO leaves its folder out, for status() to report.
         found = self._statuses([r for a in answers for r in a.responses(b"STATUS")])
@@ -131,7 +139,7 @@ class ManyFolders:
         for folder, after in asks:
             criteria: list[Any] = ["UID", f"{after + 1}:*"] + (["SINCE", since] if since else [])
             commands += [self.examine_command(folder), self.search_command(criteria)]
-        answers = self.box._call("opening folders", self._pipelined, commands)
+        answers = self.box._call("opening folders", self._pipelined, commands, piped=True)
         found = {}
         for (folder, after), examined, searched in zip(asks, answers[::2], answers[1::2], strict=True):
             self.opened(folder, examined)
@@ -142,6 +150,10 @@ class ManyFolders:
             found[folder] = (status, sorted(u for u in self._found(folder, searched) if u > after))
             self.box._answered[folder] = status
         return found
+
+    def status_command(self, folder: str) -> bytes:
+        return (b"STATUS " + to_bytes(self.box.client._normalise_folder(folder))
+                + f" ({' '.join(self.status_items())})".encode())
 
     def examine_command(self, folder: str) -> bytes:
         return b"EXAMINE " + to_bytes(self.box.client._normalise_folder(folder))
@@ -183,7 +195,7 @@ class ManyFolders:
 
     def _pipelined(self, commands: list[bytes]) -> list[Answer]:
         imap = self.box.client._imap
-        return read_answers(imap.readline, imap.read, send(imap, commands), self.box._piped_heard())
+        return read_answers(imap.readline, imap.read, self.box._send(commands), self.box._piped_heard())
 
     def fetch_headers_many(self, wants: Sequence[tuple[str, Sequence[int]]]
                            ) -> Iterator[tuple[str, list[Fetched]]]:
@@ -232,8 +244,6 @@ class HeaderStream:
 
     def _send_ahead(self) -> None:
         box = self.box
-        if box._idling:  # (sent past _call: IDLE left going by a wait ends first)
-            box._end_idle()
         box._opening = None  # (each folder's EXAMINE goes with its FETCHes)
         self.selected = box._selected
         commands: list[bytes] = []
@@ -252,7 +262,7 @@ class HeaderStream:
                                                  (p.partition(":") for p in batch.split(",")) if b)
             self.sent += 1
         try:
-            tags = send(box.client._imap, commands)
+            tags = box._send(commands)  # (sent past _call: an IDLE left going ends in it)
         except Exception as exc:  # noqa: BLE001 - translated
             raise translate(exc, box.account, "reading headers") from exc
         examine: bytes | None = None

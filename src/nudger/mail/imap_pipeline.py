@@ -50,10 +50,12 @@ def split_word(parts: Response) -> tuple[bytes, Response]:
     return word.upper(), [head, *parts[1:]]
 
 
-def send(imap: Any, commands: Sequence[bytes]) -> list[bytes]:
-    """Send ``commands`` (without tags) in one write; returns their tags."""
+def send(imap: Any, commands: Sequence[bytes], before: bytes = b"") -> list[bytes]:
+    """Send ``commands`` (without tags) in one write, after ``before`` (a line that is no
+    command: DONE ending an IDLE); returns their tags."""
     tags = [imap._new_tag() for _ in commands]
-    imap.send(b"".join(tag + b" " + command + b"\r\n" for tag, command in zip(tags, commands, strict=True)))
+    imap.send(before + b"".join(tag + b" " + command + b"\r\n"
+                                for tag, command in zip(tags, commands, strict=True)))
     return tags
 
 

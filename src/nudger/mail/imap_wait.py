@@ -15,7 +15,7 @@ from imapclient import IMAPClient
 from nudger.errors import NudgerError
 from nudger.mail.deadline import Deadline
 from nudger.mail.imap_errors import refused
-from nudger.mail.imap_pipeline import Response
+from nudger.mail.imap_pipeline import Response, send
 from nudger.mail.mailbox import FolderInfo, FolderStatus
 from nudger.mail.notify import EVENTS, Told
 
@@ -37,6 +37,7 @@ class Waiting:
     where: str
     _told: Told | None
     _no_notify: bool  # refused once: not asked again on this connection
+    _no_idle = False  # IDLE refused (NO or BAD): this connection waits by the clock
     _folders: list[FolderInfo] | None
     _answered: dict[str, FolderStatus]
     _selected: str | None
@@ -65,7 +66,7 @@ class Waiting:
         change and IDLE goes on until the next command; without it, IDLE on INBOX, the
         one folder it watches (RFC 2177). Checks ``stop`` every second, so a SIGTERM is
         honoured quickly."""
-        if "IDLE" not in self.capabilities:
+        if "IDLE" not in self.capabilities or self._no_idle:
             stop.wait(seconds)
             self.deadline.new_cycle()
             return set()
@@ -202,24 +203,62 @@ class Waiting:
         self._idling, self._idle_since = True, time.monotonic()
         self.deadline.paused = True  # idling is waiting, not a command to bound
 
-    def _end_idle(self) -> None:
+    def _idle_or_not(self) -> bool:
+        """IDLE on the open folder; False when the server answers it NO or BAD (a limit,
+        a proxy in front): not asked again on this connection, which polls by the clock."""
+        try:
+            self._start_idle()
+        except NudgerError:
+            answered = self.client._imap.tagged_commands.pop(getattr(self.client, "_idle_tag", None), None)
+            if not answered or answered[0] not in ("NO", "BAD"):
+                raise
+            text = b" ".join(d for d in answered[1] if isinstance(d, bytes)).decode("ascii", "replace")
+            log.info("%s: the server refused IDLE (%s); checking at each poll instead", self.where, text)
+            self._no_idle = True
+            return False
+        return True
+
+    def _idle_over(self) -> None:
         self._idling = False
         self.deadline.paused = False
         self.deadline.new_cycle()  # the end of a wait starts the next cycle
+
+    def _end_idle(self) -> None:
+        """DONE, alone, and IDLE's completion waited for (a command imapclient sends)."""
+        self._idle_over()
         self._translated("waiting for new mail", self.client.idle_done)
+
+    def _send(self, commands: Sequence[bytes]) -> list[bytes]:
+        """Send ``commands`` in one write; their tags. An IDLE left going by a wait ends in
+        that write (RFC 2177: DONE, then the next command): its completion comes ahead of
+        their answers, in the same round trip, and is read here."""
+        imap = self.client._imap
+        if not self._idling:
+            return send(imap, commands)
+        self._idle_over()
+        tags = send(imap, commands, before=b"DONE\r\n")
+        self.client._consume_until_tagged_response(self.client._idle_tag, "IDLE")
+        return tags
 
     def _idle_on_inbox(self, seconds: float, stop: threading.Event) -> bool:
         """IMAP IDLE on INBOX for up to ``seconds``; True when a message arrived there.
+        The IDLE goes on until the next command, which ends it in its own write (_send).
         Renewed well before the 29 minutes after which servers may drop an idle client."""
-        if self._selected != "INBOX":
-            self.examine("INBOX")
-        until = time.monotonic() + min(seconds, IDLE_RENEW)
-        self._start_idle()
+        until = time.monotonic() + seconds
+        if not (self._idling and self._selected == "INBOX"):
+            if self._selected != "INBOX":
+                self.examine("INBOX")
+            if not self._idle_or_not():
+                stop.wait(max(0.0, until - time.monotonic()))
+                self.deadline.new_cycle()
+                return False
         arrived = False
-        try:
-            while not arrived and not stop.is_set() and time.monotonic() < until:
-                responses = self._translated("waiting for new mail", self.client.idle_check, timeout=1)
-                arrived = any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
-        finally:
-            self._end_idle()
+        while not arrived and not stop.is_set() and time.monotonic() < until:
+            if time.monotonic() - self._idle_since > IDLE_RENEW:
+                self._end_idle()
+                self._start_idle()
+            # (Never past ``until``: IDLE's "+" was awaited inside the wait, not after it.)
+            left = min(1.0, max(0.0, until - time.monotonic()))
+            responses = self._translated("waiting for new mail", self.client.idle_check, timeout=left)
+            arrived = any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
         return arrived
