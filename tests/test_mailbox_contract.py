@@ -145,6 +145,12 @@ class TestMailboxContract:
         finally:
             arriving.join()
 
+    def test_a_message_that_came_after_the_cycle_looked_is_news_at_once(self, store: Store) -> None:
+        # (between the cycle's last look and the wait: no IDLE or NOTIFY would tell of it)
+        _looked(store, "INBOX")
+        store.seed("INBOX", [(_crlf(message("early@example.com")), (), WHEN)])
+        assert store.mailbox.wait_for_news(["INBOX"], 3, threading.Event()) == {"INBOX"}
+
     def test_news_in_any_watched_folder_ends_the_wait_at_once(self, store: Store) -> None:
         # NOTIFY (RFC 5465) on the suite's Dovecot; the twin is told of every change.
         _looked(store, "INBOX", "Archive", "Drafts")
@@ -361,3 +367,23 @@ def test_a_cycle_on_the_twin_sees_a_mark_set_between_cycles() -> None:
     lunch = [d for d in later.decisions if d.subject == "Lunch next week?"]
     assert [(d.status, d.reason, d.action) for d in lunch] == [
         ("excluded", "marked $NoNudge (Sent)", None)]
+
+
+@pytest.mark.imap
+def test_without_notify_a_message_that_came_before_the_wait_is_news_at_once(
+        weak: Dovecot, tmp_path: Path) -> None:
+    """IDLE on INBOX (no NOTIFY, as on Office 365) tells only of what arrives during it:
+    a message delivered after the cycle's STATUS and before the IDLE is seen by the
+    EXAMINE that precedes it, and ends the wait at once (not at the next poll)."""
+    user = weak.take_user()
+    account = parse_config(config_text(weak.port, user, tmp_path / "state").encode(),
+                           tmp_path / "config.toml").accounts[0]
+    mailbox = connect(account, weak.users[user])
+    try:
+        store = DovecotStore(mailbox, weak, user)
+        _looked(store, "INBOX")
+        store.seed("INBOX", [(_crlf(message("early@example.com")), (), WHEN)])
+        assert mailbox.wait_for_news(["INBOX"], 3, threading.Event()) == {"INBOX"}
+        assert mailbox.wait_for_news(["INBOX"], 0.5, threading.Event()) == set()
+    finally:
+        mailbox.close()

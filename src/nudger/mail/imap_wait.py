@@ -247,7 +247,10 @@ class Waiting:
         until = time.monotonic() + seconds
         if not (self._idling and self._selected == "INBOX"):
             if self._selected != "INBOX":
-                self.examine("INBOX")
+                seen = self._answered.get("INBOX")  # what the cycle saw of it
+                opened = self.examine("INBOX")
+                if seen is not None and opened.uidnext != seen.uidnext:
+                    return True  # came since the cycle looked: IDLE would never tell of it
             if not self._idle_or_not():
                 stop.wait(max(0.0, until - time.monotonic()))
                 self.deadline.new_cycle()
