@@ -112,7 +112,11 @@ def header_text(value: Any) -> str:
         return ""
     if isinstance(value, email.header.Header):
         value = str(value)
-    raw = _surrogates_undone(value)
+    return _decoded(_surrogates_undone(value))
+
+
+def _decoded(raw: str) -> str:
+    """Text without 8-bit escapes -> RFC 2047 decoded, controls turned into spaces."""
     if "=?" not in raw:  # no encoded words: nothing to decode
         return without_controls(raw).strip()
     try:
@@ -184,7 +188,10 @@ class Headers:
 
     def text(self, name: str) -> str:
         """The first value of a field as text (see ``header_text``)."""
-        return header_text(self.first(name))
+        values = self.index.get(name)
+        # (Read here as UTF-8 or Latin-1, a value never holds compat32's escapes: only
+        # the decoding is left, and it runs up to seven times per message.)
+        return _decoded(values[0]) if values else ""
 
     def addresses(self, name: str) -> tuple[Addr, ...]:
         """The addresses of an address field, e-mail lower-cased; ones without "@" dropped."""
