@@ -16,7 +16,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from nudger.core.record import Addr
+from nudger.core.record import Addr, new_addr
 
 # What sync asks the server for: everything the judgement needs, no body.
 HEADER_FIELDS = (
@@ -205,14 +205,14 @@ class Headers:
                 display, address = simple.group(1) or "", simple.group(2) or simple.group(3)
                 local, _, domain = address.rpartition("@")
                 # (a folded display name keeps its line break here: unfolded like any text)
-                return (Addr(without_controls(display).strip(), f"{local}@{domain}".lower()),)
+                return (new_addr(without_controls(display).strip(), f"{local}@{domain}".lower()),)
         result = []
         for display, address in email.utils.getaddresses(values):
             address = address.strip()
             if "@" not in address:
                 continue
             local, _, domain = address.rpartition("@")
-            result.append(Addr(header_text(display), f"{local}@{domain}".lower()))
+            result.append(new_addr(header_text(display), f"{local}@{domain}".lower()))
         return tuple(result)
 
 
