@@ -61,6 +61,22 @@ def test_broken_date_falls_back_to_internaldate() -> None:
         assert r.date == arrived
 
 
+def test_header_text_of_a_read_block_is_that_of_its_value() -> None:
+    # Headers.text skips compat32's escape check: a value it decoded (UTF-8, Latin-1)
+    # reads the same as through header_text, 8-bit, encoded, folded or absent.
+    from nudger.core.headers import Headers, header_text
+
+    block = ("Subject: Grüße =?utf-8?q?und_=C3=A9t=C3=A9?=\r\n"
+             "From: =?iso-8859-1?q?Ren=E9?= <r@x.org>\r\nTo: a@b.c,\r\n\tQ <q@r.s>\r\n"
+             "X-Nudger-For: <a@B.C>\x00\r\n\r\n").encode() + b"Cc: Andr\xe9 <a@b.c>\r\n"
+    latin = b"Subject: Caf\xe9 cr\xe8me\r\n\r\n"
+    for data in (block, latin, block.replace(b"\r\n\r\n", b"\r\nCc: Andr\xe9 <a@b.c>\r\n\r\n")):
+        msg = Headers(data)
+        for name in ("subject", "from", "to", "cc", "x-nudger-for", "sender"):
+            assert msg.text(name) == header_text(msg.first(name))
+    assert Headers(latin).text("subject") == "Café crème"
+
+
 def test_record_survives_json_round_trip() -> None:
     from nudger.core.record import MessageRecord
 

@@ -16,7 +16,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from nudger.core.record import Addr
+from nudger.core.record import Addr, new_addr
 
 # What sync asks the server for: everything the judgement needs, no body.
 HEADER_FIELDS = (
@@ -112,7 +112,11 @@ def header_text(value: Any) -> str:
         return ""
     if isinstance(value, email.header.Header):
         value = str(value)
-    raw = _surrogates_undone(value)
+    return _decoded(_surrogates_undone(value))
+
+
+def _decoded(raw: str) -> str:
+    """Text without 8-bit escapes -> RFC 2047 decoded, controls turned into spaces."""
     if "=?" not in raw:  # no encoded words: nothing to decode
         return without_controls(raw).strip()
     try:
@@ -184,7 +188,10 @@ class Headers:
 
     def text(self, name: str) -> str:
         """The first value of a field as text (see ``header_text``)."""
-        return header_text(self.first(name))
+        values = self.index.get(name)
+        # (Read here as UTF-8 or Latin-1, a value never holds compat32's escapes: only
+        # the decoding is left, and it runs up to seven times per message.)
+        return _decoded(values[0]) if values else ""
 
     def addresses(self, name: str) -> tuple[Addr, ...]:
         """The addresses of an address field, e-mail lower-cased; ones without "@" dropped."""
@@ -198,14 +205,14 @@ class Headers:
                 display, address = simple.group(1) or "", simple.group(2) or simple.group(3)
                 local, _, domain = address.rpartition("@")
                 # (a folded display name keeps its line break here: unfolded like any text)
-                return (Addr(without_controls(display).strip(), f"{local}@{domain}".lower()),)
+                return (new_addr(without_controls(display).strip(), f"{local}@{domain}".lower()),)
         result = []
         for display, address in email.utils.getaddresses(values):
             address = address.strip()
             if "@" not in address:
                 continue
             local, _, domain = address.rpartition("@")
-            result.append(Addr(header_text(display), f"{local}@{domain}".lower()))
+            result.append(new_addr(header_text(display), f"{local}@{domain}".lower()))
         return tuple(result)
 
 

@@ -39,6 +39,11 @@ def _load(row: str) -> MessageRecord:
     return MessageRecord.from_row(json.loads(row))
 
 
+# json.dumps(row, ensure_ascii=False), without a new encoder per call (dumps builds one for
+# any non-default option); a row never refers to itself, so no check for cycles.
+_dump = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     uidvalidity: int
@@ -130,7 +135,7 @@ class State(History):
         for r in records_list:
             key = record_key(r)
             rows.append((account, r.folder, r.uid, key, r.sender.email, r.date.astimezone(UTC).isoformat(),
-                         r.topic, json.dumps(r.to_row(), ensure_ascii=False)))
+                         r.topic, _dump(r.to_row())))
             links += [(account, key, p) for p in thread_links(r)]
         self.conn.executemany("INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?,?,?)", rows)
         self.conn.executemany("INSERT OR IGNORE INTO links VALUES (?,?,?)", links)

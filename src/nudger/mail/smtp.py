@@ -9,17 +9,20 @@ read only here, and never logged.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 from collections.abc import Callable
-from email.message import EmailMessage
-
-import aiosmtplib
+from typing import TYPE_CHECKING
 
 from nudger.config.model import Account, Smtp, is_loopback
 from nudger.errors import AuthError, NudgerError, ServerConfigError, TemporaryError
 from nudger.mail.imap_oauth import Bearer
+
+if TYPE_CHECKING:
+    import asyncio
+    from email.message import EmailMessage
+
+    import aiosmtplib
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,11 @@ class SmtpSender:
         """Connect, secure the line as ``tls`` says, and log in; nothing is sent yet."""
         if self._client is not None:
             return
+        # (Imported here: most runs send nothing, and asyncio with aiosmtplib cost ~15 ms.)
+        import asyncio
+
+        import aiosmtplib
+
         smtp: Smtp = self.smtp
         self._runner = asyncio.Runner()
         client = aiosmtplib.SMTP(hostname=smtp.host, port=smtp.port, use_tls=smtp.tls == "implicit",
@@ -97,6 +105,8 @@ class SmtpSender:
     async def _xoauth2(self, client: aiosmtplib.SMTP, bearer: Bearer) -> None:
         """AUTH XOAUTH2 with the access token, and once more with a fresh one when the
         server refuses it (it may have expired or been revoked since it was refreshed)."""
+        import aiosmtplib
+
         token = bearer.access_token()
         try:
             await client.auth_xoauth2(self.smtp.username, token)
@@ -106,6 +116,8 @@ class SmtpSender:
     def send(self, msg: EmailMessage, sender: str, recipients: list[str]) -> list[str]:
         """Hand ``msg`` over; returns the recipients the server refused (the others took
         it). Raises SendRefused (not taken) or SendUncertain (may have been taken)."""
+        import aiosmtplib
+
         self.open()
         assert self._client is not None and self._runner is not None
         try:
@@ -125,6 +137,8 @@ class SmtpSender:
         return sorted(refused)
 
     def _translate(self, exc: BaseException, doing: str) -> NudgerError:
+        import aiosmtplib
+
         if isinstance(exc, NudgerError):
             return exc
         cause = exc.__cause__ or exc.__context__
