@@ -78,6 +78,11 @@ def _after_login(proxy: LatencyProxy, since: int) -> list[list[bytes]]:
     after ``since``."""
     with proxy.lock:
         proxy.events[:since] = []
+    # nudger does not wait for LOGOUT's answer: the proxy forwards it (RTT/2 later) after
+    # the run has returned, so it is waited for here.
+    deadline = time.monotonic() + 10
+    while not any(c and b" LOGOUT" in d for c, d in list(proxy.events)) and time.monotonic() < deadline:
+        time.sleep(0.02)
     turns = [[line.split(b" ", 1)[1] for line in turn] for turn in proxy.turns()]
     login = next(i for i, t in enumerate(turns) if t[0].startswith(b"LOGIN"))
     logout = next(i for i, t in enumerate(turns) if t[0].startswith(b"LOGOUT"))
