@@ -18,7 +18,7 @@ from imapclient.imap_utf7 import decode as decode_utf7
 from imapclient.response_parser import parse_response
 from imapclient.util import to_bytes
 
-from nudger.mail.imap_wire import Garbled
+from nudger.mail.imap_wire import Garbled, read_literal
 
 Response = list[Any]  # one untagged response: bytes lines and (line, literal) pairs
 
@@ -100,12 +100,7 @@ def _response(line: bytes, readline: Callable[[], bytes], read: Callable[[int], 
     parts: Response = []
     chunk = line
     while chunk.endswith(b"}\r\n"):
-        size = chunk[chunk.rfind(b"{") + 1 : -3]
-        if not size.isdigit():
-            raise Garbled(f"unreadable literal: {chunk[-80:]!r}")
-        literal = read(int(size))
-        if len(literal) != int(size):
-            raise EOFError("connection closed amid an answer")
+        literal = read_literal(chunk, read, "an answer")
         parts.append((chunk[:-2], literal))
         chunk = _line(readline)
     parts.append(chunk.rstrip(b"\r\n"))

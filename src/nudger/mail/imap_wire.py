@@ -196,6 +196,17 @@ def decode_flags(flags: Any) -> tuple[str, ...]:
         raise Garbled("a FLAGS answer with bytes no flag can hold") from exc
 
 
+def read_literal(line: bytes, read: Callable[[int], bytes], where: str) -> bytes:
+    """The literal that ``line`` (ending in "{N}") announces, read whole (RFC 3501 4.3)."""
+    size = line[line.rfind(b"{") + 1 : -3]
+    if not size.isdigit():
+        raise Garbled(f"unreadable literal in {where}: {line[-80:]!r}")
+    literal = read(int(size))
+    if len(literal) != int(size):
+        raise EOFError(f"connection closed amid {where}")
+    return literal
+
+
 def read_fetch_answer(readline: Callable[[], bytes], read: Callable[[int], bytes],
                       tag: bytes, heard: Callable[[str, Any], object] | None = None) -> list[Any]:
     """The answer to the FETCH sent with ``tag``, in imaplib's shape: ``(line, literal)``
@@ -236,12 +247,7 @@ def read_fetch_answer(readline: Callable[[], bytes], read: Callable[[int], bytes
             raise Garbled(f"unexpected answer to a FETCH: {line[:80]!r}")
         chunk = number + b" " + rest
         while chunk.endswith(b"}\r\n"):
-            size = chunk[chunk.rfind(b"{") + 1 : -3]
-            if not size.isdigit():
-                raise Garbled(f"unreadable literal in a FETCH answer: {chunk[-80:]!r}")
-            literal = read(int(size))
-            if len(literal) != int(size):
-                raise EOFError("connection closed during FETCH")
+            literal = read_literal(chunk, read, "a FETCH answer")
             if fetch:
                 data.append((chunk[:-2], literal))
             chunk = _line(readline)
