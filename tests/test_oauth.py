@@ -226,11 +226,20 @@ def test_a_token_near_expiry_is_refreshed_before_login_and_the_rotated_one_kept(
     assert token_file(box).read_text() != first  # the rotated refresh token was saved
     box.run()  # and it is the one used next (the old one is spent)
     assert box.last_code == 0, box.last_err
-    assert "auth failed" not in _log_of(box)  # never a login with the stale token
+    assert "auth failed" not in _logged(box, "Login: ", 2)  # never a login with the stale token
 
 
 def _log_of(box: Box) -> str:
     return "\n".join(line for line in box.dovecot.log_path.read_text().splitlines() if box.user in line)
+
+
+def _logged(box: Box, text: str, count: int = 1) -> str:
+    """Dovecot's log of this user once ``text`` is in it ``count`` times (its log process
+    writes a moment after the login), or as it is after 10 s."""
+    deadline = time.monotonic() + 10
+    while (log := _log_of(box)).count(text) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return log
 
 
 def test_oauthbearer_and_check_say_what_they_found(box: Box, fake: FakeOAuth,
@@ -243,7 +252,7 @@ def test_oauthbearer_and_check_say_what_they_found(box: Box, fake: FakeOAuth,
     assert fake.log.count("refresh_token") == 1
     assert "work: the sign-in is alive" in out
     assert f"work: logged in to 127.0.0.1:{box.dovecot.port} as {box.user} (OAUTHBEARER)" in out
-    assert "method=OAUTHBEARER" in _log_of(box)
+    assert "method=OAUTHBEARER" in _logged(box, "method=OAUTHBEARER")
     code, out, err = box.cli("auth", "work", "--check")  # the kept refresh token still works
     assert code == 0, err
     never_leaks(fake, out, err)
