@@ -65,3 +65,14 @@ def corpus() -> Path:
             pytest.fail(reason + " -- and CI=true requires it", pytrace=False)
         pytest.skip(reason)
     return CORPUS
+
+
+# A test that needs a server carries the imap mark, whatever its file says: the mark
+# follows the fixtures (`-m "not imap"` then runs without Dovecot, e.g. under faketime).
+SERVER_FIXTURES = {"dovecot", "weak", "imap_user"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.imap)
