@@ -127,3 +127,14 @@ def test_explain_says_when_an_auto_reply_named_no_return_date(box: Box) -> None:
     box.run(now=datetime(2026, 11, 30, 12, tzinfo=UTC))
     _, out, _ = box.cli("explain", "u3@example.com", "--now", "2026-11-30T12:00:00+00:00")
     assert "no return date recognised" in out, out
+
+
+def test_a_hostile_run_of_spaces_is_read_in_linear_time() -> None:
+    """An auto-reply padded with spaces after a lead word ("on", "am", "le" ...): the
+    pattern took quadratic time on it (15 s for 4,000 spaces, minutes at the 32 KB an
+    auto-reply is read to); now it is one pass, and the date after the padding still counts."""
+    sent = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    padded = "on" + " " * 30_000 + "x"
+    assert return_date(padded, sent) is None
+    assert return_date(padded + "\nI am back on December 14.", sent) == return_date(
+        "I am back on December 14.", sent) is not None

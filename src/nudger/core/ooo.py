@@ -42,7 +42,9 @@ _LEADS = {
 }
 _AFTER = [(lang, re.compile(r"\b" + trigger + r"\s+(?P<rest>[^\n]{3,60})", re.IGNORECASE))
           for lang, trigger in _TRIGGERS.items()]
-_BEFORE = [(lang, re.compile(r"\b" + _LEADS[lang] + r"\s+(?P<rest>[^\n]{2,40}?)[\s,]+"
+# (The parts cannot share a run of spaces: "on" and thousands of spaces would cost
+# quadratic time in a hostile auto-reply.)
+_BEFORE = [(lang, re.compile(r"\b" + _LEADS[lang] + r"[ \t]+(?P<rest>\S[^\n]{1,39}?)[\s,]{1,4}"
                              + _TRIGGERS[lang], re.IGNORECASE))
            for lang in _TRIGGERS]
 # Where the words of a date end: a sentence (not the dot of "14." or "7.12."), a bracket,
