@@ -16,7 +16,8 @@ GENERIC_LOCAL_PARTS = frozenset(
     "info sales contact support team hello office admin billing accounts help service "
     "mail enquiries inquiries jobs hr press marketing".split()
 )
-_NOISE = re.compile(r"\s*(?:\([^)]*\)|\[[^\]]*\]|[|/].*)")  # "Jane (ACME)", "Jane | ACME"
+# "Jane (ACME)", "Jane | ACME" (no leading \s*: retried at each space of a long run)
+_NOISE = re.compile(r"\([^)]*\)|\[[^\]]*\]|[|/].*")
 
 
 @dataclass(frozen=True)
