@@ -242,6 +242,16 @@ class TestMailboxContract:
                 store.stored(folder)[items[0].uid][0]
         assert got == [(f, h.uid) for f, hs in headers.items() for h in hs]
 
+    def test_a_uid_gone_from_one_folder_read_with_others_is_looked_for_there(self, store: Store) -> None:
+        # INBOX has no UID 4, Archive has: the check of what INBOX's answer left out must
+        # search INBOX, not Archive (opened ahead for its own FETCH).
+        store.seed("INBOX", INBOX)
+        store.seed("Archive", INBOX + INBOX[:1])
+        got = [(folder, i.uid) for folder, items in
+               store.mailbox.fetch_headers_many([("INBOX", [1, 2, 3, 4]), ("Archive", [1, 2, 3, 4])])
+               for i in items]
+        assert got == [("INBOX", 1), ("INBOX", 2), ("INBOX", 3)] + [("Archive", u) for u in (1, 2, 3, 4)]
+
     def test_searches_find_new_uids_and_dates(self, store: Store) -> None:
         store.seed("INBOX", INBOX)
         box = store.mailbox

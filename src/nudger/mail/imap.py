@@ -170,6 +170,9 @@ class ImapMailbox(Waiting):
                 raise self._garbled(doing, f"UID {uid} without {key.decode()}")
         missing = sorted(wanted - set(found))
         if missing:
+            # Amid fetch_headers_many another folder may be open (its EXAMINE sent ahead):
+            # open this one again first, in the same write as the SEARCH.
+            self._examine(folder)
             still = set().union(*(self._search(folder, ["UID", uids]) for uids in uid_batches(missing)))
             if still:
                 raise self._garbled(doing, f"{len(still)} message(s) left out, first UID {min(still)}")
