@@ -259,3 +259,29 @@ def test_a_garbled_search_answer_is_not_an_empty_folder(dovecot, imap_user, tmp_
         assert len(box.run()) == 3 and len(box.drafts()) == 3
     finally:
         proxy.close()
+
+
+def test_a_folder_refused_while_the_one_before_is_read_keeps_that_ones_progress(  # type: ignore[no-untyped-def]
+        dovecot, imap_user, tmp_path, capsys, monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        box.seed("INBOX", *[message(f"in{i}@client.example", sender="eve@client.example", to=box.user,
+                                    subject=f"News {i}", date=days_ago(3)) for i in (1, 2)])
+        # INBOX's header FETCH (after Sent's, in the same write) is refused: its turn comes
+        # as Sent's last batch is read, and Sent's progress must be saved all the same.
+        proxy.rewrite = (b"UID FETCH 1:2 (", b"UID FETCH 1:2 (XBOGUS ")
+        decisions = by_subject(box.run())
+        assert box.last_code == EX_OK, box.last_err
+        assert "skipped 'INBOX' this cycle" in box.last_err
+        assert [decisions[f"Garble {i}"]["action"] for i in (1, 2, 3)] == ["appended"] * 3
+        proxy.rewrite, proxy.written = None, bytearray()
+        box.run()
+        assert box.last_code == EX_OK and "skipped" not in box.last_err, box.last_err
+        # INBOX is read again; Sent's progress was kept: not even opened (Drafts is, for
+        # the drafts of the first run).
+        lines = bytes(proxy.written).split(b"\r\n")
+        assert [line.split(b" ", 2)[2] for line in lines if b" EXAMINE " in line] == [
+            b'"INBOX"', b'"Drafts"'], lines
+    finally:
+        proxy.close()

@@ -262,11 +262,24 @@ class _Batches:
     def __init__(self, stream: Iterator[tuple[str, list[Fetched]]]):
         self.stream = stream
         self.head: tuple[str, list[Fetched]] | None = None
+        self.refused: FolderUnavailable | None = None  # a later folder's, met reading ahead
 
     def of(self, folder: str) -> Iterator[Fetched]:
         while True:
+            if self.refused is not None:
+                if self.refused.folder == folder:
+                    raise self.refused
+                return
             if self.head is None:
-                self.head = next(self.stream, None)
+                try:
+                    self.head = next(self.stream, None)
+                except FolderUnavailable as exc:
+                    if exc.folder == folder:
+                        raise
+                    # The next folder's trouble, met looking past this one's last batch:
+                    # this folder is read whole (its progress is saved); that one fails in turn.
+                    self.refused = exc
+                    return
             if self.head is None or self.head[0] != folder:
                 return
             yield from self.head[1]
