@@ -4,6 +4,7 @@ cycle have deadlines."""
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import subprocess
@@ -283,5 +284,76 @@ def test_a_folder_refused_while_the_one_before_is_read_keeps_that_ones_progress(
         lines = bytes(proxy.written).split(b"\r\n")
         assert [line.split(b" ", 2)[2] for line in lines if b" EXAMINE " in line] == [
             b'"INBOX"', b'"Drafts"'], lines
+    finally:
+        proxy.close()
+
+
+_HEAD = b"Message-ID: <a@example.com>\r\n\r\n"
+_ITEM = (b'* %d FETCH (UID %d RFC822.SIZE 10 FLAGS () INTERNALDATE "%s" '
+         b"BODY[HEADER.FIELDS (MESSAGE-ID)] {%d}\r\n")
+
+
+def _fetch_answer(*lines: bytes) -> dict[int, dict[bytes, object]]:
+    from nudger.mail.imap_wire import parse_fetch, read_fetch_answer
+
+    wire = io.BytesIO(b"".join(lines) + b"A1 OK done\r\n")
+    return parse_fetch(read_fetch_answer(wire.readline, wire.read, b"A1"))
+
+
+def _item(seq: int, uid: int, date: bytes = b"01-Dec-2026 10:00:00 +0000") -> bytes:
+    return _ITEM % (seq, uid, date, len(_HEAD)) + _HEAD + b")\r\n"
+
+
+def test_a_flag_change_told_amid_a_uid_fetch_is_passed_over() -> None:
+    # RFC 3501 7.4.2: a server may tell of another client's flag change, without a UID,
+    # amid any answer; it is no item of this FETCH.
+    got = _fetch_answer(_item(1, 5), b"* 2 FETCH (FLAGS (\\Seen \\Answered))\r\n",
+                        b"* 3 FETCH (MODSEQ (12) FLAGS (\\Seen))\r\n", _item(3, 7))
+    assert sorted(got) == [5, 7] and got[7][b"BODY[HEADER.FIELDS (MESSAGE-ID)]"] == _HEAD
+
+
+def test_an_item_without_its_uid_that_carries_a_header_is_still_garbled() -> None:
+    from nudger.mail.imap_wire import Garbled
+
+    headless = _item(2, 6).replace(b"UID 6 ", b"")
+    with pytest.raises(Garbled, match="without its UID"):
+        _fetch_answer(_item(1, 5), headless)
+
+
+@pytest.mark.parametrize("date", [b"99-Foo-2026 10:00:00 +0000", b"31-Feb-2026 10:00:00 +0000", b"junk"])
+def test_an_unreadable_internaldate_is_a_garbled_answer(date: bytes) -> None:
+    from nudger.mail.imap_wire import Garbled
+
+    with pytest.raises(Garbled, match="INTERNALDATE"):
+        _fetch_answer(_item(1, 5, date))
+
+
+def test_an_unreadable_internaldate_on_the_wire_names_its_folder(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                                  capsys, monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        proxy.arm(inject=(b'INTERNALDATE "', b"99-Foo-"))  # in Sent's first message
+        box.run()
+        assert box.last_code == EX_TEMPFAIL, box.last_err
+        assert "an answer nudger cannot read while reading headers in 'Sent'" in box.last_err
+        proxy.arm()
+        assert len(box.run()) == 3 and box.last_code == EX_OK and len(box.drafts()) == 3
+    finally:
+        proxy.close()
+
+
+def test_a_flag_change_told_amid_the_header_fetch_loses_nothing(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                                capsys, monkeypatch) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        box.seed("Sent", message("old@example.com", sender=box.user, subject="Long ago",
+                                 date=days_ago(400)), when=days_ago(400))  # (not read: too old)
+        # After the first header: another client flagged the old message 4 meanwhile.
+        proxy.arm(inject=(b"\r\n\r\n)\r\n", b"* 4 FETCH (FLAGS (\\Seen \\Flagged))\r\n"))
+        decisions = by_subject(box.run())
+        assert box.last_code == EX_OK, box.last_err
+        assert [decisions[f"Garble {i}"]["action"] for i in (1, 2, 3)] == ["appended"] * 3
     finally:
         proxy.close()

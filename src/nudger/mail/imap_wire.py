@@ -92,6 +92,7 @@ _BARE = re.compile(rb"\d+ \(\s*\)\s*")  # what is left of "n (...)" without its 
 # Keys the general parser may give for what we ask (it adds SEQ); a BODY[...] key besides.
 _KEYS = {b"UID", b"SEQ", b"FLAGS", b"RFC822.SIZE", b"INTERNALDATE", b"X-GM-THRID", b"MODSEQ",
          b"BODYSTRUCTURE"}
+_TOLD_FLAGS = {b"SEQ", b"FLAGS", b"MODSEQ"}  # an unasked flag change (no UID without UID FETCH)
 _LITERAL_KEY = re.compile(rb"(BODY\[[^\]]*\](?:<\d+>)?) \{\d+\}$")
 _INTERNALDATE = re.compile(r" ?(\d{1,2})-([A-Z][a-z]{2})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)")
 
@@ -107,7 +108,10 @@ def parse_internaldate(value: bytes) -> datetime:
             pass
     from imapclient.datetime_util import parse_to_datetime
 
-    return parse_to_datetime(value, normalise=False)
+    try:
+        return parse_to_datetime(value, normalise=False)
+    except ValueError as exc:
+        raise Garbled(f"an unreadable INTERNALDATE {value[:40]!r}") from exc
 
 
 def parse_header_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]] | None:
@@ -152,7 +156,8 @@ def parse_header_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]] | None:
 
 def parse_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]]:
     """A UID FETCH answer by UID: the one-pass reader, else imapclient's general parser. An
-    item without its UID cannot be placed, so the answer is garbled."""
+    item without its UID cannot be placed, so the answer is garbled; unless it carries
+    only flags: a change the server tells unasked (RFC 3501 7.4.2), no item of ours."""
     fast = parse_header_fetch(data)
     if fast is not None:
         return fast
@@ -167,6 +172,8 @@ def parse_fetch(data: list[Any]) -> dict[int, dict[bytes, Any]]:
         if any(k not in _KEYS and not k.startswith(b"BODY[") for k in item):
             raise Garbled("a FETCH item with words it cannot hold")
         uid = item.pop(b"UID", None)
+        if uid is None and item.keys() <= _TOLD_FLAGS:
+            continue
         if not isinstance(uid, int):
             raise Garbled("a FETCH item without its UID")
         result[uid] = item
