@@ -357,3 +357,22 @@ def test_a_flag_change_told_amid_the_header_fetch_loses_nothing(dovecot, imap_us
         assert [decisions[f"Garble {i}"]["action"] for i in (1, 2, 3)] == ["appended"] * 3
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("noise", [b"\x93", b"LIST"])
+def test_a_garbled_folder_list_that_loses_drafts_is_retried_not_a_setting(  # type: ignore[no-untyped-def]
+        dovecot, imap_user, tmp_path, capsys, monkeypatch, noise) -> None:
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
+        # Drafts' line, after Sent's STATUS (3 messages: HIGHESTMODSEQ 4), becomes
+        # "* <noise>LIST ...": no LIST response, so Drafts would seem not to exist.
+        proxy.arm(inject=(b"HIGHESTMODSEQ 4)\r\n* ", noise))
+        box.run()
+        assert box.last_code == EX_TEMPFAIL, box.last_err
+        assert "cannot read while listing folders" in box.last_err
+        assert "drafts_folder" not in box.last_err
+        proxy.arm()
+        assert len(box.run()) == 3 and box.last_code == EX_OK and len(box.drafts()) == 3
+    finally:
+        proxy.close()

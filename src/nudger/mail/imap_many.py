@@ -23,11 +23,12 @@ from imapclient.util import to_bytes
 
 from nudger.errors import FolderUnavailable
 from nudger.mail.imap_errors import translate
-from nudger.mail.imap_pipeline import Answer, read_answers, read_status
+from nudger.mail.imap_pipeline import Answer, read_answers, read_status, split_word
 from nudger.mail.imap_wire import (
     Garbled,
     Refused,
     expand_set,
+    expected_amid,
     parse_fetch,
     read_fetch_answer,
     uid_batches,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 LISTED_FRESH = 2.0
 WINDOW = 5000  # header FETCHes sent ahead, in messages: what reading ahead may hold
 _EXISTS = re.compile(rb"(\d+) EXISTS", re.IGNORECASE)
+_LISTED = {b"LIST", b"STATUS"}  # a LIST's responses (STATUS with LIST-STATUS, RFC 5819)
 _CODE = re.compile(rb"OK \[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]", re.IGNORECASE)
 
 
@@ -91,6 +93,9 @@ class ManyFolders:
             if not answer.ok:
                 raise Refused(answer.text)
         listing = answers[len(first)]
+        odd = next((w for w, _ in map(split_word, listing.untagged) if not expected_amid(w, _LISTED)), None)
+        if odd is not None:  # (then the folders it lost are no setting to fix: asked again)
+            raise Garbled(f"a line starting {odd[:20]!r} amid the folder list")
         listed = self.box.client._proc_folder_list([p for r in listing.responses(b"LIST") for p in r])
         statuses = [r for a in answers[len(first):] for r in a.responses(b"STATUS")]
         return self.box._folder_infos(listed), self._statuses(statuses)

@@ -32,6 +32,14 @@ class Refused(Exception):
     """The server answered NO or BAD."""
 
 
+def expected_amid(word: bytes, answers: set[bytes]) -> bool:
+    """Whether an untagged response starting with ``word`` (upper case) may come amid the
+    answer to a command whose responses are ``answers``: those, a status response, or
+    news of the open folder ("3 EXISTS"). Any other is a garbled line, never one to pass
+    over: a LIST line garbled so would make its folder seem not to exist."""
+    return word in answers or word in _STATUS_WORDS or word.isdigit()
+
+
 def read_capabilities(names: Iterable[bytes]) -> set[str]:
     """Capability names as upper-case text ("IDLE", "AUTH=PLAIN", "APPENDLIMIT=1000")."""
     return {c.decode("ascii", "replace").upper() for c in names}
