@@ -16,9 +16,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from imapclient import imap_utf7
 from imapclient.response_parser import parse_response
 
+from nudger.mail.imap_pipeline import folder_name
 from nudger.mail.mailbox import FolderInfo, FolderStatus
 
 # Every personal folder: new and removed messages, flags (with CONDSTORE a flag change
@@ -27,13 +27,6 @@ EVENTS = b"(PERSONAL (MessageNew MessageExpunge FlagChange MailboxName))"
 # The folders are listed again this often all the same: one created in the moment between
 # a LIST and NOTIFY SET, or told of in a way not understood, is not missed for long.
 LIST_EVERY = 3600.0
-
-
-def folder_name(token: Any) -> str:
-    """A folder name as imapclient's LIST gives it (modified UTF-7 decoded)."""
-    if isinstance(token, bytes):
-        return imap_utf7.decode(token)
-    return str(token)  # (a name of digits parses as a number)
 
 
 class Told:
