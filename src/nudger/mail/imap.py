@@ -25,7 +25,7 @@ from nudger.core.headers import HEADER_FIELDS
 from nudger.errors import FolderUnavailable, GarbledAnswer, NudgerError, ServerConfigError
 from nudger.mail.deadline import BoundedClient, Deadline, bounded_context
 from nudger.mail.imap_errors import garbled, refused, translate, where
-from nudger.mail.imap_many import HeaderStream, ManyFolders
+from nudger.mail.imap_many import HeaderStream, ManyFolders, after_criteria, only_after
 from nudger.mail.imap_oauth import Bearer, bearer_login, password_login
 from nudger.mail.imap_pipeline import read_answers
 from nudger.mail.imap_wait import Waiting
@@ -303,12 +303,7 @@ class ImapMailbox(Waiting):
 
     def search_new(self, folder: str, after_uid: int, since: date | None) -> list[int]:
         self._examine(folder)
-        criteria: list[Any] = ["UID", f"{after_uid + 1}:*"]
-        if since is not None:
-            criteria += ["SINCE", since]
-        uids = self._search(folder, criteria)
-        # "UID n:*" always matches the highest UID, even below n (RFC 3501 6.4.8).
-        return sorted(u for u in uids if u > after_uid)
+        return only_after(self._search(folder, after_criteria(after_uid, since)), after_uid)
 
     def all_uids(self, folder: str) -> set[int]:
         self._examine(folder)

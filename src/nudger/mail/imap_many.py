@@ -59,6 +59,17 @@ def opened(answer: Answer) -> dict[bytes, int]:
     return got
 
 
+def after_criteria(after: int, since: date | None) -> list[Any]:
+    """UID SEARCH criteria for the messages above UID ``after`` (from the day ``since`` on)."""
+    return ["UID", f"{after + 1}:*"] + (["SINCE", since] if since else [])
+
+
+def only_after(uids: list[int], after: int) -> list[int]:
+    """The UIDs above ``after``, sorted: "UID n:*" always matches the highest UID, even
+    below n (RFC 3501 6.4.8)."""
+    return sorted(u for u in uids if u > after)
+
+
 class ManyFolders:
     """ImapMailbox's calls that take many folders at once."""
 
@@ -142,8 +153,7 @@ class ManyFolders:
         out (examine() on it tells why)."""
         commands = []
         for folder, after in asks:
-            criteria: list[Any] = ["UID", f"{after + 1}:*"] + (["SINCE", since] if since else [])
-            commands += [self.examine_command(folder), self.search_command(criteria)]
+            commands += [self.examine_command(folder), self.search_command(after_criteria(after, since))]
         answers = self.box._call("opening folders", self._pipelined, commands, piped=True)
         found = {}
         for (folder, after), examined, searched in zip(asks, answers[::2], answers[1::2], strict=True):
@@ -151,8 +161,7 @@ class ManyFolders:
             if not (examined.ok and searched.ok):
                 continue  # (a failed EXAMINE closes the folder before: the SEARCH fails too)
             status = self.box._folder_status(f"opening {folder!r}", opened(examined), b"EXISTS")
-            # "UID n:*" always matches the highest UID, even below n (RFC 3501 6.4.8).
-            found[folder] = (status, sorted(u for u in self._found(folder, searched) if u > after))
+            found[folder] = (status, only_after(self._found(folder, searched), after))
             self.box._answered[folder] = status
         return found
 
@@ -258,7 +267,7 @@ class HeaderStream:
         while self.sent < len(self.units) and (not kinds or count < WINDOW):
             folder, batch = self.units[self.sent]
             if folder != self.selected:
-                commands.append(b"EXAMINE " + to_bytes(box.client._normalise_folder(folder)))
+                commands.append(box.many.examine_command(folder))
                 kinds.append((self.sent, True))
                 self.selected = folder
             commands.append(f"UID FETCH {batch} ({items})".encode("ascii"))
