@@ -13,6 +13,7 @@ import logging
 import ssl
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
@@ -403,19 +404,40 @@ class ImapMailbox(Waiting):
         """
         if "UIDPLUS" not in self.capabilities:
             return False
-        self._settle()
-        self._selected = self._opening = None
-        if self._told is not None:
-            self._told.forget(folder)
-        self._call(f"opening {folder!r}", self.client.select_folder, folder, readonly=False)
-        try:
+        with self._writable(folder):
             # Check the UID still holds our Message-ID: UIDs are reused after UIDVALIDITY changes.
-            found = self._search(folder, ["UID", str(uid), "HEADER", "Message-ID", message_id])
-            if uid not in found:
+            if not self._holds(folder, uid, message_id):
                 return False
             self._call("removing our draft", self.client.add_flags, [uid], [b"\\Deleted"], silent=True)
             self._call("removing our draft", self.client.uid_expunge, [uid])
             return True
+
+    def mark_own_draft(self, folder: str, uid: int, message_id: str, keyword: str,
+                       on: bool = True) -> bool:
+        """Set (or take off) ``keyword`` on nudger's own draft (by UID, still holding
+        ``message_id``); False where the folder keeps no such keyword (PERMANENTFLAGS
+        lacks it and \\*)."""
+        with self._writable(folder) as selected:
+            kept = {bytes(f).lower() for f in selected.get(b"PERMANENTFLAGS", ())}
+            if not kept & {b"\\*", keyword.lower().encode()} or not self._holds(folder, uid, message_id):
+                return False
+            store = self.client.add_flags if on else self.client.remove_flags
+            self._call("marking our draft", store, [uid], [keyword.encode()], silent=True)
+            return True
+
+    def _holds(self, folder: str, uid: int, message_id: str) -> bool:
+        return uid in self._search(folder, ["UID", str(uid), "HEADER", "Message-ID", message_id])
+
+    @contextmanager
+    def _writable(self, folder: str) -> Iterator[dict[bytes, Any]]:
+        """``folder`` SELECTed (not examined) for one of nudger's own writes, then closed."""
+        self._settle()
+        self._selected = self._opening = None
+        if self._told is not None:
+            self._told.forget(folder)
+        selected = self._call(f"opening {folder!r}", self.client.select_folder, folder, readonly=False)
+        try:
+            yield selected
         finally:
             self._call(f"closing {folder!r}", self.client.unselect_folder)
             if self._told is not None:
