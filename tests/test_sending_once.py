@@ -13,6 +13,7 @@ import pytest
 from test_sending import MONDAY, RULES, _Crashing, _cycle_until_killed, _drafted, _messages
 
 from support.harness import Box, by_subject, make_box
+from support.mail import message
 from support.smtpd import SmtpServer
 
 pytestmark = pytest.mark.imap
@@ -107,3 +108,48 @@ def test_a_state_of_schema_3_opens_and_sends_none_of_its_drafts(
     assert smtp.received == [] and [str(d["Message-ID"]) for d in box.drafts()] == [nudge_id]
     with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+# -- a follow-up held back is listed until the user has acted on it ------------------------------
+
+
+def test_a_refused_follow_up_is_no_longer_listed_once_you_delete_its_draft(
+        box: Box, smtp: SmtpServer) -> None:
+    _drafted(box)
+    smtp.handler.refuse = "554 5.7.1 Message rejected as spam"
+    box.run(now=MONDAY)
+    box.run(now=MONDAY + timedelta(hours=1))
+    code, out, _ = box.cli("status", "--now", (MONDAY + timedelta(hours=1)).isoformat())
+    assert code == 0 and "not sent: 'Offer'" in out  # still yours to look at
+    box.delete_drafts()
+    box.run("-v", now=MONDAY + timedelta(hours=2))
+    assert ("follow-up 'Offer', which nudger did not send, is settled (you deleted it): no longer "
+            "listed") in box.last_err
+    code, out, _ = box.cli("status", "--now", (MONDAY + timedelta(hours=2)).isoformat())
+    assert code == 0 and "not sent" not in out
+    box.run("-v", now=MONDAY + timedelta(hours=3))
+    assert "settled" not in box.last_err and smtp.received == []
+
+
+@pytest.mark.parametrize("answers", ["your message", "the follow-up"])
+def test_a_follow_up_in_doubt_is_no_longer_listed_once_someone_answers(
+        box: Box, smtp: SmtpServer, answers: str) -> None:
+    nudge_id = _drafted(box)
+    _cycle_until_killed(box, sender_crash=lambda s: _Crashing(s, "send", "before"))
+    box.run(now=MONDAY + timedelta(hours=1))  # in doubt (nothing went out, but nudger cannot know)
+    code, out, _ = box.cli("status", "--now", (MONDAY + timedelta(hours=1)).isoformat())
+    assert code == 0 and "not sent: 'Offer'" in out and "cannot tell whether it went out" in out
+    parent = "offer@example.com" if answers == "your message" else nudge_id.strip("<>")
+    box.seed("INBOX", message("re-offer@client.example", sender="Bob <bob@client.example>",
+                              to=box.user, subject="Re: Offer", date=MONDAY + timedelta(hours=2),
+                              reply_to=parent))
+    box.run("-v", now=MONDAY + timedelta(hours=3))
+    why = "a reply came" if answers == "your message" else "its thread was answered"
+    assert f"is settled ({why}): no longer listed" in box.last_err
+    code, out, _ = box.cli("status", "--now", (MONDAY + timedelta(hours=3)).isoformat())
+    assert code == 0 and "not sent" not in out
+    # Settled is never a reason to send it after all: withdrawn, or left for you.
+    box.run(now=MONDAY + timedelta(days=1))
+    assert smtp.received == []
+    left = [nudge_id] if answers == "the follow-up" else []
+    assert [str(d["Message-ID"]) for d in box.drafts()] == left

@@ -23,8 +23,9 @@ from email import policy
 from email.message import EmailMessage
 from typing import Protocol
 
-from nudger.core.ledger import EDITED, SENT, Ledger
+from nudger.core.ledger import DISMISSED, EDITED, SENT, WITHDRAWN, Ledger, LedgerEntry
 from nudger.core.plan import Decision, decide
+from nudger.core.record import HUMAN
 from nudger.core.sending import (
     NOT_WRITTEN_HERE,
     SENDING_KEYWORD,
@@ -54,6 +55,7 @@ def send_planned(ctx: Cycle, decisions: list[Decision], sender: Sender | None) -
     """Finish the sends a stopped run left, then make the sends of the plan. Returns the
     decisions whose send was tried (their threads are decided again after)."""
     outbox = Outbox(ctx.state)
+    settle(ctx, outbox)
     for row in outbox.rows(ctx.name, NUDGE):
         if row.step not in (Step.DONE, Step.DOUBT, Step.REFUSED):
             resume(ctx, outbox, row)
@@ -67,6 +69,39 @@ def send_planned(ctx: Cycle, decisions: list[Decision], sender: Sender | None) -
         tried.append(decision)
         send_one(ctx, outbox, decision, sender)
     return tried
+
+
+_SETTLED = {SENT: "you sent it", DISMISSED: "you deleted it", WITHDRAWN: "a reply came"}
+
+
+def settle(ctx: Cycle, outbox: Outbox) -> None:
+    """Forget the follow-ups held in doubt or refused once the user has acted: the draft
+    left Drafts (sent or deleted), or the thread was answered. Until then ``status`` and
+    every digest list them."""
+    held = [r for r in outbox.rows(ctx.name, NUDGE) if r.step in (Step.DOUBT, Step.REFUSED)]
+    if not held:
+        return
+    ledger = ctx.state.ledger(ctx.name)
+    for row in held:
+        entry = ledger.get(row.message_id)
+        why = _SETTLED.get(entry.fate) if entry is not None else "its draft is gone"
+        if why is None and entry is not None and _answered(ctx, entry):
+            why = "its thread was answered"
+        if why is not None:
+            with ctx.state.transaction():  # without its row, still never nudger's to send
+                if entry is not None and entry.own:
+                    ctx.state.record_nudge(replace(entry, own=False))
+            outbox.drop(ctx.name, row.message_id)
+            log.info("%s: follow-up %r, which nudger did not send, is settled (%s): no longer "
+                     "listed", ctx.name, row.subject, why)
+
+
+def _answered(ctx: Cycle, entry: LedgerEntry) -> bool:
+    """Whether someone else replied to the thread after this follow-up was drafted."""
+    return any(r.kind == HUMAN and not ctx.account.is_identity(r.sender.email)
+               and r.date >= entry.appended_at
+               for mid in (entry.outbound_id, entry.nudge_id)
+               for r in ctx.state.answers_to(ctx.name, mid))
 
 
 def send_one(ctx: Cycle, outbox: Outbox, decision: Decision, sender: Sender) -> bool:
