@@ -80,8 +80,10 @@ def test_a_second_nudger_with_its_own_state_never_sends_the_first_ones_draft(
     decision = by_subject(b.run(now=MONDAY))["Offer"]
     assert b.last_code == 0 and decision["action"] is None and LEFT in decision["reason"]
     assert smtp.received == [] and [str(d["Message-ID"]) for d in box.drafts()] == [nudge_id]
-    code, out, _ = b.cli("run", "--once", "--dry-run", "--now", MONDAY.isoformat())
-    assert code == 0 and smtp.received == []
+    dry = by_subject(b.run("--dry-run", now=MONDAY))["Offer"]
+    assert dry["action"] is None and LEFT in dry["reason"] and "would send" not in b.last_err
+    code, out, _ = b.cli("explain", "offer@example.com", "--now", MONDAY.isoformat())
+    assert code == 0 and LEFT in out and smtp.received == []
     assert by_subject(box.run(now=MONDAY))["Offer"]["action"] == "sent"  # A sends it, once
     b.run(now=MONDAY + timedelta(hours=1))
     box.run(now=MONDAY + timedelta(hours=1))
