@@ -63,6 +63,9 @@ def test_a_lost_state_that_finds_it_in_sent_removes_the_draft_and_sends_nothing(
     _cycle_until_killed(box, mailbox_crash=lambda m: _Crashing(m, "append", "after", folder="Sent"))
     assert len(smtp.received) == 1 and len(box.drafts()) == 1
     _lose_state(box, tmp_path)
+    before = box.snapshot()
+    box.run("--dry-run", now=MONDAY + timedelta(hours=1))
+    assert box.last_code == 0 and box.snapshot() == before  # a dry run removes nothing
     decision = by_subject(box.run(now=MONDAY + timedelta(hours=1)))["Offer"]
     assert box.last_code == 0 and decision["follow_ups_sent"] == 1
     assert len(smtp.received) == 1 and box.drafts() == []

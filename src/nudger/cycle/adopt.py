@@ -143,6 +143,8 @@ def _was_being_sent(ctx: Cycle, record: MessageRecord, entry: LedgerEntry) -> Le
 def _remove_sent_draft(ctx: Cycle, record: MessageRecord) -> None:
     """The draft of a follow-up that went out: out of Drafts, as after a finished send."""
     drafts = ctx.layout.drafts
+    if ctx.dry_run:
+        return  # the server untouched: the run after it removes the draft
     if ctx.mailbox.delete_own_draft(drafts, record.uid, record.message_id):
         with ctx.state.transaction():
             ctx.state.drop_records(ctx.name, drafts, [record.uid])
