@@ -3,6 +3,8 @@ and a real Dovecot, never twice for one day, even across restarts and crashes.""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -114,3 +116,34 @@ def test_a_run_stopped_while_sending_the_digest_never_sends_that_day_twice(box: 
     assert len(_digests(smtp)) == 1
     box.run(now=SATURDAY + timedelta(days=1))  # the next day has its own
     assert len(_digests(smtp)) == 2
+
+
+def test_a_digest_refused_for_good_waits_for_the_next_day(box: Box, smtp: SmtpServer) -> None:
+    _three_drafts(box)
+    smtp.handler.refuse = "554 5.7.1 Message rejected as spam"
+    box.run(now=SATURDAY)
+    assert ("the server refused the message (554 5.7.1 Message rejected as spam); the digest of "
+            "2026-11-28 was not sent; nudger tries again tomorrow") in box.last_err
+    smtp.handler.refuse = None
+    for later in (SATURDAY + timedelta(hours=1), SATURDAY + timedelta(hours=2)):
+        box.run(now=later)
+        assert "digest" not in box.last_err  # told once; not asked again today
+    code, out, _ = box.cli("status", "--now", (SATURDAY + timedelta(hours=2)).isoformat())
+    assert code == 0 and "not sent" not in out  # no draft of yours is held back
+    assert _digests(smtp) == []
+    box.run(now=SATURDAY + timedelta(days=1))
+    assert len(_digests(smtp)) == 1
+    box.run(now=SATURDAY + timedelta(days=3))  # the journal does not keep past days forever
+    with contextlib.closing(sqlite3.connect(box.config.parent / "state" / "state.sqlite3")) as conn:
+        days = {d for (d,) in conn.execute("SELECT subject FROM outbox WHERE kind='digest'")}
+    assert "2026-11-28" not in days
+
+
+def test_a_digest_refused_for_now_is_tried_again_next_cycle(box: Box, smtp: SmtpServer) -> None:
+    _three_drafts(box)
+    smtp.handler.refuse = "451 4.3.0 Try again later"
+    box.run(now=SATURDAY)
+    assert "the digest was not sent (tried again next cycle)" in box.last_err
+    smtp.handler.refuse = None
+    box.run(now=SATURDAY + timedelta(minutes=5))
+    assert len(_digests(smtp)) == 1

@@ -338,6 +338,17 @@ class TestMailboxContract:
         assert store.stored("Drafts") == {2: kept}
         assert store.mailbox.all_uids("Drafts") == {2}
 
+    def test_only_our_own_draft_is_marked_and_the_mark_taken_off_again(self, store: Store) -> None:
+        ours, theirs = "<nudger.0123abcd.s1@example.com>", "<mine@example.com>"
+        store.seed("Drafts", [(_draft(ours), ("\\Draft",), WHEN), (_draft(theirs), ("\\Draft",), WHEN)])
+        before = store.stored("Drafts")
+        assert store.mailbox.mark_own_draft("Drafts", 2, ours, "$NudgerSending") is False
+        assert store.stored("Drafts") == before
+        assert store.mailbox.mark_own_draft("Drafts", 1, ours, "$NudgerSending") is True
+        assert store.stored("Drafts") == {1: (before[1][0], {"\\Draft", "$NudgerSending"}), 2: before[2]}
+        assert store.mailbox.mark_own_draft("Drafts", 1, ours, "$NudgerSending", on=False) is True
+        assert store.stored("Drafts") == before
+
     def test_reads_never_change_a_message(self, store: Store) -> None:
         store.seed("INBOX", INBOX)
         before = store.stored("INBOX")

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from nudger.core.calendar import calendar_part, parse_calendar
+from nudger.cycle.statefile import SCHEMA_VERSION
 from support.harness import Box, make_box, text
 from support.mail import NOW
 
@@ -377,7 +378,7 @@ def test_a_state_of_schema_2_gains_the_calendar_and_reads_as_it_is(
     box.run()
     assert box.last_code == 0 and len(box.drafts()) == 1
     with contextlib.closing(sqlite3.connect(path)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 # -- recurring = true: one thank-you per series, after the occurrence that just ended --------

@@ -20,7 +20,7 @@ from nudger.core.rules import due_at, timing_notes
 from nudger.core.sending import SAYS
 from nudger.core.threads import Thread
 from nudger.cycle.cycle import AWAITING_STATUSES, threads_of
-from nudger.cycle.outbox import Outbox, Row
+from nudger.cycle.outbox import NUDGE, Outbox, Row
 from nudger.cycle.state import State
 from nudger.cycle.statefile import FILE_NAME
 from nudger.cycle.thanks import plan_meetings
@@ -73,7 +73,8 @@ def status(config: Config, now: datetime, as_json: bool) -> int:
             ledger = Ledger(state.ledger(account.name).values())
             decided = [d for t in threads if (d := decide(t, account, config.rules, ledger, now))]
             decided = hold_sends(decided, Outbox(state).steps(account.name))
-            troubles = [r for r in Outbox(state).rows(account.name) if r.step in SAYS]
+            # (A digest not sent is told in the log: there is no draft to look at.)
+            troubles = [r for r in Outbox(state).rows(account.name, NUDGE) if r.step in SAYS]
             # What a cycle's summary counts: the threads of the window, by status.
             totals: Counter[str] = Counter(d.status for d in decided
                              if d.outbound and now - d.outbound.date <= account.lookback)

@@ -49,6 +49,9 @@ class LedgerEntry:
     uid: int | None = None
     digest: str = ""  # sha256 of what we appended: "untouched" means still exactly this
     text_digest: str = ""  # of its text as a person reads it (``drafttext``): "not edited"
+    # Written by this state's own APPEND, and that copy kept: the only draft nudger may send.
+    # Never for one adopted from the server (state lost, another instance's): those stay.
+    own: bool = False
 
 
 class Ledger:

@@ -46,6 +46,14 @@ SAYS = {
     Step.REFUSED: "the mail server refused it; the draft is still in Drafts for you",
 }
 
+# Only the instance whose own APPEND wrote a draft sends it: a draft adopted from the
+# server (the state was lost, or another nudger on the same mailbox wrote it) may have
+# gone out already, so it is the user's to send.
+NOT_WRITTEN_HERE = "found in Drafts, not written by this state: nudger leaves it for you to send"
+# Set on the draft right before SMTP (where Drafts takes keywords): a state rebuilt after
+# a crash there knows the draft was being sent, and never sends it again.
+SENDING_KEYWORD = "$NudgerSending"
+
 # Hosts that put what they send into Sent themselves: a copy of ours would be a second one.
 SELF_FILING = ("gmail.com", "googlemail.com", "office365.com", "outlook.com", "office.com")
 PRIVATE_HEADERS = ("x-nudger-digest", "x-nudger-for")  # nudger's own; never sent

@@ -35,8 +35,11 @@ from nudger.core.ledger import (
 )
 from nudger.core.parse import parse_record
 from nudger.core.record import MessageRecord
+from nudger.core.sending import SENDING_KEYWORD, Step
 from nudger.core.stamp import untouched
+from nudger.core.subjects import strip_reply_prefixes
 from nudger.cycle.context import Cycle
+from nudger.cycle.outbox import NUDGE, Outbox, Row
 from nudger.errors import FolderUnavailable
 
 log = logging.getLogger(__name__)
@@ -92,9 +95,14 @@ def adopt_found(ctx: Cycle, known: dict[str, LedgerEntry], drafts: list[MessageR
         seen.add(r.message_id)
         data = bodies.get(r.uid)
         if data is not None and untouched(data):
-            adopted.append(replace(entry, digest=hashlib.sha256(data).hexdigest()))
+            entry = replace(entry, digest=hashlib.sha256(data).hexdigest())
+            adopted.append(_was_being_sent(ctx, r, entry) if r.has_keyword(SENDING_KEYWORD) else entry)
         else:  # unstamped (an older nudger) or changed: the user's, never removed
             adopted.append(replace(entry, fate=EDITED))
+    sent_now = {e.nudge_id for e in adopted if e.fate == SENT}
+    for r in drafts:  # sent just before the state was lost: its copy is in Sent
+        if r.message_id in sent_now and r.has_keyword(SENDING_KEYWORD):
+            _remove_sent_draft(ctx, r)
     left = [e for e in known.values() if e.fate == APPENDING and e.nudge_id not in seen]
     gone = []
     for entry in left:
@@ -113,6 +121,38 @@ def adopt_found(ctx: Cycle, known: dict[str, LedgerEntry], drafts: list[MessageR
         known[entry.nudge_id] = entry
         log.info("%s: found our follow-up %s for %s: %s; recorded it", account.name, entry.stage,
                  entry.outbound_id, _HOW[entry.fate])
+
+
+def _was_being_sent(ctx: Cycle, record: MessageRecord, entry: LedgerEntry) -> LedgerEntry:
+    """Our draft, marked as being sent, found by a state that does not know it (lost
+    after a crash mid-send): never sent again. In Sent, it went: its draft is removed as
+    a finished send's is. Not there: in doubt, left for the user, and said so."""
+    if ctx.mailbox.find_message_id(ctx.layout.sent, record.message_id):
+        _remove_sent_draft(ctx, record)
+        return replace(entry, fate=SENT, fate_at=ctx.now)
+    subject = strip_reply_prefixes(record.subject) or "(no subject)"
+    Outbox(ctx.state).write(Row(ctx.name, record.message_id, NUDGE, subject, Step.DOUBT, ctx.now,
+                                detail="found marked as being sent by a state that was lost",
+                                uid=record.uid))
+    log.warning("%s: follow-up %r was being sent when nudger's state was lost, and it is not in "
+                "%s; nudger cannot tell whether it went out and will not send it: send the "
+                "draft yourself if it did not arrive", ctx.name, subject, ctx.layout.sent)
+    return entry
+
+
+def _remove_sent_draft(ctx: Cycle, record: MessageRecord) -> None:
+    """The draft of a follow-up that went out: out of Drafts, as after a finished send."""
+    drafts = ctx.layout.drafts
+    if ctx.dry_run:
+        return  # the server untouched: the run after it removes the draft
+    if ctx.mailbox.delete_own_draft(drafts, record.uid, record.message_id):
+        with ctx.state.transaction():
+            ctx.state.drop_records(ctx.name, drafts, [record.uid])
+        log.info("%s: follow-up %r went out before nudger's state was lost (it is in %s); "
+                 "removed its draft", ctx.name, record.subject, ctx.layout.sent)
+    else:
+        log.warning("%s: follow-up %r went out (it is in %s); could not remove its draft from %s: "
+                    "delete it yourself", ctx.name, record.subject, ctx.layout.sent, drafts)
 
 
 def search_trash(ctx: Cycle) -> bool:

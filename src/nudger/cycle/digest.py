@@ -47,10 +47,14 @@ def _me(ctx: Cycle) -> Addr:
 
 def resume_digests(ctx: Cycle) -> None:
     """A digest a stopped run was handing over: in INBOX, it went; else it counts as sent
-    in doubt (one missed digest is better than two)."""
+    in doubt (one missed digest is better than two). Rows of past days are forgotten."""
     outbox = Outbox(ctx.state)
+    # Two days back: a day that is "today" in no time zone any more is never due again.
+    past = (ctx.now.astimezone(ctx.account.timezone).date() - timedelta(days=2)).isoformat()
     for row in outbox.rows(ctx.name, DIGEST):
-        if row.step == Step.INTENT:
+        if row.subject < past and row.step not in (Step.STARTED, Step.ACCEPTED):
+            outbox.drop(ctx.name, row.message_id)
+        elif row.step == Step.INTENT:
             outbox.drop(ctx.name, row.message_id)
         elif row.step in (Step.STARTED, Step.ACCEPTED):
             found = bool(ctx.mailbox.find_message_id("INBOX", row.message_id))
@@ -83,8 +87,12 @@ def send_digest(ctx: Cycle, sender: Sender | None) -> bool:
     try:
         sender.send(msg, mail_from, recipients)
     except SendRefused as exc:
-        outbox.drop(ctx.name, message_id)
-        log.warning("%s; the digest was not sent (tried again next cycle)", exc)
+        if exc.permanent:  # refused for good: asking again each poll would change nothing
+            outbox.write(replace(row, step=Step.REFUSED, detail=str(exc)))
+            log.warning("%s; the digest of %s was not sent; nudger tries again tomorrow", exc, day)
+        else:
+            outbox.drop(ctx.name, message_id)
+            log.warning("%s; the digest was not sent (tried again next cycle)", exc)
         return False
     except SendUncertain as exc:
         outbox.write(replace(row, step=Step.DOUBT, detail=str(exc)))

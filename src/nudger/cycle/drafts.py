@@ -187,10 +187,12 @@ def write_draft(ctx: Cycle, decision: Decision, guard: AppendGuard) -> bool:
     # and a stop between the two leaves "appending", which the next cycle resolves.
     with state.transaction():
         state.record_nudge(replace(entry, fate=APPENDING))
-    uid = ctx.mailbox.append(ctx.layout.drafts, data, ("\\Draft", "\\Seen"), ctx.now)
-    uid, digest, text = _after_append(ctx, entry, uid, data)
+    appended = ctx.mailbox.append(ctx.layout.drafts, data, ("\\Draft", "\\Seen"), ctx.now)
+    uid, digest, text = _after_append(ctx, entry, appended, data)
+    # Ours to send only if the copy kept is the one our APPEND wrote (not another instance's).
+    own = appended is not None and uid == appended
     with state.transaction():
-        state.record_nudge(replace(entry, uid=uid, digest=digest, text_digest=text))
+        state.record_nudge(replace(entry, uid=uid, digest=digest, text_digest=text, own=own))
         state.note_drafted(entry, action.rule)
     what = f"follow-up {action.stage}" if action.stage else "a thank-you"
     log.info("%s: drafted %s to %s for %r (rule %s, in %s)", ctx.name, what,

@@ -7,6 +7,11 @@ reply that came a minute ago cancels the send). A run that stopped midway is fin
 the next: before "smtp-started" nothing went out; after "accepted" only the Sent copy and
 the draft's removal are left; in between, Sent is searched for the Message-ID, and when
 it is not there nudger never sends again but says so (log, ``status``, the digest).
+
+Only a draft this state's own APPEND wrote is sent (``LedgerEntry.own``): one adopted
+from the server may have gone out under a state that was lost, or be another instance's.
+Right before SMTP the draft gets the ``$NudgerSending`` keyword, so a state rebuilt after
+a crash there knows it was being sent (cycle/adopt.py) and never sends it again.
 """
 
 from __future__ import annotations
@@ -18,9 +23,18 @@ from email import policy
 from email.message import EmailMessage
 from typing import Protocol
 
-from nudger.core.ledger import EDITED, SENT, Ledger
+from nudger.core.ledger import DISMISSED, EDITED, SENT, WITHDRAWN, Ledger, LedgerEntry
 from nudger.core.plan import Decision, decide
-from nudger.core.sending import SendDraft, Step, envelope, outgoing, saves_copy
+from nudger.core.record import HUMAN
+from nudger.core.sending import (
+    NOT_WRITTEN_HERE,
+    SENDING_KEYWORD,
+    SendDraft,
+    Step,
+    envelope,
+    outgoing,
+    saves_copy,
+)
 from nudger.core.stamp import untouched
 from nudger.cycle.context import Cycle
 from nudger.cycle.drafts import QUOTE_LIMIT
@@ -41,6 +55,7 @@ def send_planned(ctx: Cycle, decisions: list[Decision], sender: Sender | None) -
     """Finish the sends a stopped run left, then make the sends of the plan. Returns the
     decisions whose send was tried (their threads are decided again after)."""
     outbox = Outbox(ctx.state)
+    settle(ctx, outbox)
     for row in outbox.rows(ctx.name, NUDGE):
         if row.step not in (Step.DONE, Step.DOUBT, Step.REFUSED):
             resume(ctx, outbox, row)
@@ -56,6 +71,39 @@ def send_planned(ctx: Cycle, decisions: list[Decision], sender: Sender | None) -
     return tried
 
 
+_SETTLED = {SENT: "you sent it", DISMISSED: "you deleted it", WITHDRAWN: "a reply came"}
+
+
+def settle(ctx: Cycle, outbox: Outbox) -> None:
+    """Forget the follow-ups held in doubt or refused once the user has acted: the draft
+    left Drafts (sent or deleted), or the thread was answered. Until then ``status`` and
+    every digest list them."""
+    held = [r for r in outbox.rows(ctx.name, NUDGE) if r.step in (Step.DOUBT, Step.REFUSED)]
+    if not held:
+        return
+    ledger = ctx.state.ledger(ctx.name)
+    for row in held:
+        entry = ledger.get(row.message_id)
+        why = _SETTLED.get(entry.fate) if entry is not None else "its draft is gone"
+        if why is None and entry is not None and _answered(ctx, entry):
+            why = "its thread was answered"
+        if why is not None:
+            with ctx.state.transaction():  # without its row, still never nudger's to send
+                if entry is not None and entry.own:
+                    ctx.state.record_nudge(replace(entry, own=False))
+            outbox.drop(ctx.name, row.message_id)
+            log.info("%s: follow-up %r, which nudger did not send, is settled (%s): no longer "
+                     "listed", ctx.name, row.subject, why)
+
+
+def _answered(ctx: Cycle, entry: LedgerEntry) -> bool:
+    """Whether someone else replied to the thread after this follow-up was drafted."""
+    return any(r.kind == HUMAN and not ctx.account.is_identity(r.sender.email)
+               and r.date >= entry.appended_at
+               for mid in (entry.outbound_id, entry.nudge_id)
+               for r in ctx.state.answers_to(ctx.name, mid))
+
+
 def send_one(ctx: Cycle, outbox: Outbox, decision: Decision, sender: Sender) -> bool:
     """Send one planned follow-up; True when it went out."""
     action = decision.action
@@ -64,21 +112,9 @@ def send_one(ctx: Cycle, outbox: Outbox, decision: Decision, sender: Sender) -> 
     what = f"follow-up {entry.stage} for {decision.subject!r}"
     row = Row(ctx.name, entry.nudge_id, NUDGE, decision.subject, Step.INTENT, ctx.now, uid=entry.uid)
     outbox.write(row)
-    data = ctx.mailbox.fetch_message(drafts, entry.uid, QUOTE_LIMIT) if entry.uid else None
+    data = _still_sendable(ctx, decision, what)
     if data is None:
         outbox.drop(ctx.name, entry.nudge_id)
-        log.info("%s: %s is no longer in %s; not sending it", ctx.name, what, drafts)
-        return False
-    if hashlib.sha256(data).hexdigest() != entry.digest or not untouched(data):
-        outbox.drop(ctx.name, entry.nudge_id)
-        with ctx.state.transaction():
-            ctx.state.set_fate(entry.nudge_id, EDITED, ctx.now)
-        log.info("%s: you changed %s: it is yours now, nudger will not send it", ctx.name, what)
-        return False
-    why = _changed(ctx, decision)
-    if why is not None:
-        outbox.drop(ctx.name, entry.nudge_id)
-        log.info("%s: not sending %s: %s", ctx.name, what, why)
         return False
     msg = outgoing(data, ctx.now, ctx.account.timezone)
     mail_from, recipients = envelope(msg)
@@ -87,10 +123,14 @@ def send_one(ctx: Cycle, outbox: Outbox, decision: Decision, sender: Sender) -> 
     except Exception:
         outbox.drop(ctx.name, entry.nudge_id)  # nothing was handed over: try again later
         raise
+    assert entry.uid is not None  # (_still_sendable read it)
+    # The mark first: a state rebuilt after a crash from here on never sends it again.
+    ctx.mailbox.mark_own_draft(drafts, entry.uid, entry.nudge_id, SENDING_KEYWORD)
     outbox.write(replace(row, step=Step.STARTED))
     try:
         refused = sender.send(msg, mail_from, recipients)
-    except SendRefused as exc:
+    except SendRefused as exc:  # nothing went out: the draft as it was, mark off
+        ctx.mailbox.mark_own_draft(drafts, entry.uid, entry.nudge_id, SENDING_KEYWORD, on=False)
         if exc.permanent:
             outbox.write(replace(row, step=Step.REFUSED, detail=str(exc)))
             log.warning("%s; %s was not sent and stays in %s for you", exc, what, drafts)
@@ -110,6 +150,30 @@ def send_one(ctx: Cycle, outbox: Outbox, decision: Decision, sender: Sender) -> 
     log.info("%s: sent %s to %s (rule %s)", ctx.name, what, ", ".join(recipients), decision.rule)
     finish(ctx, outbox, replace(row, step=Step.ACCEPTED), msg)
     return True
+
+
+def _still_sendable(ctx: Cycle, decision: Decision, what: str) -> bytes | None:
+    """The draft's bytes if it may go out now: ours (our own APPEND wrote it), still in
+    Drafts exactly as written, and its thread still waiting for it; else None, said why."""
+    assert isinstance(decision.action, SendDraft)
+    entry, drafts = decision.action.entry, ctx.layout.drafts
+    if not entry.own:  # the plan says so too; a last guard, the one that matters
+        log.info("%s: not sending %s: %s", ctx.name, what, NOT_WRITTEN_HERE)
+        return None
+    data = ctx.mailbox.fetch_message(drafts, entry.uid, QUOTE_LIMIT) if entry.uid else None
+    if data is None:
+        log.info("%s: %s is no longer in %s; not sending it", ctx.name, what, drafts)
+        return None
+    if hashlib.sha256(data).hexdigest() != entry.digest or not untouched(data):
+        with ctx.state.transaction():
+            ctx.state.set_fate(entry.nudge_id, EDITED, ctx.now)
+        log.info("%s: you changed %s: it is yours now, nudger will not send it", ctx.name, what)
+        return None
+    why = _changed(ctx, decision)
+    if why is not None:
+        log.info("%s: not sending %s: %s", ctx.name, what, why)
+        return None
+    return data
 
 
 def _changed(ctx: Cycle, decision: Decision) -> str | None:

@@ -350,28 +350,31 @@ class State(History):
 
     def ledger(self, account: str) -> dict[str, LedgerEntry]:
         # (A file of schema 2, read as it is by ``status``, has no text digests yet.)
-        text = "text_digest" if "text_digest" in columns(self.conn, "nudges") else "''"
+        # (Nor, before schema 4, a mark of our own APPENDs: read as not ours, never sent.)
+        have = columns(self.conn, "nudges")
+        text = "text_digest" if "text_digest" in have else "''"
+        own = "own" if "own" in have else "0"
         rows = self.conn.execute(
             "SELECT nudge_id, account, outbound_id, thread_key, stage, fate, appended_at, fate_at, "
-            f"folder, uid, digest, {text} FROM nudges WHERE account=?", (account,))
+            f"folder, uid, digest, {text}, {own} FROM nudges WHERE account=?", (account,))
         result = {}
         for row in rows:
             appended = datetime.fromisoformat(row[6])
             fate_at = datetime.fromisoformat(row[7]) if row[7] else None
             result[row[0]] = LedgerEntry(row[0], row[1], row[2], row[3], row[4], row[5],
                                          appended, fate_at, row[8] or "", row[9], row[10] or "",
-                                         row[11] or "")
+                                         row[11] or "", bool(row[12]))
         return result
 
     def record_nudge(self, entry: LedgerEntry) -> None:
         self.conn.execute(
             "INSERT OR REPLACE INTO nudges (nudge_id, account, outbound_id, thread_key, stage, "
-            "fate, appended_at, fate_at, folder, uid, digest, text_digest) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            "fate, appended_at, fate_at, folder, uid, digest, text_digest, own) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (entry.nudge_id, entry.account, entry.outbound_id, entry.thread_key, entry.stage,
              entry.fate, entry.appended_at.isoformat(),
              entry.fate_at.isoformat() if entry.fate_at else None, entry.folder, entry.uid,
-             entry.digest, entry.text_digest))
+             entry.digest, entry.text_digest, int(entry.own)))
 
     def forget_nudge(self, nudge_id: str) -> None:
         self.conn.execute("DELETE FROM nudges WHERE nudge_id=?", (nudge_id,))

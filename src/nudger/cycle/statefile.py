@@ -28,7 +28,7 @@ from nudger.errors import (
 log = logging.getLogger(__name__)
 
 FILE_NAME = "state.sqlite3"
-SCHEMA_VERSION = 3  # PRAGMA user_version; 1 is the state of nudger 0.x, before it had one
+SCHEMA_VERSION = 4  # PRAGMA user_version; 1 is the state of nudger 0.x, before it had one
 REBUILD_HINT = "run `nudger run --once` to set it aside and rebuild it from the server"
 SIDECARS = ("-wal", "-shm")  # SQLite's write-ahead log and its index, beside the file
 
@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS nudges (
     nudge_id TEXT PRIMARY KEY, account TEXT NOT NULL, outbound_id TEXT NOT NULL,
     thread_key TEXT NOT NULL, stage INTEGER NOT NULL, fate TEXT NOT NULL,
     appended_at TEXT NOT NULL, fate_at TEXT, folder TEXT, uid INTEGER, digest TEXT,
-    text_digest TEXT);
+    text_digest TEXT, own INTEGER NOT NULL DEFAULT 0);
 -- The calendar messages (invitations, answers) by their iCalendar UID: a meeting's
 -- messages are found without reading every record. A row whose message is gone is ignored.
 CREATE TABLE IF NOT EXISTS calendar (account TEXT NOT NULL, folder TEXT NOT NULL,
@@ -215,8 +215,18 @@ def prepare(conn: sqlite3.Connection, path: Path | None, readonly: bool) -> None
     conn.executescript(SCHEMA)
     if version < 3:
         _to_3(conn)
+    if version < 4:
+        _to_4(conn)
     conn.executescript(OUTBOX)  # the send journal (a new table; nothing else changes)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def _to_4(conn: sqlite3.Connection) -> None:
+    """3 -> 4: which drafts this state's own APPEND wrote (the only ones nudger sends).
+    Older rows cannot tell ours from adopted ones: all start as not ours (never sent by
+    nudger; they stay in Drafts for the user)."""
+    if "own" not in columns(conn, "nudges"):
+        conn.execute("ALTER TABLE nudges ADD COLUMN own INTEGER NOT NULL DEFAULT 0")
 
 
 def _to_3(conn: sqlite3.Connection) -> None:

@@ -1,10 +1,11 @@
 """The IMAP edge: one connection, imapclient behind the ``Mailbox`` interface.
 
 Every folder is opened read-only (EXAMINE) and read with BODY.PEEK, so no flag of
-the user's changes; the only writes are APPEND to Drafts and removing nudger's own
-draft. Library and socket errors become our own classes (imap_errors.py); a NO to a
-command in one folder is that folder's failure. Every command, and every cycle, has
-a deadline (deadline.py); answers are read by imap_wire.py.
+the user's changes; the only writes are APPEND to Drafts, and removing or marking
+nudger's own draft (imap_drafts.py). Library and socket errors become our own classes
+(imap_errors.py); a NO to a command in one folder is that folder's failure. Every
+command, and every cycle, has a deadline (deadline.py); answers are read by
+imap_wire.py.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from nudger.config.model import Account, is_loopback
 from nudger.core.headers import HEADER_FIELDS
 from nudger.errors import FolderUnavailable, GarbledAnswer, NudgerError, ServerConfigError
 from nudger.mail.deadline import BoundedClient, Deadline, bounded_context
+from nudger.mail.imap_drafts import OwnDrafts
 from nudger.mail.imap_errors import garbled, refused, translate, where
 from nudger.mail.imap_many import HeaderStream, ManyFolders, after_criteria, only_after
 from nudger.mail.imap_oauth import Bearer, bearer_login, password_login
@@ -53,7 +55,7 @@ CYCLE_TIMEOUTS = 30
 _FIELDS = "BODY.PEEK[HEADER.FIELDS (" + " ".join(f.upper() for f in HEADER_FIELDS) + ")]"
 
 
-class ImapMailbox(Waiting):
+class ImapMailbox(Waiting, OwnDrafts):
     """A live connection to one account (its waits for news: imap_wait.py)."""
 
     def __init__(self, account: Account, password: str | Bearer):
@@ -392,32 +394,6 @@ class ImapMailbox(Waiting):
         if self._told is not None:
             self._told.forget(folder)  # our own change: asked again before the next wait
         return uid
-
-    def delete_own_draft(self, folder: str, uid: int, message_id: str) -> bool:
-        """The one deletion nudger ever does: its own draft, by UID, with UID EXPUNGE.
-
-        Never a bare EXPUNGE, which would also remove anything else the user marked
-        deleted; without UIDPLUS we leave the draft alone.
-        """
-        if "UIDPLUS" not in self.capabilities:
-            return False
-        self._settle()
-        self._selected = self._opening = None
-        if self._told is not None:
-            self._told.forget(folder)
-        self._call(f"opening {folder!r}", self.client.select_folder, folder, readonly=False)
-        try:
-            # Check the UID still holds our Message-ID: UIDs are reused after UIDVALIDITY changes.
-            found = self._search(folder, ["UID", str(uid), "HEADER", "Message-ID", message_id])
-            if uid not in found:
-                return False
-            self._call("removing our draft", self.client.add_flags, [uid], [b"\\Deleted"], silent=True)
-            self._call("removing our draft", self.client.uid_expunge, [uid])
-            return True
-        finally:
-            self._call(f"closing {folder!r}", self.client.unselect_folder)
-            if self._told is not None:
-                self._told.forget(folder)  # told of as the open folder meanwhile, if at all
 
     def close(self) -> None:
         """LOGOUT, without waiting for its answer (the server's BYE says nothing we need:

@@ -56,7 +56,7 @@ class MemoryMailbox:
         return uid
 
     def set_flags(self, folder: str, uid: int, flags: Sequence[str]) -> None:
-        """What another client's STORE FLAGS does (nudger itself never sets a flag)."""
+        """What another client's STORE FLAGS does (nudger sets only its sending mark)."""
         box = self.folders[folder]
         stored = box.messages[uid]
         if set(stored.flags) != set(flags):  # an unchanged message keeps its modseq
@@ -168,6 +168,14 @@ class MemoryMailbox:
             self._tell()
             return True
         return False
+
+    def mark_own_draft(self, folder: str, uid: int, message_id: str, keyword: str,
+                       on: bool = True) -> bool:
+        if uid not in self.find_message_id(folder, message_id):
+            return False
+        flags = [f for f in self.folders[folder].messages[uid].flags if f != keyword]
+        self.set_flags(folder, uid, [*flags, keyword] if on else flags)
+        return True
 
     def wait_for_news(self, folders: Sequence[str], seconds: float, stop: Event) -> set[str]:
         """Like a server with NOTIFY: told of a change in any folder (every change moves
