@@ -17,6 +17,7 @@ from datetime import date, datetime, time, timedelta
 
 from nudger.config.model import MAX_THANKS_DELAY, Account, Meetings
 from nudger.core.calendar import INDIVIDUAL, Attendee, CalendarFacts, occurrences
+from nudger.core.durations import Delay
 from nudger.core.ledger import (
     DISMISSED,
     EDITED,
@@ -29,11 +30,12 @@ from nudger.core.ledger import (
 )
 from nudger.core.plan import AppendDraft, Decision, Status, WithdrawDraft
 from nudger.core.record import HUMAN, Addr, MessageRecord
-from nudger.core.rules import _Holidays, after_quiet_hours
+from nudger.core.rules import after_quiet_hours, due_at
 from nudger.core.threads import NO_NUDGE_KEYWORD, is_no_nudge
 
 THANKS_STAGE = 0  # a thank-you's stage in the ledger and its Message-ID: no nudge has it
 MORNING = time(9)  # when the thank-you for an all-day event appears
+NEXT_WORKING_DAY = Delay(business_days=1)
 SHOWN_FOR = timedelta(days=2)  # a settled meeting stays in ``status`` this long after its end
 SERIES_AHEAD = timedelta(days=60)  # how far ahead a series' next occurrence is looked for
 NOT_PEOPLE = ("ROOM", "RESOURCE")
@@ -177,15 +179,12 @@ def _times(facts: CalendarFacts, account: Account,
     morning (its end is midnight, when no one writes one)."""
     tz = account.timezone
     if facts.all_day:
-        day = date.fromisoformat(facts.end)  # (exclusive: the day after the last one)
-        holidays = _Holidays(account.holidays)
-        for _ in range(14):
-            if day.weekday() in account.workdays and day not in holidays:
-                break
-            day += timedelta(days=1)
         start = datetime.combine(date.fromisoformat(facts.start), time(), tzinfo=tz)
         end = datetime.combine(date.fromisoformat(facts.end), time(), tzinfo=tz)
-        morning = after_quiet_hours(datetime.combine(day, MORNING, tzinfo=tz), account)
+        # The end is exclusive (the day after the last one): one working day after the
+        # last day is the end day itself when it is a working day, else the next one.
+        last_day = datetime.combine(date.fromisoformat(facts.end) - timedelta(days=1), MORNING, tzinfo=tz)
+        morning = due_at(last_day, NEXT_WORKING_DAY, account)
         return start, end, morning, morning + MAX_THANKS_DELAY
     start, end = (_aware(datetime.fromisoformat(t), account) for t in (facts.start, facts.end))
     return start, end, after_quiet_hours(end + config.after, account), end + MAX_THANKS_DELAY
