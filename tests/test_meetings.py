@@ -416,3 +416,28 @@ def test_an_exchange_series_in_its_own_zone(dovecot, imap_user, tmp_path, capsys
     assert decision(box)["status"] == "due"
     [draft] = box.drafts()
     assert [a.addr_spec for a in draft["To"].addresses] == ["bremner@example.com"]
+
+
+# -- a series nudger does not expand: no thank-you, the reason said, the cycle unbroken -----
+
+
+@pytest.mark.parametrize(("rule", "why"), [
+    ("RRULE:FREQ=BOGUS", "its repeat rule (RRULE) cannot be read"),
+    ("RDATE:not-a-date", "its RDATE dates cannot be read"),
+    ("RRULE:FREQ=SECONDLY;COUNT=5", "it repeats more often than once an hour"),
+])
+def test_a_series_that_cannot_be_worked_out_is_skipped_and_explained(
+        dovecot, imap_user, tmp_path, capsys, monkeypatch, corpus, rule, why) -> None:  # type: ignore[no-untyped-def]
+    box = box_for(dovecot, imap_user, tmp_path, capsys, monkeypatch,
+                  ["receiver@example.com", "homer@example.org"], meetings=SERIES)
+    seed_single(box, corpus, datetime(2026, 11, 27, 5, 0), datetime(2026, 11, 27, 6, 0), "ACCEPTED",
+                extra=rule)
+    accepted_outlook(box, corpus, datetime(2026, 11, 27, 8, 0))  # an ordinary meeting beside it
+    found = {d["thread"]: d for d in box.run() if d["thread"].startswith("meeting ")}
+    assert box.last_code == 0, box.last_err
+    [hostile] = [d for thread, d in found.items() if SINGLE_UID in thread]
+    assert hostile["status"] == "excluded"
+    assert str(hostile["reason"]).endswith(f"nudger does not work out this series: {why}")
+    assert [d["Subject"] for d in box.drafts()] == ["Re: Testaus"]  # the other one is thanked
+    code, out, _ = box.cli("explain", "<single@example.com>", "--now", NOW.isoformat())
+    assert code == 0 and why in out

@@ -31,6 +31,7 @@ from nudger.core.ledger import (
 from nudger.core.plan import AppendDraft, Decision, Status, WithdrawDraft
 from nudger.core.record import HUMAN, Addr, MessageRecord
 from nudger.core.rules import after_quiet_hours, due_at
+from nudger.core.series import SeriesError
 from nudger.core.threads import NO_NUDGE_KEYWORD, is_no_nudge
 
 THANKS_STAGE = 0  # a thank-you's stage in the ledger and its Message-ID: no nudge has it
@@ -159,8 +160,11 @@ def _version(meeting: Meeting, config: Meetings, account: Account,
     if not facts.recurring:
         return facts, ""
     cancelled = {f.recurrence_id for _, f in meeting.with_method("CANCEL") if f.recurrence_id}
-    found = [(s, e) for s, e in occurrences(facts, now - SHOWN_FOR - MAX_THANKS_DELAY,
-                                            now + SERIES_AHEAD) if s not in cancelled]
+    try:
+        found = [(s, e) for s, e in occurrences(facts, now - SHOWN_FOR - MAX_THANKS_DELAY,
+                                                now + SERIES_AHEAD) if s not in cancelled]
+    except SeriesError as exc:  # one hostile invitation never stops the cycle
+        return facts, f"nudger does not work out this series: {exc}"
     ended = [(s, e) for s, e in found if _aware(_parse(e), account) <= now]
     pick = ended[-1] if ended else (found[0] if found else None)
     if pick is None:
