@@ -105,6 +105,8 @@ def decide_meeting(meeting: Meeting, answers: Iterable[MessageRecord], account: 
     nudge_id = nudge_message_id(account.name, anchor.message_id, THANKS_STAGE, me.email.rpartition("@")[2])
     first = _wrote_first(answers, end, anchor, nudge_id, account, sent)
     found = _ledger_says(base, ledger.get(nudge_id), first, when)
+    if found is not None and found.status == Status.SENT:  # for ``stats``: was it answered?
+        return replace(found, answered_at=_answered(answers, nudge_id, anchor, account, due))
     if found is not None:
         return found
     if first is not None or due > deadline or now > deadline:
@@ -139,6 +141,17 @@ def _ledger_says(base: Decision, entry: LedgerEntry | None, first: str | None,
     status = {SENT: Status.SENT, DISMISSED: Status.DISMISSED}.get(entry.fate, Status.WITHDRAWN)
     return replace(base, status=status,
                    reason=f"meeting {when}: the thank-you was {words.get(entry.fate, str(entry.fate))}")
+
+
+def _answered(answers: Iterable[MessageRecord], nudge_id: str, anchor: MessageRecord,
+              account: Account, due: datetime) -> datetime | None:
+    """When someone other than the user first wrote in the thread after the thank-you
+    (its Date, else its due time); None when no one did."""
+    mine = next((m for m in answers if m.message_id == nudge_id), None)
+    since = mine.date if mine is not None else due
+    found = [m.date for m in answers if m.kind == HUMAN and m.date >= since and not
+             account.is_identity(m.sender.email) and m.message_id not in (nudge_id, anchor.message_id)]
+    return min(found, default=None)
 
 
 def _version(meeting: Meeting, config: Meetings, account: Account,
