@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ast
+import re
 from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -374,3 +376,58 @@ def test_every_invitation_of_the_corpus_reads_as_its_client_wrote_it(corpus: Pat
     google = found["google_calendar_meet_invite"]
     assert google.summary == "Meeeeet me HTML" and google.organizer is not None
     assert [a.partstat for a in google.attendees] == ["ACCEPTED", "NEEDS-ACTION"]
+
+
+def _series(rule: str, start: str = "20261125T050000Z") -> bytes:
+    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:s1\r\n"
+            f"DTSTART:{start}\r\nDURATION:PT30M\r\n{rule}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n").encode()
+
+
+@pytest.mark.parametrize(("rule", "why"), [
+    ("RRULE:FREQ=BOGUS", "its repeat rule (RRULE) cannot be read"),
+    ("RRULE:FREQ=DAILY;INTERVAL=0", "its repeat rule (RRULE) cannot be read"),  # dateutil: forever
+    ("RRULE:FREQ=DAILY;BYDAY=XX", "its repeat rule (RRULE) cannot be read"),
+    ("RRULE:FREQ=DAILY;UNTIL=someday", "its repeat rule (RRULE) cannot be read"),
+    ("RRULE:FREQ=DAILY;BYMONTHDAY=40", "its repeat rule (RRULE) cannot be read"),
+    ("RRULE:FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30", "its repeat rule (RRULE) names a day no month has"),
+    ("RRULE:FREQ=DAILY;COUNT=1000000", "it repeats more than 10000 times"),
+    ("RDATE:not-a-date", "its RDATE dates cannot be read"),
+    ("EXDATE:not-a-date\r\nRRULE:FREQ=DAILY", "its EXDATE dates cannot be read"),
+    ("RRULE:FREQ=SECONDLY", "it repeats more often than once an hour"),
+    ("RRULE:FREQ=MINUTELY;INTERVAL=30", "it repeats more often than once an hour"),
+    ("RRULE:FREQ=HOURLY;BYMINUTE=0,15,30,45", "it repeats more often than once an hour"),
+    ("RRULE:FREQ=DAILY", ""),
+    ("RRULE:FREQ=WEEKLY;UNTIL=20270101T000000Z;BYDAY=MO,WE", ""),
+    ("RDATE:20261126T050000Z,20261127T050000Z", ""),
+])
+def test_the_calendar_reader_refuses_a_series_it_cannot_or_should_not_expand(rule: str, why: str) -> None:
+    from nudger.core.calendar import occurrences, parse_calendar
+    from nudger.core.series import SeriesError
+
+    facts = parse_calendar(_series(rule))
+    assert facts is not None and facts.recurring and facts.refused == why
+    since, until = datetime(2026, 11, 24, tzinfo=UTC), datetime(2027, 1, 24, tzinfo=UTC)
+    if why:
+        assert facts.ics == ""  # nothing kept to expand later
+        with pytest.raises(SeriesError, match=re.escape(why)):
+            occurrences(facts, since, until)
+    else:
+        assert occurrences(facts, since, until)
+
+
+def test_a_series_is_expanded_only_over_a_bounded_span() -> None:
+    from nudger.core.calendar import occurrences, parse_calendar
+    from nudger.core.series import SeriesError
+
+    since, until = datetime(2026, 11, 24, tzinfo=UTC), datetime(2027, 1, 24, tzinfo=UTC)
+    hourly = parse_calendar(_series("RRULE:FREQ=HOURLY", start="19700101T000000Z"))
+    assert hourly is not None and hourly.refused == ""  # read as it is: the span is the window's
+    with pytest.raises(SeriesError, match=r"began too long ago to count its occurrences \(1970-01-01\)"):
+        occurrences(hourly, since, until)  # half a million steps from 1970: not walked
+    weekly = parse_calendar(_series("RRULE:FREQ=WEEKLY", start="19900101T050000Z"))
+    assert weekly is not None and len(occurrences(weekly, since, until)) == 8  # the Mondays
+    # A state written before these checks kept the text of a series they refuse.
+    from dataclasses import replace
+    old = replace(weekly, ics=_series("RRULE:FREQ=BOGUS").decode())
+    with pytest.raises(SeriesError, match=r"RRULE\) cannot be read"):
+        occurrences(old, since, until)

@@ -417,3 +417,62 @@ def test_an_exchange_series_in_its_own_zone(dovecot, imap_user, tmp_path, capsys
     assert decision(box)["status"] == "due"
     [draft] = box.drafts()
     assert [a.addr_spec for a in draft["To"].addresses] == ["bremner@example.com"]
+
+
+# -- a series nudger does not expand: no thank-you, the reason said, the cycle unbroken -----
+
+
+@pytest.mark.parametrize(("rule", "why"), [
+    ("RRULE:FREQ=BOGUS", "its repeat rule (RRULE) cannot be read"),
+    ("RDATE:not-a-date", "its RDATE dates cannot be read"),
+    ("RRULE:FREQ=SECONDLY;COUNT=5", "it repeats more often than once an hour"),
+])
+def test_a_series_that_cannot_be_worked_out_is_skipped_and_explained(
+        dovecot, imap_user, tmp_path, capsys, monkeypatch, corpus, rule, why) -> None:  # type: ignore[no-untyped-def]
+    box = box_for(dovecot, imap_user, tmp_path, capsys, monkeypatch,
+                  ["receiver@example.com", "homer@example.org"], meetings=SERIES)
+    seed_single(box, corpus, datetime(2026, 11, 27, 5, 0), datetime(2026, 11, 27, 6, 0), "ACCEPTED",
+                extra=rule)
+    accepted_outlook(box, corpus, datetime(2026, 11, 27, 8, 0))  # an ordinary meeting beside it
+    found = {d["thread"]: d for d in box.run() if d["thread"].startswith("meeting ")}
+    assert box.last_code == 0, box.last_err
+    [hostile] = [d for thread, d in found.items() if SINGLE_UID in thread]
+    assert hostile["status"] == "excluded"
+    assert str(hostile["reason"]).endswith(f"nudger does not work out this series: {why}")
+    assert [d["Subject"] for d in box.drafts()] == ["Re: Testaus"]  # the other one is thanked
+    code, out, _ = box.cli("explain", "<single@example.com>", "--now", NOW.isoformat())
+    assert code == 0 and why in out
+
+
+# -- stats: a thank-you is a follow-up too ---------------------------------------------------
+
+
+def test_stats_count_a_thank_you_that_was_answered(dovecot, imap_user, tmp_path, capsys, monkeypatch,  # type: ignore[no-untyped-def]
+                                                   corpus) -> None:
+    import json
+
+    from support.mail import message
+
+    box = box_for(dovecot, imap_user, tmp_path, capsys, monkeypatch, ["homer@example.org"])
+    accepted_outlook(box, corpus, datetime(2026, 11, 27, 8, 0))  # ended 06:30 UTC: due 08:30
+    box.run()
+    [(uid, (data, _))] = box.raw("Drafts").items()
+    box.seed("Sent", data)  # the user sends it
+    box.delete_drafts([uid])
+    thanks_id = data.split(b"Message-ID: ", 1)[1].split(b"\r\n", 1)[0].decode()
+    box.seed("INBOX", message("thanks-back@example.org", sender="Marge <marge@example.org>",
+                              to="homer@example.org", subject="Re: Testaus", date=NOW + timedelta(hours=3),
+                              reply_to=thanks_id.strip("<>")), flags=())  # (References: the thank-you alone)
+    box.run(now=NOW + timedelta(hours=4))
+    assert box.last_code == 0, box.last_err
+    code, out, _ = box.cli("stats", "--json", "--now", (NOW + timedelta(days=1)).isoformat())
+    assert code == 0
+    [account] = json.loads(out)["accounts"]
+    [rule] = account["rules"]
+    assert (rule["nudged"], rule["answered"]) == (1, 1)
+    assert rule["stages"] == [{"stage": 0, "label": "thank-you", "sent": 1, "answered": 1,
+                               "median_to_answer_seconds": 3 * 3600}]  # written at 09:00
+    code, out, _ = box.cli("stats", "--now", (NOW + timedelta(days=1)).isoformat())
+    row = next(line for line in out.splitlines() if "thank-you" in line)
+    assert row.split("│")[1:5] == [" meetings ", " thank-you ", "    1 ", "        1 "]
+    assert "100%" in row and "3h" in row

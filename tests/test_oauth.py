@@ -203,6 +203,44 @@ def test_a_redirect_with_another_state_is_refused_and_nothing_kept(box: Box, fak
     assert not token_file(box).exists()
 
 
+def _signs_in_by_the_redirect(box: Box, proc: subprocess.Popen[str], real: str) -> None:
+    assert proc.poll() is None  # still waiting
+    with urllib.request.urlopen(real, timeout=5) as page:
+        assert b"signed in" in page.read()
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "work: signed in" in out and token_file(box).exists()
+
+
+def test_a_silent_client_on_the_loopback_does_not_hold_up_the_sign_in(box: Box, fake: FakeOAuth) -> None:
+    import socket
+
+    from support.dovecot import free_port
+
+    port = free_port()
+    proc, url = _start_auth(box, "--port", str(port))
+    with socket.create_connection(("127.0.0.1", port), timeout=5):  # connects, says nothing
+        _signs_in_by_the_redirect(box, proc, _redirected(url))
+
+
+def test_stray_requests_to_the_loopback_are_answered_and_the_sign_in_goes_on(
+        box: Box, fake: FakeOAuth) -> None:
+    """A favicon, a redirect with another state (a stale tab, a forgery): answered 404 and
+    400, nothing kept from them; the real redirect after them signs in."""
+    from support.dovecot import free_port
+
+    port = free_port()
+    proc, url = _start_auth(box, "--port", str(port))
+    real = _redirected(url)
+    for stray, status in ((f"http://127.0.0.1:{port}/favicon.ico", 404),
+                          (real.replace("state=", "state=x"), 400)):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(stray, timeout=5)
+        assert refused.value.code == status
+    assert not token_file(box).exists()
+    _signs_in_by_the_redirect(box, proc, real)
+
+
 def test_run_before_signing_in_says_to_run_auth(box: Box) -> None:
     box.run()
     assert box.last_code == 77

@@ -98,8 +98,8 @@ def test_stats_counts_what_the_follow_ups_achieved(box: Box) -> None:
     day = 86400
     assert rule["median_to_answer_seconds"] == 1.5 * day
     assert rule["stages"] == [
-        {"stage": 1, "sent": 3, "answered": 1, "median_to_answer_seconds": day},
-        {"stage": 2, "sent": 1, "answered": 1, "median_to_answer_seconds": 2 * day},
+        {"stage": 1, "label": "follow-up 1", "sent": 3, "answered": 1, "median_to_answer_seconds": day},
+        {"stage": 2, "label": "follow-up 2", "sent": 1, "answered": 1, "median_to_answer_seconds": 2 * day},
     ]
     code, out = stats(box)
     assert code == 0
@@ -164,8 +164,8 @@ def test_stats_since_counts_the_follow_ups_of_that_period(box: Box) -> None:
     assert code == 2 and '--since: "a while" is not a duration' in err
 
 
-def test_reply_rate_for_the_digest_counts_threads_in_which_a_follow_up_went_out() -> None:
-    from nudger.core.stats import NudgeOutcome, reply_rate
+def test_reply_counts_for_the_digest_count_threads_in_which_a_follow_up_went_out() -> None:
+    from nudger.core.stats import NudgeOutcome, reply_counts
 
     def row(n: int, thread: str, stage: int, sent: float | None,
             answered: float | None = None) -> NudgeOutcome:
@@ -176,6 +176,6 @@ def test_reply_rate_for_the_digest_counts_threads_in_which_a_follow_up_went_out(
     rows = [row(1, "a", 1, 1, answered=9), row(2, "a", 2, 5, answered=9),  # after stage 2
             row(3, "b", 1, 1), row(4, "c", 1, None, answered=2),  # silent; answered first
             row(5, "d", 1, None)]  # never sent: not counted
-    assert reply_rate(rows) == 0.5
-    assert reply_rate(rows, since=later(1.5)) is None  # every thread began before
-    assert reply_rate([]) is None
+    assert reply_counts(rows) == (1, 2)
+    assert reply_counts(rows, since=later(1.5)) == (0, 0)  # every thread began before
+    assert reply_counts([]) == (0, 0)

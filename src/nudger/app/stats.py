@@ -13,7 +13,7 @@ from rich.table import Table
 
 from nudger.app.views import open_state
 from nudger.config.model import Config
-from nudger.core.stats import RuleStats, StageStats, summarise
+from nudger.core.stats import NudgeOutcome, RuleStats, StageStats, reply_counts, summarise
 from nudger.errors import EX_OK
 
 BAR = 12  # characters of a full bar
@@ -23,26 +23,26 @@ def stats(config: Config, now: datetime, since: timedelta, as_json: bool) -> int
     start = now - since
     state = open_state(config)
     try:
-        found = [(account, summarise(state.history(account.name), start))
-                 for account in config.accounts]
+        found = [(account, state.history(account.name)) for account in config.accounts]
     finally:
         state.close()
     if as_json:
         print(json.dumps({"since": start.isoformat(), "accounts": [
-            {"account": account.name, **_totals(rules),
-             "rules": [_rule_json(r) for r in rules]} for account, rules in found]},
+            {"account": account.name, **_totals(rows, start),
+             "rules": [_rule_json(r) for r in summarise(rows, start)]} for account, rows in found]},
             ensure_ascii=False, indent=2))
         return EX_OK
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120,
                       highlight=False, soft_wrap=not sys.stdout.isatty())
-    for account, rules in found:
-        console.print(_table(account.name, start.astimezone(account.timezone), rules))
+    for account, rows in found:
+        console.print(_table(account.name, start.astimezone(account.timezone),
+                             summarise(rows, start), _totals(rows, start)))
     return EX_OK
 
 
-def _totals(rules: list[RuleStats]) -> dict[str, object]:
-    nudged = sum(r.nudged for r in rules)
-    answered = sum(r.answered for r in rules)
+def _totals(rows: list[NudgeOutcome], start: datetime) -> dict[str, object]:
+    """The account's threads nudged and answered, counted as the digest counts them."""
+    answered, nudged = reply_counts(rows, start)
     return {"threads_nudged": nudged, "answered": answered,
             "reply_rate": round(answered / nudged, 3) if nudged else None}
 
@@ -57,7 +57,7 @@ def _rule_json(r: RuleStats) -> dict[str, object]:
             "answered_before_sent": r.answered_first,
             "reply_rate": round(r.reply_rate, 3) if r.reply_rate is not None else None,
             "median_to_answer_seconds": _seconds(r.median_to_answer),
-            "stages": [{"stage": s.stage, "sent": s.sent, "answered": s.answered,
+            "stages": [{"stage": s.stage, "label": s.label, "sent": s.sent, "answered": s.answered,
                         "median_to_answer_seconds": _seconds(s.median_to_answer)}
                        for s in r.stages]}
 
@@ -83,8 +83,7 @@ def _bar(stage: StageStats) -> str:
     return f"{'█' * full}{'·' * (BAR - full)} {share:4.0%}"
 
 
-def _table(account: str, start: datetime, rules: list[RuleStats]) -> Table:
-    t = _totals(rules)
+def _table(account: str, start: datetime, rules: list[RuleStats], t: dict[str, object]) -> Table:
     rate = f" ({t['reply_rate']:.0%})" if t["reply_rate"] is not None else ""
     title = (f"{account}: since {start:%Y-%m-%d}, {t['threads_nudged']} threads got a follow-up, "
              f"{t['answered']} answered after one{rate}")
@@ -97,7 +96,7 @@ def _table(account: str, start: datetime, rules: list[RuleStats]) -> Table:
             (r.waiting, "waiting"), (r.dismissed, "dismissed"),
             (r.answered_first, "answered before sent")) if n)
         for i, s in enumerate(r.stages or [StageStats(1, 0, 0, None)]):
-            stage = str(s.stage) if s.stage else "thank-you"  # stage 0: after a meeting
+            stage = str(s.stage) if s.stage else s.label  # stage 0: after a meeting
             table.add_row(r.rule or "(before stats)" if i == 0 else "", stage, str(s.sent),
                           str(s.answered), _bar(s), span(s.median_to_answer),
                           other if i == 0 else "")

@@ -12,7 +12,6 @@ import base64
 import binascii
 import os
 import re
-import shlex
 from datetime import time
 from pathlib import Path
 from typing import Any
@@ -185,7 +184,8 @@ def _password(check: Checker, table: dict[str, Any], key: str) -> PasswordSource
     kind, name = given[0]
     value = table[name]
     if kind == "command":
-        return _password_command(check, value, f"{key}.{name}")
+        words = check.command(value, f"{key}.{name}")
+        return PasswordSource("command", command=words) if words else None
     if check.typed(value, f"{key}.{name}", str, "a string") is None:
         return None
     if kind == "env":
@@ -202,20 +202,6 @@ def _password(check: Checker, table: dict[str, Any], key: str) -> PasswordSource
         )
         return None
     return PasswordSource("inline", inline=value)
-
-
-def _password_command(check: Checker, value: Any, key: str) -> PasswordSource | None:
-    """A list of words, or one string split into words as a shell would (none ever runs it)."""
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return PasswordSource("command", command=tuple(value))
-    if isinstance(value, str) and value.strip():
-        try:
-            return PasswordSource("command", command=tuple(shlex.split(value)))
-        except ValueError as exc:
-            check.fail(key, f"cannot split into words: {exc}")
-            return None
-    check.fail(key, "expected a command string or a list of words")
-    return None
 
 
 def _identities(check: Checker, table: dict[str, Any], key: str,

@@ -6,6 +6,7 @@ Each read names the key path it looks at, so that a mistake is reported as
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,22 @@ class Checker:
             self.fail(f"{key}.{name}", f"expected a list of strings, got {kind_of(value)}")
             return None
         return tuple(value)
+
+    def command(self, value: Any, key: str) -> tuple[str, ...]:
+        """A program and its arguments: a list of words, or one string split into words as
+        a shell would (none ever runs it through one); () when absent or not one."""
+        if value is None:
+            return ()
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        if isinstance(value, str) and value.strip():
+            try:
+                return tuple(shlex.split(value))
+            except ValueError as exc:
+                self.fail(key, f"cannot split into words: {exc}")
+                return ()
+        self.fail(key, "expected a command string or a list of words")
+        return ()
 
     def parsed(self, value: Any, key: str, parse: Callable[[str], Any], hint: str) -> Any:
         """A duration or delay read by ``parse``; None if absent or not one."""

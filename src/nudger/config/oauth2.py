@@ -11,7 +11,6 @@ back every time.
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -60,7 +59,7 @@ def check_oauth2(check: Checker, value: Any, key: str, token_file: Path) -> OAut
     sasl = check.string(table, "sasl", key) or "xoauth2"
     if sasl not in SASL_MECHANISMS:
         check.fail(f"{key}.sasl", f'"{sasl}" is not one of {", ".join(SASL_MECHANISMS)}')
-    secret = _command(check, table.get("client_secret_command"), f"{key}.client_secret_command")
+    secret = check.command(table.get("client_secret_command"), f"{key}.client_secret_command")
     tenant = check.string(table, "tenant", key)
     if tenant is not None and provider != "microsoft":
         check.fail(f"{key}.tenant", 'only the "microsoft" provider has a tenant')
@@ -108,18 +107,3 @@ def _custom(check: Checker, table: dict[str, Any], key: str, base: OAuth2) -> OA
     return replace(base, scopes=scopes, authorize_url=urls["authorize_url"], token_url=urls["token_url"],
                    device_authorization_url=urls.get("device_authorization_url", ""))
 
-
-def _command(check: Checker, value: Any, key: str) -> tuple[str, ...]:
-    """A program and its arguments: a list of words, or one string split as a shell would."""
-    if value is None:
-        return ()
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    if isinstance(value, str) and value.strip():
-        try:
-            return tuple(shlex.split(value))
-        except ValueError as exc:
-            check.fail(key, f"cannot split into words: {exc}")
-            return ()
-    check.fail(key, "expected a command string or a list of words")
-    return ()

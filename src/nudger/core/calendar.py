@@ -16,6 +16,8 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Any
 
+from nudger.core.series import SeriesError, series_problem, span_problem
+
 CALENDAR_TYPES = ("text/calendar", "application/ics")
 INDIVIDUAL = "INDIVIDUAL"
 
@@ -46,6 +48,7 @@ class CalendarFacts:
     organizer: Attendee | None
     attendees: tuple[Attendee, ...]
     ics: str = ""  # a series' own calendar text: its occurrences are computed from it
+    refused: str = ""  # why a series' occurrences are not computed (core.series); "" if they are
 
     @property
     def series(self) -> bool:
@@ -89,6 +92,7 @@ def parse_calendar(data: bytes) -> CalendarFacts | None:
         return None
     event = next((e for e in events if "RECURRENCE-ID" not in e), events[0])
     recurring = "RRULE" in event or "RDATE" in event
+    refused = next((p for e in events if (p := series_problem(e))), "") if recurring else ""
     method = str(cal.get("METHOD", "")).upper()
     start = _when(event.decoded("DTSTART", None))
     if start is None and method in ("REQUEST", "PUBLISH", ""):
@@ -107,25 +111,38 @@ def parse_calendar(data: bytes) -> CalendarFacts | None:
         summary=" ".join(str(event.get("SUMMARY", "")).split())[:200],
         organizer=_person(event.get("ORGANIZER")),
         attendees=tuple(a for v in _list(event.get("ATTENDEE")) if (a := _person(v)) is not None),
-        ics=data.decode("utf-8", "replace") if recurring else "",
+        ics=data.decode("utf-8", "replace") if recurring and not refused else "",
+        refused=refused,
     )
 
 
 def occurrences(facts: CalendarFacts, since: datetime, until: datetime) -> list[tuple[str, str]]:
     """The (start, end) of each occurrence of a series between ``since`` and ``until``, as
     ``CalendarFacts`` writes them (EXDATE and overridden occurrences applied, by
-    ``recurring_ical_events``)."""
+    ``recurring_ical_events``). Raises SeriesError, saying why, for a series it does
+    not expand (core.series); never anything else, whatever the invitation says."""
     import icalendar
     import recurring_ical_events
 
-    cal = icalendar.Calendar.from_ical(facts.ics)
+    if facts.refused or not facts.ics:
+        raise SeriesError(facts.refused or "its calendar text was not kept")
     found = []
-    for event in recurring_ical_events.of(cal).between(since, until):
-        if str(event.get("UID", "")) != facts.uid or str(event.get("STATUS", "")).upper() == "CANCELLED":
-            continue
-        start = _when(event.decoded("DTSTART", None))
-        if start is not None:
-            found.append((_iso(start), _iso(_end(event, start))))
+    try:
+        cal = icalendar.Calendar.from_ical(facts.ics)
+        for e in cal.walk("VEVENT"):  # (a state written before these checks is checked here)
+            problem = series_problem(e) or span_problem(e, until)
+            if problem:
+                raise SeriesError(problem)
+        for event in recurring_ical_events.of(cal).between(since, until):
+            if str(event.get("UID", "")) != facts.uid or str(event.get("STATUS", "")).upper() == "CANCELLED":
+                continue
+            start = _when(event.decoded("DTSTART", None))
+            if start is not None:
+                found.append((_iso(start), _iso(_end(event, start))))
+    except SeriesError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - what the checks missed still costs only this meeting
+        raise SeriesError(f"its occurrences cannot be computed ({type(exc).__name__})") from exc
     return sorted(found)
 
 

@@ -17,6 +17,7 @@ from datetime import date, datetime, time, timedelta
 
 from nudger.config.model import MAX_THANKS_DELAY, Account, Meetings
 from nudger.core.calendar import INDIVIDUAL, Attendee, CalendarFacts, occurrences
+from nudger.core.durations import Delay
 from nudger.core.ledger import (
     DISMISSED,
     EDITED,
@@ -29,11 +30,13 @@ from nudger.core.ledger import (
 )
 from nudger.core.plan import AppendDraft, Decision, Status, WithdrawDraft
 from nudger.core.record import HUMAN, Addr, MessageRecord
-from nudger.core.rules import _Holidays, after_quiet_hours
+from nudger.core.rules import after_quiet_hours, due_at
+from nudger.core.series import SeriesError
 from nudger.core.threads import NO_NUDGE_KEYWORD, is_no_nudge
 
 THANKS_STAGE = 0  # a thank-you's stage in the ledger and its Message-ID: no nudge has it
 MORNING = time(9)  # when the thank-you for an all-day event appears
+NEXT_WORKING_DAY = Delay(business_days=1)
 SHOWN_FOR = timedelta(days=2)  # a settled meeting stays in ``status`` this long after its end
 SERIES_AHEAD = timedelta(days=60)  # how far ahead a series' next occurrence is looked for
 NOT_PEOPLE = ("ROOM", "RESOURCE")
@@ -102,6 +105,8 @@ def decide_meeting(meeting: Meeting, answers: Iterable[MessageRecord], account: 
     nudge_id = nudge_message_id(account.name, anchor.message_id, THANKS_STAGE, me.email.rpartition("@")[2])
     first = _wrote_first(answers, end, anchor, nudge_id, account, sent)
     found = _ledger_says(base, ledger.get(nudge_id), first, when)
+    if found is not None and found.status == Status.SENT:  # for ``stats``: was it answered?
+        return replace(found, answered_at=_answered(answers, nudge_id, anchor, account, due))
     if found is not None:
         return found
     if first is not None or due > deadline or now > deadline:
@@ -138,6 +143,17 @@ def _ledger_says(base: Decision, entry: LedgerEntry | None, first: str | None,
                    reason=f"meeting {when}: the thank-you was {words.get(entry.fate, str(entry.fate))}")
 
 
+def _answered(answers: Iterable[MessageRecord], nudge_id: str, anchor: MessageRecord,
+              account: Account, due: datetime) -> datetime | None:
+    """When someone other than the user first wrote in the thread after the thank-you
+    (its Date, else its due time); None when no one did."""
+    mine = next((m for m in answers if m.message_id == nudge_id), None)
+    since = mine.date if mine is not None else due
+    found = [m.date for m in answers if m.kind == HUMAN and m.date >= since and not
+             account.is_identity(m.sender.email) and m.message_id not in (nudge_id, anchor.message_id)]
+    return min(found, default=None)
+
+
 def _version(meeting: Meeting, config: Meetings, account: Account,
              now: datetime) -> tuple[CalendarFacts, str] | None:
     """The facts to decide on, and why there is no thank-you ("" when there may be one):
@@ -157,8 +173,11 @@ def _version(meeting: Meeting, config: Meetings, account: Account,
     if not facts.recurring:
         return facts, ""
     cancelled = {f.recurrence_id for _, f in meeting.with_method("CANCEL") if f.recurrence_id}
-    found = [(s, e) for s, e in occurrences(facts, now - SHOWN_FOR - MAX_THANKS_DELAY,
-                                            now + SERIES_AHEAD) if s not in cancelled]
+    try:
+        found = [(s, e) for s, e in occurrences(facts, now - SHOWN_FOR - MAX_THANKS_DELAY,
+                                                now + SERIES_AHEAD) if s not in cancelled]
+    except SeriesError as exc:  # one hostile invitation never stops the cycle
+        return facts, f"nudger does not work out this series: {exc}"
     ended = [(s, e) for s, e in found if _aware(_parse(e), account) <= now]
     pick = ended[-1] if ended else (found[0] if found else None)
     if pick is None:
@@ -177,15 +196,12 @@ def _times(facts: CalendarFacts, account: Account,
     morning (its end is midnight, when no one writes one)."""
     tz = account.timezone
     if facts.all_day:
-        day = date.fromisoformat(facts.end)  # (exclusive: the day after the last one)
-        holidays = _Holidays(account.holidays)
-        for _ in range(14):
-            if day.weekday() in account.workdays and day not in holidays:
-                break
-            day += timedelta(days=1)
         start = datetime.combine(date.fromisoformat(facts.start), time(), tzinfo=tz)
         end = datetime.combine(date.fromisoformat(facts.end), time(), tzinfo=tz)
-        morning = after_quiet_hours(datetime.combine(day, MORNING, tzinfo=tz), account)
+        # The end is exclusive (the day after the last one): one working day after the
+        # last day is the end day itself when it is a working day, else the next one.
+        last_day = datetime.combine(date.fromisoformat(facts.end) - timedelta(days=1), MORNING, tzinfo=tz)
+        morning = due_at(last_day, NEXT_WORKING_DAY, account)
         return start, end, morning, morning + MAX_THANKS_DELAY
     start, end = (_aware(datetime.fromisoformat(t), account) for t in (facts.start, facts.end))
     return start, end, after_quiet_hours(end + config.after, account), end + MAX_THANKS_DELAY

@@ -35,10 +35,14 @@ class NudgeOutcome:
 
 @dataclass(frozen=True)
 class StageStats:
-    stage: int
+    stage: int  # 0: a thank-you after a meeting (core.meetings.THANKS_STAGE)
     sent: int  # threads in which this follow-up went out
     answered: int  # ... and were answered after it (before any later one)
     median_to_answer: timedelta | None
+
+    @property
+    def label(self) -> str:
+        return f"follow-up {self.stage}" if self.stage else "thank-you"
 
 
 @dataclass
@@ -62,6 +66,7 @@ class RuleStats:
 class _Thread:
     rule: str
     sent: dict[int, datetime]  # stage -> when it went out
+    drafted: frozenset[int]  # the stages drafted, sent or not
     answered_at: datetime | None
     dismissed: bool
 
@@ -89,7 +94,7 @@ def _threads(rows: Iterable[NudgeOutcome], since: datetime | None) -> list[_Thre
             continue
         answers = [r.answered_at for r in group if r.answered_at is not None]
         threads.append(_Thread(first.rule, {r.stage: r.sent_at for r in group if r.sent_at},
-                               min(answers) if answers else None,
+                               frozenset(r.stage for r in group), min(answers) if answers else None,
                                any(r.dismissed_at for r in group)))
     return threads
 
@@ -124,21 +129,15 @@ def _rule_stats(rule: str, threads: list[_Thread]) -> RuleStats:
         elif t.dismissed:
             stats.dismissed += 1
     stats.median_to_answer = _median([w for ws in waits.values() for w in ws])
-    top = max((s for t in threads for s in t.sent), default=0)
+    present = sorted({s for t in threads for s in t.drafted})  # a thank-you is stage 0
     stats.stages = [StageStats(n, sum(1 for t in threads if n in t.sent), len(waits.get(n, [])),
-                               _median(waits.get(n, []))) for n in range(1, top + 1)]
+                               _median(waits.get(n, []))) for n in present]
     return stats
 
 
 def reply_counts(rows: Iterable[NudgeOutcome], since: datetime | None = None) -> tuple[int, int]:
     """(threads answered after a follow-up went out, threads in which one went out), of
-    those first drafted since ``since``: the digest's reply rate."""
+    those first drafted since ``since``: the reply rate of the digest and of ``stats``."""
     threads = [t for t in _threads(rows, since) if t.sent]
     return sum(1 for t in threads if t.answer is not None), len(threads)
 
-
-def reply_rate(rows: Iterable[NudgeOutcome], since: datetime | None = None) -> float | None:
-    """The share of threads answered after a follow-up went out, of those in which one
-    went out (first drafted since ``since``); None when none went out."""
-    answered, nudged = reply_counts(rows, since)
-    return answered / nudged if nudged else None

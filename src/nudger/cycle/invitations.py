@@ -41,6 +41,9 @@ def read_calendars(account: Account, mailbox: Mailbox, folder: str,
             log.warning("%s: %s UID %s: cannot read its calendar part (%s)", account.name, folder,
                         uid, type(exc).__name__)
             continue
+        if facts is not None and facts.refused:
+            log.info("%s: %s UID %s: its meeting series is not followed (%s)", account.name, folder,
+                     uid, facts.refused)
         if facts is not None and facts.uid:
             found[uid] = replace(records[uid], calendar=facts.to_json())
     return found

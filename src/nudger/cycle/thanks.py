@@ -12,7 +12,7 @@ from datetime import datetime
 
 from nudger.config.model import Account, Meetings
 from nudger.core.ledger import Ledger
-from nudger.core.meetings import decide_meeting, meetings_of
+from nudger.core.meetings import THANKS_STAGE, decide_meeting, meetings_of
 from nudger.core.plan import Decision, Status
 from nudger.cycle.context import Cycle
 from nudger.cycle.state import State
@@ -33,8 +33,11 @@ def plan_meetings(state: State, account: Account, meetings: Meetings, ledger: Le
     decisions = []
     for meeting in meetings_of(state.calendar_records(account.name, watched)):
         anchor = meeting.anchor
-        answers = [] if anchor is None else [
-            r for r in state.answers_to(account.name, anchor.message_id) if r.folder in watched]
+        # The invitation's thread: the answers to it, and to our thank-you once sent.
+        asked = [] if anchor is None else [anchor.message_id, *(
+            e.nudge_id for e in ledger.for_messages([anchor.message_id]) if e.stage == THANKS_STAGE)]
+        answers = list({r.message_id: r for mid in asked for r in state.answers_to(account.name, mid)
+                        if r.folder in watched}.values())
         decision = decide_meeting(meeting, answers, account, meetings, ledger, sent, now)
         if decision is not None:
             decisions.append(decision)
@@ -46,6 +49,9 @@ def decide_meetings(ctx: Cycle, ledger: Ledger) -> list[Decision]:
     decisions = plan_meetings(ctx.state, ctx.account, ctx.config.meetings, ledger,
                               ctx.layout.watched, ctx.layout.sent, ctx.now)
     waiting = [d.due_at for d in decisions if d.status == Status.WAITING and d.due_at]
+    answered = {e.nudge_id: d.answered_at for d in decisions if d.answered_at and d.outbound
+                for e in ledger.for_messages([d.outbound.message_id]) if e.stage == THANKS_STAGE}
     with ctx.state.transaction():
         ctx.state.set_meta(ctx.name, NEXT, min(waiting).isoformat() if waiting else "")
+        ctx.state.note_answered(answered)  # what ``stats`` counts of the thank-yous
     return decisions

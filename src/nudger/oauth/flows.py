@@ -3,7 +3,9 @@ grant with PKCE (RFC 7636, S256) on a loopback redirect (RFC 8252).
 
 The browser flow listens on 127.0.0.1 for the redirect, and at the same time reads a
 pasted redirected URL from stdin (for a browser on another machine, e.g. over SSH).
-The ``state`` sent is checked on the way back: a redirect that was not ours is refused.
+The ``state`` sent is checked on the way back: a pasted address that was not ours ends
+the sign-in; a request to the loopback that was not ours (a stray tab, a prefetch, a
+forgery) is answered 400 and the wait goes on, until BROWSER_WAIT.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any
 
 from nudger.errors import AuthError, UsageError
@@ -26,9 +28,11 @@ from nudger.oauth.tokens import Tokens, refusal
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 SLOW_DOWN_STEP = 5.0  # seconds added to the polling interval at each slow_down (RFC 8628 3.5)
 BROWSER_WAIT = 600.0  # seconds to wait for the redirect
+REQUEST_WAIT = 10.0  # seconds one connection to the loopback may take to send its request
 
 _DONE_PAGE = (b"<!doctype html><meta charset=utf-8><title>nudger</title>"
               b"<p>nudger is signed in. You can close this tab.</p>")
+_NOT_OURS = "not the sign-in nudger is waiting for"
 
 
 def _wait(seconds: float) -> None:
@@ -89,13 +93,16 @@ def browser_flow(tokens: Tokens, out: IO[str], port: int = 0, open_browser: bool
     pasted URL), check ``state``, exchange it with the verifier, keep the tokens."""
     oauth2, name = tokens.oauth2, tokens.account.name
     got: queue.Queue[str] = queue.Queue()
+    state = secrets.token_urlsafe(24)
     try:
-        server = HTTPServer(("127.0.0.1", port), _handler(got))
+        # One thread a connection, each with a timeout: a client that connects and says
+        # nothing (a browser's preconnect) never holds up the redirect behind it.
+        server = ThreadingHTTPServer(("127.0.0.1", port), _handler(got, state))
     except OSError as exc:
         raise UsageError(f"--port {port}: cannot listen on 127.0.0.1 ({exc.strerror})") from None
+    server.daemon_threads = True
     redirect = f"http://{oauth2.redirect_host}:{server.server_address[1]}/"
     verifier, challenge = pkce_pair()
-    state = secrets.token_urlsafe(24)
     params = {"response_type": "code", "client_id": oauth2.client_id, "redirect_uri": redirect,
               "scope": " ".join(oauth2.scopes), "state": state, "code_challenge": challenge,
               "code_challenge_method": "S256", "login_hint": tokens.account.username,
@@ -150,11 +157,18 @@ def _read_pasted(stdin: IO[str], got: queue.Queue[str]) -> None:
             return
 
 
-def _handler(got: queue.Queue[str]) -> type[BaseHTTPRequestHandler]:
+def _handler(got: queue.Queue[str], state: str) -> type[BaseHTTPRequestHandler]:
     class Redirect(BaseHTTPRequestHandler):
+        timeout = REQUEST_WAIT  # (StreamRequestHandler sets it on the connection's socket)
+
         def do_GET(self) -> None:
-            if "state=" not in self.path:  # a browser's /favicon.ico, say
+            query = urllib.parse.urlsplit(self.path).query
+            given = urllib.parse.parse_qs(query).get("state", [""])[0]
+            if not given:  # a browser's /favicon.ico, say
                 self.send_error(404)
+                return
+            if not secrets.compare_digest(given, state):  # a stray or forged request: ignored
+                self.send_error(400, explain=_NOT_OURS)
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
