@@ -95,7 +95,7 @@ def test_one_digest_a_day_lists_drafts_sends_answers_and_the_reply_rate(box: Box
     assert 'Waiting in Drafts for you (oldest first):\n  - "Proposal" to ann@client.example, 3 days\n' in text
     assert 'Sent for you since the last digest:\n  - "Senior role" to jo@talent.example, Mon 30 Nov 11:00\n' in text
     assert 'Answered since the last digest:\n  - "Invoice 7": cy@client.example replied Sat 28 Nov 14:00\n' in text
-    assert "Reply rate: 0 of 1 thread(s) answered after a follow-up (0%)." in text
+    assert "Reply rate: 0 of 1 thread answered after a follow-up (0%)." in text
     box.run(now=MONDAY + timedelta(hours=3))
     assert len(_digests(smtp)) == 2
 

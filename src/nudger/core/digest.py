@@ -76,7 +76,8 @@ def _rate(d: DigestInput) -> str:
     if not d.nudged:
         return "No follow-up has been sent in the look-back window yet."
     share = round(100 * d.replied / d.nudged)
-    return (f"Reply rate: {d.replied} of {d.nudged} thread(s) answered after a follow-up "
+    threads = "thread" if d.nudged == 1 else "threads"
+    return (f"Reply rate: {d.replied} of {d.nudged} {threads} answered after a follow-up "
             f"({share}%).")
 
 
@@ -86,10 +87,16 @@ def _subject(d: DigestInput) -> str:
     return f"nudger: {waiting}, {d.day:%a %d %b}"
 
 
+def _hello(d: DigestInput) -> str:
+    """The greeting of the hour it is read at: ``[digest] at`` need not be the morning."""
+    hour = d.now.astimezone(d.tz).hour
+    return "Good morning" if 4 <= hour < 12 else "Good afternoon" if 12 <= hour < 18 else "Good evening"
+
+
 def compose_digest(d: DigestInput, message_id: str) -> EmailMessage:
     """The day's digest to ``d.me``, from ``d.me``."""
     sections = _sections(d)
-    text = ["Good morning,", ""]
+    text = [f"{_hello(d)},", ""]
     for title, lines in sections:
         text += [f"{title}:", *(f"  - {line}" for line in lines), ""]
     text += [_rate(d), "", "-- ", f"nudger, for your account {d.account}. Nothing in this mail "
@@ -97,7 +104,7 @@ def compose_digest(d: DigestInput, message_id: str) -> EmailMessage:
     parts = [f"<h3>{html.escape(title)}</h3>\n<ul>\n" +
              "".join(f"<li>{html.escape(line)}</li>\n" for line in lines) + "</ul>"
              for title, lines in sections]
-    body = ("<html><body>\n<p>Good morning,</p>\n" + "\n".join(parts) +
+    body = (f"<html><body>\n<p>{_hello(d)},</p>\n" + "\n".join(parts) +
             f"\n<p>{html.escape(_rate(d))}</p>\n<p style=\"color:#666\">nudger, for your account "
             f"{html.escape(d.account)}. Nothing in this mail was tracked.</p>\n</body></html>\n")
     msg = EmailMessage(policy=policy.SMTP)
