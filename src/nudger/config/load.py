@@ -35,6 +35,7 @@ from nudger.config.model import (
     Template,
 )
 from nudger.config.sending import check_digest, check_senders
+from nudger.core.addresses import canonical
 from nudger.core.durations import parse_delay, parse_duration
 from nudger.core.language import LANGUAGES
 from nudger.errors import ConfigError
@@ -235,7 +236,7 @@ def _match(check: Checker, value: Any, key: str, accounts: tuple[Account, ...],
     for acc in account_names:
         if known_accounts and acc not in known_accounts:
             check.fail(f"{key}.account", f'no account named "{acc}"')
-    return tuple(t.lower() for t in to), subject, account_names
+    return tuple(canonical(t) for t in to), subject, account_names  # (as headers are read)
 
 
 def _stages(check: Checker, table: dict[str, Any], key: str, default: Stage,
