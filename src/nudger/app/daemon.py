@@ -505,7 +505,8 @@ class Service:
         finally:
             notify("STOPPING=1")
             self.stop_workers()
-            self.home.close()
+            if not any(w.is_alive() for w in self.workers):
+                self.home.close()  # (else the lock goes with the process, and its workers)
         return EX_OK
 
 
