@@ -417,3 +417,30 @@ def test_each_system_instance_keeps_its_own_state(tmp_path: Path, monkeypatch) -
         assert state_dir == Path("/var/lib/nudger") / instance
         seen.add(state_dir)
     assert len(seen) == 2
+
+
+@pytest.mark.parametrize("key,value,where", [
+    ("lookback", "0d", "accounts.work.lookback"), ("lookback", "0 days", "accounts.work.lookback"),
+    ("timeout", "0s", "accounts.work.timeout"), ("after", "0d", "rules[0].after"),
+    ("after", "0 business days", "rules[0].after"), ("send_after", "0h", "rules[0].send_after"),
+])
+def test_a_duration_of_no_time_is_refused_not_taken_for_the_default(
+        tmp_path: Path, capsys, key: str, value: str, where: str) -> None:  # type: ignore[no-untyped-def]
+    text = ACCOUNT + (f'{key} = "{value}"\n[[rules]]\n' if key in ("lookback", "timeout")
+                      else f'[[rules]]\n{key} = "{value}"\n')
+    code = main(["check-config", str(write(tmp_path, text))])
+    err = capsys.readouterr().err
+    assert code == EX_CONFIG
+    assert f'config.toml: {where}: "{value}" is no time at all: it must be above zero (try ' in err
+
+
+def test_a_stage_of_no_time_and_other_non_durations_are_refused(tmp_path: Path) -> None:
+    ps = problems(tmp_path, ACCOUNT + 'lookback = ""\ntimeout = "-30s"\n[[rules]]\n'
+                  'stages = [{after = "0d"}]\n[daemon]\npoll_interval = "0s"\n')
+    assert 'config.toml: accounts.work.lookback: "" is not a duration (try "30d" or "8 weeks")' in ps
+    assert 'config.toml: accounts.work.timeout: "-30s" is not a duration (try "30s" or "2m")' in ps
+    assert any(p.startswith('config.toml: rules[0].stages[0].after: "0d" is no time at all') for p in ps)
+    assert "config.toml: daemon.poll_interval: must be at least 10s, to be kind to the server" in ps
+    # Zero keeps its meaning where it has one: no grace after a return, a thank-you at the end.
+    config = load_config(write(tmp_path, ACCOUNT + 'return_grace = "0d"\n[meetings]\nafter = "0h"\n'))
+    assert config.accounts[0].return_grace == Delay() and config.meetings.after == timedelta(0)

@@ -290,7 +290,7 @@ def test_a_read_only_state_directory_is_named_with_exit_77(box: Box, tmp_path: P
         code, out, err = box.cli("status", "--now", NOW.isoformat())  # reading still works
         assert code == 0 and "Read only" in out, err
         remount(state_dir, "rw")
-        assert sorted(p.name for p in state_dir.iterdir()) == ["lock", "state.sqlite3"]
+        assert sorted(p.name for p in state_dir.iterdir()) == ["lock", "state.sqlite3", "state.sqlite3.checked"]
 
 
 def test_a_full_disk_writes_no_draft_and_says_so(box: Box, tmp_path: Path) -> None:

@@ -125,6 +125,16 @@ def hostile_message(rng: random.Random) -> bytes:
     return data
 
 
+def _only_eai_addresses(head: bytes) -> bool:
+    """8-bit only where RFC 6532 puts it: UTF-8, in the <addr-spec> of an address header."""
+    text = head.decode("utf-8")  # (UnicodeDecodeError: not UTF-8, the test fails)
+    for line in text.replace("\r\n ", " ").split("\r\n"):
+        if not line.isascii() and (line.split(":", 1)[0].lower() not in ("from", "to", "cc")
+                                   or not re.sub(r"<[^<>\s]*>", "", line).isascii()):
+            return False
+    return True
+
+
 def check_draft(raw: bytes, me: str = "me@example.com") -> str:
     """Compose a follow-up for ``raw`` as an outbound of the user's. "written" or "refused"
     (ComposeError); AssertionError "injected: ..." when the draft carries a header nudger did
@@ -145,7 +155,8 @@ def check_draft(raw: bytes, me: str = "me@example.com") -> str:
     names = list(parsed.keys())
     if len(set(names)) != len(names) or not set(names) <= DRAFT_HEADERS or not _REQUIRED <= set(names):
         raise AssertionError(f"injected: {names}")
-    assert all(len(line) <= 998 for line in head.split(b"\r\n")) and head.isascii(), head[:300]
+    assert all(len(line) <= 998 for line in head.split(b"\r\n")), head[:300]
+    assert head.isascii() or _only_eai_addresses(head), head[:300]
     for name in names:
         assert not _CONTROL.search(str(parsed[name])), (name, str(parsed[name])[:200])
     for line in head.decode().replace("\r\n ", " ").split("\r\n"):

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from nudger.app.handover import wait_stopped
 from nudger.app.passwords import check_password_sources, read_password
 from nudger.app.report import cycle_text, line, print_cycle, print_json, totals_text
 from nudger.app.sdnotify import notify, watchdog_interval
@@ -39,6 +40,9 @@ from nudger.errors import (
     DeadGrant,
     NudgerError,
     ServerConfigError,
+    StateError,
+    StateReadOnly,
+    StateTooNew,
     TemporaryError,
 )
 from nudger.mail.imap import connect
@@ -47,7 +51,10 @@ from nudger.mail.smtp import SmtpSender
 
 log = logging.getLogger(__name__)
 
-FATAL = (AuthError, ConfigError, ServerConfigError)  # retrying soon will not help
+# Not the account's trouble but the state's, which every account shares (a read-only disk, a
+# file of a newer nudger): the service exits with its status, as `run --once` does.
+STATE_FATAL = (StateReadOnly, StateTooNew)
+FATAL = (AuthError, ConfigError, ServerConfigError, *STATE_FATAL)  # retrying soon will not help
 FILES_PER_ACCOUNT = 3  # its connection, its SQLite database and journal (bench/accounts.py)
 STATE_GONE = "was deleted or replaced under the running daemon"
 
@@ -304,6 +311,10 @@ class Worker(threading.Thread):
         if isinstance(exc, DeadGrant):
             self._paused(exc)
             return
+        if isinstance(exc, STATE_FATAL):
+            self.fatal = exc  # the service stops (and says why)
+            self.stop.wait()
+            return
         delay = self.backoff.next()
         name = self.account.name
         if isinstance(exc, FATAL):
@@ -356,6 +367,7 @@ class Service:
         self.home: _Home | None = None
         self.ready = False
         self.lock = threading.Lock()
+        self.ping: float | None = None  # systemd's watchdog interval, if it asked for pings
 
     def on_cycle(self, account: str, result: CycleResult) -> None:
         # The account's totals, then what this cycle did, at the account's local time.
@@ -382,10 +394,18 @@ class Service:
             w.start()
 
     def stop_workers(self, timeout: float = 5.0) -> None:
+        """At the service's end: the process exits after, and its workers with it."""
         for w in self.workers:
             w.stop.set()
         for w in self.workers:
             w.join(timeout)
+
+    def hand_over(self, why: str) -> bool:
+        """Stop the workers and wait until they really have (never a new worker, nor the
+        lock let go, beside one still writing); False if told to stop meanwhile."""
+        for w in self.workers:
+            w.stop.set()
+        return wait_stopped(self.workers, why, self.stopping, self.ping)
 
     def _signal(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
@@ -412,12 +432,15 @@ class Service:
         if new.daemon.state_dir.resolve() != home.dir.resolve():
             try:  # the new directory's lock first: never use a state another process holds
                 home = _Home(new.daemon.state_dir)
-            except (StateLocked, OSError) as exc:
+            except (StateLocked, StateError, OSError) as exc:
                 log.error("reload: %s", exc)
                 log.error("reload: keeping the running configuration")
                 return
         log.info("reloading the configuration from %s", self.path)
-        self.stop_workers()
+        if not self.hand_over("reload"):
+            if home is not self.home:
+                home.close()
+            return
         if home is not self.home:
             self.home.close()
             self.home = home
@@ -437,10 +460,19 @@ class Service:
         except (StateLocked, OSError) as exc:
             log.error("cannot start over: %s; stopping", exc)
             return EX_TEMPFAIL
-        self.stop_workers()
+        if not self.hand_over("starting over"):
+            home.close()
+            return None
         self.home.close()
         self.home = home
         self.start_workers()
+        return None
+
+    def _state_unusable(self) -> int | None:
+        for w in self.workers:
+            if isinstance(w.fatal, STATE_FATAL):
+                log.error("%s; stopping", w.fatal)
+                return w.fatal.exit_code
         return None
 
     def run(self) -> int:
@@ -450,7 +482,7 @@ class Service:
             raise TemporaryError(str(exc)) from None
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._signal)
-        ping = watchdog_interval()
+        ping = self.ping = watchdog_interval()
         self.start_workers()
         try:
             while not self.stopping.is_set():
@@ -461,6 +493,8 @@ class Service:
                     return code
                 if ping:
                     notify("WATCHDOG=1")
+                if (code := self._state_unusable()) is not None:
+                    return code
                 fatal = [w.fatal for w in self.workers if w.fatal is not None and not w.succeeded]
                 if self.workers and len(fatal) == len(self.workers):
                     # Nothing can work until the user acts: exit so systemd shows why
@@ -471,7 +505,8 @@ class Service:
         finally:
             notify("STOPPING=1")
             self.stop_workers()
-            self.home.close()
+            if not any(w.is_alive() for w in self.workers):
+                self.home.close()  # (else the lock goes with the process, and its workers)
         return EX_OK
 
 

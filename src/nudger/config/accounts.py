@@ -82,8 +82,9 @@ def _account(check: Checker, name: str, spec: Any, state_dir: Path) -> Account |
     identities = _identities(check, table, key, username)
     timezone = _timezone(check, table, key)
     lookback = check.parsed(table.get("lookback"), f"{key}.lookback", parse_duration,
-                            'try "30d" or "8 weeks"')
-    timeout = check.parsed(table.get("timeout"), f"{key}.timeout", parse_duration, 'try "30s" or "2m"')
+                            'try "30d" or "8 weeks"', above_zero=True)
+    timeout = check.parsed(table.get("timeout"), f"{key}.timeout", parse_duration, 'try "30s" or "2m"',
+                           above_zero=True)
     max_new = check.typed(table.get("max_new_drafts"), f"{key}.max_new_drafts", int, "a number")
     if max_new is not None and not 1 <= max_new <= 10000:
         check.fail(f"{key}.max_new_drafts", f"{max_new} is not between 1 and 10000")
@@ -108,13 +109,13 @@ def _account(check: Checker, name: str, spec: Any, state_dir: Path) -> Account |
         password=password,
         identities=identities,
         timezone=timezone,
-        lookback=lookback or Account.lookback,  # "0d" takes the default too
+        lookback=lookback or Account.lookback,
         display_name=check.string(table, "name", key) or Account.display_name,
         sent_folder=check.string(table, "sent_folder", key),
         drafts_folder=check.string(table, "drafts_folder", key),
         watch_folders=check.strings(table, "watch_folders", key),
         ca_file=ca_file,
-        timeout=timeout or Account.timeout,  # "0s" takes the default too
+        timeout=timeout or Account.timeout,
         max_new_drafts=max_new or Account.max_new_drafts,
         workdays=workdays or Account.workdays,
         holidays=holidays or Account.holidays,

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from nudger.core.durations import Delay
 from nudger.errors import ConfigError
 
 
@@ -81,15 +83,21 @@ class Checker:
         self.fail(key, "expected a command string or a list of words")
         return ()
 
-    def parsed(self, value: Any, key: str, parse: Callable[[str], Any], hint: str) -> Any:
-        """A duration or delay read by ``parse``; None if absent or not one."""
+    def parsed(self, value: Any, key: str, parse: Callable[[str], Any], hint: str,
+               above_zero: bool = False) -> Any:
+        """A duration or delay read by ``parse``; None if absent or not one (or, where
+        ``above_zero``, no time at all: a zero never stands for the default unsaid)."""
         if value is None or self.typed(value, key, str, "a string") is None:
             return None
         try:
-            return parse(value)
+            parsed = parse(value)
         except ValueError:
             self.fail(key, f'"{value}" is not a duration ({hint})')
             return None
+        if above_zero and parsed in (timedelta(0), Delay()):
+            self.fail(key, f'"{value}" is no time at all: it must be above zero ({hint})')
+            return None
+        return parsed
 
 
 def kind_of(value: Any) -> str:

@@ -35,6 +35,7 @@ from nudger.config.model import (
     Template,
 )
 from nudger.config.sending import check_digest, check_senders
+from nudger.core.addresses import canonical
 from nudger.core.durations import parse_delay, parse_duration
 from nudger.core.language import LANGUAGES
 from nudger.errors import ConfigError
@@ -205,7 +206,8 @@ def _rule(check: Checker, key: str, spec: Any, templates: Mapping[str, Template]
         return None
     name = check.string(table, "name", key) or key
     to, subject, account_names = _match(check, table.get("match", {}), f"{key}.match", accounts)
-    after = check.parsed(table.get("after"), f"{key}.after", parse_delay, _DELAY_HINT)
+    after = check.parsed(table.get("after"), f"{key}.after", parse_delay, _DELAY_HINT,
+                         above_zero=True)
     template = check.string(table, "template", key) or DEFAULT_TEMPLATE
     _known_template(check, template, f"{key}.template", templates)
     stages = _stages(check, table, key, Stage(after or DEFAULT_DELAY, template), templates)
@@ -213,7 +215,7 @@ def _rule(check: Checker, key: str, spec: Any, templates: Mapping[str, Template]
     if recipients not in ("all", "non-repliers"):
         check.fail(f"{key}.recipients", f'"{recipients}" is not "all" or "non-repliers"')
     send_after = check.parsed(table.get("send_after"), f"{key}.send_after", parse_delay,
-                              'try "1 day" or "2 business days"')
+                              'try "1 day" or "2 business days"', above_zero=True)
     return Rule(name, stages, to, subject, account_names, recipients, send_after)
 
 
@@ -234,7 +236,7 @@ def _match(check: Checker, value: Any, key: str, accounts: tuple[Account, ...],
     for acc in account_names:
         if known_accounts and acc not in known_accounts:
             check.fail(f"{key}.account", f'no account named "{acc}"')
-    return tuple(t.lower() for t in to), subject, account_names
+    return tuple(canonical(t) for t in to), subject, account_names  # (as headers are read)
 
 
 def _stages(check: Checker, table: dict[str, Any], key: str, default: Stage,
@@ -255,7 +257,8 @@ def _stages(check: Checker, table: dict[str, Any], key: str, default: Stage,
     for j, spec in enumerate(value):
         skey = f"{key}.stages[{j}]"
         stage = check.table(spec, skey, ("after", "template"))
-        after = check.parsed(stage.get("after"), f"{skey}.after", parse_delay, _DELAY_HINT)
+        after = check.parsed(stage.get("after"), f"{skey}.after", parse_delay, _DELAY_HINT,
+                             above_zero=True)
         if "after" not in stage and isinstance(spec, dict):
             check.fail(f"{skey}.after", "missing (required)")
         template = check.string(stage, "template", skey) or default.template

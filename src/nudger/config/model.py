@@ -16,6 +16,7 @@ from datetime import time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from nudger.core.addresses import canonical
 from nudger.core.durations import Delay
 from nudger.core.language import DEFAULT_LANGUAGE, LANGUAGES
 from nudger.core.templates import BUILTIN
@@ -244,7 +245,7 @@ class Config:
 @functools.lru_cache(maxsize=8192)  # asked for every message of every thread judged
 def base_address(address: str) -> str:
     """The address without a +tag: me+nudge-5d@example.com -> me@example.com."""
-    local, at, domain = address.lower().rpartition("@")
+    local, at, domain = canonical(address).rpartition("@")  # (as headers are read)
     return f"{local.split('+', 1)[0]}@{domain}" if at else address.lower()
 
 

@@ -18,12 +18,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from email import policy
 from email.charset import Charset
+from email.errors import HeaderParseError
 from email.header import Header
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime, formataddr
 from zoneinfo import ZoneInfo
 
+from nudger.core.addresses import ascii_domain, writable_local_part
 from nudger.core.greeting import first_name as given_name
 from nudger.core.greeting import greeting
 from nudger.core.headers import MAX_IDS, Headers, without_controls
@@ -36,6 +39,7 @@ from nudger.core.templates import ATTRIBUTION, DAY_AND_MONTH, GREETINGS, MONTHS,
 
 # CRLF for IMAP, and no folding by the library: compose folds every value itself.
 WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
+WIRE_UTF8 = WIRE_POLICY.clone(utf8=True)  # a draft to a non-ASCII local part (RFC 6532)
 # Every header a draft may carry, each at most once: what to_bytes checks a draft against.
 DRAFT_HEADERS = frozenset({
     "From", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
@@ -138,19 +142,42 @@ def _words(name: str, text: str) -> str:
     return Header(text, "us-ascii" if plain else "utf-8", header_name=name, maxlinelen=78).encode()
 
 
+def _addr_spec(email: str) -> str | None:
+    """The address as a header writes it: its domain in ASCII, and the local part as
+    it is (UTF-8 when it is not ASCII: EAI); None if it cannot be written safely."""
+    local, _, domain = email.rpartition("@")
+    plain = ascii_domain(domain)
+    if "=?" in email or plain is None or len(email) > 254:
+        return None
+    if local.isascii():
+        spec = f"{local}@{plain}"
+        return spec if _ADDR_SPEC.fullmatch(spec) else None
+    # (the recipient's domain as they wrote it, in Unicode: an EAI reader's own form)
+    return email if writable_local_part(local) and _ADDR_SPEC.fullmatch(f"x@{plain}") else None
+
+
 def _address(addr: Addr) -> str | None:
     """``Name <local@domain>`` from a parsed pair, or None for an address that cannot be
-    written as it is (controls, spaces, 8-bit or "=?" in it, no valid addr-spec)."""
-    email = addr.email.strip()
-    if "=?" in email or not _ADDR_SPEC.fullmatch(email) or len(email) > 254:
+    written as it is (controls, spaces, "=?" in it, no valid addr-spec)."""
+    email = _addr_spec(addr.email.strip())
+    if email is None:
         return None
     name = _clean(addr.name, MAX_NAME_CHARS)
     if not name or (name.isascii() and "=?" not in name):
+        if not email.isascii():  # (formataddr takes ASCII addresses only)
+            return _utf8_address(name, email)
         return formataddr((name, email))  # (quotes the name when it needs quoting)
     # One encoded word, as formataddr writes it: readers differ on where a name split into
     # several words has spaces. Only a very long name is split, to keep its line short.
     word = Charset("utf-8").header_encode(name)
     return f"{word if len(word) <= 600 else _words('To', name)} <{email}>"
+
+
+def _utf8_address(name: str, email: str) -> str | None:
+    try:
+        return str(Address(display_name=name, addr_spec=email))
+    except (ValueError, IndexError, HeaderParseError):
+        return None
 
 
 def _addresses(addrs: tuple[Addr, ...], notes: list[str]) -> list[str]:
@@ -220,7 +247,8 @@ def compose_nudge(d: DraftInput, notes: list[str] | None = None) -> EmailMessage
 def to_bytes(msg: EmailMessage) -> bytes:
     """The draft as APPENDed; ComposeError if reading it back finds a header not written
     here, a header twice, or a line over 998 (the check that makes injection impossible)."""
-    data = msg.as_bytes(policy=WIRE_POLICY)
+    utf8 = not all(value.isascii() for _, value in msg.raw_items())  # only EAI addresses
+    data = msg.as_bytes(policy=WIRE_UTF8 if utf8 else WIRE_POLICY)
     head = data[: data.find(b"\r\n\r\n") + 2]
     written = sorted(name.lower() for name in msg.keys())
     allowed = {name.lower() for name in DRAFT_HEADERS}

@@ -16,6 +16,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from nudger.core.addresses import canonical
 from nudger.core.record import Addr, new_addr
 
 # What sync asks the server for: everything the judgement needs, no body.
@@ -194,7 +195,8 @@ class Headers:
         return _decoded(values[0]) if values else ""
 
     def addresses(self, name: str) -> tuple[Addr, ...]:
-        """The addresses of an address field, e-mail lower-cased; ones without "@" dropped."""
+        """The addresses of an address field, e-mail as ``addresses.canonical``; ones
+        without "@" dropped."""
         values = self.index.get(name)
         if not values:
             return ()
@@ -205,20 +207,20 @@ class Headers:
                 display, address = simple.group(1) or "", simple.group(2) or simple.group(3)
                 local, _, domain = address.rpartition("@")
                 # (a folded display name keeps its line break here: unfolded like any text)
-                return (new_addr(without_controls(display).strip(), f"{local}@{domain}".lower()),)
+                return (new_addr(without_controls(display).strip(), canonical(f"{local}@{domain}")),)
         result = []
         for display, address in email.utils.getaddresses(values):
             address = address.strip()
             if "@" not in address:
                 continue
             local, _, domain = address.rpartition("@")
-            result.append(new_addr(header_text(display), f"{local}@{domain}".lower()))
+            result.append(new_addr(header_text(display), canonical(f"{local}@{domain}")))
         return tuple(result)
 
 
 def failed_recipients(msg: Headers) -> tuple[str, ...]:
     """The addresses an X-Failed-Recipients header (Exim and others) names, lower-cased."""
-    return tuple(a.lower() for v in msg.all("x-failed-recipients") for a in ADDRESS_IN_TEXT.findall(v))
+    return tuple(canonical(a) for v in msg.all("x-failed-recipients") for a in ADDRESS_IN_TEXT.findall(v))
 
 
 def conversation_of(thread_index: str) -> str:

@@ -22,6 +22,7 @@ from nudger.core.threads import Groups, thread_links
 from nudger.cycle.history import History
 from nudger.cycle.statefile import (
     FILE_NAME,
+    close,
     columns,
     connect,
     inode,
@@ -54,16 +55,17 @@ class Checkpoint:
 
 
 class State(History):
-    def __init__(self, conn: sqlite3.Connection, path: Path | None = None):
-        """``conn``: a connection to a prepared file (``statefile``), or to memory."""
-        self.conn, self.path = conn, path
+    def __init__(self, conn: sqlite3.Connection, path: Path | None = None, writes: bool = False):
+        """``conn``: a connection to a prepared file (``statefile``), or to memory;
+        ``writes``: one of ``statefile.connect`` (closed through it)."""
+        self.conn, self.path, self.writes = conn, path, writes
         self.inode = inode(path) if path is not None else None  # which file we opened
 
     @classmethod
     def open(cls, state_dir: Path, rebuild: bool = True) -> State:
         """The state for a run: written, and a damaged file is set aside and rebuilt
         (unless not ``rebuild``: a dry run changes nothing, so it stops there)."""
-        return cls(open_for_run(state_dir, rebuild), state_dir / FILE_NAME)
+        return cls(open_for_run(state_dir, rebuild), state_dir / FILE_NAME, writes=True)
 
     @classmethod
     def open_for_reading(cls, state_dir: Path) -> State:
@@ -77,7 +79,7 @@ class State(History):
         per account): then the file at the path is a new one, and only needs opening.
         """
         assert self.path is not None
-        self.conn.close()
+        close(self.conn, self.path, sound=False)
         if inode(self.path) == self.inode:
             aside = set_aside(self.path)
             log.warning("%s; set it aside as %s and rebuilding the state from the server",
@@ -109,7 +111,7 @@ class State(History):
         self.conn.execute("COMMIT")
 
     def close(self) -> None:
-        self.conn.close()
+        close(self.conn, self.path if self.writes else None)
 
     # -- folders and records -----------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from nudger.cycle import soundness
 from nudger.errors import (
     StateBusy,
     StateCorrupt,
@@ -193,15 +194,16 @@ def is_corrupt(conn: sqlite3.Connection) -> str | None:
     return found[:120] + ("..." if len(found) > 120 else "")
 
 
-def prepare(conn: sqlite3.Connection, path: Path | None, readonly: bool) -> None:
-    """Check the file's schema version and soundness; create or migrate it unless reading."""
+def prepare(conn: sqlite3.Connection, path: Path | None, readonly: bool, check: bool = True) -> None:
+    """Check the file's schema version and (if ``check``) soundness; create or migrate it
+    unless reading."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise StateTooNew(
             f"{path or 'the state'}: written by a newer nudger (state schema {version}; this "
             f"nudger knows schema {SCHEMA_VERSION} and older): upgrade nudger, or move the file "
             "away and `nudger run --once` rebuilds it from the server")
-    if path is not None and (problem := is_corrupt(conn)):
+    if path is not None and check and (problem := is_corrupt(conn)):
         raise StateCorrupt(f"{path}: the state file is damaged ({problem})")
     if version == SCHEMA_VERSION:
         return
@@ -295,18 +297,28 @@ def open_for_run(state_dir: Path, rebuild: bool) -> sqlite3.Connection:
 
 def connect(path: Path) -> sqlite3.Connection:
     """A connection to write ``path``: its schema checked, created or migrated."""
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        prepare(conn, path, readonly=False)
-    except sqlite3.Error as exc:
-        conn.close()
-        raise translate(exc, path) from exc
-    except BaseException:
-        conn.close()
-        raise
+    with soundness.guard:  # (the first connection of a process decides on the check)
+        check = soundness.wanted(path)
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            prepare(conn, path, readonly=False, check=check)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise translate(exc, path) from exc
+        except BaseException:
+            conn.close()
+            raise
+        soundness.opened(path, checked=check)
     return conn
+
+
+def close(conn: sqlite3.Connection, path: Path | None, sound: bool = True) -> None:
+    """Close a connection of ``connect`` (``sound``: not one found damaged)."""
+    conn.close()
+    if path is not None:
+        soundness.closed(path, sound)
 
 
 def open_for_reading(state_dir: Path) -> sqlite3.Connection:
@@ -318,7 +330,7 @@ def open_for_reading(state_dir: Path) -> sqlite3.Connection:
     conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
-        prepare(conn, path, readonly=True)
+        prepare(conn, path, readonly=True, check=soundness.wanted(path))
     except (sqlite3.Error, StateCorrupt) as exc:
         if conn is not None:
             conn.close()
