@@ -351,3 +351,24 @@ def test_implicit_tls_sends_too(dovecot, imap_user, tmp_path, capsys, monkeypatc
         assert [str(r.message["Message-ID"]) for r in smtp.received] == [nudge_id], box.last_err
     finally:
         smtp.stop()
+
+
+def test_a_server_without_smtputf8_refuses_an_eai_recipient_and_the_draft_stays(
+        dovecot, imap_user, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from test_eai import utf8_message
+
+    smtp = SmtpServer(tmp_path / "smtp", {imap_user: dovecot.users[imap_user]}, smtputf8=False)
+    try:
+        box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, rules=RULES,
+                       extra_account=smtp.config())
+        box.seed("Sent", utf8_message("eai@example.com", f"Mia Example <{box.user}>",
+                                      "Jörg <jörg@example.de>", "Angebot", days_ago(6)))
+        assert by_subject(box.run())["Angebot"]["status"] == "due"
+        before = _kept(box)
+        decision = by_subject(box.run(now=MONDAY))["Angebot"]
+        assert box.last_code == 0 and decision["action"] == "not-sent", box.last_err
+        assert "SMTPUTF8" in box.last_err and "stays in Drafts for you" in box.last_err
+        assert "may or may not have gone out" not in box.last_err  # nothing was handed over
+        assert _kept(box) == before and smtp.received == []
+    finally:
+        smtp.stop()

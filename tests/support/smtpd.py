@@ -70,7 +70,8 @@ class Recorder:
 
 
 class SmtpServer:
-    def __init__(self, directory: Path, users: dict[str, str], tls: str = "starttls"):
+    def __init__(self, directory: Path, users: dict[str, str], tls: str = "starttls",
+                 smtputf8: bool = True):
         if shutil.which("openssl") is None:
             pytest.skip("openssl is not installed: the SMTP tests need it for a certificate")
         self.dir, self.users, self.tls = directory, users, tls
@@ -89,7 +90,8 @@ class SmtpServer:
                                     {"tls_context": context, "require_starttls": True})
         self.controller = Controller(
             self.handler, hostname="127.0.0.1", port=self.port, authenticator=self._check,
-            auth_required=True, auth_require_tls=tls == "starttls", **tls_args)
+            auth_required=True, auth_require_tls=tls == "starttls", enable_SMTPUTF8=smtputf8,
+            **tls_args)
         self.controller.start()
 
     def _check(self, server: Any, session: Any, envelope: Any, mechanism: str,

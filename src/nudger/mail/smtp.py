@@ -130,6 +130,9 @@ class SmtpSender:
         except aiosmtplib.SMTPResponseException as exc:
             raise SendRefused(f"{self.where}: the server refused the message ({exc.code} "
                               f"{exc.message})", exc.code) from None
+        except aiosmtplib.SMTPNotSupported:  # raised before MAIL FROM: nothing was handed over
+            raise SendRefused(f"{self.where}: the server cannot take mail for an address with "
+                              "non-ASCII characters (it does not offer SMTPUTF8)", 553) from None
         except Exception as exc:  # noqa: BLE001 - a cut line: it may or may not have gone
             self.close()
             raise SendUncertain(f"{self.where}: the connection failed while sending "
