@@ -28,7 +28,7 @@ def test_demo_shows_drafts_and_reasons_without_any_setup(tmp_path: Path, now: st
     out = subprocess.run([sys.executable, "-m", "nudger", "demo", *args], capture_output=True,
                          text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "wrote 4 draft(s)" in out.stdout
+    assert "wrote 4 drafts" in out.stdout
     assert "replied by dan@law.example" in out.stdout and "(Archive)" in out.stdout
     assert "every recipient bounced (frank@nowhere.example)" in out.stdout
     shown = out.stdout.split("as your mail client will show it:", 1)[1]

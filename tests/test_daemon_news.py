@@ -80,7 +80,7 @@ def test_news_in_a_folder_other_than_inbox_wakes_the_service_at_once(box: Box, t
         box.seed("Sent", message("n1@example.com", sender=f"Mia Example <{box.user}>",
                                  to="Bob <bob@client.example>", subject="Told at once", date=date),
                  when=date)
-        written = daemon.wait_for("wrote 1 draft(s)", timeout=20)
+        written = daemon.wait_for("wrote 1 draft", timeout=20)
         assert "1 awaiting a reply (1 in Drafts)" in written
         assert [d["Subject"] for d in box.drafts()] == ["Re: Told at once"]
         # A reply filed straight into Archive by a rule: the draft goes at once as well.

@@ -57,11 +57,11 @@ def test_each_cycle_reports_the_accounts_totals_and_what_changed_apart(box: Box)
     _mailbox(box)
     _, _, err = once(box)
     assert summary(err) == ("test: 4 awaiting a reply (3 in Drafts, 1 waiting); 1 replied; "
-                            "this cycle: looked at all 5 thread(s), wrote 3 draft(s)")
+                            "this cycle: looked at all 5 threads, wrote 3 drafts")
     # A quiet cycle still says what the account waits on; nothing changed.
     _, _, err = once(box)
     assert summary(err) == ("test: 4 awaiting a reply (3 in Drafts, 1 waiting); 1 replied; "
-                            "this cycle: 0 changed, wrote 0 draft(s)")
+                            "this cycle: 0 changed, wrote 0 drafts")
     # The user deletes one draft: that thread changed, and only that one is reported.
     [uid] = [uid for uid, (raw, _) in box.raw("Drafts").items()
              if message_from_bytes(raw)["Subject"] == "Re: Due 1"]
@@ -69,7 +69,7 @@ def test_each_cycle_reports_the_accounts_totals_and_what_changed_apart(box: Box)
     code, out, err = once(box, "--json")
     assert code == 0
     assert summary(err) == ("test: 3 awaiting a reply (2 in Drafts, 1 waiting); 1 replied, "
-                            "1 dismissed; this cycle: 1 changed, wrote 0 draft(s)")
+                            "1 dismissed; this cycle: 1 changed, wrote 0 drafts")
     assert "xx dismissed 'Due 1'" in err and "Due 0" not in err and "Due 2" not in err
     assert [json.loads(line)["subject"] for line in out.splitlines()] == ["Due 1"]
     # `status` counts the same account the same way.
@@ -83,7 +83,7 @@ def test_a_dry_run_counts_what_is_due_and_keeps_nothing(box: Box, tmp_path: Path
     code, _, err = box.cli("run", "--once", "--dry-run", "--now", NOW.isoformat())
     assert code == 0
     assert summary(err) == ("test: 4 awaiting a reply (3 due, 1 waiting); 1 replied; "
-                            "this dry run: looked at all 5 thread(s), would write 3 draft(s)")
+                            "this dry run: looked at all 5 threads, would write 3 drafts")
     assert not (tmp_path / "state").exists()  # not even an empty state file
     for command in (["explain", "due0@example.com"], ["status"]):
         code, _, err = box.cli(*command, "--now", NOW.isoformat())

@@ -76,7 +76,7 @@ def test_dry_run_and_explain_say_what_would_be_sent_and_when(box: Box, smtp: Smt
     before = box.snapshot()
     decision = by_subject(box.run("--dry-run", now=MONDAY))["Offer"]
     assert decision["action"] == "send-draft" and "nudger sends it now" in decision["reason"]
-    assert "would send 1 follow-up(s) for you" in box.last_err
+    assert "would send 1 follow-up for you" in box.last_err
     assert smtp.received == [] and box.snapshot() == before
 
 

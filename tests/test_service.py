@@ -126,7 +126,7 @@ def test_daemon_drafts_keeps_watching_withdraws_on_reply_and_stops_on_sigterm(bo
     try:
         ready = daemon.wait_for("READY=1")
         assert "STATUS=test: 1 awaiting a reply (1 in Drafts); this cycle: looked at all 1 " \
-               "thread(s), wrote 1 draft(s) at " in ready
+               "thread, wrote 1 draft at " in ready
         assert [d["Subject"] for d in box.drafts()] == ["Re: Daemon one"]
         daemon.wait_for("WATCHDOG=1")
         # A reply lands in INBOX: IDLE wakes the daemon, and our untouched draft goes away.

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nudger.app.report import print_cycle, print_json
 from nudger.config.load import parse_config
+from nudger.core.words import counted
 from nudger.cycle.cycle import run_cycle
 from nudger.cycle.state import State
 from nudger.mail.memory import MemoryMailbox
@@ -184,7 +185,7 @@ def run_demo(as_json: bool = False, now: datetime | None = None) -> int:
         print_json(result, dry_run=False)
         return 0
     drafts = list(box.messages("Drafts").values())
-    print(f"\nDrafts folder now holds {len(drafts)} follow-up(s):")
+    print(f"\nDrafts folder now holds {counted(len(drafts), 'follow-up')}:")
     for raw in drafts:
         draft = BytesParser(policy=policy.default).parsebytes(raw)
         print(f"  - {draft['Subject']} (to {draft['To']})")

@@ -9,6 +9,7 @@ from typing import TextIO
 
 from nudger.core.plan import AppendDraft, Decision, WithdrawDraft
 from nudger.core.sending import SendDraft
+from nudger.core.words import counted
 from nudger.cycle.cycle import AWAITING_STATUSES, CycleResult
 
 WAITING_SHOWN = 10  # a first run on a big mailbox must not print a wall of text
@@ -56,21 +57,22 @@ def print_cycle(result: CycleResult, dry_run: bool, verbose: bool, out: TextIO |
 
 
 def cycle_text(result: CycleResult, dry_run: bool = False) -> str:
-    """What this cycle did, apart from the totals: "this cycle: 2 changed, wrote 2 draft(s)"."""
+    """What this cycle did, apart from the totals: "this cycle: 2 changed, wrote 2 drafts"."""
     due = sum(1 for d in result.decisions if isinstance(d.action, AppendDraft))
-    looked = (f"looked at all {len(result.decisions)} thread(s)" if result.full
+    looked = (f"looked at all {counted(len(result.decisions), 'thread')}" if result.full
               else f"{len(result.decisions)} changed")
-    wrote = f"would write {due} draft(s)" if dry_run else f"wrote {len(result.written)} draft(s)"
+    wrote = (f"would write {counted(due, 'draft')}" if dry_run
+             else f"wrote {counted(len(result.written), 'draft')}")
     if result.withdrawn:
         wrote += f", removed {len(result.withdrawn)} after a reply"
     sends = sum(1 for d in result.decisions if isinstance(d.action, SendDraft))
     if dry_run and sends:
-        wrote += f", would send {sends} follow-up(s) for you"
+        wrote += f", would send {counted(sends, 'follow-up')} for you"
     elif result.sent:
-        wrote += f", sent {len(result.sent)} follow-up(s) for you"
+        wrote += f", sent {counted(len(result.sent), 'follow-up')} for you"
     if result.digest:
         wrote += ", would send the digest" if dry_run else ", sent the digest"
-    skipped = f", skipped {result.skipped} malformed message(s)" if result.skipped else ""
+    skipped = f", skipped {counted(result.skipped, 'malformed message')}" if result.skipped else ""
     return f"this {'dry run' if dry_run else 'cycle'}: {looked}, {wrote}{skipped}"
 
 

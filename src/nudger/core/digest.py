@@ -19,6 +19,7 @@ from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
 from nudger.core.record import Addr
+from nudger.core.words import counted
 
 
 @dataclass(frozen=True)
@@ -76,14 +77,13 @@ def _rate(d: DigestInput) -> str:
     if not d.nudged:
         return "No follow-up has been sent in the look-back window yet."
     share = round(100 * d.replied / d.nudged)
-    threads = "thread" if d.nudged == 1 else "threads"
-    return (f"Reply rate: {d.replied} of {d.nudged} {threads} answered after a follow-up "
+    return (f"Reply rate: {d.replied} of {counted(d.nudged, 'thread')} answered after a follow-up "
             f"({share}%).")
 
 
 def _subject(d: DigestInput) -> str:
     n = len(d.waiting)
-    waiting = f"{n} follow-up{'s' if n != 1 else ''} waiting in Drafts" if n else "your follow-ups"
+    waiting = f"{counted(n, 'follow-up')} waiting in Drafts" if n else "your follow-ups"
     return f"nudger: {waiting}, {d.day:%a %d %b}"
 
 
