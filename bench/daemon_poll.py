@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from nudger.app.daemon import Clock, Worker, _Home, open_mailbox  # noqa: E402
+from nudger.app.worker import Clock, Home, Worker, open_mailbox  # noqa: E402
 from nudger.config.load import load_config  # noqa: E402
 from nudger.cycle.cycle import CycleResult  # noqa: E402
 from support.dovecot import WEAK_CAPABILITY, Dovecot, find_dovecot  # noqa: E402
@@ -61,7 +61,7 @@ def measure(server: Dovecot, user: str, work: Path, rtt: float,
     config = load_config(path)
     config = replace(config, daemon=replace(config.daemon, poll_interval=timedelta(seconds=1)))
     cycles: list[tuple[float, CycleResult]] = []
-    home = _Home(config.daemon.state_dir)
+    home = Home(config.daemon.state_dir)
     worker = Worker(config, config.accounts[0], lambda _n, r: cycles.append((time.monotonic(), r)),
                     open_mailbox, home=home, clock=Clock(NOW))
     worker.start()

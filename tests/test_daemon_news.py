@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from test_service import Daemon
 
-from nudger.app.daemon import Clock, Worker, _Home, open_mailbox
+from nudger.app.worker import Clock, Home, Worker, open_mailbox
 from nudger.config.load import load_config
 from nudger.cycle.cycle import CycleResult
 from support.harness import Box, make_box
@@ -48,7 +48,7 @@ def test_polls_with_nothing_changed_send_at_most_one_command_each(box: Box, tmp_
     # Polls a second apart (the configuration allows 10 s at least: too slow for a test).
     config = replace(config, daemon=replace(config.daemon, poll_interval=timedelta(seconds=1)))
     cycles: list[CycleResult] = []
-    home = _Home(config.daemon.state_dir)
+    home = Home(config.daemon.state_dir)
     worker = Worker(config, config.accounts[0], lambda _name, result: cycles.append(result),
                     open_mailbox, home=home, clock=Clock(NOW))
     worker.start()
@@ -124,7 +124,7 @@ def test_a_server_refusing_idle_is_polled_at_each_interval(weak, tmp_path, capsy
     config = load_config(box.config)
     config = replace(config, daemon=replace(config.daemon, poll_interval=timedelta(seconds=1)))
     cycles: list[CycleResult] = []
-    home = _Home(config.daemon.state_dir)
+    home = Home(config.daemon.state_dir)
     worker = Worker(config, config.accounts[0], lambda _name, result: cycles.append(result),
                     open_mailbox, home=home, clock=Clock(NOW))
     caplog.set_level("INFO", logger="nudger")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nudger.app.daemon import Clock, Worker, _Home, open_mailbox
+from nudger.app.worker import Clock, Home, Worker, open_mailbox
 from nudger.config.load import load_config, parse_config
 from nudger.cycle.cycle import CycleResult
 from nudger.mail.imap import connect
@@ -196,7 +196,7 @@ def test_a_quiet_daemon_poll_without_notify_waits_for_the_server_at_most_twice(
         marks.append(len(link.events))
         cycles.append(result)
 
-    home = _Home(config.daemon.state_dir)
+    home = Home(config.daemon.state_dir)
     worker = Worker(config, config.accounts[0], ended, open_mailbox, home=home, clock=Clock(NOW))
     worker.start()
     try:

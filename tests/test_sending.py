@@ -99,7 +99,7 @@ class _ReplyBeforeSend:
 
 
 def test_a_reply_that_arrives_between_the_plan_and_the_send_cancels_it(box: Box, smtp: SmtpServer) -> None:
-    from nudger.app.daemon import open_mailbox, open_sender
+    from nudger.app.worker import open_mailbox, open_sender
     from nudger.config.load import load_config
     from nudger.cycle.cycle import run_cycle
     from nudger.cycle.state import State
@@ -264,7 +264,7 @@ class _Crashing:
 
 
 def _cycle_until_killed(box: Box, sender_crash=None, mailbox_crash=None, now=MONDAY) -> None:  # type: ignore[no-untyped-def]
-    from nudger.app.daemon import open_mailbox, open_sender
+    from nudger.app.worker import open_mailbox, open_sender
     from nudger.config.load import load_config
     from nudger.cycle.cycle import run_cycle
     from nudger.cycle.state import State
