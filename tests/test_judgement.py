@@ -96,6 +96,20 @@ def test_reply_without_threading_headers_is_matched_by_subject_and_people(box: B
     assert decisions["Status"]["action"] == "appended"
 
 
+def test_a_reply_without_threading_headers_finds_its_message_among_many_on_one_subject(
+        box: Box) -> None:
+    # A weekly subject, each week to someone else (more than a sync keeps per subject):
+    # the answer is linked to the message to its author, the latest before it.
+    box.seed("Sent", *[message(f"w{i}@example.com", sender=f"Mia <{box.user}>",
+                              to=f"p{i % 7}@client.example", subject="Weekly report",
+                              date=days_ago(28 - i * 0.3)) for i in range(80)])
+    box.seed("INBOX", message("w-re@client.example", sender="p3@client.example", to=box.user,
+                              subject="Re: Weekly report", date=days_ago(28 - 10 * 0.3 - 0.1)))
+    decisions = box.run()
+    replied = [d for d in decisions if d["status"] == "replied"]
+    assert [d["outbound"] for d in replied] == ["<w10@example.com>"], replied
+
+
 def test_reply_without_threading_headers_in_a_later_cycle_is_matched_too(box: Box) -> None:
     sent(box, "s4@example.com", "Quarterly numbers", days_ago(6))
     assert by_subject(box.run())["Quarterly numbers"]["action"] == "appended"

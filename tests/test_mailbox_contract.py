@@ -263,6 +263,28 @@ class TestMailboxContract:
         assert box.all_uids("INBOX") == {1, 2, 3}
         assert box.all_uids("Drafts") == set()
 
+    def test_searches_asked_ahead_answer_as_asked_alone_and_once(self, store: Store) -> None:
+        store.seed("INBOX", INBOX)
+        store.seed("Drafts", [(_draft("someone-elses@example.com"), ("\\Draft",), WHEN)])
+        store.seed("Trash", [(_draft("<nudger.0123abcd.s1@example.com>"), (), WHEN)])
+        box = store.mailbox
+        box.status_many(["INBOX", "Drafts"])
+        for folder, kind in (("Drafts", "all"), ("Nowhere", "all"), ("Trash", "marked")):
+            box.search_ahead(folder, kind)
+        # (A folder refused ahead spoils nothing: its own call asks it, and tells why.)
+        assert box.search_many([("INBOX", 0)], None) == {"INBOX": (box.status("INBOX"), [1, 2, 3])}
+        store.seed("Drafts", [(_draft("later@example.com"), ("\\Draft",), WHEN)])
+        assert box.find_marked("Trash") == [1]
+        assert box.all_uids("Drafts") in ({1}, {1, 2})  # (asked ahead: from before the seed)
+        assert box.all_uids("Drafts") == {1, 2}  # (once: then asked anew)
+        # A cycle starts with its statuses: what an earlier cycle asked ahead is dropped.
+        box.search_ahead("Drafts", "all")
+        box.search_ahead("Trash", "marked")  # (Drafts is then no longer the open folder)
+        box.search_many([("INBOX", 0)], None)
+        box.status_many(["Drafts"])
+        store.seed("Drafts", [(_draft("third@example.com"), ("\\Draft",), WHEN)])
+        assert box.all_uids("Drafts") == {1, 2, 3}
+
     def test_headers_come_with_their_date_flags_and_size(self, store: Store) -> None:
         store.seed("INBOX", INBOX)
         fetched = list(store.mailbox.fetch_headers("INBOX", [1, 2, 3, 99]))  # 99: no such UID

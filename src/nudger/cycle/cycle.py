@@ -34,7 +34,14 @@ from nudger.core.stats import KEPT
 from nudger.core.threads import NO_NUDGE_KEYWORD, Thread, build_threads, is_no_nudge
 from nudger.cycle.adopt import TRASH_CHECKED, search_trash
 from nudger.cycle.context import Cycle
-from nudger.cycle.drafts import AppendGuard, reconcile, sync_drafts, withdraw, write_draft
+from nudger.cycle.drafts import (
+    AppendGuard,
+    drafts_to_read,
+    reconcile,
+    sync_drafts,
+    withdraw,
+    write_draft,
+)
 from nudger.cycle.outbox import Outbox
 from nudger.cycle.state import State
 from nudger.cycle.statefile import NOT_THE_FILE, translate
@@ -169,6 +176,11 @@ def _sync(ctx: Cycle, result: CycleResult,
     # one is opened anyway, and that answers the same).
     ctx.check_all([f for f in ctx.layout.watched if ctx.state.checkpoint(ctx.name, f) is not None]
                   + [ctx.layout.drafts])
+    # What Drafts and Trash will be asked next goes out with the watched folders' searches.
+    if drafts_to_read(ctx):
+        ctx.mailbox.search_ahead(ctx.layout.drafts, "all")
+    if ctx.layout.trash and ctx.state.meta(ctx.name, TRASH_CHECKED) is None:
+        ctx.mailbox.search_ahead(ctx.layout.trash, "marked")
     touched = sync_watched(ctx, counts, progress)
     try:
         drafts_changed = sync_drafts(ctx, counts)

@@ -47,6 +47,17 @@ _DETECTING = threading.Lock()
 QUOTE_LIMIT = 2 * 1024 * 1024  # the outbound we quote; larger ones are cut
 
 
+def drafts_to_read(ctx: Cycle) -> bool:
+    """Whether sync_drafts will read Drafts' UIDs, by the status asked with the others
+    (none: it asks, and tells why it cannot). Nothing asked or changed here."""
+    status = ctx.statuses.get(ctx.layout.drafts)
+    if status is None:
+        return False
+    cp = ctx.state.checkpoint(ctx.name, ctx.layout.drafts)
+    return cp is None or (cp.uidvalidity, cp.uidnext, cp.messages) != (
+        status.uidvalidity, status.uidnext, status.messages)
+
+
 def sync_drafts(ctx: Cycle, counts: SyncCounts) -> bool:
     """Drafts is small and changes under the user's hands: track deletions too.
 

@@ -271,15 +271,15 @@ class State(History):
         return {topic for (topic,) in rows}
 
     def ours_by_topic(self, account: str, topic: str, identities: Iterable[str], before: datetime,
-                      since: datetime, sent: str) -> list[MessageRecord]:
+                      since: datetime, sent: str, limit: int = 20) -> list[MessageRecord]:
         """The user's messages on a subject topic, newest first: candidates for a reply
         that lost its In-Reply-To."""
         idents = list(identities)
         rows = self.conn.execute(
             f"SELECT record FROM messages WHERE account=? AND topic=? AND date < ? AND date >= ? "
-            f"AND folder=? AND sender IN ({','.join('?' * len(idents))}) ORDER BY date DESC LIMIT 20",
+            f"AND folder=? AND sender IN ({','.join('?' * len(idents))}) ORDER BY date DESC LIMIT ?",
             (account, topic, before.astimezone(UTC).isoformat(), since.astimezone(UTC).isoformat(),
-             sent, *idents))
+             sent, *idents, limit))
         return [_load(rec) for (rec,) in rows]
 
     def answers_to(self, account: str, message_id: str) -> list[MessageRecord]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from nudger.config.model import Account
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 REPORT_LIMIT = 256 * 1024  # enough of a bounce to find what it reports on
 AUTO_REPLY_LIMIT = 32 * 1024  # the return date is in the first lines of an out-of-office
 CHUNK = 500  # header records parsed and stored per transaction
+_EARLIEST, _LATEST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
 
 Progress = Callable[[str, int, int], None]
 _T = TypeVar("_T")
@@ -104,21 +106,40 @@ def read_records(account: Account, mailbox: Mailbox, folder: str, items: list[Fe
 class _OurTopics:
     """The topics of the user's stored messages, read once per sync: most messages without
     In-Reply-To start a conversation, and this tells without a query that none of ours
-    has their subject."""
+    has their subject. The user's messages on a topic, read once per topic: a project's
+    folder holds many answers to one subject."""
+
+    KEPT = 64  # the user's messages kept per topic; a topic with more is asked each time
 
     def __init__(self, account: Account, state: State, sent: str):
         self.account, self.state, self.sent = account, state, sent
         self.known: set[str] | None = None
+        self.mine: dict[str, list[MessageRecord]] = {}  # newest first
 
     def __contains__(self, topic: str) -> bool:
         if self.known is None:
             self.known = self.state.topics_of(self.account.name, self.account.identities, self.sent)
         return topic in self.known
 
+    def candidates(self, topic: str, before: datetime, since: datetime) -> list[MessageRecord]:
+        """What state.ours_by_topic() answers, from one query per topic."""
+        account = self.account
+        mine = self.mine.get(topic)
+        if mine is None:
+            mine = self.mine[topic] = self.state.ours_by_topic(
+                account.name, topic, account.identities, before=_LATEST, since=_EARLIEST,
+                sent=self.sent, limit=self.KEPT + 1)
+        if len(mine) > self.KEPT:
+            return self.state.ours_by_topic(account.name, topic, account.identities,
+                                            before=before, since=since, sent=self.sent)
+        return [m for m in mine if since <= m.date < before][:20]
+
     def add(self, records: list[MessageRecord]) -> None:
+        ours = [r for r in records if r.folder == self.sent and self.account.is_identity(r.sender.email)]
+        for r in ours:
+            self.mine.pop(r.topic, None)  # (read again when next asked)
         if self.known is not None:
-            self.known.update(r.topic for r in records
-                              if r.folder == self.sent and self.account.is_identity(r.sender.email))
+            self.known.update(r.topic for r in ours)
 
 
 def _link_by_subject(account: Account, state: State, record: MessageRecord,
@@ -131,9 +152,7 @@ def _link_by_subject(account: Account, state: State, record: MessageRecord,
             or not record.topic or account.is_identity(record.sender.email)
             or record.topic not in ours):
         return record
-    candidates = state.ours_by_topic(account.name, record.topic, account.identities,
-                                     before=record.date, since=record.date - account.lookback,
-                                     sent=ours.sent)
+    candidates = ours.candidates(record.topic, before=record.date, since=record.date - account.lookback)
     for mine in candidates:
         if any(a.email == record.sender.email for a in mine.recipients):
             log.debug("%s: %s UID %s has no In-Reply-To; threaded by subject with %s",

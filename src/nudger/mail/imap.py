@@ -27,7 +27,7 @@ from nudger.errors import FolderUnavailable, GarbledAnswer, NudgerError, ServerC
 from nudger.mail.deadline import BoundedClient, Deadline, bounded_context
 from nudger.mail.imap_drafts import OwnDrafts
 from nudger.mail.imap_errors import garbled, refused, translate, where
-from nudger.mail.imap_many import HeaderStream, ManyFolders, after_criteria, only_after
+from nudger.mail.imap_many import AHEAD, AHEAD_FRESH, HeaderStream, ManyFolders, after_criteria, only_after
 from nudger.mail.imap_oauth import Bearer, bearer_login, password_login
 from nudger.mail.imap_pipeline import read_answers
 from nudger.mail.imap_wait import Waiting
@@ -73,6 +73,9 @@ class ImapMailbox(Waiting, OwnDrafts):
         self._folders: list[FolderInfo] | None = None  # the last LIST
         self._answered: dict[str, FolderStatus] = {}  # what each folder's status last said
         self._asking: str | None = None  # the folder of the STATUS in progress
+        # Searches to send with the next search_many, and their answers (UIDs, when).
+        self._ahead_asks: list[tuple[str, str]] = []
+        self._ahead: dict[tuple[str, str], tuple[list[int], float]] = {}
         self._listing = False  # a LIST in progress: its answers are not news
         self._idling = False  # IDLE goes on between a wait and the next command
         self._idle_since = 0.0
@@ -220,6 +223,8 @@ class ImapMailbox(Waiting, OwnDrafts):
                 for flags, _delim, name in listed]
 
     def status_many(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
+        # A cycle starts here: what an earlier one asked ahead is older than these statuses.
+        self._ahead_asks, self._ahead = [], {}
         found = self._statuses_told(folders)
         self._answered.update(found)
         return found
@@ -307,9 +312,24 @@ class ImapMailbox(Waiting, OwnDrafts):
         self._examine(folder)
         return only_after(self._search(folder, after_criteria(after_uid, since)), after_uid)
 
+    def search_ahead(self, folder: str, kind: str) -> None:
+        if kind not in AHEAD:
+            raise ValueError(f"no search ahead of kind {kind!r}")
+        if (folder, kind) not in self._ahead_asks:
+            self._ahead_asks.append((folder, kind))
+
+    def _taken_ahead(self, folder: str, kind: str) -> list[int] | None:
+        """The answer search_many got for search_ahead(folder, kind), if fresh (once)."""
+        found = self._ahead.pop((folder, kind), None)
+        if found is None or time.monotonic() - found[1] > AHEAD_FRESH:
+            return None
+        return found[0]
+
     def all_uids(self, folder: str) -> set[int]:
+        if (ahead := self._taken_ahead(folder, "all")) is not None:
+            return set(ahead)
         self._examine(folder)
-        return set(self._search(folder, ["ALL"]))
+        return set(self._search(folder, AHEAD["all"]))
 
     def fetch_headers(self, folder: str, uids: Sequence[int]) -> Iterator[Fetched]:
         self._examine(folder)
@@ -380,11 +400,13 @@ class ImapMailbox(Waiting, OwnDrafts):
 
     def find_marked(self, folder: str) -> list[int]:
         """Messages carrying one of nudger's marks (SEARCH HEADER is a substring match)."""
+        if (ahead := self._taken_ahead(folder, "marked")) is not None:
+            return sorted(ahead)
         self._examine(folder)
-        return sorted(self._search(folder, ["OR", "HEADER", "Message-ID", "<nudger.",
-                                            "HEADER", "X-Nudger-For", ""]))
+        return sorted(self._search(folder, AHEAD["marked"]))
 
     def append(self, folder: str, data: bytes, flags: Sequence[str], when: datetime) -> int | None:
+        self._ahead.clear()  # (what was asked ahead is older than this change)
         # \Draft and \Seen in the APPEND itself: adding \Draft later duplicates on some servers.
         answer = self._call(f"saving a draft in {folder!r}", self.client.append, folder, data,
                             flags=[f.encode() for f in flags], msg_time=when)

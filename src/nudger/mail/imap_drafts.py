@@ -21,6 +21,7 @@ class OwnDrafts:
     _told: Told | None
     _selected: str | None
     _opening: str | None
+    _ahead: dict[tuple[str, str], tuple[list[int], float]]  # searches asked ahead (imap_many)
 
     def _call(self, doing: str, fn: Any, *args: Any, folder: str | None = None, **kwargs: Any) -> Any:
         raise NotImplementedError
@@ -66,6 +67,7 @@ class OwnDrafts:
     @contextmanager
     def _writable(self, folder: str) -> Iterator[dict[bytes, Any]]:
         """``folder`` SELECTed (not examined) for one of nudger's own writes, then closed."""
+        self._ahead.clear()  # what was asked ahead is older than this change
         self._settle()
         self._selected = self._opening = None
         if self._told is not None:

@@ -21,7 +21,7 @@ from imapclient.imapclient import _normalise_search_criteria
 from imapclient.response_parser import parse_message_list
 from imapclient.util import to_bytes
 
-from nudger.errors import FolderUnavailable
+from nudger.errors import FolderUnavailable, GarbledAnswer
 from nudger.mail.imap_errors import translate
 from nudger.mail.imap_pipeline import Answer, read_answers, read_status, split_word
 from nudger.mail.imap_wire import (
@@ -42,6 +42,13 @@ if TYPE_CHECKING:
 # and the next poll sees it); a daemon that listed folders and then waited asks again.
 LISTED_FRESH = 2.0
 WINDOW = 5000  # header FETCHes sent ahead, in messages: what reading ahead may hold
+# What search_ahead() may ask with a search_many, by kind: all_uids() and find_marked()'s
+# searches (Drafts' UIDs, Trash's follow-ups of ours: asked after the watched folders').
+AHEAD: dict[str, list[Any]] = {
+    "all": ["ALL"],
+    "marked": ["OR", "HEADER", "Message-ID", "<nudger.", "HEADER", "X-Nudger-For", ""],
+}
+AHEAD_FRESH = 5.0  # seconds: an answer asked ahead is taken only in the cycle that asked
 _EXISTS = re.compile(rb"(\d+) EXISTS", re.IGNORECASE)
 _LISTED = {b"LIST", b"STATUS"}  # a LIST's responses (STATUS with LIST-STATUS, RFC 5819)
 _CODE = re.compile(rb"OK \[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]", re.IGNORECASE)
@@ -154,7 +161,17 @@ class ManyFolders:
         commands = []
         for folder, after in asks:
             commands += [self.examine_command(folder), self.search_command(after_criteria(after, since))]
+        ahead, self.box._ahead_asks = self.box._ahead_asks, []
+        for folder, kind in ahead:
+            commands += [self.examine_command(folder), self.search_command(AHEAD[kind])]
         answers = self.box._call("opening folders", self._pipelined, commands, piped=True)
+        mine, answers = answers[: 2 * len(asks)], answers[2 * len(asks):]
+        found = self._searched(asks, mine)
+        self._took_ahead(ahead, answers)
+        return found
+
+    def _searched(self, asks: Sequence[tuple[str, int]],
+                  answers: list[Answer]) -> dict[str, tuple[FolderStatus, list[int]]]:
         found = {}
         for (folder, after), examined, searched in zip(asks, answers[::2], answers[1::2], strict=True):
             self.opened(folder, examined)
@@ -164,6 +181,19 @@ class ManyFolders:
             found[folder] = (status, only_after(self._found(folder, searched), after))
             self.box._answered[folder] = status
         return found
+
+    def _took_ahead(self, ahead: list[tuple[str, str]], answers: list[Answer]) -> None:
+        """Keep the answers to the searches asked ahead (imap.py search_ahead); one
+        refused or garbled is left for its own call to ask again and report."""
+        at = time.monotonic()
+        for (folder, kind), examined, searched in zip(ahead, answers[::2], answers[1::2], strict=True):
+            self.opened(folder, examined)
+            if not (examined.ok and searched.ok):
+                continue
+            try:
+                self.box._ahead[(folder, kind)] = (self._found(folder, searched), at)
+            except GarbledAnswer:
+                continue
 
     def status_command(self, folder: str) -> bytes:
         return (b"STATUS " + to_bytes(self.box.client._normalise_folder(folder))

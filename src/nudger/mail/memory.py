@@ -104,6 +104,9 @@ class MemoryMailbox:
             if uid > after_uid and (since is None or m.internaldate.date() >= since)
         )  # fmt: skip
 
+    def search_ahead(self, folder: str, kind: str) -> None:
+        pass  # (no round trips to save)
+
     def all_uids(self, folder: str) -> set[int]:
         return set(self.folders[folder].messages)
 
