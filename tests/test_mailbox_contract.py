@@ -23,7 +23,7 @@ import pytest
 from nudger.config.load import parse_config
 from nudger.mail.imap import connect
 from nudger.mail.layout import discover
-from nudger.mail.mailbox import Mailbox
+from nudger.mail.mailbox import Mailbox, Mark
 from nudger.mail.memory import MemoryMailbox
 from support.dovecot import Dovecot
 from support.mail import config_text, message
@@ -364,11 +364,11 @@ class TestMailboxContract:
         ours, theirs = "<nudger.0123abcd.s1@example.com>", "<mine@example.com>"
         store.seed("Drafts", [(_draft(ours), ("\\Draft",), WHEN), (_draft(theirs), ("\\Draft",), WHEN)])
         before = store.stored("Drafts")
-        assert store.mailbox.mark_own_draft("Drafts", 2, ours, "$NudgerSending") is False
+        assert store.mailbox.mark_own_draft("Drafts", 2, ours, "$NudgerSending") == Mark.GONE
         assert store.stored("Drafts") == before
-        assert store.mailbox.mark_own_draft("Drafts", 1, ours, "$NudgerSending") is True
+        assert store.mailbox.mark_own_draft("Drafts", 1, ours, "$NudgerSending") == Mark.SET
         assert store.stored("Drafts") == {1: (before[1][0], {"\\Draft", "$NudgerSending"}), 2: before[2]}
-        assert store.mailbox.mark_own_draft("Drafts", 1, ours, "$NudgerSending", on=False) is True
+        assert store.mailbox.mark_own_draft("Drafts", 1, ours, "$NudgerSending", on=False) == Mark.SET
         assert store.stored("Drafts") == before
 
     def test_reads_never_change_a_message(self, store: Store) -> None:

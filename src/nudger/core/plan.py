@@ -26,7 +26,7 @@ from nudger.core.ledger import (
 )
 from nudger.core.record import Addr, MessageRecord
 from nudger.core.rules import NEVER, due_at, match_rule, override
-from nudger.core.sending import NOT_WRITTEN_HERE, SendDraft, Step, hold_reason, send_time
+from nudger.core.sending import NO_SENT_COPY, NOT_WRITTEN_HERE, SendDraft, Step, hold_reason, send_time
 from nudger.core.subjects import strip_reply_prefixes
 from nudger.core.threads import Thread, is_nudge
 from nudger.core.verdict import AWAITING, NOT_OURS, REPLIED, Verdict, judge
@@ -258,6 +258,8 @@ def _sending(drafted: Decision, entry: LedgerEntry, rule: Rule, account: Account
     if account.smtp is None:
         return _with(drafted, reason=f"{drafted.reason}; rule {rule.name!r} would send it, but "
                                      f"accounts.{account.name} has no [smtp] table")
+    if account.smtp.save_sent is False:  # ("auto" on a self-filing host: it files it)
+        return _with(drafted, reason=f"{drafted.reason}; accounts.{account.name}.{NO_SENT_COPY}")
     if not entry.own:  # adopted: a lost state, or another instance's draft (core/sending.py)
         return _with(drafted, reason=f"{drafted.reason}; {NOT_WRITTEN_HERE}")
     if not entry.digest or entry.uid is None:  # (another instance's copy, unread)

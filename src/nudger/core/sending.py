@@ -50,6 +50,11 @@ SAYS = {
 # server (the state was lost, or another nudger on the same mailbox wrote it) may have
 # gone out already, so it is the user's to send.
 NOT_WRITTEN_HERE = "found in Drafts, not written by this state: nudger leaves it for you to send"
+# Without a copy in Sent nothing on the server shows that a follow-up went out: a lost
+# state, or a second instance, would draft it again as its own and send it again.
+NO_SENT_COPY = ("smtp.save_sent is false, so nothing on the server would show it went out (a "
+                "lost state could send it twice): nudger leaves it for you to send; set "
+                'save_sent to "auto" or true to have it sent')
 # Set on the draft right before SMTP (where Drafts takes keywords): a state rebuilt after
 # a crash there knows the draft was being sent, and never sends it again.
 SENDING_KEYWORD = "$NudgerSending"

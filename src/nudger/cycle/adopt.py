@@ -40,6 +40,7 @@ from nudger.core.stamp import untouched
 from nudger.core.subjects import strip_reply_prefixes
 from nudger.cycle.context import Cycle
 from nudger.cycle.outbox import NUDGE, Outbox, Row
+from nudger.cycle.sent_drafts import remove_sent_draft
 from nudger.errors import FolderUnavailable
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,12 @@ def adopt_found(ctx: Cycle, known: dict[str, LedgerEntry], drafts: list[MessageR
         else:  # unstamped (an older nudger) or changed: the user's, never removed
             adopted.append(replace(entry, fate=EDITED))
     sent_now = {e.nudge_id for e in adopted if e.fate == SENT}
-    for r in drafts:  # sent just before the state was lost: its copy is in Sent
-        if r.message_id in sent_now and r.has_keyword(SENDING_KEYWORD):
+    # Sent just before the state was lost: its copy is in Sent. Only a draft still as
+    # written is removed; one the user changed since is theirs.
+    marked = [r for r in drafts if r.message_id in sent_now and r.has_keyword(SENDING_KEYWORD)]
+    texts = mailbox.fetch_messages(layout.drafts, [r.uid for r in marked], BODY_LIMIT) if marked else {}
+    for r in marked:
+        if (data := texts.get(r.uid)) is not None and untouched(data):
             _remove_sent_draft(ctx, r)
     left = [e for e in known.values() if e.fate == APPENDING and e.nudge_id not in seen]
     gone = []
@@ -142,17 +147,11 @@ def _was_being_sent(ctx: Cycle, record: MessageRecord, entry: LedgerEntry) -> Le
 
 def _remove_sent_draft(ctx: Cycle, record: MessageRecord) -> None:
     """The draft of a follow-up that went out: out of Drafts, as after a finished send."""
-    drafts = ctx.layout.drafts
     if ctx.dry_run:
         return  # the server untouched: the run after it removes the draft
-    if ctx.mailbox.delete_own_draft(drafts, record.uid, record.message_id):
-        with ctx.state.transaction():
-            ctx.state.drop_records(ctx.name, drafts, [record.uid])
+    if remove_sent_draft(ctx, record.uid, record.message_id, record.subject):
         log.info("%s: follow-up %r went out before nudger's state was lost (it is in %s); "
                  "removed its draft", ctx.name, record.subject, ctx.layout.sent)
-    else:
-        log.warning("%s: follow-up %r went out (it is in %s); could not remove its draft from %s: "
-                    "delete it yourself", ctx.name, record.subject, ctx.layout.sent, drafts)
 
 
 def search_trash(ctx: Cycle) -> bool:

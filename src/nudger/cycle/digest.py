@@ -11,9 +11,10 @@ from datetime import date, datetime, timedelta
 
 from nudger.core.digest import DigestInput, Item, compose_digest, digest_id, is_empty
 from nudger.core.ledger import PENDING
-from nudger.core.record import HUMAN, Addr, MessageRecord
+from nudger.core.record import Addr
 from nudger.core.sending import SAYS, Step, envelope
 from nudger.core.stats import reply_counts
+from nudger.cycle.answers import human_answers
 from nudger.cycle.context import Cycle
 from nudger.cycle.outbox import DIGEST, NUDGE, Outbox, Row
 from nudger.cycle.send import Sender
@@ -74,9 +75,14 @@ def send_digest(ctx: Cycle, sender: Sender | None) -> bool:
     if is_empty(facts):
         return False  # nothing to tell yet; a later cycle today may have something
     outbox, message_id = Outbox(ctx.state), _id(ctx, day)
+    row = Row(ctx.name, message_id, DIGEST, day.isoformat(), Step.INTENT, ctx.now)
+    if _arrived(ctx, message_id):  # sent by a state that was lost: never a second one
+        outbox.write(replace(row, step=Step.DONE))
+        log.info("%s: the digest of %s was sent already (found on the server); not sending "
+                 "it again", ctx.name, day)
+        return False
     msg = compose_digest(facts, message_id)
     mail_from, recipients = envelope(msg)
-    row = Row(ctx.name, message_id, DIGEST, day.isoformat(), Step.INTENT, ctx.now)
     outbox.write(row)
     try:
         sender.open()
@@ -105,6 +111,13 @@ def send_digest(ctx: Cycle, sender: Sender | None) -> bool:
     return True
 
 
+def _arrived(ctx: Cycle, message_id: str) -> bool:
+    """Whether the day's digest (its Message-ID is the day's) is in INBOX or Sent already.
+    Asked once a day: right before the digest would go out, whose row then says done."""
+    return any(ctx.mailbox.find_message_id(folder, message_id)
+               for folder in dict.fromkeys(("INBOX", ctx.layout.sent)))
+
+
 def gather(ctx: Cycle, day: date) -> DigestInput:
     """The facts of the digest, from the state alone."""
     state, name, tz = ctx.state, ctx.name, ctx.account.timezone
@@ -122,7 +135,7 @@ def gather(ctx: Cycle, day: date) -> DigestInput:
     answered = []
     for outbound in {e.outbound_id for e in ledger}:
         mine = [e for e in ledger if e.outbound_id == outbound]
-        answers = _answers(ctx, [outbound, *(e.nudge_id for e in mine)])
+        answers = human_answers(ctx, [outbound, *(e.nudge_id for e in mine)])
         first = min((a for a in answers if a.date >= mine[0].appended_at), key=lambda a: a.date, default=None)
         if first is not None and first.date >= since:
             answered.append(Item(_about(ctx, outbound)[0], first.sender.email, first.date))
@@ -142,9 +155,3 @@ def _about(ctx: Cycle, outbound_id: str) -> tuple[str, str]:
     out = found[0]
     return (strip_reply_prefixes(out.subject) or "(no subject)",
             ", ".join(a.email for a in out.recipients))
-
-
-def _answers(ctx: Cycle, ids: list[str]) -> list[MessageRecord]:
-    """Replies from other people to any of ``ids`` (auto-replies and bounces are none)."""
-    return [r for mid in ids for r in ctx.state.answers_to(ctx.name, mid)
-            if r.kind == HUMAN and not ctx.account.is_identity(r.sender.email)]

@@ -117,7 +117,7 @@ def reconcile(ctx: Cycle) -> None:
 def _saved_again_unchanged(ctx: Cycle, entry: LedgerEntry, drafts: list[MessageRecord]) -> bool:
     """Our draft under a new UID with the text we wrote: a client opened it and saved it
     again (mutt's recall and postpone appends it anew). Still ours: the ledger follows it
-    to its new UID and bytes, so a reply still withdraws it."""
+    to its new UID and bytes, so a reply still withdraws it; but nudger never sends it."""
     copies = [r for r in drafts if r.message_id == entry.nudge_id]
     if entry.fate != DRAFTED or not entry.text_digest or len(copies) != 1 \
             or copies[0].uid == entry.uid:
@@ -126,7 +126,8 @@ def _saved_again_unchanged(ctx: Cycle, entry: LedgerEntry, drafts: list[MessageR
     if data is None or text_digest(data) != entry.text_digest:
         return False
     with ctx.state.transaction():
-        ctx.state.record_nudge(replace(entry, uid=copies[0].uid,
+        # Not own: the copy is the client's APPEND, not ours (never sent by nudger).
+        ctx.state.record_nudge(replace(entry, uid=copies[0].uid, own=False,
                                        digest=hashlib.sha256(data).hexdigest()))
     log.info("%s: follow-up %s for %s was saved again unchanged (now UID %s): still nudger's",
              ctx.name, entry.stage, entry.outbound_id, copies[0].uid)

@@ -23,6 +23,9 @@ class Row:
     at: datetime
     detail: str = ""
     uid: int | None = None  # the draft's UID in Drafts (a follow-up)
+    # The bytes handed to the server (written with "smtp-started"; kept by later writes
+    # that carry none): its Sent copy even when the draft is gone. Read by ``handed``.
+    data: bytes | None = None
 
 
 class Outbox:
@@ -57,9 +60,18 @@ class Outbox:
         """The step in its own transaction: on disk before the step is taken."""
         with self.state.transaction():
             self.state.conn.execute(
-                "INSERT OR REPLACE INTO outbox VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO outbox (account, message_id, kind, subject, step, at, detail, uid, data) "
+                "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (account, message_id) DO UPDATE SET "
+                "kind=excluded.kind, subject=excluded.subject, step=excluded.step, at=excluded.at, "
+                "detail=excluded.detail, uid=excluded.uid, data=coalesce(excluded.data, outbox.data)",
                 (row.account, row.message_id, row.kind, row.subject, row.step, row.at.isoformat(),
-                 row.detail, row.uid))
+                 row.detail, row.uid, row.data))
+
+    def handed(self, account: str, message_id: str) -> bytes | None:
+        """The bytes handed to the server for this message, if the journal has them."""
+        found = self.state.conn.execute("SELECT data FROM outbox WHERE account=? AND message_id=?",
+                                        (account, message_id)).fetchone()
+        return bytes(found[0]) if found is not None and found[0] is not None else None
 
     def drop(self, account: str, message_id: str) -> None:
         """Forget a send that never began: nothing went out, it may be tried again."""

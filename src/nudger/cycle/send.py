@@ -2,8 +2,10 @@
 
 Each send walks the journal (cycle/outbox.py): intent -> smtp-started -> accepted ->
 sent-copy -> done, each step on disk before it is taken. Right before SMTP the draft is
-read again (still byte for byte ours?) and the thread is synced and decided again (a
-reply that came a minute ago cancels the send). A run that stopped midway is finished by
+read again (still byte for byte ours?), the SMTP connection opened, and the thread
+synced and decided again (a reply that came a minute ago cancels the send); a draft
+already in Sent or marked as being sent is not sent, nor one gone when it is marked. The
+bytes handed over are journaled, so the Sent copy is filed even if the draft goes. A run that stopped midway is finished by
 the next: before "smtp-started" nothing went out; after "accepted" only the Sent copy and
 the draft's removal are left; in between, Sent is searched for the Message-ID, and when
 it is not there nudger never sends again but says so (log, ``status``, the digest).
@@ -25,7 +27,6 @@ from typing import Protocol
 
 from nudger.core.ledger import DISMISSED, EDITED, SENT, WITHDRAWN, Ledger, LedgerEntry
 from nudger.core.plan import Decision, decide
-from nudger.core.record import HUMAN
 from nudger.core.sending import (
     NOT_WRITTEN_HERE,
     SENDING_KEYWORD,
@@ -36,10 +37,13 @@ from nudger.core.sending import (
     saves_copy,
 )
 from nudger.core.stamp import untouched
+from nudger.cycle.answers import human_answers
 from nudger.cycle.context import Cycle
 from nudger.cycle.drafts import QUOTE_LIMIT
 from nudger.cycle.outbox import NUDGE, Outbox, Row
+from nudger.cycle.sent_drafts import remove_sent_draft
 from nudger.cycle.sync import SyncCounts, sync_watched
+from nudger.mail.mailbox import Mark
 from nudger.mail.smtp import SendRefused, SendUncertain
 
 log = logging.getLogger(__name__)
@@ -98,10 +102,8 @@ def settle(ctx: Cycle, outbox: Outbox) -> None:
 
 def _answered(ctx: Cycle, entry: LedgerEntry) -> bool:
     """Whether someone else replied to the thread after this follow-up was drafted."""
-    return any(r.kind == HUMAN and not ctx.account.is_identity(r.sender.email)
-               and r.date >= entry.appended_at
-               for mid in (entry.outbound_id, entry.nudge_id)
-               for r in ctx.state.answers_to(ctx.name, mid))
+    return any(r.date >= entry.appended_at
+               for r in human_answers(ctx, [entry.outbound_id, entry.nudge_id]))
 
 
 def send_one(ctx: Cycle, outbox: Outbox, decision: Decision, sender: Sender) -> bool:
@@ -112,21 +114,16 @@ def send_one(ctx: Cycle, outbox: Outbox, decision: Decision, sender: Sender) -> 
     what = f"follow-up {entry.stage} for {decision.subject!r}"
     row = Row(ctx.name, entry.nudge_id, NUDGE, decision.subject, Step.INTENT, ctx.now, uid=entry.uid)
     outbox.write(row)
-    data = _still_sendable(ctx, decision, what)
+    data = _ready(ctx, outbox, decision, row, sender)
     if data is None:
-        outbox.drop(ctx.name, entry.nudge_id)
+        if (left := outbox.get(ctx.name, entry.nudge_id)) is not None and left.step == Step.INTENT:
+            outbox.drop(ctx.name, entry.nudge_id)  # (a row held in doubt stays)
         return False
+    assert entry.uid is not None
     msg = outgoing(data, ctx.now, ctx.account.timezone)
     mail_from, recipients = envelope(msg)
-    try:
-        sender.open()
-    except Exception:
-        outbox.drop(ctx.name, entry.nudge_id)  # nothing was handed over: try again later
-        raise
-    assert entry.uid is not None  # (_still_sendable read it)
-    # The mark first: a state rebuilt after a crash from here on never sends it again.
-    ctx.mailbox.mark_own_draft(drafts, entry.uid, entry.nudge_id, SENDING_KEYWORD)
-    outbox.write(replace(row, step=Step.STARTED))
+    handed = msg.as_bytes(policy=policy.SMTP)
+    outbox.write(replace(row, step=Step.STARTED, data=handed))
     try:
         refused = sender.send(msg, mail_from, recipients)
     except SendRefused as exc:  # nothing went out: the draft as it was, mark off
@@ -148,13 +145,41 @@ def send_one(ctx: Cycle, outbox: Outbox, decision: Decision, sender: Sender) -> 
         log.warning("%s: %s: the server refused %s; the others have it", ctx.name, what,
                     ", ".join(refused))
     log.info("%s: sent %s to %s (rule %s)", ctx.name, what, ", ".join(recipients), decision.rule)
-    finish(ctx, outbox, replace(row, step=Step.ACCEPTED), msg)
+    finish(ctx, outbox, replace(row, step=Step.ACCEPTED), handed)
     return True
 
 
-def _still_sendable(ctx: Cycle, decision: Decision, what: str) -> bytes | None:
-    """The draft's bytes if it may go out now: ours (our own APPEND wrote it), still in
-    Drafts exactly as written, and its thread still waiting for it; else None, said why."""
+def _ready(ctx: Cycle, outbox: Outbox, decision: Decision, row: Row, sender: Sender) -> bytes | None:
+    """The bytes of the draft, marked as being sent, if it may go out now: still ours as
+    written, its thread still waiting, nothing showing it went already. The SMTP
+    connection is opened before the last look at the thread, so that look and the mark
+    come right before DATA. None (said why) when it may not go."""
+    assert isinstance(decision.action, SendDraft)
+    entry, drafts = decision.action.entry, ctx.layout.drafts
+    what = f"follow-up {entry.stage} for {decision.subject!r}"
+    data = _still_ours(ctx, decision, what)
+    if data is None:
+        return None
+    try:
+        sender.open()
+    except Exception:
+        outbox.drop(ctx.name, entry.nudge_id)  # nothing was handed over: try again later
+        raise
+    why = _changed(ctx, decision) or _went_already(ctx, outbox, row)
+    if why is not None:
+        log.info("%s: not sending %s: %s", ctx.name, what, why)
+        return None
+    assert entry.uid is not None  # (_still_ours read it)
+    # The mark first: a state rebuilt after a crash from here on never sends it again.
+    if ctx.mailbox.mark_own_draft(drafts, entry.uid, entry.nudge_id, SENDING_KEYWORD) == Mark.GONE:
+        log.info("%s: you changed or deleted %s just now; nudger does not send it", ctx.name, what)
+        return None
+    return data
+
+
+def _still_ours(ctx: Cycle, decision: Decision, what: str) -> bytes | None:
+    """The draft's bytes if it is ours (our own APPEND wrote it) and still in Drafts
+    exactly as written; else None, said why."""
     assert isinstance(decision.action, SendDraft)
     entry, drafts = decision.action.entry, ctx.layout.drafts
     if not entry.own:  # the plan says so too; a last guard, the one that matters
@@ -169,11 +194,25 @@ def _still_sendable(ctx: Cycle, decision: Decision, what: str) -> bytes | None:
             ctx.state.set_fate(entry.nudge_id, EDITED, ctx.now)
         log.info("%s: you changed %s: it is yours now, nudger will not send it", ctx.name, what)
         return None
-    why = _changed(ctx, decision)
-    if why is not None:
-        log.info("%s: not sending %s: %s", ctx.name, what, why)
-        return None
     return data
+
+
+def _went_already(ctx: Cycle, outbox: Outbox, row: Row) -> str | None:
+    """Why this draft may have gone out already though the journal did not show it: its
+    Message-ID is in Sent (the user's to look at now, as an adopted draft is), or the
+    draft carries the mark of a send begun (in doubt: held and listed, never sent)."""
+    entry = ctx.state.ledger(ctx.name)[row.message_id]
+    assert row.uid is not None
+    if ctx.mailbox.find_message_id(ctx.layout.sent, row.message_id):
+        with ctx.state.transaction():
+            ctx.state.record_nudge(replace(entry, own=False))
+        return f"it is already in {ctx.layout.sent}; nudger leaves it for you"
+    flags = ctx.mailbox.fetch_flags(ctx.layout.drafts, [row.uid]).get(row.uid, ())
+    if SENDING_KEYWORD.lower() in {f.lower() for f in flags}:
+        outbox.write(replace(row, step=Step.DOUBT, detail="its draft is marked as being sent"))
+        return ("its draft is marked as being sent, so a send may have begun; nudger will not "
+                "send it: look in your Sent folder, and send the draft yourself if it is not there")
+    return None
 
 
 def _changed(ctx: Cycle, decision: Decision) -> str | None:
@@ -212,30 +251,30 @@ def resume(ctx: Cycle, outbox: Outbox, row: Row) -> None:
         row = replace(row, step=Step.ACCEPTED)
         outbox.write(row)
         log.info("%s: %s was sent before nudger stopped (found in %s)", ctx.name, what, ctx.layout.sent)
-    draft = (ctx.mailbox.fetch_message(ctx.layout.drafts, row.uid, QUOTE_LIMIT)
-             if row.uid is not None else None)
-    msg = outgoing(draft, row.at, ctx.account.timezone) if draft is not None else None
-    finish(ctx, outbox, row, msg)
+    data = outbox.handed(ctx.name, row.message_id)
+    if data is None:  # a row of an older nudger: the Sent copy from the draft, if it is there
+        draft = (ctx.mailbox.fetch_message(ctx.layout.drafts, row.uid, QUOTE_LIMIT)
+                 if row.uid is not None else None)
+        if draft is not None:
+            data = outgoing(draft, row.at, ctx.account.timezone).as_bytes(policy=policy.SMTP)
+    finish(ctx, outbox, row, data)
 
 
-def finish(ctx: Cycle, outbox: Outbox, row: Row, msg: EmailMessage | None) -> None:
-    """After the server took it: its copy in Sent (once), the draft out of Drafts."""
-    smtp, sent, drafts = ctx.account.smtp, ctx.layout.sent, ctx.layout.drafts
+def finish(ctx: Cycle, outbox: Outbox, row: Row, data: bytes | None) -> None:
+    """After the server took it (``data``, as handed over): its copy in Sent (once), the
+    draft out of Drafts."""
+    smtp, sent = ctx.account.smtp, ctx.layout.sent
     if row.step == Step.ACCEPTED:
         if smtp is not None and saves_copy(smtp) and not ctx.mailbox.find_message_id(sent, row.message_id):
-            if msg is None:
+            if data is None:
                 log.warning("%s: follow-up %r went out, but its draft is gone, so nudger cannot put "
                             "a copy in %s", ctx.name, row.subject, sent)
             else:
-                ctx.mailbox.append(sent, msg.as_bytes(policy=policy.SMTP), ("\\Seen",), row.at)
+                ctx.mailbox.append(sent, data, ("\\Seen",), row.at)
         row = replace(row, step=Step.FILED)
         outbox.write(row)
-    if row.uid is not None and not ctx.mailbox.delete_own_draft(drafts, row.uid, row.message_id):
-        if ctx.mailbox.fetch_message(drafts, row.uid, 1) is not None:
-            log.warning("%s: follow-up %r went out; could not remove its draft from %s (the server "
-                        "lacks UIDPLUS): delete it yourself", ctx.name, row.subject, drafts)
+    if row.uid is not None:
+        remove_sent_draft(ctx, row.uid, row.message_id, row.subject)
     with ctx.state.transaction():
         ctx.state.set_fate(row.message_id, SENT, row.at)
-        if row.uid is not None:
-            ctx.state.drop_records(ctx.name, drafts, [row.uid])
     outbox.write(replace(row, step=Step.DONE))

@@ -29,7 +29,7 @@ from nudger.errors import (
 log = logging.getLogger(__name__)
 
 FILE_NAME = "state.sqlite3"
-SCHEMA_VERSION = 4  # PRAGMA user_version; 1 is the state of nudger 0.x, before it had one
+SCHEMA_VERSION = 5  # PRAGMA user_version; 1 is the state of nudger 0.x, before it had one
 REBUILD_HINT = "run `nudger run --once` to set it aside and rebuild it from the server"
 SIDECARS = ("-wal", "-shm")  # SQLite's write-ahead log and its index, beside the file
 
@@ -86,7 +86,7 @@ OUTBOX = """
 CREATE TABLE IF NOT EXISTS outbox (
     account TEXT NOT NULL, message_id TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
     step TEXT NOT NULL, at TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '', uid INTEGER,
-    PRIMARY KEY (account, message_id));
+    data BLOB, PRIMARY KEY (account, message_id));
 """
 
 
@@ -220,7 +220,16 @@ def prepare(conn: sqlite3.Connection, path: Path | None, readonly: bool, check: 
     if version < 4:
         _to_4(conn)
     conn.executescript(OUTBOX)  # the send journal (a new table; nothing else changes)
+    if version < 5:
+        _to_5(conn)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def _to_5(conn: sqlite3.Connection) -> None:
+    """4 -> 5: the bytes each send handed over, so its Sent copy is filed even when the
+    draft is gone. Older rows have none (their copy comes from the draft, if it is there)."""
+    if "data" not in columns(conn, "outbox"):
+        conn.execute("ALTER TABLE outbox ADD COLUMN data BLOB")
 
 
 def _to_4(conn: sqlite3.Connection) -> None:

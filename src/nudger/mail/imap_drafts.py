@@ -10,6 +10,7 @@ from typing import Any
 
 from imapclient import IMAPClient
 
+from nudger.mail.mailbox import Mark
 from nudger.mail.notify import Told
 
 
@@ -49,17 +50,19 @@ class OwnDrafts:
             return True
 
     def mark_own_draft(self, folder: str, uid: int, message_id: str, keyword: str,
-                       on: bool = True) -> bool:
+                       on: bool = True) -> Mark:
         """Set (or take off) ``keyword`` on nudger's own draft (by UID, still holding
-        ``message_id``); False where the folder keeps no such keyword (PERMANENTFLAGS
-        lacks it and \\*)."""
+        ``message_id``: else GONE); NOT_KEPT where the folder keeps no such keyword
+        (PERMANENTFLAGS lacks it and \\*)."""
         with self._writable(folder) as selected:
+            if not self._holds(folder, uid, message_id):
+                return Mark.GONE
             kept = {bytes(f).lower() for f in selected.get(b"PERMANENTFLAGS", ())}
-            if not kept & {b"\\*", keyword.lower().encode()} or not self._holds(folder, uid, message_id):
-                return False
+            if not kept & {b"\\*", keyword.lower().encode()}:
+                return Mark.NOT_KEPT
             store = self.client.add_flags if on else self.client.remove_flags
             self._call("marking our draft", store, [uid], [keyword.encode()], silent=True)
-            return True
+            return Mark.SET
 
     def _holds(self, folder: str, uid: int, message_id: str) -> bool:
         return uid in self._search(folder, ["UID", str(uid), "HEADER", "Message-ID", message_id])

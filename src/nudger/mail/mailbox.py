@@ -9,8 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import StrEnum
 from threading import Event
 from typing import Protocol
+
+
+class Mark(StrEnum):
+    """What marking nudger's own draft did."""
+
+    SET = "set"  # the keyword set (or taken off)
+    NOT_KEPT = "not-kept"  # the folder keeps no such keyword: nothing changed
+    GONE = "gone"  # the UID no longer holds nudger's draft (deleted, or saved anew)
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,7 @@ class Mailbox(Protocol):
     def append(self, folder: str, data: bytes, flags: Sequence[str], when: datetime) -> int | None: ...
     def delete_own_draft(self, folder: str, uid: int, message_id: str) -> bool: ...
     def mark_own_draft(self, folder: str, uid: int, message_id: str, keyword: str,
-                       on: bool = True) -> bool: ...
+                       on: bool = True) -> Mark: ...
     def wait_for_news(self, folders: Sequence[str], seconds: float, stop: Event) -> set[str]:
         """Wait up to ``seconds`` (less once ``stop`` is set) for news: the folders of
         ``folders`` where a message arrived, went or changed flags since the last cycle,

@@ -13,7 +13,7 @@ from threading import Condition, Event
 
 from nudger.core.calendar import CALENDAR_TYPES
 from nudger.core.headers import normalise_message_id
-from nudger.mail.mailbox import Fetched, FolderInfo, FolderStatus
+from nudger.mail.mailbox import Fetched, FolderInfo, FolderStatus, Mark
 
 
 @dataclass
@@ -173,12 +173,12 @@ class MemoryMailbox:
         return False
 
     def mark_own_draft(self, folder: str, uid: int, message_id: str, keyword: str,
-                       on: bool = True) -> bool:
+                       on: bool = True) -> Mark:
         if uid not in self.find_message_id(folder, message_id):
-            return False
+            return Mark.GONE
         flags = [f for f in self.folders[folder].messages[uid].flags if f != keyword]
         self.set_flags(folder, uid, [*flags, keyword] if on else flags)
-        return True
+        return Mark.SET
 
     def wait_for_news(self, folders: Sequence[str], seconds: float, stop: Event) -> set[str]:
         """Like a server with NOTIFY: told of a change in any folder (every change moves
