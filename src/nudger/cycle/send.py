@@ -4,11 +4,12 @@ Each send walks the journal (cycle/outbox.py): intent -> smtp-started -> accepte
 sent-copy -> done, each step on disk before it is taken. Right before SMTP the draft is
 read again (still byte for byte ours?), the SMTP connection opened, and the thread
 synced and decided again (a reply that came a minute ago cancels the send); a draft
-already in Sent or marked as being sent is not sent, nor one gone when it is marked. The
-bytes handed over are journaled, so the Sent copy is filed even if the draft goes. A run that stopped midway is finished by
-the next: before "smtp-started" nothing went out; after "accepted" only the Sent copy and
-the draft's removal are left; in between, Sent is searched for the Message-ID, and when
-it is not there nudger never sends again but says so (log, ``status``, the digest).
+already in Sent or marked as being sent is not sent, nor one gone when it is marked.
+The bytes handed over are journaled, so the Sent copy is filed even if the draft goes.
+A run that stopped midway is finished by the next: before "smtp-started" nothing went
+out; after "accepted" only the Sent copy and the draft's removal are left; in between,
+Sent is searched for the Message-ID, and when it is not there nudger never sends again
+but says so (log, ``status``, the digest).
 
 Only a draft this state's own APPEND wrote is sent (``LedgerEntry.own``): one adopted
 from the server may have gone out under a state that was lost, or be another instance's.
