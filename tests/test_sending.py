@@ -372,3 +372,24 @@ def test_a_server_without_smtputf8_refuses_an_eai_recipient_and_the_draft_stays(
         assert _kept(box) == before and smtp.received == []
     finally:
         smtp.stop()
+
+
+def test_the_journal_keeps_no_bytes_of_a_finished_send_and_forgets_it_after_a_year(
+        box: Box, smtp: SmtpServer) -> None:
+    import contextlib
+    import sqlite3
+
+    nudge_id = _drafted(box)
+    assert by_subject(box.run(now=MONDAY))["Offer"]["action"] == "sent", box.last_err
+    database = box.config.parent / "state" / "state.sqlite3"
+
+    def journal() -> list[tuple[str, bool]]:
+        with contextlib.closing(sqlite3.connect(database)) as conn:
+            return [(step, data is not None) for step, data in
+                    conn.execute("SELECT step, data FROM outbox WHERE message_id=?", (nudge_id,))]
+
+    assert journal() == [("done", False)]  # filed in Sent: the state need not keep a copy
+    box.run(now=MONDAY + timedelta(days=200))
+    assert journal() == [("done", False)]
+    box.run(now=MONDAY + timedelta(days=370))
+    assert journal() == [] and len(smtp.received) == 1

@@ -426,6 +426,7 @@ def _prune(ctx: Cycle) -> None:
     with state.transaction():
         gone = state.prune(name, now - 2 * lookback)
         state.prune_history(name, now - KEPT)  # what ``stats`` counts: a year of follow-ups
+        Outbox(state).prune(name, now - KEPT)
         state.set_meta(name, "last_prune", now.isoformat())
     if gone:
         log.info("%s: forgot %d message(s) older than %d days", name, gone, 2 * lookback.days)

@@ -63,7 +63,8 @@ class Outbox:
                 "INSERT INTO outbox (account, message_id, kind, subject, step, at, detail, uid, data) "
                 "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (account, message_id) DO UPDATE SET "
                 "kind=excluded.kind, subject=excluded.subject, step=excluded.step, at=excluded.at, "
-                "detail=excluded.detail, uid=excluded.uid, data=coalesce(excluded.data, outbox.data)",
+                "detail=excluded.detail, uid=excluded.uid, data=CASE WHEN excluded.step='done' THEN NULL "
+                "ELSE coalesce(excluded.data, outbox.data) END",  # filed: its bytes are not needed
                 (row.account, row.message_id, row.kind, row.subject, row.step, row.at.isoformat(),
                  row.detail, row.uid, row.data))
 
@@ -72,6 +73,12 @@ class Outbox:
         found = self.state.conn.execute("SELECT data FROM outbox WHERE account=? AND message_id=?",
                                         (account, message_id)).fetchone()
         return bytes(found[0]) if found is not None and found[0] is not None else None
+
+    def prune(self, account: str, before: datetime) -> None:
+        """Forget follow-ups finished before ``before`` (the ledger's SENT fate, not this
+        row, is what keeps them from being sent again); in the caller's transaction."""
+        self.state.conn.execute("DELETE FROM outbox WHERE account=? AND kind=? AND step=? AND at < ?",
+                                (account, NUDGE, Step.DONE, before.isoformat()))
 
     def drop(self, account: str, message_id: str) -> None:
         """Forget a send that never began: nothing went out, it may be tried again."""
