@@ -396,6 +396,9 @@ def _series(rule: str, start: str = "20261125T050000Z") -> bytes:
     ("RRULE:FREQ=SECONDLY", "it repeats more often than once an hour"),
     ("RRULE:FREQ=MINUTELY;INTERVAL=30", "it repeats more often than once an hour"),
     ("RRULE:FREQ=HOURLY;BYMINUTE=0,15,30,45", "it repeats more often than once an hour"),
+    ("RRULE:FREQ=YEARLY;BYMONTH=1;BYYEARDAY=200", "its repeat rule (RRULE) never happens"),
+    ("RRULE:FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=1;BYSETPOS=2", "its repeat rule (RRULE) never happens"),
+    ("RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", ""),  # leap years only: it does happen
     ("RRULE:FREQ=DAILY", ""),
     ("RRULE:FREQ=WEEKLY;UNTIL=20270101T000000Z;BYDAY=MO,WE", ""),
     ("RDATE:20261126T050000Z,20261127T050000Z", ""),

@@ -44,7 +44,7 @@ def series_problem(event: Any) -> str:
     for rule in _values(event.get("RRULE")):
         if not isinstance(rule, icalendar.vRecur) or len(rule.get("FREQ", [])) != 1:
             return "its repeat rule (RRULE) cannot be read"
-        problem = _rule_problem(rule)
+        problem = _rule_problem(rule, _start(event))
         if problem:
             return problem
     return ""
@@ -53,11 +53,9 @@ def series_problem(event: Any) -> str:
 def span_problem(event: Any, until: datetime) -> str:
     """Why expanding the series up to ``until`` is too long a walk ("" when it is not):
     dateutil steps through every period from the series' start."""
-    start = event.decoded("DTSTART", None)
-    if not isinstance(start, date):
+    start = _start(event)
+    if start is None:
         return ""
-    if not isinstance(start, datetime):
-        start = datetime.combine(start, datetime.min.time())
     end = until if start.tzinfo is not None else until.replace(tzinfo=None)
     for rule in _values(event.get("RRULE")):
         period = _PERIOD.get(str(rule["FREQ"][0]).upper(), timedelta(hours=1))
@@ -66,7 +64,17 @@ def span_problem(event: Any, until: datetime) -> str:
     return ""
 
 
-def _rule_problem(rule: Any) -> str:
+def _start(event: Any) -> datetime | None:
+    try:
+        start = event.decoded("DTSTART", None)
+    except Exception:  # noqa: BLE001 - a stranger's text: no start to count from
+        return None
+    if not isinstance(start, date):
+        return None
+    return start if isinstance(start, datetime) else datetime.combine(start, datetime.min.time())
+
+
+def _rule_problem(rule: Any, start: datetime | None) -> str:
     freq = str(rule["FREQ"][0]).upper()
     if freq in SUB_HOURLY or len(rule.get("BYMINUTE", [])) > 1 or len(rule.get("BYSECOND", [])) > 1:
         return "it repeats more often than once an hour"
@@ -89,21 +97,24 @@ def _rule_problem(rule: Any) -> str:
         return "its repeat rule (RRULE) names a day no month has"
     if any(not isinstance(u, date) for u in rule.get("UNTIL", [])):
         return unreadable
-    return _parsed_by_dateutil(rule)
+    return _parsed_by_dateutil(rule, start or datetime(2000, 1, 1))
 
 
-def _parsed_by_dateutil(rule: Any) -> str:
-    """What dateutil itself says of the rule (BYDAY=XX, a WKST that is no day...)."""
+def _parsed_by_dateutil(rule: Any, start: datetime) -> str:
+    """What dateutil itself says of the rule (BYDAY=XX, a WKST that is no day...), and
+    whether it ever happens: dateutil walks up to the year 9999 looking for a match of
+    a rule that has none (BYMONTH=1 with BYYEARDAY=200, a BYSETPOS past every set), at
+    each expansion; asked once here, when the invitation is read, it is refused."""
     import icalendar
     from dateutil.rrule import rrulestr
 
     # Without UNTIL: its zone must agree with DTSTART's, which recurring_ical_events sees to.
     text = icalendar.vRecur({k: v for k, v in rule.items() if k != "UNTIL"}).to_ical().decode()
     try:
-        rrulestr(text, dtstart=datetime(2000, 1, 1))
+        first = rrulestr(text, dtstart=start).after(start, inc=True)
     except Exception:  # noqa: BLE001 - whatever dateutil makes of a stranger's text
         return "its repeat rule (RRULE) cannot be read"
-    return ""
+    return "its repeat rule (RRULE) never happens" if first is None else ""
 
 
 def _values(value: Any) -> list[Any]:
