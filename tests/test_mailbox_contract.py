@@ -285,6 +285,21 @@ class TestMailboxContract:
         store.seed("Drafts", [(_draft("third@example.com"), ("\\Draft",), WHEN)])
         assert box.all_uids("Drafts") == {1, 2, 3}
 
+    def test_every_search_sees_what_another_client_added_while_the_folder_was_open(
+            self, store: Store) -> None:
+        # A server shows an open folder's changes from other sessions only when it syncs
+        # it (RFC 3501 5.2): a search of the folder nudger still has open must not miss them.
+        box, ours = store.mailbox, "<nudger.0123abcd.s1@example.com>"
+        assert box.find_message_id("Drafts", ours) == []  # (Drafts is now the open folder)
+        store.seed("Drafts", [(_draft(ours), ("\\Draft",), WHEN)])
+        assert box.find_message_id("Drafts", ours) == [1]
+        store.seed("Drafts", [(_draft("<nudger.0123abcd.s2@example.com>"), ("\\Draft",), WHEN)])
+        assert box.find_marked("Drafts") == [1, 2]
+        store.seed("Drafts", [(_draft("someone-elses@example.com"), ("\\Draft",), WHEN)])
+        assert box.all_uids("Drafts") == {1, 2, 3}
+        store.seed("Drafts", [(_draft("fourth@example.com"), ("\\Draft",), WHEN)])
+        assert box.search_new("Drafts", 3, None) == [4]
+
     def test_headers_come_with_their_date_flags_and_size(self, store: Store) -> None:
         store.seed("INBOX", INBOX)
         fetched = list(store.mailbox.fetch_headers("INBOX", [1, 2, 3, 99]))  # 99: no such UID

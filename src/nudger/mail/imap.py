@@ -296,6 +296,12 @@ class ImapMailbox(Waiting, OwnDrafts):
         which would make a folder look empty and be marked read; RFC 3501 6.4.4 requires
         that response, so its absence is a garbled answer."""
         doing = f"searching {folder!r}"
+        if self._opening is None and self._selected == folder:
+            # An open folder shows what other sessions changed only once the server syncs
+            # it, at a command's end (RFC 3501 5.2): a SEARCH would miss a draft another
+            # instance appended a moment ago. A NOOP sent ahead does not help (Dovecot runs
+            # it beside the SEARCH); an EXAMINE does, in the same write: no extra round trip.
+            self._opening = folder
         if self._opening == folder:
             return self._call(doing, self.many.open_and_search, folder, criteria, folder=folder,
                               opens=True, piped=True)
