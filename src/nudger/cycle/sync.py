@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 REPORT_LIMIT = 256 * 1024  # enough of a bounce to find what it reports on
 AUTO_REPLY_LIMIT = 32 * 1024  # the return date is in the first lines of an out-of-office
-CHUNK = 500  # header records parsed and stored per transaction
+CHUNK = 2000  # header records parsed and stored per transaction
 _EARLIEST, _LATEST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
 
 Progress = Callable[[str, int, int], None]
