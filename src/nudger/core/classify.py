@@ -75,7 +75,7 @@ def _report_kind(msg: Headers, sender: Addr, subject: str) -> tuple[str, str] | 
     else by X-Failed-Recipients or a mail daemon's sender and subject."""
     content_type = msg.first("content-type")
     ctype = content_type.split(";", 1)[0].strip().lower()
-    found = _REPORT_TYPE.search(content_type)
+    found = _REPORT_TYPE.search(content_type) if ctype == "multipart/report" else None
     report = found.group(1).lower() if found else ""
     if ctype == "multipart/report" and report == "disposition-notification":
         return READ_RECEIPT, "read receipt (RFC 8098 disposition notification)"

@@ -28,6 +28,7 @@ HEADER_FIELDS = (
 )  # fmt: skip
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
+_SPACES = re.compile(r"\s+")
 ADDRESS_IN_TEXT = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")  # an address in free text
 
 
@@ -56,7 +57,7 @@ def message_ids(value: str, keep_case: bool = False) -> tuple[str, ...]:
     """
     if not value:
         return ()
-    unfolded = re.sub(r"\s+", "", value) if "<" in value and ">" in value else value
+    unfolded = _SPACES.sub("", value) if "<" in value and ">" in value else value
     found = _MSGID.findall(unfolded)
     if not found:
         # Broken senders omit the brackets; a bare token with "@" is still an id.
@@ -143,6 +144,9 @@ def _surrogates_undone(value: Any) -> str:
 # -- the header block ----------------------------------------------------------------------
 
 _HEADER_FIELD = re.compile(rb"^([^:\s]+)[ \t]*:(.*(?:\n[ \t].*)*)", re.MULTILINE)
+# The same on an ASCII block's text (re.ASCII: the same white space as the bytes' \s and strip)
+_TEXT_FIELD = re.compile(_HEADER_FIELD.pattern.decode(), re.MULTILINE | re.ASCII)
+_ASCII_SPACE = " \t\n\r\x0b\x0c"
 _ADDR_SPEC = r'[^<>\s,;()"]+@[^<>\s,;()"]+'
 _SIMPLE_ADDRESS = re.compile(rf'^\s*(?:"?([^"<>,;()\\=]*?)"?\s*<({_ADDR_SPEC})>|({_ADDR_SPEC}))\s*$')
 
@@ -163,6 +167,15 @@ class Headers:
             end = data.find(b"\n\n")
         block = (data if end < 0 else data[:end]).replace(b"\r\n", b"\n")
         index = self.index
+        if block.isascii():  # nearly every block: one decode, not one per field
+            for name, value in _TEXT_FIELD.findall(block.decode("ascii")):
+                key = name.lower()
+                value = value.strip(_ASCII_SPACE)
+                if key in index:
+                    index[key].append(value)
+                else:
+                    index[key] = [value]
+            return
         for name, raw in _HEADER_FIELD.findall(block):
             raw = raw.strip()
             try:
@@ -205,9 +218,8 @@ class Headers:
             simple = _SIMPLE_ADDRESS.match(values[0])
             if simple:  # the common case, without the general (slow) address parser
                 display, address = simple.group(1) or "", simple.group(2) or simple.group(3)
-                local, _, domain = address.rpartition("@")
                 # (a folded display name keeps its line break here: unfolded like any text)
-                return (new_addr(without_controls(display).strip(), canonical(f"{local}@{domain}")),)
+                return (new_addr(without_controls(display).strip(), canonical(address)),)
         result = []
         for display, address in email.utils.getaddresses(values):
             address = address.strip()

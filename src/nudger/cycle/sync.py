@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 REPORT_LIMIT = 256 * 1024  # enough of a bounce to find what it reports on
 AUTO_REPLY_LIMIT = 32 * 1024  # the return date is in the first lines of an out-of-office
-CHUNK = 500  # header records parsed and stored per transaction
+CHUNK = 2000  # header records parsed and stored per transaction
 _EARLIEST, _LATEST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
 
 Progress = Callable[[str, int, int], None]
@@ -148,11 +148,12 @@ def _link_by_subject(account: Account, state: State, record: MessageRecord,
     user's latest message with the same topic that it could answer -- sent to its
     author, before it, within the look-back. Only a message in Sent is the user's: a
     forged "From: you" in INBOX must not become what a reply answers."""
-    if (not account.subject_threading or record.parents or record.kind != HUMAN
-            or not record.topic or account.is_identity(record.sender.email)
-            or record.topic not in ours):
+    if not account.subject_threading or record.parents or record.kind != HUMAN:
         return record
-    candidates = ours.candidates(record.topic, before=record.date, since=record.date - account.lookback)
+    topic = record.topic  # (worked out from the subject at each ask: asked once)
+    if not topic or account.is_identity(record.sender.email) or topic not in ours:
+        return record
+    candidates = ours.candidates(topic, before=record.date, since=record.date - account.lookback)
     for mine in candidates:
         if any(a.email == record.sender.email for a in mine.recipients):
             log.debug("%s: %s UID %s has no In-Reply-To; threaded by subject with %s",
