@@ -181,3 +181,26 @@ def test_a_report_without_report_type_from_the_mail_delivery_system_is_a_bounce(
             b"Subject: Delivery status notification\r\nContent-Type: multipart/report;\r\n"
             b'\tboundary="B"\r\n\r\n')
     assert parse_record(head, folder="INBOX", uid=1).kind == BOUNCE
+
+
+def test_a_bounce_names_its_failed_recipients_in_the_same_order_in_every_process() -> None:
+    """flufl.bounce answers sets: their order changed with the hash seed, and so did the
+    stored record of one bounce from one run to the next."""
+    import os
+    import subprocess
+    import sys
+
+    qmail = (b"From: MAILER-DAEMON@mail.example\r\nTo: me@example.com\r\nSubject: failure notice\r\n"
+             b"Date: Fri, 27 Nov 2026 09:00:00 +0000\r\n\r\n"
+             b"Hi. This is the qmail-send program at mail.example.\r\n"
+             b"I'm afraid I wasn't able to deliver your message to the following addresses.\r\n"
+             b"This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n"
+             + b"".join(b"<%s@x.example>:\r\nSorry, no mailbox here by that name.\r\n\r\n" % n
+                        for n in (b"dora", b"ann", b"cy", b"bob", b"eve"))
+             + b"--- Below this line is a copy of the message.\r\n\r\nHello\r\n")
+    code = ("import sys; from nudger.core.bounce import parse_report; "
+            "print(parse_report(sys.stdin.buffer.read())[0])")
+    seen = {subprocess.run([sys.executable, "-c", code], input=qmail, capture_output=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
+            for seed in range(6)}
+    assert len(seen) == 1 and b"ann@x.example" in seen.pop()

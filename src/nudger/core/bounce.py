@@ -124,6 +124,6 @@ def _flufl_failures(msg: Message) -> tuple[list[str], list[str]]:
     def clean(found: Iterable[bytes | str]) -> list[str]:
         out = [(a.decode("utf-8", "replace") if isinstance(a, bytes) else a).strip("<> ").lower()
                for a in found]
-        return [a for a in out if ADDRESS_IN_TEXT.fullmatch(a)]
+        return sorted(a for a in out if ADDRESS_IN_TEXT.fullmatch(a))  # (it answers sets)
 
     return clean(permanent), clean(temporary)
