@@ -4,7 +4,9 @@ Over a distant server every answer waited for costs a round trip, so the command
 that go to every folder go out together (imap_pipeline.py): every status in one
 LIST-STATUS or one write of STATUS commands; a first sync's EXAMINE and SEARCH of every
 folder in one write; then the header FETCHes of all folders, sent ahead a window at a
-time (``WINDOW`` messages) and read in order, one batch at a time, so memory stays flat.
+time (``WINDOW`` messages) and read in order, one batch at a time, so memory stays flat;
+where the server keeps a search's result, a small folder's FETCH goes out with its SEARCH
+(imap_saved.py).
 A command of another kind meanwhile first reads what was sent ahead (at most a window).
 """
 
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -21,16 +22,22 @@ from imapclient.imapclient import _normalise_search_criteria
 from imapclient.response_parser import parse_message_list
 from imapclient.util import to_bytes
 
-from nudger.errors import FolderUnavailable, GarbledAnswer
-from nudger.mail.imap_errors import translate
+from nudger.errors import GarbledAnswer
 from nudger.mail.imap_pipeline import Answer, read_answers, read_status, split_word
+from nudger.mail.imap_saved import (
+    esearch_uids,
+    fetch_saved,
+    read_in_order,
+    saved_search,
+    small_folders,
+    usable,
+)
+from nudger.mail.imap_stream import WINDOW, HeaderStream, failed
 from nudger.mail.imap_wire import (
     Garbled,
     Refused,
-    expand_set,
     expected_amid,
     parse_fetch,
-    read_fetch_answer,
     uid_batches,
 )
 from nudger.mail.mailbox import Fetched, FolderInfo, FolderStatus
@@ -41,7 +48,6 @@ if TYPE_CHECKING:
 # A status a moment old is as good as one asked now (what arrives later has a higher UID
 # and the next poll sees it); a daemon that listed folders and then waited asks again.
 LISTED_FRESH = 2.0
-WINDOW = 5000  # header FETCHes sent ahead, in messages: what reading ahead may hold
 # What search_ahead() may ask with a search_many, by kind: all_uids() and find_marked()'s
 # searches (Drafts' UIDs, Trash's follow-ups of ours: asked after the watched folders').
 AHEAD: dict[str, list[Any]] = {
@@ -85,6 +91,10 @@ class ManyFolders:
         # The folders the last status_many asked, without LIST-STATUS: their STATUS goes
         # out with the next LIST (a daemon's poll: one round trip for both).
         self.polled: list[str] = []
+        self.known: dict[str, FolderStatus] = {}  # each folder's status, as last told
+        # Headers read with a search_many (imap_saved.py), by folder: (the new UIDs, their
+        # FETCH answer), for the fetch_headers_many that follows.
+        self.read: dict[str, tuple[list[int], dict[int, dict[bytes, Any]] | Exception]] = {}
 
     def status_items(self) -> list[str]:
         return ["UIDVALIDITY", "UIDNEXT", "MESSAGES"] + (["HIGHESTMODSEQ"] if self.box.condstore else [])
@@ -122,7 +132,8 @@ class ManyFolders:
         found = {}
         for parts in responses:
             name, items = read_status(parts, self.box.client.folder_encode)
-            found[name] = self.box._folder_status(f"checking {name!r}", items, b"MESSAGES")
+            found[name] = status = self.box._folder_status(f"checking {name!r}", items, b"MESSAGES")
+            self.known[name] = status  # (what a small folder is: imap_saved.py)
         return found
 
     def status_many(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
@@ -156,31 +167,71 @@ class ManyFolders:
     def search_many(self, asks: Sequence[tuple[str, int]],
                     since: date | None) -> dict[str, tuple[FolderStatus, list[int]]]:
         """For each (folder, UID), what examine() and then search_new() answer, every
-        folder's EXAMINE and UID SEARCH in one write. A folder the server refused is left
-        out (examine() on it tells why)."""
-        commands = []
+        folder's EXAMINE and UID SEARCH in one write; a small folder's header FETCH in it
+        too where the server keeps a search's result (fetch_headers_many takes that
+        answer). A folder the server refused is left out (examine() on it tells why)."""
+        self.read = {}
+        small = (small_folders(asks, self.known, WINDOW)
+                 if usable(self.box.capabilities) else set())
+        commands: list[bytes] = []
+        fetches: set[int] = set()
         for folder, after in asks:
-            commands += [self.examine_command(folder), self.search_command(after_criteria(after, since))]
+            criteria = self.criteria(after_criteria(after, since))
+            commands.append(self.examine_command(folder))
+            if folder in small:
+                commands.append(saved_search(criteria))
+                fetches.add(len(commands))
+                commands.append(fetch_saved(self.box._header_items()))
+            else:
+                commands.append(b"UID SEARCH " + criteria)
+        mine = len(commands)
         ahead, self.box._ahead_asks = self.box._ahead_asks, []
         for folder, kind in ahead:
             commands += [self.examine_command(folder), self.search_command(AHEAD[kind])]
-        answers = self.box._call("opening folders", self._pipelined, commands, piped=True)
-        mine, answers = answers[: 2 * len(asks)], answers[2 * len(asks):]
-        found = self._searched(asks, mine)
-        self._took_ahead(ahead, answers)
+        answers = self.box._call("opening folders", self._pipelined_reads, commands, fetches, piped=True)
+        found = self._searched(asks, small, answers[:mine])
+        self._took_ahead(ahead, [a for a in answers[mine:] if isinstance(a, Answer)])
         return found
 
-    def _searched(self, asks: Sequence[tuple[str, int]],
-                  answers: list[Answer]) -> dict[str, tuple[FolderStatus, list[int]]]:
+    def _searched(self, asks: Sequence[tuple[str, int]], small: set[str],
+                  answers: list[Answer | list[Any] | Exception]) -> dict[str, tuple[FolderStatus, list[int]]]:
         found = {}
-        for (folder, after), examined, searched in zip(asks, answers[::2], answers[1::2], strict=True):
+        at = 0
+        for folder, after in asks:
+            examined, searched = answers[at], answers[at + 1]
+            fetched = answers[at + 2] if folder in small else None
+            at += 2 + (folder in small)
+            assert isinstance(examined, Answer) and isinstance(searched, Answer)
             self.opened(folder, examined)
             if not (examined.ok and searched.ok):
                 continue  # (a failed EXAMINE closes the folder before: the SEARCH fails too)
             status = self.box._folder_status(f"opening {folder!r}", opened(examined), b"EXISTS")
-            found[folder] = (status, only_after(self._found(folder, searched), after))
+            uids = self._saved(folder, searched) if folder in small else self._found(folder, searched)
+            found[folder] = (status, only_after(uids, after))
             self.box._answered[folder] = status
+            if fetched is not None and not isinstance(fetched, Answer):
+                self._keep(folder, found[folder][1], fetched)
         return found
+
+    def _saved(self, folder: str, searched: Answer) -> list[int]:
+        uids = esearch_uids(searched)
+        if uids is None:
+            raise self.box._garbled(f"searching {folder!r}", "no ESEARCH response")
+        return uids
+
+    def _keep(self, folder: str, uids: list[int], fetched: list[Any] | Exception) -> None:
+        """Keep a FETCH $ answer for fetch_headers_many (what it met, refused or garbled,
+        raised there, in its turn, as the header stream would), unless more than a window
+        is kept already (a folder grown since its status: the stream reads it)."""
+        if isinstance(fetched, Exception):
+            self.read[folder] = (uids, fetched)
+            return
+        if len(uids) + sum(len(u) for u, _ in self.read.values()) > WINDOW:
+            return
+        try:
+            self.read[folder] = (uids, parse_fetch(fetched))
+        except Garbled as exc:
+            self.read[folder] = (uids, exc)
 
     def _took_ahead(self, ahead: list[tuple[str, str]], answers: list[Answer]) -> None:
         """Keep the answers to the searches asked ahead (imap.py search_ahead); one
@@ -203,7 +254,10 @@ class ManyFolders:
         return b"EXAMINE " + to_bytes(self.box.client._normalise_folder(folder))
 
     def search_command(self, criteria: list[Any]) -> bytes:
-        return b"UID SEARCH " + b" ".join(_normalise_search_criteria(criteria, None))
+        return b"UID SEARCH " + self.criteria(criteria)
+
+    def criteria(self, criteria: list[Any]) -> bytes:
+        return b" ".join(_normalise_search_criteria(criteria, None))
 
     def opened(self, folder: str, examined: Answer) -> None:
         """Note what an EXAMINE's answer leaves open (a refused one: none). An open
@@ -241,117 +295,39 @@ class ManyFolders:
         imap = self.box.client._imap
         return read_answers(imap.readline, imap.read, self.box._send(commands), self.box._piped_heard())
 
+    def _pipelined_reads(self, commands: list[bytes],
+                         fetches: set[int]) -> list[Answer | list[Any] | Exception]:
+        """Like _pipelined, the commands at ``fetches`` being FETCHes (imap_saved.py)."""
+        return read_in_order(self.box.client._imap, self.box._send(commands), fetches,
+                             self.box._piped_heard())
+
     def fetch_headers_many(self, wants: Sequence[tuple[str, Sequence[int]]]
                            ) -> Iterator[tuple[str, list[Fetched]]]:
         """fetch_headers() of each (folder, UIDs), in order, a batch at a time, the
-        FETCHes of all folders sent ahead (a window at a time). A folder the server
-        refuses raises FolderUnavailable when its turn comes; the rest is not read."""
-        stream = HeaderStream(self.box, [(f, b) for f, uids in wants for b in uid_batches(uids)])
+        FETCHes of all folders sent ahead (a window at a time), but those search_many
+        read already. A folder the server refuses raises FolderUnavailable when its turn
+        comes; the rest is not read."""
+        read, self.read = self.read, {}
+        kept = {f: read[f][1] for f, uids in wants if f in read and read[f][0] == sorted(uids)}
+        stream = HeaderStream(self.box, [(f, b) for f, uids in wants if f not in kept
+                                         for b in uid_batches(uids)])
         self.box._stream = stream
         try:
-            for folder, batch, got in stream:
-                yield folder, list(self.box._headers_of(folder, self.box._checked(
-                    folder, f"reading headers in {folder!r}", batch, got, b"BODY[HEADER")))
+            batches = iter(stream)
+            for folder, uids in wants:
+                if folder in kept:
+                    got = kept.pop(folder)
+                    if isinstance(got, Exception):
+                        raise failed(self.box, folder, got) from got
+                    yield folder, self._headers(folder, ",".join(uid_batches(uids)), got)
+                    continue
+                for _ in uid_batches(uids):
+                    _, batch, got = next(batches)
+                    yield folder, self._headers(folder, batch, got)
         finally:
             stream.drain()
             self.box._stream = None
 
-
-class HeaderStream:
-    """Header FETCHes of many folders: sent ahead a window at a time, each folder's
-    preceded by its EXAMINE, the answers read in order."""
-
-    def __init__(self, box: ImapMailbox, units: list[tuple[str, str]]):
-        self.box, self.units = box, units
-        self.sent = 0  # units sent so far
-        self.flight: deque[tuple[int, bytes | None, bytes]] = deque()  # (unit, EXAMINE tag, FETCH tag)
-        self.ready: dict[int, dict[int, dict[bytes, Any]] | Exception] = {}  # read ahead
-        self.early: dict[int, dict[int, dict[bytes, Any]]] = {}  # answered before their turn
-        self.selected: str | None = None  # the folder open once all sent is done
-
-    def __iter__(self) -> Iterator[tuple[str, str, dict[int, dict[bytes, Any]]]]:
-        for i, (folder, batch) in enumerate(self.units):
-            if i not in self.ready and not self.flight:
-                self._send_ahead()
-            while i not in self.ready:
-                self._read_one()
-            got = self.ready.pop(i)
-            if isinstance(got, Refused):
-                doing = f"reading headers in {folder!r}"
-                raise FolderUnavailable(folder, f"{self.box.where}: the server refused {doing}: "
-                                        f"{got}", detail=str(got))
-            if isinstance(got, Exception):
-                raise translate(got, self.box.account, f"reading headers in {folder!r}") from got
-            if not self.flight and self.sent < len(self.units):
-                self._send_ahead()
-            yield folder, batch, got
-
-    def _send_ahead(self) -> None:
-        box = self.box
-        box._opening = None  # (each folder's EXAMINE goes with its FETCHes)
-        self.selected = box._selected
-        commands: list[bytes] = []
-        kinds: list[tuple[int, bool]] = []  # (unit, is EXAMINE)
-        count = 0
-        items = " ".join(box._header_items())
-        while self.sent < len(self.units) and (not kinds or count < WINDOW):
-            folder, batch = self.units[self.sent]
-            if folder != self.selected:
-                commands.append(box.many.examine_command(folder))
-                kinds.append((self.sent, True))
-                self.selected = folder
-            commands.append(f"UID FETCH {batch} ({items})".encode("ascii"))
-            kinds.append((self.sent, False))
-            count += batch.count(",") + 1 + sum(int(b) - int(a) for a, _, b in
-                                                 (p.partition(":") for p in batch.split(",")) if b)
-            self.sent += 1
-        try:
-            tags = box._send(commands)  # (sent past _call: an IDLE left going ends in it)
-        except Exception as exc:  # noqa: BLE001 - translated
-            raise translate(exc, box.account, "reading headers") from exc
-        examine: bytes | None = None
-        for (unit, is_examine), tag in zip(kinds, tags, strict=True):
-            if is_examine:
-                examine = tag
-            else:
-                self.flight.append((unit, examine, tag))
-                examine = None
-
-    def _read_one(self) -> None:
-        unit, examine, tag = self.flight.popleft()
-        imap, folder = self.box.client._imap, self.units[unit][0]
-        try:
-            if examine is not None:
-                examined = read_answers(imap.readline, imap.read, [examine], self.box._piped_heard())[0]
-                self.box.many.opened(folder, examined)
-            try:
-                got = parse_fetch(read_fetch_answer(imap.readline, imap.read, tag, self.box._fetch_heard()))
-            except (Refused, Garbled) as exc:  # read to its end: the next answers stay in step
-                self.ready[unit] = exc
-                return
-        except Exception as exc:  # noqa: BLE001 - the connection is lost: so is what follows
-            self.ready[unit] = exc
-            while self.flight:
-                self.ready[self.flight.popleft()[0]] = exc
-            return
-        # A server may run FETCHes of one folder side by side (RFC 3501 5.5; Dovecot does)
-        # and answer a later one's messages before an earlier one ends: each message goes
-        # to the FETCH that asked for it. (Others are news: left, as a FETCH alone would.)
-        mine = self.early.pop(unit, {})
-        asked = {}
-        for later, examines, _ in self.flight:  # (UIDs are a folder's: only up to its end)
-            if examines is not None:
-                break
-            asked[later] = expand_set(self.units[later][1])
-        for uid, data in got.items():
-            owner = next((u for u, s in asked.items() if uid in s), None)
-            if owner is None:
-                mine[uid] = data
-            else:
-                self.early.setdefault(owner, {})[uid] = data
-        self.ready[unit] = mine
-
-    def drain(self) -> None:
-        """Read every answer sent ahead (another command is about to be sent)."""
-        while self.flight:
-            self._read_one()
+    def _headers(self, folder: str, batch: str, got: dict[int, dict[bytes, Any]]) -> list[Fetched]:
+        return list(self.box._headers_of(folder, self.box._checked(
+            folder, f"reading headers in {folder!r}", batch, got, b"BODY[HEADER")))
