@@ -5,7 +5,9 @@ alone, as before."""
 
 from __future__ import annotations
 
+import io
 import json
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,8 @@ from nudger.config.load import parse_config
 from nudger.errors import EX_OK, FolderUnavailable
 from nudger.mail import imap_saved
 from nudger.mail.imap import connect
-from nudger.mail.imap_saved import esearch_uids, small_folders
+from nudger.mail.imap_pipeline import Answer
+from nudger.mail.imap_saved import esearch_uids, read_in_order, small_folders
 from nudger.mail.mailbox import FolderStatus
 from support.dovecot import Dovecot
 from support.harness import Box, by_subject
@@ -206,8 +209,6 @@ def test_a_cycle_skips_a_folder_refused_in_the_shared_write_and_serves_the_rest(
 
 
 def test_an_esearch_answer_names_its_own_commands_uids() -> None:
-    from nudger.mail.imap_pipeline import Answer
-
     def answer(*lines: bytes) -> Answer:
         return Answer(b"a5", b"OK", "a5 OK", [[b"ESEARCH " + line] for line in lines])
 
@@ -222,3 +223,15 @@ def test_a_folder_is_small_by_its_messages_or_by_the_uids_above_the_last_read() 
     assert small_folders([("Big", 0), ("Few", 0), ("Unknown", 0)], known, 5000) == {"Few"}
     assert small_folders([("Big", 19_990)], known, 5000) == {"Big"}  # (ten new at most)
     assert small_folders([("Few", 0), ("Big", 19_990)], known, 35) == {"Few"}  # (the window)
+
+
+def test_an_esearch_answer_read_amid_another_commands_goes_to_its_own() -> None:
+    # Dovecot runs a SEARCH beside the FETCH before it in the same folder: its ESEARCH
+    # may come before that FETCH ends (then read_answers files it with the FETCH).
+    wire = (b'* 1 FETCH (UID 1 FLAGS ())\r\n* ESEARCH (TAG "a2") UID ALL 1:3\r\n'
+            b"a1 OK Fetch completed\r\na2 OK Search completed\r\n")
+    stream = io.BytesIO(wire)
+    imap = types.SimpleNamespace(readline=stream.readline, read=stream.read)
+    fetched, searched = read_in_order(imap, [b"a1", b"a2"], {0}, None)
+    assert fetched == [b"1 (UID 1 FLAGS ())"]
+    assert isinstance(searched, Answer) and esearch_uids(searched) == [1, 2, 3]

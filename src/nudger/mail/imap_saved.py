@@ -87,6 +87,7 @@ def read_in_order(imap: Any, tags: Sequence[bytes], fetches: set[int],
     Refused or Garbled it would raise. Read as one (read_answers): a server may end a
     later command first (Dovecot answers a command it cannot parse at once)."""
     answers = read_answers(imap.readline, imap.read, tags, heard)
+    _by_tag(answers)
     got: list[Answer | list[Any] | Exception] = list(answers)
     for i in fetches:
         try:
@@ -94,6 +95,24 @@ def read_in_order(imap: Any, tags: Sequence[bytes], fetches: set[int],
         except (Refused, Garbled) as exc:
             got[i] = exc
     return got
+
+
+def _by_tag(answers: list[Answer]) -> None:
+    """Each ESEARCH response to the command it names: a server running a search beside
+    the command before it (as Dovecot does after a FETCH in the same folder) may send it
+    while that one is not done, where read_answers files it."""
+    tags = {a.tag: a for a in answers}
+    for answer in answers:
+        for parts in [p for p in answer.untagged if _first(p)[:8].upper() == b"ESEARCH "]:
+            found = _ESEARCH.match(_first(parts)[8:])
+            owner = tags.get(found.group(1)) if found else None
+            if owner is not None and owner is not answer:
+                answer.untagged.remove(parts)
+                owner.untagged.append(parts)
+
+
+def _first(parts: list[Any]) -> bytes:
+    return bytes(parts[0][0] if isinstance(parts[0], tuple) else parts[0])
 
 
 def fetch_data(answer: Answer) -> list[Any]:
