@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from nudger.config.load import parse_config
+from nudger.cycle import cycle
 from nudger.errors import EX_OK, FolderUnavailable
 from nudger.mail import imap_saved
 from nudger.mail.imap import connect
@@ -235,3 +236,19 @@ def test_an_esearch_answer_read_amid_another_commands_goes_to_its_own() -> None:
     fetched, searched = read_in_order(imap, [b"a1", b"a2"], {0}, None)
     assert fetched == [b"1 (UID 1 FLAGS ())"]
     assert isinstance(searched, Answer) and esearch_uids(searched) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("fresh", [60.0, 0.0])
+def test_a_due_messages_flags_read_by_this_cycles_sync_are_not_asked_again_while_fresh(
+        dovecot: Dovecot, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, fresh: float) -> None:
+    monkeypatch.setattr(cycle, "READ_FRESH", fresh)
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        box = _box(proxy, dovecot, tmp_path, capsys, monkeypatch)
+        box.seed("Sent", message("due@example.com", sender=box.user, subject="Due", date=days_ago(8)))
+        assert by_subject(box.run("--dry-run"))["Due"]["status"] == "due"
+        asked = [line for line in proxy.commands() if line.endswith(b" (FLAGS)")]
+        assert len(asked) == (0 if fresh else 1), asked  # (read with its headers, a moment ago)
+    finally:
+        proxy.close()

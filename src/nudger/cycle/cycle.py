@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -53,6 +54,9 @@ from nudger.mail.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
 
+# Seconds: the flags a sync read this long ago stand for the plan (a first cycle's,
+# read a moment before); older, a due message's flags are asked again.
+READ_FRESH = 60.0
 AWAITING_STATUSES = ("due", "drafted", "waiting")  # what "awaiting a reply" adds up
 
 
@@ -284,11 +288,12 @@ def _final(ctx: Cycle, ledger: Ledger, decisions: list[Decision]) -> list[Decisi
     The user may have marked a due message $NoNudge, or moved it, since the sync read it
     (and a server without CONDSTORE tells the sync nothing of changed flags): its flags
     are read again, and a thread that changed is decided again, until every due message
-    was checked. Then at most ``max_new_drafts`` of them are written this cycle. What
-    changes on the server after this (a keyword set a second later) cannot change the
+    was checked (but those the sync read a moment ago: a first cycle's). Then at most
+    ``max_new_drafts`` of them are written this cycle. What changes on the server after
+    this (a keyword set a second later) cannot change the
     plan; a message deleted meanwhile only makes the act phase skip its draft.
     """
-    checked: set[tuple[str, int]] = set()
+    checked = {m for m, at in ctx.read.items() if time.monotonic() - at < READ_FRESH}
     while due := [d.action.outbound for d in decisions if isinstance(d.action, AppendDraft)
                   and (d.action.outbound.folder, d.action.outbound.uid) not in checked]:
         checked |= {(o.folder, o.uid) for o in due}

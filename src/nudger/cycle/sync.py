@@ -8,6 +8,7 @@ sync reads only the look-back window, a chunk at a time.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -337,6 +338,7 @@ def _read_new(sweep: _Sweep, folder: str, fetched: Iterator[Fetched], uids: list
                                          calendars=ctx.config.meetings.thank_you)]
         with ctx.state.transaction():
             ctx.state.put_records(ctx.name, records)
+        ctx.read.update(dict.fromkeys(((r.folder, r.uid) for r in records), time.monotonic()))
         sweep.ours.add(records)
         for r in records:
             sweep.touched.add(record_key(r))
