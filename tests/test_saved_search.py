@@ -167,7 +167,7 @@ def test_a_folder_gone_between_the_list_and_the_write_is_left_out_alone(
             other.logout()
             asks = [("Sent", 0), ("Alpha", 0), ("Gamma", 0), ("INBOX", 0)]
             mark = len(proxy.commands())
-            found = mailbox.search_many(asks, None)
+            found = dict(mailbox.search_many(asks, None))
             wrote = proxy.commands()[mark:]
             assert sum(FETCH_SAVED in line for line in wrote) == 4  # one write for all
             assert set(found) == {"Sent", "Gamma", "INBOX"}

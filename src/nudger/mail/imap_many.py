@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +96,7 @@ class ManyFolders:
         # Headers read with a search_many (imap_saved.py), by folder: (the new UIDs, their
         # FETCH answer), for the fetch_headers_many that follows.
         self.read: dict[str, tuple[list[int], dict[int, dict[bytes, Any]] | Exception]] = {}
+        self.pending: Searches | None = None  # search_many's answers still to read
 
     def status_items(self) -> list[str]:
         return ["UIDVALIDITY", "UIDNEXT", "MESSAGES"] + (["HIGHESTMODSEQ"] if self.box.condstore else [])
@@ -164,54 +166,54 @@ class ManyFolders:
         found = self._statuses([r for a in answers for r in a.responses(b"STATUS")])
         return {f: found[f] for f in folders if f in found}
 
-    def search_many(self, asks: Sequence[tuple[str, int]],
-                    since: date | None) -> dict[str, tuple[FolderStatus, list[int]]]:
+    def search_many(self, asks: Sequence[tuple[str, int]], since: date | None) -> Searches:
         """For each (folder, UID), what examine() and then search_new() answer, every
         folder's EXAMINE and UID SEARCH in one write; a small folder's header FETCH in it
         too where the server keeps a search's result (fetch_headers_many takes that
-        answer). A folder the server refused is left out (examine() on it tells why)."""
+        answer). A folder the server refused is left out (examine() on it tells why).
+        The answers are read as they are asked for (Searches)."""
+        if self.pending is not None:
+            self.pending.drain()
         self.read = {}
         small = (small_folders(asks, self.known, WINDOW)
                  if usable(self.box.capabilities) else set())
         commands: list[bytes] = []
-        fetches: set[int] = set()
         for folder, after in asks:
             criteria = self.criteria(after_criteria(after, since))
             commands.append(self.examine_command(folder))
             if folder in small:
-                commands.append(saved_search(criteria))
-                fetches.add(len(commands))
-                commands.append(fetch_saved(self.box._header_items()))
+                commands += [saved_search(criteria), fetch_saved(self.box._header_items())]
             else:
                 commands.append(b"UID SEARCH " + criteria)
-        mine = len(commands)
         ahead, self.box._ahead_asks = self.box._ahead_asks, []
         for folder, kind in ahead:
             commands += [self.examine_command(folder), self.search_command(AHEAD[kind])]
-        answers = self.box._call("opening folders", self._pipelined_reads, commands, fetches, piped=True)
-        found = self._searched(asks, small, answers[:mine])
-        self._took_ahead(ahead, [a for a in answers[mine:] if isinstance(a, Answer)])
-        return found
-
-    def _searched(self, asks: Sequence[tuple[str, int]], small: set[str],
-                  answers: list[Answer | list[Any] | Exception]) -> dict[str, tuple[FolderStatus, list[int]]]:
-        found = {}
+        tags = self.box._call("opening folders", self.box._send, commands, piped=True)
+        groups: deque[tuple[str, int, list[bytes]]] = deque()
         at = 0
         for folder, after in asks:
-            examined, searched = answers[at], answers[at + 1]
-            fetched = answers[at + 2] if folder in small else None
-            at += 2 + (folder in small)
-            assert isinstance(examined, Answer) and isinstance(searched, Answer)
-            self.opened(folder, examined)
-            if not (examined.ok and searched.ok):
-                continue  # (a failed EXAMINE closes the folder before: the SEARCH fails too)
-            status = self.box._folder_status(f"opening {folder!r}", opened(examined), b"EXISTS")
-            uids = self._saved(folder, searched) if folder in small else self._found(folder, searched)
-            found[folder] = (status, only_after(uids, after))
-            self.box._answered[folder] = status
-            if fetched is not None and not isinstance(fetched, Answer):
-                self._keep(folder, found[folder][1], fetched)
-        return found
+            size = 3 if folder in small else 2
+            groups.append((folder, after, tags[at : at + size]))
+            at += size
+        self.pending = Searches(self, groups, ahead, tags[at:])
+        self.box._stream = self.pending
+        return self.pending
+
+    def searched_one(self, folder: str, after: int,
+                     answers: list[Answer | list[Any] | Exception]) -> tuple[FolderStatus, list[int]] | None:
+        """One folder's part of search_many: its EXAMINE, SEARCH (and FETCH $) answers."""
+        examined, searched = answers[0], answers[1]
+        assert isinstance(examined, Answer) and isinstance(searched, Answer)
+        self.opened(folder, examined)
+        if not (examined.ok and searched.ok):
+            return None  # (a failed EXAMINE closes the folder before: the SEARCH fails too)
+        status = self.box._folder_status(f"opening {folder!r}", opened(examined), b"EXISTS")
+        saved = len(answers) == 3
+        uids = only_after(self._saved(folder, searched) if saved else self._found(folder, searched), after)
+        self.box._answered[folder] = status
+        if saved and not isinstance(answers[2], Answer):
+            self._keep(folder, uids, answers[2])
+        return status, uids
 
     def _saved(self, folder: str, searched: Answer) -> list[int]:
         uids = esearch_uids(searched)
@@ -295,11 +297,14 @@ class ManyFolders:
         imap = self.box.client._imap
         return read_answers(imap.readline, imap.read, self.box._send(commands), self.box._piped_heard())
 
-    def _pipelined_reads(self, commands: list[bytes],
-                         fetches: set[int]) -> list[Answer | list[Any] | Exception]:
-        """Like _pipelined, the commands at ``fetches`` being FETCHes (imap_saved.py)."""
-        return read_in_order(self.box.client._imap, self.box._send(commands), fetches,
-                             self.box._piped_heard())
+    def fetched_with_search(self, folder: str, uids: Sequence[int]) -> bool:
+        """Whether fetch_headers_many of this folder alone waits for no answer: its
+        headers came with its search (or none are wanted)."""
+        if not uids:
+            return True
+        if self.pending is not None and folder not in self.pending.passed:
+            return False
+        return folder in self.read and self.read[folder][0] == sorted(uids)
 
     def fetch_headers_many(self, wants: Sequence[tuple[str, Sequence[int]]]
                            ) -> Iterator[tuple[str, list[Fetched]]]:
@@ -307,11 +312,17 @@ class ManyFolders:
         FETCHes of all folders sent ahead (a window at a time), but those search_many
         read already. A folder the server refuses raises FolderUnavailable when its turn
         comes; the rest is not read."""
-        read, self.read = self.read, {}
-        kept = {f: read[f][1] for f, uids in wants if f in read and read[f][0] == sorted(uids)}
-        stream = HeaderStream(self.box, [(f, b) for f, uids in wants if f not in kept
-                                         for b in uid_batches(uids)])
-        self.box._stream = stream
+        pending = self.pending
+        if pending is not None and any(f not in pending.passed for f, _ in wants):
+            pending.drain()
+        kept = {f: self.read.pop(f)[1] for f, uids in wants
+                if f in self.read and self.read[f][0] == sorted(uids)}
+        units = [(f, b) for f, uids in wants if f not in kept for b in uid_batches(uids)]
+        stream = HeaderStream(self.box, units)
+        if units:
+            if self.pending is not None:
+                self.pending.drain()  # (their answers come before the stream's)
+            self.box._stream = stream
         try:
             batches = iter(stream)
             for folder, uids in wants:
@@ -325,9 +336,83 @@ class ManyFolders:
                     _, batch, got = next(batches)
                     yield folder, self._headers(folder, batch, got)
         finally:
-            stream.drain()
-            self.box._stream = None
+            if units:
+                stream.drain()
+                self.box._stream = None
 
     def _headers(self, folder: str, batch: str, got: dict[int, dict[bytes, Any]]) -> list[Fetched]:
         return list(self.box._headers_of(folder, self.box._checked(
             folder, f"reading headers in {folder!r}", batch, got, b"BODY[HEADER")))
+
+
+class Searches(Mapping[str, tuple[FolderStatus, list[int]]]):
+    """search_many's answers, read as they are asked for, folder by folder in the order
+    sent: the sync stores a folder's headers while the server still answers for the
+    next ones. Any other command first reads the rest (drain), as it does the header
+    stream's (what is held stays bounded: at most a window of headers)."""
+
+    def __init__(self, many: ManyFolders, groups: deque[tuple[str, int, list[bytes]]],
+                 ahead: list[tuple[str, str]], ahead_tags: list[bytes]):
+        self.many, self.groups, self.ahead, self.ahead_tags = many, groups, ahead, ahead_tags
+        self.found: dict[str, tuple[FolderStatus, list[int]]] = {}
+        self.passed: set[str] = set()  # the folders whose answers were read
+
+    def __getitem__(self, folder: str) -> tuple[FolderStatus, list[int]]:
+        while folder not in self.passed and self.groups:
+            self._next()
+        return self.found[folder]
+
+    def __iter__(self) -> Iterator[str]:
+        self.drain()
+        return iter(self.found)
+
+    def __len__(self) -> int:
+        self.drain()
+        return len(self.found)
+
+    def drain(self) -> None:
+        while self.groups:
+            self._next()
+        self._end()
+
+    def _next(self) -> None:
+        folder, after, tags = self.groups.popleft()
+        box = self.many.box
+        try:
+            answers = box._translated("opening folders", read_in_order, box.client._imap, tags,
+                                      {2} if len(tags) == 3 else set(), box._piped_heard())
+        except Exception:
+            self._lost()
+            raise
+        self.passed.add(folder)
+        if (found := self.many.searched_one(folder, after, answers)) is not None:
+            self.found[folder] = found
+        if not self.groups:
+            self._end()
+
+    def _end(self) -> None:
+        """The searches asked ahead (Drafts', Trash's), after the watched folders'."""
+        tags, self.ahead_tags = self.ahead_tags, []
+        box = self.many.box
+        if tags:
+            imap = box.client._imap
+            try:
+                answers = box._translated("opening folders", read_answers, imap.readline, imap.read,
+                                          tags, box._piped_heard())
+            except Exception:
+                self._lost()
+                raise
+            self.many._took_ahead(self.ahead, answers)
+        self._done()
+
+    def _lost(self) -> None:
+        """The connection is lost or out of step: nothing more is read from it."""
+        self.groups.clear()
+        self.ahead_tags = []
+        self._done()
+
+    def _done(self) -> None:
+        if self.many.pending is self:
+            self.many.pending = None
+        if self.many.box._stream is self:
+            self.many.box._stream = None
