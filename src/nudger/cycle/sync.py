@@ -178,7 +178,9 @@ def sync_watched(ctx: Cycle, counts: SyncCounts, progress: Progress | None = Non
     searched = ctx.mailbox.search_many(asks, ctx.since) if asks else {}
     later = []
     for plan in plans:
-        if _guarded(ctx, _searched, ctx, plan, searched.get(plan.folder)) is None:
+        # (Only a folder searched is asked: the answers are read up to its own.)
+        found = searched.get(plan.folder) if plan.search else None
+        if _guarded(ctx, _searched, ctx, plan, found) is None:
             continue
         if ctx.mailbox.fetched_with_search(plan.folder, plan.uids):
             _read_alone(sweep, plan)
