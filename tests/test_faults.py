@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ import time
 import pytest
 
 from nudger.errors import EX_OK, EX_TEMPFAIL
-from nudger.mail import imap
+from nudger.mail import imap, imap_saved
 from support.harness import by_subject, make_box
 from support.mail import NOW, days_ago, message
 from support.proxy import FaultyProxy
@@ -245,14 +246,18 @@ def test_an_unreadable_trash_does_not_stop_a_new_state_from_working(dovecot, ima
     assert len(box.drafts()) == 1
 
 
+@pytest.mark.parametrize("small", [500, 0], ids=["searched-and-fetched", "searched"])
 def test_a_garbled_search_answer_is_not_an_empty_folder(dovecot, imap_user, tmp_path, capsys,  # type: ignore[no-untyped-def]
-                                                        monkeypatch) -> None:
+                                                        monkeypatch, small) -> None:
     # "* SEA<junk>RCH 1 2 3": no SEARCH answer at all, which imaplib files under another
     # name; taken as "nothing matched", the folder was marked read and its mail never seen.
+    # The same for "* ESEARCH (TAG ...) UID ALL 1:3", a small folder's search whose result
+    # its FETCH takes (SEARCHRES); a folder above ``small`` messages is searched alone.
+    monkeypatch.setattr(imap_saved, "SMALL", small)
     proxy = FaultyProxy(dovecot.port)
     try:
         box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
-        proxy.arm(inject=(b"* SEA", b"\x93junk"))
+        proxy.arm(inject=(b"* ESEA" if small else b"* SEA", b"\x93junk"))
         box.run()
         assert box.last_code == EX_TEMPFAIL and "SEARCH" in box.last_err, box.last_err
         proxy.arm()
@@ -271,13 +276,19 @@ def behind_proxy(dovecot, imap_user, tmp_path, capsys, monkeypatch):  # type: ig
         proxy.close()
 
 
-def test_a_folder_refused_while_the_one_before_is_read_keeps_its_progress(behind_proxy) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("small", [500, 0], ids=["fetched-with-its-search", "fetched-after"])
+def test_a_folder_refused_while_the_one_before_is_read_keeps_its_progress(behind_proxy, small,  # type: ignore[no-untyped-def]
+                                                                          monkeypatch) -> None:
     box, proxy = behind_proxy
     box.seed("INBOX", *[message(f"in{i}@client.example", sender="eve@client.example", to=box.user,
                                 subject=f"News {i}", date=days_ago(3)) for i in (1, 2)])
     # INBOX's header FETCH (after Sent's, in the same write) is refused: its turn comes
-    # as Sent's last batch is read, and Sent's progress must be saved all the same.
-    proxy.rewrite = (b"UID FETCH 1:2 (", b"UID FETCH 1:2 (XBOGUS ")
+    # as Sent's last batch is read, and Sent's progress must be saved all the same. A
+    # small folder's FETCH goes with its EXAMINE and SEARCH (SEARCHRES); above ``small``
+    # messages, in the header FETCHes after the searches.
+    monkeypatch.setattr(imap_saved, "SMALL", small)
+    proxy.rewrite = ((re.compile(rb'(EXAMINE "INBOX"\r\n\S+ UID SEARCH [^\r]*\r\n\S+ UID FETCH \$ \()'),
+                      rb"\1XBOGUS ") if small else (b"UID FETCH 1:2 (", b"UID FETCH 1:2 (XBOGUS "))
     decisions = by_subject(box.run())
     assert box.last_code == EX_OK, box.last_err
     assert "skipped 'INBOX' this cycle" in box.last_err

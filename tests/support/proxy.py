@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import re
 import socket
 import threading
 import time
@@ -19,7 +20,7 @@ class FaultyProxy:
     occurrence of marker in what the server sends (a marker split over two reads of
     the server is missed: use short ones), or at that offset when marker is a number.
     ``rewrite``: ``(old, new)``: replaced in everything the clients send (a command the
-    server should refuse).
+    server should refuse); ``old`` a compiled pattern: ``new`` its substitution.
     """
 
     def __init__(self, target_port: int):
@@ -36,7 +37,7 @@ class FaultyProxy:
         self.every = 0.0
         self.delay = 0.0
         self.inject: tuple[bytes | int, bytes] | None = None
-        self.rewrite: tuple[bytes, bytes] | None = None
+        self.rewrite: tuple[bytes | re.Pattern[bytes], bytes] | None = None
         self.tripped = False
         self.written = bytearray()  # all the clients wrote, to count their commands
         self.lock = threading.Lock()
@@ -89,7 +90,8 @@ class FaultyProxy:
                     with self.lock:
                         self.written += data
                     if self.rewrite is not None:
-                        data = data.replace(*self.rewrite)
+                        old, new = self.rewrite
+                        data = old.sub(new, data) if isinstance(old, re.Pattern) else data.replace(old, new)
                 if counted:
                     if self.delay:
                         time.sleep(self.delay)

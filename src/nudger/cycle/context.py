@@ -28,6 +28,9 @@ class Cycle:
     sender: Any = None  # cycle.send.Sender: the account's SMTP server, when it may send
     # Statuses asked for all known folders at once (status_many), each used once.
     statuses: dict[str, FolderStatus] = field(default_factory=dict)
+    # When this cycle's sync read each message's headers and flags (time.monotonic()),
+    # by (folder, UID).
+    read: dict[tuple[str, int], float] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

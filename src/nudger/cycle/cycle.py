@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -53,6 +54,9 @@ from nudger.mail.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
 
+# Seconds: the flags a sync read this long ago stand for the plan (a first cycle's,
+# read a moment before); older, a due message's flags are asked again.
+READ_FRESH = 60.0
 AWAITING_STATUSES = ("due", "drafted", "waiting")  # what "awaiting a reply" adds up
 
 
@@ -172,10 +176,11 @@ def _sync(ctx: Cycle, result: CycleResult,
     moved. Returns the keys of the messages new or changed, and the ledger from before
     the drafts were reconciled (None: nothing to reconcile)."""
     counts = SyncCounts()
-    # Drafts always (its status is how it is read); a watched folder read before (a new
-    # one is opened anyway, and that answers the same).
-    ctx.check_all([f for f in ctx.layout.watched if ctx.state.checkpoint(ctx.name, f) is not None]
-                  + [ctx.layout.drafts])
+    # Drafts always (its status is how it is read), and every watched folder: one read
+    # before is skipped when nothing changed; a new one is opened anyway, but its size
+    # tells whether its headers can be fetched with its search (imap_saved.py). (All in
+    # the one round trip asked for Drafts; with LIST-STATUS, in the listing's.)
+    ctx.check_all([*ctx.layout.watched, ctx.layout.drafts])
     # What Drafts and Trash will be asked next goes out with the watched folders' searches.
     if drafts_to_read(ctx):
         ctx.mailbox.search_ahead(ctx.layout.drafts, "all")
@@ -283,11 +288,12 @@ def _final(ctx: Cycle, ledger: Ledger, decisions: list[Decision]) -> list[Decisi
     The user may have marked a due message $NoNudge, or moved it, since the sync read it
     (and a server without CONDSTORE tells the sync nothing of changed flags): its flags
     are read again, and a thread that changed is decided again, until every due message
-    was checked. Then at most ``max_new_drafts`` of them are written this cycle. What
-    changes on the server after this (a keyword set a second later) cannot change the
+    was checked (but those the sync read a moment ago: a first cycle's). Then at most
+    ``max_new_drafts`` of them are written this cycle. What changes on the server after
+    this (a keyword set a second later) cannot change the
     plan; a message deleted meanwhile only makes the act phase skip its draft.
     """
-    checked: set[tuple[str, int]] = set()
+    checked = {m for m, at in ctx.read.items() if time.monotonic() - at < READ_FRESH}
     while due := [d.action.outbound for d in decisions if isinstance(d.action, AppendDraft)
                   and (d.action.outbound.folder, d.action.outbound.uid) not in checked]:
         checked |= {(o.folder, o.uid) for o in due}

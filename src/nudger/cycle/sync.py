@@ -8,6 +8,7 @@ sync reads only the look-back window, a chunk at a time.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -169,12 +170,24 @@ def sync_watched(ctx: Cycle, counts: SyncCounts, progress: Progress | None = Non
 
     Three steps, each one round trip for all folders over a distant server: the statuses
     (asked before, with Drafts'), the EXAMINE and SEARCH of the folders that changed,
-    then their header FETCHes, read in order a batch at a time."""
+    then their header FETCHes, read in order a batch at a time. A folder whose headers
+    came with its search (imap_saved.py) is stored as soon as its answers are read,
+    while the server still answers for the next ones."""
     sweep = _Sweep(ctx, counts, progress, _OurTopics(ctx.account, ctx.state, ctx.layout.sent))
     plans = [p for folder in ctx.layout.watched if (p := _guarded(ctx, _plan, ctx, folder))]
     asks = [(p.folder, p.last) for p in plans if p.search]
     searched = ctx.mailbox.search_many(asks, ctx.since) if asks else {}
-    plans = [p for p in plans if _guarded(ctx, _searched, ctx, p, searched.get(p.folder))]
+    later = []
+    for plan in plans:
+        # (Only a folder searched is asked: the answers are read up to its own.)
+        found = searched.get(plan.folder) if plan.search else None
+        if _guarded(ctx, _searched, ctx, plan, found) is None:
+            continue
+        if ctx.mailbox.fetched_with_search(plan.folder, plan.uids):
+            _read_alone(sweep, plan)
+        else:
+            later.append(plan)
+    plans = later
     while plans:
         stream = _Batches(ctx.mailbox.fetch_headers_many([(p.folder, p.uids) for p in plans if p.uids]))
         done = 0
@@ -190,6 +203,16 @@ def sync_watched(ctx: Cycle, counts: SyncCounts, progress: Progress | None = Non
             stream.close()
         plans = plans[done:]
     return sweep.touched
+
+
+def _read_alone(sweep: _Sweep, plan: _Plan) -> None:
+    stream = _Batches(sweep.ctx.mailbox.fetch_headers_many([(plan.folder, plan.uids)] if plan.uids else []))
+    try:
+        _finish(sweep, plan, _read_new(sweep, plan.folder, stream.of(plan.folder), plan.uids, plan.last))
+    except FolderUnavailable as exc:
+        _skipped(sweep.ctx, exc)
+    finally:
+        stream.close()
 
 
 def _skipped(ctx: Cycle, exc: FolderUnavailable) -> None:
@@ -338,6 +361,7 @@ def _read_new(sweep: _Sweep, folder: str, fetched: Iterator[Fetched], uids: list
                                          calendars=ctx.config.meetings.thank_you)]
         with ctx.state.transaction():
             ctx.state.put_records(ctx.name, records)
+        ctx.read.update(dict.fromkeys(((r.folder, r.uid) for r in records), time.monotonic()))
         sweep.ours.add(records)
         for r in records:
             sweep.touched.add(record_key(r))

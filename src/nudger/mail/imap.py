@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -27,7 +27,15 @@ from nudger.errors import FolderUnavailable, GarbledAnswer, NudgerError, ServerC
 from nudger.mail.deadline import BoundedClient, Deadline, bounded_context
 from nudger.mail.imap_drafts import OwnDrafts
 from nudger.mail.imap_errors import garbled, refused, translate, where
-from nudger.mail.imap_many import AHEAD, AHEAD_FRESH, HeaderStream, ManyFolders, after_criteria, only_after
+from nudger.mail.imap_many import (
+    AHEAD,
+    AHEAD_FRESH,
+    HeaderStream,
+    ManyFolders,
+    Searches,
+    after_criteria,
+    only_after,
+)
 from nudger.mail.imap_oauth import Bearer, bearer_login, password_login
 from nudger.mail.imap_pipeline import read_answers
 from nudger.mail.imap_wait import Waiting
@@ -65,7 +73,7 @@ class ImapMailbox(Waiting, OwnDrafts):
         # answers, unless another command came first or they are no longer fresh.
         self._listed: dict[str, FolderStatus] | None = None
         self._listed_at = 0.0
-        self._stream: HeaderStream | None = None  # header FETCHes sent ahead, if any
+        self._stream: HeaderStream | Searches | None = None  # answers still to read, if any
         self._opening: str | None = None  # the folder to EXAMINE with the next command
         self.many = ManyFolders(self)
         self._told: Told | None = None  # what NOTIFY tells, once the service asked for it
@@ -223,15 +231,21 @@ class ImapMailbox(Waiting, OwnDrafts):
                 for flags, _delim, name in listed]
 
     def status_many(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
-        # A cycle starts here: what an earlier one asked ahead is older than these statuses.
+        # A cycle starts here: what an earlier one asked ahead is older than these statuses
+        # (and so is what is still to be read of its searches).
+        if self.many.pending is not None:
+            self.many.pending.drain()
         self._ahead_asks, self._ahead = [], {}
         found = self._statuses_told(folders)
         self._answered.update(found)
         return found
 
     def search_many(self, asks: Sequence[tuple[str, int]],
-                    since: date | None) -> dict[str, tuple[FolderStatus, list[int]]]:
+                    since: date | None) -> Mapping[str, tuple[FolderStatus, list[int]]]:
         return self.many.search_many(asks, since)
+
+    def fetched_with_search(self, folder: str, uids: Sequence[int]) -> bool:
+        return self.many.fetched_with_search(folder, uids)
 
     def fetch_headers_many(self, wants: Sequence[tuple[str, Sequence[int]]]
                            ) -> Iterator[tuple[str, list[Fetched]]]:

@@ -4,7 +4,9 @@ Over a distant server every answer waited for costs a round trip, so the command
 that go to every folder go out together (imap_pipeline.py): every status in one
 LIST-STATUS or one write of STATUS commands; a first sync's EXAMINE and SEARCH of every
 folder in one write; then the header FETCHes of all folders, sent ahead a window at a
-time (``WINDOW`` messages) and read in order, one batch at a time, so memory stays flat.
+time (``WINDOW`` messages) and read in order, one batch at a time, so memory stays flat;
+where the server keeps a search's result, a small folder's FETCH goes out with its SEARCH
+(imap_saved.py).
 A command of another kind meanwhile first reads what was sent ahead (at most a window).
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -21,16 +23,22 @@ from imapclient.imapclient import _normalise_search_criteria
 from imapclient.response_parser import parse_message_list
 from imapclient.util import to_bytes
 
-from nudger.errors import FolderUnavailable, GarbledAnswer
-from nudger.mail.imap_errors import translate
+from nudger.errors import GarbledAnswer
 from nudger.mail.imap_pipeline import Answer, read_answers, read_status, split_word
+from nudger.mail.imap_saved import (
+    esearch_uids,
+    fetch_saved,
+    read_in_order,
+    saved_search,
+    small_folders,
+    usable,
+)
+from nudger.mail.imap_stream import WINDOW, HeaderStream, failed
 from nudger.mail.imap_wire import (
     Garbled,
     Refused,
-    expand_set,
     expected_amid,
     parse_fetch,
-    read_fetch_answer,
     uid_batches,
 )
 from nudger.mail.mailbox import Fetched, FolderInfo, FolderStatus
@@ -41,7 +49,6 @@ if TYPE_CHECKING:
 # A status a moment old is as good as one asked now (what arrives later has a higher UID
 # and the next poll sees it); a daemon that listed folders and then waited asks again.
 LISTED_FRESH = 2.0
-WINDOW = 5000  # header FETCHes sent ahead, in messages: what reading ahead may hold
 # What search_ahead() may ask with a search_many, by kind: all_uids() and find_marked()'s
 # searches (Drafts' UIDs, Trash's follow-ups of ours: asked after the watched folders').
 AHEAD: dict[str, list[Any]] = {
@@ -85,6 +92,11 @@ class ManyFolders:
         # The folders the last status_many asked, without LIST-STATUS: their STATUS goes
         # out with the next LIST (a daemon's poll: one round trip for both).
         self.polled: list[str] = []
+        self.known: dict[str, FolderStatus] = {}  # each folder's status, as last told
+        # Headers read with a search_many (imap_saved.py), by folder: (the new UIDs, their
+        # FETCH answer), for the fetch_headers_many that follows.
+        self.read: dict[str, tuple[list[int], dict[int, dict[bytes, Any]] | Exception]] = {}
+        self.pending: Searches | None = None  # search_many's answers still to read
 
     def status_items(self) -> list[str]:
         return ["UIDVALIDITY", "UIDNEXT", "MESSAGES"] + (["HIGHESTMODSEQ"] if self.box.condstore else [])
@@ -122,7 +134,8 @@ class ManyFolders:
         found = {}
         for parts in responses:
             name, items = read_status(parts, self.box.client.folder_encode)
-            found[name] = self.box._folder_status(f"checking {name!r}", items, b"MESSAGES")
+            found[name] = status = self.box._folder_status(f"checking {name!r}", items, b"MESSAGES")
+            self.known[name] = status  # (what a small folder is: imap_saved.py)
         return found
 
     def status_many(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
@@ -153,34 +166,74 @@ class ManyFolders:
         found = self._statuses([r for a in answers for r in a.responses(b"STATUS")])
         return {f: found[f] for f in folders if f in found}
 
-    def search_many(self, asks: Sequence[tuple[str, int]],
-                    since: date | None) -> dict[str, tuple[FolderStatus, list[int]]]:
+    def search_many(self, asks: Sequence[tuple[str, int]], since: date | None) -> Searches:
         """For each (folder, UID), what examine() and then search_new() answer, every
-        folder's EXAMINE and UID SEARCH in one write. A folder the server refused is left
-        out (examine() on it tells why)."""
-        commands = []
+        folder's EXAMINE and UID SEARCH in one write; a small folder's header FETCH in it
+        too where the server keeps a search's result (fetch_headers_many takes that
+        answer). A folder the server refused is left out (examine() on it tells why).
+        The answers are read as they are asked for (Searches)."""
+        if self.pending is not None:
+            self.pending.drain()
+        self.read = {}
+        small = (small_folders(asks, self.known, WINDOW)
+                 if usable(self.box.capabilities) else set())
+        commands: list[bytes] = []
         for folder, after in asks:
-            commands += [self.examine_command(folder), self.search_command(after_criteria(after, since))]
+            criteria = self.criteria(after_criteria(after, since))
+            commands.append(self.examine_command(folder))
+            if folder in small:
+                commands += [saved_search(criteria), fetch_saved(self.box._header_items())]
+            else:
+                commands.append(b"UID SEARCH " + criteria)
         ahead, self.box._ahead_asks = self.box._ahead_asks, []
         for folder, kind in ahead:
             commands += [self.examine_command(folder), self.search_command(AHEAD[kind])]
-        answers = self.box._call("opening folders", self._pipelined, commands, piped=True)
-        mine, answers = answers[: 2 * len(asks)], answers[2 * len(asks):]
-        found = self._searched(asks, mine)
-        self._took_ahead(ahead, answers)
-        return found
+        tags = self.box._call("opening folders", self.box._send, commands, piped=True)
+        groups: deque[tuple[str, int, list[bytes]]] = deque()
+        at = 0
+        for folder, after in asks:
+            size = 3 if folder in small else 2
+            groups.append((folder, after, tags[at : at + size]))
+            at += size
+        self.pending = Searches(self, groups, ahead, tags[at:])
+        self.box._stream = self.pending
+        return self.pending
 
-    def _searched(self, asks: Sequence[tuple[str, int]],
-                  answers: list[Answer]) -> dict[str, tuple[FolderStatus, list[int]]]:
-        found = {}
-        for (folder, after), examined, searched in zip(asks, answers[::2], answers[1::2], strict=True):
-            self.opened(folder, examined)
-            if not (examined.ok and searched.ok):
-                continue  # (a failed EXAMINE closes the folder before: the SEARCH fails too)
-            status = self.box._folder_status(f"opening {folder!r}", opened(examined), b"EXISTS")
-            found[folder] = (status, only_after(self._found(folder, searched), after))
-            self.box._answered[folder] = status
-        return found
+    def searched_one(self, folder: str, after: int,
+                     answers: list[Answer | list[Any] | Exception]) -> tuple[FolderStatus, list[int]] | None:
+        """One folder's part of search_many: its EXAMINE, SEARCH (and FETCH $) answers."""
+        examined, searched = answers[0], answers[1]
+        assert isinstance(examined, Answer) and isinstance(searched, Answer)
+        self.opened(folder, examined)
+        if not (examined.ok and searched.ok):
+            return None  # (a failed EXAMINE closes the folder before: the SEARCH fails too)
+        status = self.box._folder_status(f"opening {folder!r}", opened(examined), b"EXISTS")
+        saved = len(answers) == 3
+        uids = only_after(self._saved(folder, searched) if saved else self._found(folder, searched), after)
+        self.box._answered[folder] = status
+        if saved and not isinstance(answers[2], Answer):
+            self._keep(folder, uids, answers[2])
+        return status, uids
+
+    def _saved(self, folder: str, searched: Answer) -> list[int]:
+        uids = esearch_uids(searched)
+        if uids is None:
+            raise self.box._garbled(f"searching {folder!r}", "no ESEARCH response")
+        return uids
+
+    def _keep(self, folder: str, uids: list[int], fetched: list[Any] | Exception) -> None:
+        """Keep a FETCH $ answer for fetch_headers_many (what it met, refused or garbled,
+        raised there, in its turn, as the header stream would), unless more than a window
+        is kept already (a folder grown since its status: the stream reads it)."""
+        if isinstance(fetched, Exception):
+            self.read[folder] = (uids, fetched)
+            return
+        if len(uids) + sum(len(u) for u, _ in self.read.values()) > WINDOW:
+            return
+        try:
+            self.read[folder] = (uids, parse_fetch(fetched))
+        except Garbled as exc:
+            self.read[folder] = (uids, exc)
 
     def _took_ahead(self, ahead: list[tuple[str, str]], answers: list[Answer]) -> None:
         """Keep the answers to the searches asked ahead (imap.py search_ahead); one
@@ -203,7 +256,10 @@ class ManyFolders:
         return b"EXAMINE " + to_bytes(self.box.client._normalise_folder(folder))
 
     def search_command(self, criteria: list[Any]) -> bytes:
-        return b"UID SEARCH " + b" ".join(_normalise_search_criteria(criteria, None))
+        return b"UID SEARCH " + self.criteria(criteria)
+
+    def criteria(self, criteria: list[Any]) -> bytes:
+        return b" ".join(_normalise_search_criteria(criteria, None))
 
     def opened(self, folder: str, examined: Answer) -> None:
         """Note what an EXAMINE's answer leaves open (a refused one: none). An open
@@ -241,117 +297,122 @@ class ManyFolders:
         imap = self.box.client._imap
         return read_answers(imap.readline, imap.read, self.box._send(commands), self.box._piped_heard())
 
+    def fetched_with_search(self, folder: str, uids: Sequence[int]) -> bool:
+        """Whether fetch_headers_many of this folder alone waits for no answer: its
+        headers came with its search (or none are wanted)."""
+        if not uids:
+            return True
+        if self.pending is not None and folder not in self.pending.passed:
+            return False
+        return folder in self.read and self.read[folder][0] == sorted(uids)
+
     def fetch_headers_many(self, wants: Sequence[tuple[str, Sequence[int]]]
                            ) -> Iterator[tuple[str, list[Fetched]]]:
         """fetch_headers() of each (folder, UIDs), in order, a batch at a time, the
-        FETCHes of all folders sent ahead (a window at a time). A folder the server
-        refuses raises FolderUnavailable when its turn comes; the rest is not read."""
-        stream = HeaderStream(self.box, [(f, b) for f, uids in wants for b in uid_batches(uids)])
-        self.box._stream = stream
+        FETCHes of all folders sent ahead (a window at a time), but those search_many
+        read already. A folder the server refuses raises FolderUnavailable when its turn
+        comes; the rest is not read."""
+        pending = self.pending
+        if pending is not None and any(f not in pending.passed for f, _ in wants):
+            pending.drain()
+        kept = {f: self.read.pop(f)[1] for f, uids in wants
+                if f in self.read and self.read[f][0] == sorted(uids)}
+        units = [(f, b) for f, uids in wants if f not in kept for b in uid_batches(uids)]
+        stream = HeaderStream(self.box, units)
+        if units:
+            if self.pending is not None:
+                self.pending.drain()  # (their answers come before the stream's)
+            self.box._stream = stream
         try:
-            for folder, batch, got in stream:
-                yield folder, list(self.box._headers_of(folder, self.box._checked(
-                    folder, f"reading headers in {folder!r}", batch, got, b"BODY[HEADER")))
+            batches = iter(stream)
+            for folder, uids in wants:
+                if folder in kept:
+                    got = kept.pop(folder)
+                    if isinstance(got, Exception):
+                        raise failed(self.box, folder, got) from got
+                    yield folder, self._headers(folder, ",".join(uid_batches(uids)), got)
+                    continue
+                for _ in uid_batches(uids):
+                    _, batch, got = next(batches)
+                    yield folder, self._headers(folder, batch, got)
         finally:
-            stream.drain()
-            self.box._stream = None
+            if units:
+                stream.drain()
+                self.box._stream = None
+
+    def _headers(self, folder: str, batch: str, got: dict[int, dict[bytes, Any]]) -> list[Fetched]:
+        return list(self.box._headers_of(folder, self.box._checked(
+            folder, f"reading headers in {folder!r}", batch, got, b"BODY[HEADER")))
 
 
-class HeaderStream:
-    """Header FETCHes of many folders: sent ahead a window at a time, each folder's
-    preceded by its EXAMINE, the answers read in order."""
+class Searches(Mapping[str, tuple[FolderStatus, list[int]]]):
+    """search_many's answers, read as they are asked for, folder by folder in the order
+    sent: the sync stores a folder's headers while the server still answers for the
+    next ones. Any other command first reads the rest (drain), as it does the header
+    stream's (what is held stays bounded: at most a window of headers)."""
 
-    def __init__(self, box: ImapMailbox, units: list[tuple[str, str]]):
-        self.box, self.units = box, units
-        self.sent = 0  # units sent so far
-        self.flight: deque[tuple[int, bytes | None, bytes]] = deque()  # (unit, EXAMINE tag, FETCH tag)
-        self.ready: dict[int, dict[int, dict[bytes, Any]] | Exception] = {}  # read ahead
-        self.early: dict[int, dict[int, dict[bytes, Any]]] = {}  # answered before their turn
-        self.selected: str | None = None  # the folder open once all sent is done
+    def __init__(self, many: ManyFolders, groups: deque[tuple[str, int, list[bytes]]],
+                 ahead: list[tuple[str, str]], ahead_tags: list[bytes]):
+        self.many, self.groups, self.ahead, self.ahead_tags = many, groups, ahead, ahead_tags
+        self.found: dict[str, tuple[FolderStatus, list[int]]] = {}
+        self.passed: set[str] = set()  # the folders whose answers were read
 
-    def __iter__(self) -> Iterator[tuple[str, str, dict[int, dict[bytes, Any]]]]:
-        for i, (folder, batch) in enumerate(self.units):
-            if i not in self.ready and not self.flight:
-                self._send_ahead()
-            while i not in self.ready:
-                self._read_one()
-            got = self.ready.pop(i)
-            if isinstance(got, Refused):
-                doing = f"reading headers in {folder!r}"
-                raise FolderUnavailable(folder, f"{self.box.where}: the server refused {doing}: "
-                                        f"{got}", detail=str(got))
-            if isinstance(got, Exception):
-                raise translate(got, self.box.account, f"reading headers in {folder!r}") from got
-            if not self.flight and self.sent < len(self.units):
-                self._send_ahead()
-            yield folder, batch, got
+    def __getitem__(self, folder: str) -> tuple[FolderStatus, list[int]]:
+        while folder not in self.passed and self.groups:
+            self._next()
+        return self.found[folder]
 
-    def _send_ahead(self) -> None:
-        box = self.box
-        box._opening = None  # (each folder's EXAMINE goes with its FETCHes)
-        self.selected = box._selected
-        commands: list[bytes] = []
-        kinds: list[tuple[int, bool]] = []  # (unit, is EXAMINE)
-        count = 0
-        items = " ".join(box._header_items())
-        while self.sent < len(self.units) and (not kinds or count < WINDOW):
-            folder, batch = self.units[self.sent]
-            if folder != self.selected:
-                commands.append(box.many.examine_command(folder))
-                kinds.append((self.sent, True))
-                self.selected = folder
-            commands.append(f"UID FETCH {batch} ({items})".encode("ascii"))
-            kinds.append((self.sent, False))
-            count += batch.count(",") + 1 + sum(int(b) - int(a) for a, _, b in
-                                                 (p.partition(":") for p in batch.split(",")) if b)
-            self.sent += 1
-        try:
-            tags = box._send(commands)  # (sent past _call: an IDLE left going ends in it)
-        except Exception as exc:  # noqa: BLE001 - translated
-            raise translate(exc, box.account, "reading headers") from exc
-        examine: bytes | None = None
-        for (unit, is_examine), tag in zip(kinds, tags, strict=True):
-            if is_examine:
-                examine = tag
-            else:
-                self.flight.append((unit, examine, tag))
-                examine = None
+    def __iter__(self) -> Iterator[str]:
+        self.drain()
+        return iter(self.found)
 
-    def _read_one(self) -> None:
-        unit, examine, tag = self.flight.popleft()
-        imap, folder = self.box.client._imap, self.units[unit][0]
-        try:
-            if examine is not None:
-                examined = read_answers(imap.readline, imap.read, [examine], self.box._piped_heard())[0]
-                self.box.many.opened(folder, examined)
-            try:
-                got = parse_fetch(read_fetch_answer(imap.readline, imap.read, tag, self.box._fetch_heard()))
-            except (Refused, Garbled) as exc:  # read to its end: the next answers stay in step
-                self.ready[unit] = exc
-                return
-        except Exception as exc:  # noqa: BLE001 - the connection is lost: so is what follows
-            self.ready[unit] = exc
-            while self.flight:
-                self.ready[self.flight.popleft()[0]] = exc
-            return
-        # A server may run FETCHes of one folder side by side (RFC 3501 5.5; Dovecot does)
-        # and answer a later one's messages before an earlier one ends: each message goes
-        # to the FETCH that asked for it. (Others are news: left, as a FETCH alone would.)
-        mine = self.early.pop(unit, {})
-        asked = {}
-        for later, examines, _ in self.flight:  # (UIDs are a folder's: only up to its end)
-            if examines is not None:
-                break
-            asked[later] = expand_set(self.units[later][1])
-        for uid, data in got.items():
-            owner = next((u for u, s in asked.items() if uid in s), None)
-            if owner is None:
-                mine[uid] = data
-            else:
-                self.early.setdefault(owner, {})[uid] = data
-        self.ready[unit] = mine
+    def __len__(self) -> int:
+        self.drain()
+        return len(self.found)
 
     def drain(self) -> None:
-        """Read every answer sent ahead (another command is about to be sent)."""
-        while self.flight:
-            self._read_one()
+        while self.groups:
+            self._next()
+        self._end()
+
+    def _next(self) -> None:
+        folder, after, tags = self.groups.popleft()
+        box = self.many.box
+        try:
+            answers = box._translated("opening folders", read_in_order, box.client._imap, tags,
+                                      {2} if len(tags) == 3 else set(), box._piped_heard())
+        except Exception:
+            self._lost()
+            raise
+        self.passed.add(folder)
+        if (found := self.many.searched_one(folder, after, answers)) is not None:
+            self.found[folder] = found
+        if not self.groups:
+            self._end()
+
+    def _end(self) -> None:
+        """The searches asked ahead (Drafts', Trash's), after the watched folders'."""
+        tags, self.ahead_tags = self.ahead_tags, []
+        box = self.many.box
+        if tags:
+            imap = box.client._imap
+            try:
+                answers = box._translated("opening folders", read_answers, imap.readline, imap.read,
+                                          tags, box._piped_heard())
+            except Exception:
+                self._lost()
+                raise
+            self.many._took_ahead(self.ahead, answers)
+        self._done()
+
+    def _lost(self) -> None:
+        """The connection is lost or out of step: nothing more is read from it."""
+        self.groups.clear()
+        self.ahead_tags = []
+        self._done()
+
+    def _done(self) -> None:
+        if self.many.pending is self:
+            self.many.pending = None
+        if self.many.box._stream is self:
+            self.many.box._stream = None

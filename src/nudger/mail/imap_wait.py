@@ -66,6 +66,8 @@ class Waiting:
         change and IDLE goes on until the next command; without it, IDLE on INBOX, the
         one folder it watches (RFC 2177). Checks ``stop`` every second, so a SIGTERM is
         honoured quickly."""
+        if self.many.pending is not None:  # (which folder is open is known after it)
+            self.many.pending.drain()
         if "IDLE" not in self.capabilities or self._no_idle:
             stop.wait(seconds)
             self.deadline.new_cycle()

@@ -6,7 +6,7 @@ nudger's own draft, later)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -64,10 +64,15 @@ class Mailbox(Protocol):
 
     def examine(self, folder: str) -> FolderStatus: ...
     def search_many(self, asks: Sequence[tuple[str, int]],
-                    since: date | None) -> dict[str, tuple[FolderStatus, list[int]]]:
+                    since: date | None) -> Mapping[str, tuple[FolderStatus, list[int]]]:
         """For each (folder, UID): what examine(folder) and then search_new(folder, UID,
         since) answer, for all folders in a few round trips. A folder left out is one the
         server refused: examine() on it raises the reason."""
+        ...
+
+    def fetched_with_search(self, folder: str, uids: Sequence[int]) -> bool:
+        """Whether fetch_headers_many of this folder alone, after search_many, waits for
+        no answer of the server (its headers came with its search)."""
         ...
 
     def fetch_headers_many(self, wants: Sequence[tuple[str, Sequence[int]]]
