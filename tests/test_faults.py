@@ -291,16 +291,18 @@ def test_a_folder_refused_while_the_one_before_is_read_keeps_its_progress(behind
                       rb"\1XBOGUS ") if small else (b"UID FETCH 1:2 (", b"UID FETCH 1:2 (XBOGUS "))
     decisions = by_subject(box.run())
     assert box.last_code == EX_OK, box.last_err
-    assert "skipped 'INBOX' this cycle" in box.last_err
+    # A FETCH $ refused (a proxy may not know it) is asked again by UID, as without
+    # SEARCHRES: nothing is skipped. A FETCH by UID refused skips its folder.
+    assert ("skipped 'INBOX' this cycle" in box.last_err) == (not small), box.last_err
     assert [decisions[f"Garble {i}"]["action"] for i in (1, 2, 3)] == ["appended"] * 3
     proxy.rewrite, proxy.written = None, bytearray()
     box.run()
     assert box.last_code == EX_OK and "skipped" not in box.last_err, box.last_err
-    # INBOX is read again; Sent's progress was kept: not even opened (Drafts is, for
-    # the drafts of the first run).
+    # INBOX is read again if it was skipped; Sent's progress was kept: not even opened
+    # (Drafts is, for the drafts of the first run).
     lines = bytes(proxy.written).split(b"\r\n")
     opened = {line.split(b" ", 2)[2] for line in lines if b" EXAMINE " in line}
-    assert opened == {b'"INBOX"', b'"Drafts"'}, lines
+    assert opened == ({b'"Drafts"'} if small else {b'"INBOX"', b'"Drafts"'}), lines
 
 
 def _garbled_once(box, proxy: FaultyProxy, inject: tuple[bytes, bytes], says: str,  # type: ignore[no-untyped-def]

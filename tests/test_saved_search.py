@@ -21,6 +21,7 @@ from nudger.mail import imap_saved
 from nudger.mail.imap import connect
 from nudger.mail.imap_pipeline import Answer
 from nudger.mail.imap_saved import esearch_uids, read_in_order, small_folders
+from nudger.mail.imap_wire import Garbled
 from nudger.mail.mailbox import FolderStatus
 from support.dovecot import Dovecot
 from support.harness import Box, by_subject
@@ -161,7 +162,8 @@ def test_a_folder_gone_between_the_list_and_the_write_is_left_out_alone(
         _seed(box)
         mailbox = _mailbox(dovecot, box.user, proxy.port, tmp_path)
         try:
-            mailbox.list_folders()  # (LIST-STATUS: each folder's size)
+            mailbox.list_folders()  # (LIST-STATUS: each folder's size, as a cycle asks it)
+            mailbox.status_many(["Sent", "Alpha", "Gamma", "INBOX"])
             other = dovecot.client(box.user)
             other.delete_folder("Alpha")
             other.logout()
@@ -213,10 +215,13 @@ def test_an_esearch_answer_names_its_own_commands_uids() -> None:
     def answer(*lines: bytes) -> Answer:
         return Answer(b"a5", b"OK", "a5 OK", [[b"ESEARCH " + line] for line in lines])
 
-    assert esearch_uids(answer(b'(TAG "a5") UID ALL 2:3,7,10:9')) == [2, 3, 7, 9, 10]
-    assert esearch_uids(answer(b'(TAG "a4") UID ALL 1', b'(TAG "a5") UID')) == []
-    assert esearch_uids(answer(b'(TAG "a4") UID ALL 1')) is None  # (another command's)
-    assert esearch_uids(Answer(b"a5", b"OK", "a5 OK", [])) is None
+    assert esearch_uids(answer(b'(TAG "a5") UID ALL 2:3,7,10:9'), 10) == [2, 3, 7, 9, 10]
+    assert esearch_uids(answer(b'(TAG "a4") UID ALL 1', b'(TAG "a5") UID'), 10) == []
+    assert esearch_uids(answer(b'(TAG "a4") UID ALL 1'), 10) is None  # (another command's)
+    assert esearch_uids(Answer(b"a5", b"OK", "a5 OK", []), 10) is None
+    # Thirty bytes naming four billion UIDs are not taken apart (a hostile or broken server).
+    with pytest.raises(Garbled, match="more messages than the folder holds"):
+        esearch_uids(answer(b'(TAG "a5") UID ALL 1:4294967295'), 5500)
 
 
 def test_a_folder_is_small_by_its_messages_or_by_the_uids_above_the_last_read() -> None:
@@ -235,7 +240,7 @@ def test_an_esearch_answer_read_amid_another_commands_goes_to_its_own() -> None:
     imap = types.SimpleNamespace(readline=stream.readline, read=stream.read)
     fetched, searched = read_in_order(imap, [b"a1", b"a2"], {0}, None)
     assert fetched == [b"1 (UID 1 FLAGS ())"]
-    assert isinstance(searched, Answer) and esearch_uids(searched) == [1, 2, 3]
+    assert isinstance(searched, Answer) and esearch_uids(searched, 10) == [1, 2, 3]
 
 
 @pytest.mark.parametrize("fresh", [60.0, 0.0])

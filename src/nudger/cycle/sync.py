@@ -343,6 +343,8 @@ class _Sweep:
     progress: Progress | None
     ours: _OurTopics
     touched: set[str] = field(default_factory=set)  # keys of the messages new or changed
+    # Before anything of this sync was asked: every answer it reads is at least this fresh.
+    started: float = field(default_factory=time.monotonic)
 
 
 def _read_new(sweep: _Sweep, folder: str, fetched: Iterator[Fetched], uids: list[int],
@@ -361,7 +363,7 @@ def _read_new(sweep: _Sweep, folder: str, fetched: Iterator[Fetched], uids: list
                                          calendars=ctx.config.meetings.thank_you)]
         with ctx.state.transaction():
             ctx.state.put_records(ctx.name, records)
-        ctx.read.update(dict.fromkeys(((r.folder, r.uid) for r in records), time.monotonic()))
+        ctx.read.update(dict.fromkeys(((r.folder, r.uid) for r in records), sweep.started))
         sweep.ours.add(records)
         for r in records:
             sweep.touched.add(record_key(r))

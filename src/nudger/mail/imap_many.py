@@ -92,7 +92,6 @@ class ManyFolders:
         # The folders the last status_many asked, without LIST-STATUS: their STATUS goes
         # out with the next LIST (a daemon's poll: one round trip for both).
         self.polled: list[str] = []
-        self.known: dict[str, FolderStatus] = {}  # each folder's status, as last told
         # Headers read with a search_many (imap_saved.py), by folder: (the new UIDs, their
         # FETCH answer), for the fetch_headers_many that follows.
         self.read: dict[str, tuple[list[int], dict[int, dict[bytes, Any]] | Exception]] = {}
@@ -134,8 +133,7 @@ class ManyFolders:
         found = {}
         for parts in responses:
             name, items = read_status(parts, self.box.client.folder_encode)
-            found[name] = status = self.box._folder_status(f"checking {name!r}", items, b"MESSAGES")
-            self.known[name] = status  # (what a small folder is: imap_saved.py)
+            found[name] = self.box._folder_status(f"checking {name!r}", items, b"MESSAGES")
         return found
 
     def status_many(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
@@ -175,7 +173,9 @@ class ManyFolders:
         if self.pending is not None:
             self.pending.drain()
         self.read = {}
-        small = (small_folders(asks, self.known, WINDOW)
+        # By the statuses the cycle just asked or was told (NOTIFY): a quiet folder's old
+        # status would call it small after thousands of messages were moved into it.
+        small = (small_folders(asks, self.box._answered, WINDOW)
                  if usable(self.box.capabilities) else set())
         commands: list[bytes] = []
         for folder, after in asks:
@@ -209,14 +209,20 @@ class ManyFolders:
             return None  # (a failed EXAMINE closes the folder before: the SEARCH fails too)
         status = self.box._folder_status(f"opening {folder!r}", opened(examined), b"EXISTS")
         saved = len(answers) == 3
-        uids = only_after(self._saved(folder, searched) if saved else self._found(folder, searched), after)
+        found = self._saved(folder, searched, status) if saved else self._found(folder, searched)
+        uids = only_after(found, after)
         self.box._answered[folder] = status
         if saved and not isinstance(answers[2], Answer):
             self._keep(folder, uids, answers[2])
         return status, uids
 
-    def _saved(self, folder: str, searched: Answer) -> list[int]:
-        uids = esearch_uids(searched)
+    def _saved(self, folder: str, searched: Answer, status: FolderStatus) -> list[int]:
+        # A range costs the server a few bytes whatever its length: at most what the
+        # folder holds (and a window more, for mail come meanwhile) is taken apart.
+        try:
+            uids = esearch_uids(searched, (status.messages or 0) + WINDOW)
+        except Garbled as exc:
+            raise self.box._garbled(f"searching {folder!r}", str(exc)) from exc
         if uids is None:
             raise self.box._garbled(f"searching {folder!r}", "no ESEARCH response")
         return uids
@@ -225,6 +231,8 @@ class ManyFolders:
         """Keep a FETCH $ answer for fetch_headers_many (what it met, refused or garbled,
         raised there, in its turn, as the header stream would), unless more than a window
         is kept already (a folder grown since its status: the stream reads it)."""
+        if isinstance(fetched, Refused):
+            return  # (FETCH $ refused, as a proxy may: the stream asks by UID, as without it)
         if isinstance(fetched, Exception):
             self.read[folder] = (uids, fetched)
             return

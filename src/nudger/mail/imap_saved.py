@@ -63,20 +63,22 @@ def fetch_saved(items: Sequence[str]) -> bytes:
     return f"UID FETCH $ ({' '.join(items)})".encode("ascii")
 
 
-def esearch_uids(searched: Answer) -> list[int] | None:
-    """The UIDs an ESEARCH answer names for its own command (None: no such answer)."""
+def esearch_uids(searched: Answer, most: int) -> list[int] | None:
+    """The UIDs an ESEARCH answer names for its own command (None: no such answer);
+    Garbled when its ranges name more than ``most``."""
     for rest in searched.responses(b"ESEARCH"):
         line = rest[0][0] if isinstance(rest[0], tuple) else rest[0]
         found = _ESEARCH.fullmatch(line)
         if found is None or found.group(1) != searched.tag:
             continue
-        uids: set[int] = set()
+        ranges = []
         for part in (found.group(2) or b"").split(b","):
             if part:
                 first, _, last = part.partition(b":")
-                low, high = sorted((int(first), int(last or first)))
-                uids.update(range(low, high + 1))
-        return sorted(uids)
+                ranges.append(sorted((int(first), int(last or first))))
+        if sum(high - low + 1 for low, high in ranges) > most:
+            raise Garbled(f"an ESEARCH naming more messages than the folder holds ({most})")
+        return sorted({uid for low, high in ranges for uid in range(low, high + 1)})
     return None
 
 
@@ -84,8 +86,8 @@ def read_in_order(imap: Any, tags: Sequence[bytes], fetches: set[int],
                   heard: Callable[..., Any] | None) -> list[Answer | list[Any] | Exception]:
     """The answers to commands sent together, in order: an Answer for each but the
     FETCHes (positions ``fetches``), whose answer is in read_fetch_answer's shape, or the
-    Refused or Garbled it would raise. Read as one (read_answers): a server may end a
-    later command first (Dovecot answers a command it cannot parse at once)."""
+    Refused or Garbled it would raise. Read as one group (read_answers): an answer for a
+    later group's command, which a server may end first, fails the read as garbled."""
     answers = read_answers(imap.readline, imap.read, tags, heard)
     _by_tag(answers)
     got: list[Answer | list[Any] | Exception] = list(answers)
