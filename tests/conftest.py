@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from support.dovecot import WEAK_CAPABILITY, Dovecot, find_dovecot
+from support.harness import Box, make_box
+from support.smtpd import SmtpServer
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
@@ -55,6 +57,23 @@ def weak() -> Iterator[Dovecot]:
 def imap_user(dovecot: Dovecot) -> str:
     """A fresh, empty mailbox on the shared server for each test."""
     return dovecot.take_user()
+
+
+@pytest.fixture
+def smtp(tmp_path: Path, dovecot: Dovecot, imap_user: str) -> Iterator[SmtpServer]:
+    """An SMTP server of the test's own (aiosmtpd: STARTTLS, AUTH) taking the user's login."""
+    server = SmtpServer(tmp_path / "smtp", {imap_user: dovecot.users[imap_user]})
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sending_box(request: pytest.FixtureRequest, dovecot: Dovecot, imap_user: str, tmp_path: Path,
+                capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                smtp: SmtpServer) -> Box:
+    """The user's mailbox, its account sending through ``smtp``, with the module's RULES."""
+    return make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, rules=request.module.RULES,
+                    extra_account=smtp.config())
 
 
 @pytest.fixture(scope="session")

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from test_sending import _Crashing, _cycle_until_killed
 
-from support.harness import Box, make_box
+from support.harness import Box
 from support.mail import NOW, days_ago, message
 from support.smtpd import SmtpServer
 
@@ -36,16 +34,8 @@ at = "10:30"
 
 
 @pytest.fixture
-def smtp(tmp_path: Path, dovecot, imap_user) -> Iterator[SmtpServer]:  # type: ignore[no-untyped-def]
-    server = SmtpServer(tmp_path / "smtp", {imap_user: dovecot.users[imap_user]})
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def box(dovecot, imap_user, tmp_path, capsys, monkeypatch, smtp) -> Box:  # type: ignore[no-untyped-def]
-    return make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, rules=RULES,
-                    extra_account=smtp.config())
+def box(sending_box: Box) -> Box:  # (conftest: this module's RULES, sending through ``smtp``)
+    return sending_box
 
 
 def _three_drafts(box: Box) -> None:

@@ -24,13 +24,10 @@ from support.mail import NOW, days_ago, message
 def no_uidplus(dovecot: Dovecot) -> Iterator[Dovecot]:
     """A server without UIDPLUS: a duplicate draft cannot be removed again, so the
     guard before each APPEND is all that keeps one draft per thread."""
-    server = Dovecot(dovecot.binary, capability=WEAK_CAPABILITY.replace(" UIDPLUS", ""))
-    server.pool(2)
-    server.start()
-    try:
+    from conftest import private_server
+
+    with private_server(2, capability=WEAK_CAPABILITY.replace(" UIDPLUS", "")) as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.mark.parametrize("server", ["dovecot", "no_uidplus"])

@@ -3,7 +3,6 @@ most once, through a real SMTP server (aiosmtpd, STARTTLS, AUTH) and a real Dove
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,16 +23,8 @@ send_after = "1 day"
 
 
 @pytest.fixture
-def smtp(tmp_path: Path, dovecot, imap_user) -> Iterator[SmtpServer]:  # type: ignore[no-untyped-def]
-    server = SmtpServer(tmp_path / "smtp", {imap_user: dovecot.users[imap_user]})
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def box(dovecot, imap_user, tmp_path, capsys, monkeypatch, smtp) -> Box:  # type: ignore[no-untyped-def]
-    return make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, rules=RULES,
-                    extra_account=smtp.config())
+def box(sending_box: Box) -> Box:  # (conftest: this module's RULES, sending through ``smtp``)
+    return sending_box
 
 
 def _drafted(box: Box, subject: str = "Offer", mid: str = "offer@example.com") -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,16 +24,8 @@ NO_COPY = ("accounts.test.smtp.save_sent is false, so nothing on the server woul
 
 
 @pytest.fixture
-def smtp(tmp_path: Path, dovecot, imap_user) -> Iterator[SmtpServer]:  # type: ignore[no-untyped-def]
-    server = SmtpServer(tmp_path / "smtp", {imap_user: dovecot.users[imap_user]})
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def box(dovecot, imap_user, tmp_path, capsys, monkeypatch, smtp) -> Box:  # type: ignore[no-untyped-def]
-    return make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, rules=RULES,
-                    extra_account=smtp.config())
+def box(sending_box: Box) -> Box:  # (conftest: this module's RULES, sending through ``smtp``)
+    return sending_box
 
 
 def _cycle(box: Box, sender_wrap=None) -> tuple[list[str], str]:  # type: ignore[no-untyped-def]

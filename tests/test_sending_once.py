@@ -5,14 +5,20 @@ is never sent again by a state rebuilt from the server. Real Dovecot, real aiosm
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from test_sending import MONDAY, RULES, _Crashing, _cycle_until_killed, _drafted, _messages
+from test_sending import (
+    MONDAY,
+    RULES,  # noqa: F401 - the rules sending_box (conftest) reads here
+    _Crashing,
+    _cycle_until_killed,
+    _drafted,
+    _messages,
+)
 
-from support.harness import Box, by_subject, make_box
+from support.harness import Box, by_subject
 from support.mail import message
 from support.smtpd import SmtpServer
 
@@ -22,16 +28,8 @@ LEFT = "found in Drafts, not written by this state: nudger leaves it for you to 
 
 
 @pytest.fixture
-def smtp(tmp_path: Path, dovecot, imap_user) -> Iterator[SmtpServer]:  # type: ignore[no-untyped-def]
-    server = SmtpServer(tmp_path / "smtp", {imap_user: dovecot.users[imap_user]})
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def box(dovecot, imap_user, tmp_path, capsys, monkeypatch, smtp) -> Box:  # type: ignore[no-untyped-def]
-    return make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, rules=RULES,
-                    extra_account=smtp.config())
+def box(sending_box: Box) -> Box:  # (conftest: this module's RULES, sending through ``smtp``)
+    return sending_box
 
 
 def _lose_state(box: Box, tmp_path: Path) -> None:
