@@ -77,6 +77,10 @@ def test_nudge_message_id_is_deterministic_and_distinct() -> None:
                 nudge_message_id("home", "<o@x>", 1, "example.com"),
                 nudge_message_id("work", "<p@x>", 1, "example.com")}) == 4
     assert a.startswith("<nudger.") and a.endswith(".s1@example.com>")
+    # An IDN domain in its A-labels, whichever form it comes in (a msg-id is plain ASCII).
+    idn = nudge_message_id("work", "<o@x>", 1, "xn--bcher-kva.example")
+    assert idn.endswith(".s1@xn--bcher-kva.example>")
+    assert nudge_message_id("work", "<o@x>", 1, "bücher.example") == idn
 
 
 def test_greeting_names() -> None:

@@ -79,3 +79,21 @@ def test_a_follow_up_to_an_eai_address_keeps_its_recipient(box: Box) -> None:
     assert by_subject(box.run())["Bestellung"]["action"] == "appended"
     [(data, _)] = [d for d in box.raw("Drafts").values() if b"Bestellung" in d[0]]
     assert b"\r\nTo: Bob <bob@xn--bcher-kva.example>\r\n" in data and data.isascii()
+
+
+def test_a_user_at_an_idn_domain_keeps_one_follow_up_when_the_state_is_lost(
+        dovecot, imap_user, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Its Message-ID takes the A-labels the user's address is written with (as it always
+    # did), though addresses are compared with Unicode domains: a rebuilt state finds it.
+    import shutil
+
+    me = "mia@xn--bcher-kva.example"
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, identities=[me])
+    box.seed("Sent", utf8_message("idn@xn--bcher-kva.example", f"Mia <{me}>", "Bob <bob@client.example>",
+                                  "Angebot", days_ago(6)))
+    assert by_subject(box.run())["Angebot"]["action"] == "appended"
+    [draft] = box.drafts()
+    assert str(draft["Message-ID"]).endswith("@xn--bcher-kva.example>")
+    shutil.rmtree(tmp_path / "state")
+    assert by_subject(box.run())["Angebot"]["action"] != "appended", box.last_err
+    assert len(box.drafts()) == 1

@@ -18,6 +18,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
+from nudger.core.addresses import ascii_domain
 from nudger.core.record import Addr
 from nudger.core.words import counted
 
@@ -46,7 +47,7 @@ class DigestInput:
 
 def digest_id(account: str, day: date, domain: str) -> str:
     digest = hashlib.sha256(f"digest\0{account}\0{day.isoformat()}".encode()).hexdigest()[:24]
-    return f"<nudger-digest.{digest}.{day:%Y%m%d}@{domain or 'nudger.invalid'}>"
+    return f"<nudger-digest.{digest}.{day:%Y%m%d}@{ascii_domain(domain) or 'nudger.invalid'}>"
 
 
 def is_empty(d: DigestInput) -> bool:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from nudger.core.addresses import ascii_domain
+
 
 class Fate(StrEnum):
     """What became of a draft we wrote (the values are stored: never change one)."""
@@ -83,6 +85,9 @@ def nudge_message_id(account: str, outbound_id: str, stage: int, domain: str) ->
     """Our follow-up's Message-ID: ``<nudger.DIGEST.sSTAGE@DOMAIN>``, derived, so that a
     second attempt finds the first (stored in the state: the format never changes)."""
     digest = hashlib.sha256(f"{account}\0{outbound_id}\0{stage}".encode()).hexdigest()[:32]
+    # Addresses are kept with their domain in Unicode (core.addresses): the id takes its
+    # A-labels, as written in the headers it came from (an id once stored never changes).
+    domain = ascii_domain(domain) or ""
     if len(domain) > 253 or not _PLAIN_DOMAIN.fullmatch(domain):
         domain = "nudger.invalid"  # a msg-id is plain ASCII, never encoded: nothing odd in it
     return f"{NUDGE_ID_PREFIX}{digest}.s{stage}@{domain}>"
