@@ -257,3 +257,27 @@ def test_a_due_messages_flags_read_by_this_cycles_sync_are_not_asked_again_while
         assert len(asked) == (0 if fresh else 1), asked  # (read with its headers, a moment ago)
     finally:
         proxy.close()
+
+
+def test_a_notice_told_amid_a_saved_fetch_is_passed_over_once_heard() -> None:
+    # With NOTIFY on, news of another folder may come whole amid the FETCH $ answer: it
+    # was heard (and kept) as it was read, and the headers are read all the same.
+    wire = (b'* ESEARCH (TAG "a1") UID ALL 1:2\r\na1 OK Search completed\r\n'
+            b"* 1 FETCH (UID 1 FLAGS ())\r\n* STATUS INBOX (MESSAGES 4 UIDNEXT 9 UIDVALIDITY 7)\r\n"
+            b"* 2 FETCH (UID 2 FLAGS ())\r\na2 OK Fetch completed\r\n")
+    heard: list[bytes] = []
+
+    def hear(word: bytes, parts: Any) -> bool:
+        heard.append(word)
+        return True  # (kept in the answer: as Waiting._heard_piped keeps a whole STATUS)
+
+    for told, expected in ((hear, [b"1 (UID 1 FLAGS ())", b"2 (UID 2 FLAGS ())"]), (None, Garbled)):
+        stream = io.BytesIO(wire)
+        imap = types.SimpleNamespace(readline=stream.readline, read=stream.read)
+        searched, fetched = read_in_order(imap, [b"a1", b"a2"], {1}, told)
+        assert isinstance(searched, Answer) and esearch_uids(searched, 10) == [1, 2]
+        if expected is Garbled:  # without NOTIFY a STATUS nobody asked is a garbled answer
+            assert isinstance(fetched, Garbled)
+        else:
+            assert fetched == expected
+    assert b"STATUS" in heard

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from nudger.mail.imap_pipeline import Answer, read_answers, split_word
-from nudger.mail.imap_wire import Garbled, Refused, expected_amid
+from nudger.mail.imap_wire import TOLD, Garbled, Refused, expected_amid
 from nudger.mail.mailbox import FolderStatus
 
 _NEWS = {b"EXISTS", b"EXPUNGE", b"RECENT"}  # of the open folder, amid any answer
@@ -93,7 +93,7 @@ def read_in_order(imap: Any, tags: Sequence[bytes], fetches: set[int],
     got: list[Answer | list[Any] | Exception] = list(answers)
     for i in fetches:
         try:
-            got[i] = fetch_data(answers[i])
+            got[i] = fetch_data(answers[i], told=heard is not None)
         except (Refused, Garbled) as exc:
             got[i] = exc
     return got
@@ -117,10 +117,11 @@ def _first(parts: list[Any]) -> bytes:
     return bytes(parts[0][0] if isinstance(parts[0], tuple) else parts[0])
 
 
-def fetch_data(answer: Answer) -> list[Any]:
+def fetch_data(answer: Answer, told: bool = False) -> list[Any]:
     """A UID FETCH's answer as read_fetch_answer gives it (each FETCH response's lines
     and literals, "n (...)"); Refused for a NO or BAD, Garbled for a response no FETCH
-    brings (news of the folder and status responses are passed over, as there)."""
+    brings (news of the folder and status responses are passed over, as there, and with
+    ``told``, NOTIFY on, a STATUS or LIST it told: already heard, as there)."""
     if not answer.ok:
         raise Refused(answer.text)
     data: list[Any] = []
@@ -134,6 +135,6 @@ def fetch_data(answer: Answer) -> list[Any]:
             data.append((head, first[1]) if isinstance(first, tuple) else head)
             data.extend(rest[1:])
             continue
-        if not (kind in _NEWS if word.isdigit() else expected_amid(word, set())):
+        if not (kind in _NEWS if word.isdigit() else expected_amid(word, TOLD if told else set())):
             raise Garbled(f"unexpected answer to a FETCH: {(word + b' ' + line)[:80]!r}")
     return data

@@ -20,7 +20,7 @@ MAX_SET = 900  # bytes of a UID set: some servers refuse command lines much over
 # word there is a garbled line, never something to pass over.
 _NUMBERED = {b"FETCH", b"EXISTS", b"EXPUNGE", b"RECENT"}
 _STATUS_WORDS = {b"OK", b"NO", b"BAD", b"FLAGS", b"CAPABILITY"}
-_TOLD = {b"STATUS", b"LIST"}  # what NOTIFY may send amid a FETCH, once it was asked for
+TOLD = {b"STATUS", b"LIST"}  # what NOTIFY may send amid a FETCH, once it was asked for
 _APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]", re.IGNORECASE)
 
 
@@ -250,7 +250,7 @@ def read_fetch_answer(readline: Callable[[], bytes], read: Callable[[int], bytes
             raise EOFError(f"server closed the connection: {line.strip()!r}")
         if heard is not None and word == b"OK":
             heard("OK", line[5:].rstrip(b"\r\n"))  # (NOTIFICATIONOVERFLOW, RFC 5465 5.8)
-        told = heard is not None and word in _TOLD
+        told = heard is not None and word in TOLD
         if told:
             assert heard is not None
             whole = not line.endswith(b"}\r\n")  # (a name as a literal: read past, unread)
