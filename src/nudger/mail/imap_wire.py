@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from nudger.core.calendar import CALENDAR_TYPES
 from nudger.core.headers import datetime_of
 
 BATCH = 1000  # UIDs per FETCH at most; see uid_batches for the command-line limit
@@ -278,7 +279,7 @@ def _line(readline: Callable[[], bytes]) -> bytes:
     return line
 
 
-CALENDAR_PARTS = ((b"text", b"calendar"), (b"application", b"ics"))
+CALENDAR_PARTS = {tuple(t.encode().split(b"/")) for t in CALENDAR_TYPES}  # (the twin's, as bytes)
 
 
 def has_calendar_part(structure: Any) -> bool:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 
-MECHANISMS = {"xoauth2": "XOAUTH2", "oauthbearer": "OAUTHBEARER"}
-
 
 def initial_response(mechanism: str, username: str, token: str) -> str:
     """The client's first message, before base64 (imaplib encodes it)."""
