@@ -92,6 +92,11 @@ class _Holidays:
         return isinstance(day, date) and day in holidays_for(self.spec, day.year)
 
 
+def is_working_day(day: date, account: Account) -> bool:
+    """One of the account's working days and none of its holidays."""
+    return day.weekday() in account.workdays and day not in _Holidays(account.holidays)
+
+
 def add_delay(
     start: datetime,
     delay: Delay,

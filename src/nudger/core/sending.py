@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from nudger.config.model import Account, Smtp
 from nudger.core.durations import Delay
 from nudger.core.ledger import LedgerEntry
-from nudger.core.rules import after_quiet_hours, due_at, holidays_for
+from nudger.core.rules import after_quiet_hours, due_at, is_working_day
 
 
 class Step(StrEnum):
@@ -79,8 +79,7 @@ def send_time(appended_at: datetime, delay: Delay, account: Account) -> datetime
     for _ in range(366):  # a year of days off cannot be meant; stop looking there
         local = when.astimezone(account.timezone)
         day = local.date()
-        holiday = bool(account.holidays) and day in holidays_for(account.holidays, day.year)
-        if day.weekday() in account.workdays and not holiday:
+        if is_working_day(day, account):
             break
         when = datetime.combine(day + timedelta(days=1), local.time().replace(tzinfo=None),
                                 tzinfo=account.timezone)
