@@ -57,7 +57,7 @@ def open_sender(account: Account) -> SmtpSender | None:
     if smtp.password is None:  # an OAuth2 account: its tokens, as for IMAP
         from nudger.app.signin import tokens_for
 
-        return SmtpSender(account, bearer=tokens_for(account))
+        return SmtpSender(account, bearer=lambda: tokens_for(account))  # read when connecting
     source = smtp.password
     name = account.name if source is account.password else f"{account.name}.smtp"
     return SmtpSender(account, lambda: read_password(source, name))
