@@ -457,3 +457,28 @@ send_after = "1 day"
         never_leaks(fake, out, err, box.last_err)
     finally:
         smtp.stop()
+
+
+def test_cycles_that_send_nothing_do_not_read_the_client_secret_for_smtp(
+        box: Box, fake: FakeOAuth, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The client secret is read when connecting: for the IMAP sign-in each run, and for
+    SMTP only when a follow-up is sent, not at every poll."""
+    reads = tmp_path / "secret-reads"
+    fake.client_secret = "app-secret-7f3a"
+    write_config(box.config, box.dovecot, fake, box.user, extra=f"""
+client_secret_command = ["sh", "-c", "echo read >> '{reads}'; echo app-secret-7f3a"]
+
+[accounts.work.smtp]
+host = "127.0.0.1"
+port = 9
+tls = "none"
+""")
+    sent(box, "q1@example.com", "Nothing to send")
+    code, _, err, _ = device_sign_in(box, monkeypatch)
+    assert code == 0, err
+    reads.unlink()  # the sign-in's own read
+    for day in range(3):
+        box.run(now=NOW + timedelta(days=day))
+        assert box.last_code == 0, box.last_err
+    assert [d["Subject"] for d in box.drafts()] == ["Re: Nothing to send"]
+    assert reads.read_text().splitlines() == ["read"] * 3  # the three IMAP sign-ins alone

@@ -384,3 +384,47 @@ def test_the_journal_keeps_no_bytes_of_a_finished_send_and_forgets_it_after_a_ye
     assert journal() == [("done", False)]
     box.run(now=MONDAY + timedelta(days=370))
     assert journal() == [] and len(smtp.received) == 1
+
+
+class _LineDropsAfterOne:
+    """The real sender, whose server cannot be reached again once one message went out."""
+
+    def __init__(self, inner):  # type: ignore[no-untyped-def]
+        self.inner, self.sends = inner, 0
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+    def open(self) -> None:
+        from nudger.errors import TemporaryError
+
+        if self.sends:
+            self.inner.close()
+            raise TemporaryError(f"{self.inner.where}: connection failed while logging in: "
+                                 "[Errno 111] Connection refused")
+        self.inner.open()
+
+    def send(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.sends += 1
+        return self.inner.send(*args, **kwargs)
+
+
+def test_a_send_that_fails_after_another_went_out_still_reports_the_one_sent(
+        box: Box, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nudger.app import daemon
+
+    ids = {"Offer": _drafted(box), "Invoice": _drafted(box, "Invoice", "invoice@example.com")}
+    opener = daemon.open_sender
+    monkeypatch.setattr(daemon, "open_sender", lambda account: _LineDropsAfterOne(opener(account)))
+    decisions = by_subject(box.run(now=MONDAY))
+    assert "connection failed while logging in" in box.last_err
+    (got,) = smtp.received
+    first = next(s for s, mid in ids.items() if mid == got.message["Message-ID"])
+    other = next(s for s in ids if s != first)
+    assert decisions[first]["action"] == "sent" and decisions[other]["action"] != "sent"
+    assert [d["Subject"] for d in box.drafts()] == [f"Re: {other}"]
+    monkeypatch.setattr(daemon, "open_sender", opener)
+    later = by_subject(box.run(now=MONDAY + timedelta(hours=1)))
+    assert box.last_code == 0, box.last_err
+    assert later[first]["follow_ups_sent"] == 1 and later[other]["action"] == "sent"
+    assert sorted(str(r.message["Message-ID"]) for r in smtp.received) == sorted(ids.values())

@@ -57,7 +57,7 @@ def open_sender(account: Account) -> SmtpSender | None:
     if smtp.password is None:  # an OAuth2 account: its tokens, as for IMAP
         from nudger.app.signin import tokens_for
 
-        return SmtpSender(account, bearer=tokens_for(account))
+        return SmtpSender(account, bearer=lambda: tokens_for(account))  # read when connecting
     source = smtp.password
     name = account.name if source is account.password else f"{account.name}.smtp"
     return SmtpSender(account, lambda: read_password(source, name))
@@ -172,8 +172,10 @@ class Worker(threading.Thread):
                     self.backoff.reset()
                     self.on_cycle(self.account.name, result)
                     if result.send_error is not None:  # drafting goes on; sending is retried
-                        log.error("%s (nothing was sent; tried again next cycle)",
-                                  scoped(self.account, str(result.send_error)))
+                        done = (f"sending stopped: {len(result.sent)} sent before it, the others"
+                                if result.sent else "nothing was sent")
+                        log.error("%s (%s; tried again next cycle)",
+                                  scoped(self.account, str(result.send_error)), done)
                     self._wait(mailbox, result)
                 except Exception as exc:  # noqa: BLE001 - every failure: one line, then retry
                     if mailbox is not None:

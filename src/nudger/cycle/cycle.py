@@ -380,11 +380,11 @@ def _send(ctx: Cycle, result: CycleResult) -> None:
     sent, or a reply came meanwhile (then our draft is withdrawn now)."""
     from nudger.cycle.send import send_planned
 
+    tried: list[Decision] = []
     try:
-        tried = send_planned(ctx, result.decisions, ctx.sender)
-    except NudgerError as exc:  # the SMTP login or line: the drafts of this cycle stand
-        result.send_error = exc
-        return
+        send_planned(ctx, result.decisions, ctx.sender, tried)
+    except NudgerError as exc:  # the SMTP login or line: the drafts of this cycle stand,
+        result.send_error = exc  # and the sends before it went out (said below)
     if not tried:
         return
     ledger = Ledger(ctx.state.ledger(ctx.name).values())

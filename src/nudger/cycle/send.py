@@ -56,15 +56,16 @@ class Sender(Protocol):
     def close(self) -> None: ...
 
 
-def send_planned(ctx: Cycle, decisions: list[Decision], sender: Sender | None) -> list[Decision]:
-    """Finish the sends a stopped run left, then make the sends of the plan. Returns the
-    decisions whose send was tried (their threads are decided again after)."""
+def send_planned(ctx: Cycle, decisions: list[Decision], sender: Sender | None,
+                 tried: list[Decision]) -> None:
+    """Finish the sends a stopped run left, then make the sends of the plan. Fills ``tried``
+    with the decisions whose send was tried (their threads are decided again after), as it
+    goes: when a later send raises, the ones before it may have gone out."""
     outbox = Outbox(ctx.state)
     settle(ctx, outbox)
     for row in outbox.rows(ctx.name, NUDGE):
         if row.step not in (Step.DONE, Step.DOUBT, Step.REFUSED):
             resume(ctx, outbox, row)
-    tried = []
     for decision in decisions:
         if not isinstance(decision.action, SendDraft) or sender is None:
             continue
@@ -73,7 +74,6 @@ def send_planned(ctx: Cycle, decisions: list[Decision], sender: Sender | None) -
             continue  # finished just now, or held: never twice
         tried.append(decision)
         send_one(ctx, outbox, decision, sender)
-    return tried
 
 
 _SETTLED = {SENT: "you sent it", DISMISSED: "you deleted it", WITHDRAWN: "a reply came"}

@@ -48,11 +48,13 @@ class SmtpSender:
     """One account's SMTP server; connects on ``open``, once per run of sends."""
 
     def __init__(self, account: Account, password: Callable[[], str] | None = None,
-                 bearer: Bearer | None = None):
+                 bearer: Callable[[], Bearer] | None = None):
         assert account.smtp is not None and (password is None) != (bearer is None)
         self.account, self.smtp = account, account.smtp
         self._password = password  # read when logging in; never logged
-        self._bearer = bearer  # an OAuth2 account's tokens: AUTH XOAUTH2
+        # An OAuth2 account's tokens (AUTH XOAUTH2), built only when logging in: building
+        # them runs its client_secret_command, which most cycles (sending nothing) need not.
+        self._bearer = bearer
         self.where = f"{account.name} (SMTP {self.smtp.host}:{self.smtp.port})"
         self.key = f"accounts.{account.name}.smtp"
         self._runner: asyncio.Runner | None = None
@@ -94,7 +96,7 @@ class SmtpSender:
         await client.ehlo()  # again after STARTTLS: servers offer AUTH only on a secure line
         if client.supports_extension("auth"):
             if self._bearer is not None:
-                await self._xoauth2(client, self._bearer)
+                await self._xoauth2(client, self._bearer())
             else:
                 assert self._password is not None
                 await client.login(self.smtp.username, self._password())
