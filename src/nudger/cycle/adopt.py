@@ -104,7 +104,9 @@ def adopt_found(ctx: Cycle, known: dict[str, LedgerEntry], drafts: list[MessageR
     # Sent just before the state was lost: its copy is in Sent. Only a draft still as
     # written is removed; one the user changed since is theirs.
     marked = [r for r in drafts if r.message_id in sent_now and r.has_keyword(SENDING_KEYWORD)]
-    texts = mailbox.fetch_messages(layout.drafts, [r.uid for r in marked], BODY_LIMIT) if marked else {}
+    texts = {r.uid: bodies[r.uid] for r in marked if r.uid in bodies}  # (read above already)
+    if rest := [r.uid for r in marked if r.uid not in texts]:
+        texts.update(mailbox.fetch_messages(layout.drafts, rest, BODY_LIMIT))
     for r in marked:
         if (data := texts.get(r.uid)) is not None and untouched(data):
             _remove_sent_draft(ctx, r)
@@ -130,10 +132,9 @@ def adopt_found(ctx: Cycle, known: dict[str, LedgerEntry], drafts: list[MessageR
 
 def _was_being_sent(ctx: Cycle, record: MessageRecord, entry: LedgerEntry) -> LedgerEntry:
     """Our draft, marked as being sent, found by a state that does not know it (lost
-    after a crash mid-send): never sent again. In Sent, it went: its draft is removed as
-    a finished send's is. Not there: in doubt, left for the user, and said so."""
+    after a crash mid-send): never sent again. In Sent, it went (adopt_found removes its
+    draft, as a finished send's). Not there: in doubt, left for the user, and said so."""
     if ctx.mailbox.find_message_id(ctx.layout.sent, record.message_id):
-        _remove_sent_draft(ctx, record)
         return replace(entry, fate=SENT, fate_at=ctx.now)
     subject = strip_reply_prefixes(record.subject) or "(no subject)"
     Outbox(ctx.state).write(Row(ctx.name, record.message_id, NUDGE, subject, Step.DOUBT, ctx.now,
