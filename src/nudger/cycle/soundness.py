@@ -24,7 +24,8 @@ MARK = ".checked"
 
 guard = threading.Lock()  # the workers of one service open and close their connections at once
 _open: Counter[Path] = Counter()  # connections this process holds, by file
-_checked_at: dict[Path, datetime] = {}  # when this process's files were last checked
+# When this process's files were last checked (None: not known, so no mark is left).
+_checked_at: dict[Path, datetime | None] = {}
 
 
 def mark_of(path: Path) -> Path:
@@ -73,8 +74,9 @@ def opened(path: Path, checked: bool) -> None:
     """A connection to write ``path`` is open (``checked`` now or not): until the last one
     of this process closes, the file is not known to be as it was closed."""
     if not _open[path]:
-        when = datetime.now(UTC) if checked else _last_checked(path)
-        _checked_at[path] = when or datetime.now(UTC)
+        # (Unknown when the file changed since wanted() asked, as a schema migration
+        # changes it: then no mark is left, and the next open checks it.)
+        _checked_at[path] = datetime.now(UTC) if checked else _last_checked(path)
         try:
             mark_of(path).unlink(missing_ok=True)
         except OSError:
