@@ -255,3 +255,20 @@ def test_a_thread_bigger_than_a_query_stays_one_thread() -> None:
     seeds = state.ours_since("a", [ME], days_ago(30))
     threads = list(threads_of(state, "a", seeds, ("INBOX", "Sent"), "Sent", whole_window=True))
     assert sorted(len(t.messages) for t in threads) == [1] * 30 + [1200]
+
+
+def test_a_message_sharing_anothers_id_keeps_its_own_id_wherever_it_is_read() -> None:
+    # Two messages of the user's with one Message-ID (a broken client): the second is a
+    # message of its own, and stays the same one when its folder is renumbered (other
+    # UIDs) or a copy is in another folder, so it never gets a second follow-up.
+    first = message("dup@x", sender=ME, subject="Offer", date=days_ago(9))
+    second = message("dup@x", sender=ME, subject="Invoice", date=days_ago(5))
+
+    def ids(uid: int) -> set[str]:
+        threads = build_threads([rec(first, "Sent", 1), rec(second, "Sent", uid)], sent="Sent")
+        return {m.message_id for t in threads for m in t.messages}
+
+    assert len(ids(2)) == 2 and ids(2) == ids(70)
+    threads = build_threads([rec(first, "Sent", 1), rec(second, "Sent", 2), rec(second, "Archive", 9)],
+                            sent="Sent")
+    assert len(threads) == 2 and sorted(len(t.messages) for t in threads) == [1, 1]

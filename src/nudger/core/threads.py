@@ -8,6 +8,7 @@ first and the Date header second, because clocks are skewed.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -111,7 +112,7 @@ def _unique(records: Iterable[MessageRecord],
         copies.sort(key=lambda r: r.folder != sent)  # (stable: the Sent copy first)
         first = copies[0]
         for record in copies:
-            own = key if _same(first, record) else f"<nudger-clash.{record.uid}@{record.folder}>"
+            own = key if _same(first, record) else _clash_id(key, record)
             if own != key and record.kind in REPORT_KINDS and key not in record.original_ids:
                 # A report stamped with the id of the message it returns reports on it.
                 record = replace(record, original_ids=(*record.original_ids, key))
@@ -128,6 +129,14 @@ def _unique(records: Iterable[MessageRecord],
 
 
 COPY_SKEW = timedelta(days=1)  # a copy without a Date header has its folder's arrival time
+
+
+def _clash_id(key: str, record: MessageRecord) -> str:
+    """The id of a message that shares ``key`` with another: from what it says (not its
+    UID or folder, which a renumbered folder or a copy elsewhere changes), so that it is
+    one message, with one follow-up at most, wherever and whenever it is read."""
+    what = f"{key}\0{record.sender.email}\0{record.subject}\0{record.date.date().isoformat()}"
+    return f"<nudger-clash.{hashlib.sha256(what.encode()).hexdigest()[:24]}@nudger.invalid>"
 
 
 def _same(one: MessageRecord, other: MessageRecord) -> bool:
