@@ -438,3 +438,12 @@ def test_a_series_is_expanded_only_over_a_bounded_span() -> None:
     old = replace(weekly, ics=_series("RRULE:FREQ=BOGUS").decode())
     with pytest.raises(SeriesError, match=r"RRULE\) cannot be read"):
         occurrences(old, since, until)
+
+
+def test_an_invitation_is_told_from_its_stored_facts() -> None:
+    from nudger.core.calendar import CalendarFacts, parse_calendar
+
+    request = parse_calendar(_series("RRULE:FREQ=DAILY"))
+    cancel = parse_calendar(_series("RRULE:FREQ=DAILY").replace(b"METHOD:REQUEST", b"METHOD:CANCEL"))
+    assert request is not None and cancel is not None
+    assert CalendarFacts.is_request(request.to_json()) and not CalendarFacts.is_request(cancel.to_json())

@@ -61,6 +61,12 @@ class CalendarFacts:
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
 
+    @staticmethod
+    def is_request(text: str) -> bool:
+        """Whether facts stored by ``to_json`` are an invitation's (METHOD:REQUEST), read
+        without parsing them: asked of every thread's messages at every plan."""
+        return '"method":"REQUEST"' in text
+
     @classmethod
     def from_json(cls, text: str) -> CalendarFacts:
         data: dict[str, Any] = json.loads(text)

@@ -13,6 +13,7 @@ from datetime import datetime, tzinfo
 from enum import StrEnum
 
 from nudger.config.model import Account, Rule, Stage
+from nudger.core.calendar import CalendarFacts
 from nudger.core.durations import Delay
 from nudger.core.ledger import (
     CLOCK_SLACK,
@@ -164,7 +165,7 @@ def decide(
     verdict = _verdict(thread, account, rules, mine)
     if verdict.status == NOT_OURS or verdict.outbound is None:
         return None
-    if any(m.calendar and '"method":"REQUEST"' in m.calendar for m in thread.messages):
+    if any(m.calendar and CalendarFacts.is_request(m.calendar) for m in thread.messages):
         return Decision(account.name, thread.key, strip_reply_prefixes(verdict.outbound.subject)
                         or "(no subject)", Status.EXCLUDED, "a meeting invitation's thread: no "
                         "follow-up ([meetings] may write a thank-you instead)",
