@@ -8,17 +8,13 @@ INBOX) starts a cycle at once.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from test_service import Daemon
 
-from nudger.app.worker import Clock, Home, Worker, open_mailbox
-from nudger.config.load import load_config
 from nudger.cycle.cycle import CycleResult
-from support.harness import Box, make_box
+from support.harness import Box, fast_worker, make_box
 from support.mail import NOW, days_ago, message
 from support.proxy import FaultyProxy
 
@@ -44,25 +40,16 @@ def test_polls_with_nothing_changed_send_at_most_one_command_each(box: Box, tmp_
     monkeypatch.setenv("NUDGER_TEST_PASSWORD", box.dovecot.users[box.user])
     box.config.write_text(box.config.read_text().replace(f"port = {box.dovecot.port}",
                                                          f"port = {proxy.port}"))
-    config = load_config(box.config)
-    # Polls a second apart (the configuration allows 10 s at least: too slow for a test).
-    config = replace(config, daemon=replace(config.daemon, poll_interval=timedelta(seconds=1)))
     cycles: list[CycleResult] = []
-    home = Home(config.daemon.state_dir)
-    worker = Worker(config, config.accounts[0], lambda _name, result: cycles.append(result),
-                    open_mailbox, home=home, clock=Clock(NOW))
-    worker.start()
     try:
-        deadline = time.monotonic() + 30
-        while len(cycles) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)  # the first cycle, then the first wait and poll
-        before, polls = len(proxy.commands()), len(cycles)
-        time.sleep(4)
-        sent, polled = proxy.commands()[before:], len(cycles) - polls
+        with fast_worker(box.config, lambda _name, result: cycles.append(result)):
+            deadline = time.monotonic() + 30
+            while len(cycles) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)  # the first cycle, then the first wait and poll
+            before, polls = len(proxy.commands()), len(cycles)
+            time.sleep(4)
+            sent, polled = proxy.commands()[before:], len(cycles) - polls
     finally:
-        worker.stop.set()
-        worker.join(10)
-        home.close()
         proxy.close()
     assert polled >= 3, f"only {polled} poll(s) in 4 s at one a second"
     assert all(not c.written and not c.decisions for c in cycles[1:])  # nothing changed indeed
@@ -121,29 +108,22 @@ def test_a_server_refusing_idle_is_polled_at_each_interval(weak, tmp_path, capsy
     proxy.rewrite = (b" IDLE\r\n", b" XIDLE\r\n")  # Dovecot answers BAD, as a proxy in front may
     monkeypatch.setenv("NUDGER_TEST_PASSWORD", weak.users[box.user])
     box.config.write_text(box.config.read_text().replace(f"port = {weak.port}", f"port = {proxy.port}"))
-    config = load_config(box.config)
-    config = replace(config, daemon=replace(config.daemon, poll_interval=timedelta(seconds=1)))
     cycles: list[CycleResult] = []
-    home = Home(config.daemon.state_dir)
-    worker = Worker(config, config.accounts[0], lambda _name, result: cycles.append(result),
-                    open_mailbox, home=home, clock=Clock(NOW))
     caplog.set_level("INFO", logger="nudger")
-    worker.start()
     try:
-        deadline = time.monotonic() + 30
-        while len(cycles) < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert [d["Subject"] for d in box.drafts()] == ["Re: No idle"]
-        box.seed("INBOX", message("re-i1@client.example", sender="bob@client.example", to=box.user,
-                                  subject="Re: No idle", date=NOW, reply_to="i1@example.com"), when=NOW)
-        deadline = time.monotonic() + 10  # (a failed cycle would wait 30 s and more to retry)
-        while box.drafts() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert box.drafts() == []
+        with fast_worker(box.config, lambda _name, result: cycles.append(result)):
+            deadline = time.monotonic() + 30
+            while len(cycles) < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert [d["Subject"] for d in box.drafts()] == ["Re: No idle"]
+            box.seed("INBOX", message("re-i1@client.example", sender="bob@client.example", to=box.user,
+                                      subject="Re: No idle", date=NOW, reply_to="i1@example.com"),
+                     when=NOW)
+            deadline = time.monotonic() + 10  # (a failed cycle would wait 30 s and more to retry)
+            while box.drafts() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert box.drafts() == []
     finally:
-        worker.stop.set()
-        worker.join(10)
-        home.close()
         proxy.close()
     assert "the server refused IDLE" in caplog.text
     assert "cycle failed" not in caplog.text

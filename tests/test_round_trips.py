@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from nudger.app.worker import Clock, Home, Worker, open_mailbox
-from nudger.config.load import load_config, parse_config
+from nudger.config.load import parse_config
 from nudger.cycle.cycle import CycleResult
 from nudger.mail.imap import connect
 from support.dovecot import WEAK_CAPABILITY, Dovecot
-from support.harness import Box
-from support.mail import NOW, config_text, days_ago, message
+from support.harness import Box, fast_worker
+from support.mail import config_text, days_ago, message
 from support.proxy import LatencyProxy
 
 pytestmark = pytest.mark.imap
@@ -219,9 +216,6 @@ def test_a_quiet_daemon_poll_without_notify_waits_for_the_server_at_most_twice(
     link, server = proxy
     box = _box(link, server, tmp_path, capsys, monkeypatch)
     _many_folders(server, box.user)
-    config = load_config(box.config)
-    # Polls a second apart (the configuration allows 10 s at least: too slow for a test).
-    config = replace(config, daemon=replace(config.daemon, poll_interval=timedelta(seconds=1)))
     cycles: list[CycleResult] = []
     marks: list[int] = []  # where each cycle ended, in what the proxy saw
 
@@ -229,17 +223,10 @@ def test_a_quiet_daemon_poll_without_notify_waits_for_the_server_at_most_twice(
         marks.append(len(link.events))
         cycles.append(result)
 
-    home = Home(config.daemon.state_dir)
-    worker = Worker(config, config.accounts[0], ended, open_mailbox, home=home, clock=Clock(NOW))
-    worker.start()
-    try:
+    with fast_worker(box.config, ended):
         deadline = time.monotonic() + 60
         while len(cycles) < 6 and time.monotonic() < deadline:
             time.sleep(0.05)
-    finally:
-        worker.stop.set()
-        worker.join(10)
-        home.close()
     assert len(cycles) >= 6, f"only {len(cycles)} cycle(s) in 60 s at one a second"
     # (The first cycle writes a draft, the second reads it back; then nothing changes.)
     assert all(not c.written and not c.decisions for c in cycles[2:])

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -14,7 +15,10 @@ from typing import Any
 
 import pytest
 
+from nudger.app.worker import Clock, Home, Worker, open_mailbox
 from nudger.cli import main
+from nudger.config.load import load_config
+from nudger.cycle.cycle import CycleResult
 from support.dovecot import Dovecot
 from support.mail import NOW, config_text
 
@@ -90,3 +94,21 @@ def text(draft: EmailMessage) -> str:
 
 def by_subject(decisions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {d["subject"]: d for d in decisions}
+
+
+@contextmanager
+def fast_worker(config_path: Path, on_cycle: Callable[[str, CycleResult], None]) -> Iterator[Worker]:
+    """The service's worker for the configuration's first account, started, its clock at
+    NOW and its polls a second apart (the configuration allows 10 s at least: too slow for
+    a test); stopped, and its state directory let go, afterwards."""
+    config = load_config(config_path)
+    config = replace(config, daemon=replace(config.daemon, poll_interval=timedelta(seconds=1)))
+    home = Home(config.daemon.state_dir)
+    worker = Worker(config, config.accounts[0], on_cycle, open_mailbox, home=home, clock=Clock(NOW))
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop.set()
+        worker.join(10)
+        home.close()
