@@ -79,6 +79,15 @@ class OwnDrafts:
         try:
             yield selected
         finally:
-            self._call(f"closing {folder!r}", self.client.unselect_folder)
+            self._close_writable(folder)
             if self._told is not None:
                 self._told.forget(folder)  # told of as the open folder meanwhile, if at all
+
+    def _close_writable(self, folder: str) -> None:
+        """UNSELECT; without it, EXAMINE of the same folder, which closes the SELECT with
+        no expunge (RFC 3501 6.4.2). Never CLOSE: it would expunge the user's \\Deleted mail."""
+        if "UNSELECT" in self.capabilities:
+            self._call(f"closing {folder!r}", self.client.unselect_folder)
+            return
+        self._call(f"closing {folder!r}", self.client.select_folder, folder, readonly=True)
+        self._selected = folder  # (open again, read-only, as after any EXAMINE)
