@@ -70,8 +70,8 @@ class OwnDrafts:
     @contextmanager
     def _writable(self, folder: str) -> Iterator[dict[bytes, Any]]:
         """``folder`` SELECTed (not examined) for one of nudger's own writes, then closed."""
+        self._settle()  # (first: what is still to be read of a search_many refills _ahead)
         self._ahead.clear()  # what was asked ahead is older than this change
-        self._settle()
         self._selected = self._opening = None
         if self._told is not None:
             self._told.forget(folder)
