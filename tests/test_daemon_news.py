@@ -14,6 +14,8 @@ import pytest
 from test_service import Daemon
 
 from nudger.cycle.cycle import CycleResult
+from nudger.mail.mailbox import FolderInfo
+from nudger.mail.notify import Told
 from support.harness import Box, fast_worker, make_box
 from support.mail import NOW, days_ago, message
 from support.proxy import FaultyProxy
@@ -243,3 +245,23 @@ def test_notices_amid_pipelined_answers_are_kept_as_told_never_read_as_answers(
     finally:
         mailbox.close()
         proxy.close()
+
+
+def _statuses(told: Told, names: list[str]) -> None:
+    for name in names:
+        told.hear_status_line(f'"{name}" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 3)'.encode(), None)
+
+
+def test_statuses_told_of_folders_never_listed_are_not_kept() -> None:
+    # A hostile server can stream STATUS lines for invented names all through a wait.
+    listed = [FolderInfo("INBOX"), FolderInfo("Sent")]
+    told = Told(condstore=False, folders=listed)
+    _statuses(told, [f"Invented {i}" for i in range(500)] + ["INBOX"])
+    assert set(told.status) == {"INBOX"}
+    # Before the folders are known every name is kept; the next LIST keeps only its own.
+    told = Told(condstore=False)
+    _statuses(told, [f"Invented {i}" for i in range(500)] + ["INBOX", "Sent"])
+    told.relisted(listed)
+    assert set(told.status) == {"INBOX", "Sent"}
+    _statuses(told, ["Invented again"])
+    assert set(told.status) == {"INBOX", "Sent"}

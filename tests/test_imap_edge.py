@@ -16,7 +16,8 @@ from nudger.config.load import load_config
 from nudger.errors import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL
 from nudger.mail.imap import ImapMailbox
 from nudger.mail.layout import Layout, discover
-from support.dovecot import Dovecot
+from nudger.mail.mailbox import Mark
+from support.dovecot import WEAK_CAPABILITY, Dovecot
 from support.harness import by_subject, make_box
 from support.mail import config_text, days_ago, message
 
@@ -258,3 +259,47 @@ def test_a_certificate_for_another_name_is_named_as_such(tmp_path, capsys, monke
         assert box.last_code == EX_CONFIG, box.last_err
         assert "IP address mismatch, certificate is not valid for '127.0.0.1'" in box.last_err
         assert "accounts.test.host must be a name the certificate is for" in box.last_err
+
+
+@pytest.fixture(scope="module")
+def no_unselect() -> Iterator[Dovecot]:
+    """A server without UNSELECT (RFC 3691): a SELECTed folder is left by EXAMINE."""
+    with private_server(capability=WEAK_CAPABILITY.replace(" UNSELECT", "")) as server:
+        yield server
+
+
+def test_without_unselect_a_follow_up_is_withdrawn_and_the_users_deleted_draft_kept(  # type: ignore[no-untyped-def]
+        no_unselect, tmp_path, capsys, monkeypatch) -> None:
+    user = no_unselect.take_user()
+    box = make_box(no_unselect, user, tmp_path, capsys, monkeypatch)
+    box.seed("Drafts", message("half@example.com", sender=user, subject="Half written"),
+             flags=("\\Draft", "\\Deleted"))
+    box.seed("Sent", message("u1@example.com", sender=user, subject="Quote", date=days_ago(6)))
+    assert by_subject(box.run())["Quote"]["action"] == "appended"
+    box.seed("INBOX", message("u1r@client.example", sender="bob@client.example", to=user,
+                              subject="Re: Quote", date=days_ago(0.1), reply_to="u1@example.com"))
+    decisions = by_subject(box.run())
+    assert box.last_code == EX_OK, box.last_err
+    assert decisions["Quote"]["action"] == "withdrawn"
+    [(_, flags)] = box.raw("Drafts").values()  # only the user's, still marked deleted
+    assert b"\\Deleted" in flags
+    assert [d["Subject"] for d in box.drafts()] == ["Half written"]
+
+
+def test_without_unselect_our_draft_is_marked_and_the_connection_goes_on(  # type: ignore[no-untyped-def]
+        no_unselect, tmp_path) -> None:
+    user = no_unselect.take_user()
+    ours = "<nudger.0123abcd.s1@example.com>"
+    [theirs, uid] = no_unselect.seed(user, "Drafts", [
+        (message("half@example.com", sender=user), ("\\Draft", "\\Deleted"), None),
+        (message(ours, sender=user), ("\\Draft",), None)])
+    path = tmp_path / "c.toml"
+    path.write_text(config_text(no_unselect.port, user, tmp_path / "s"))
+    box = ImapMailbox(load_config(path).accounts[0], no_unselect.users[user])
+    try:
+        assert box.mark_own_draft("Drafts", uid, ours, "$NudgerSending") == Mark.SET
+        flags = {k: set(v) for k, v in box.fetch_flags("Drafts", [theirs, uid]).items()}
+        assert flags == {theirs: {"\\Deleted", "\\Draft"}, uid: {"$NudgerSending", "\\Draft"}}
+        assert box.find_message_id("Drafts", ours) == [uid]
+    finally:
+        box.close()

@@ -285,6 +285,21 @@ class TestMailboxContract:
         store.seed("Drafts", [(_draft("third@example.com"), ("\\Draft",), WHEN)])
         assert box.all_uids("Drafts") == {1, 2, 3}
 
+    def test_a_search_asked_ahead_is_never_older_than_our_own_writes(self, store: Store) -> None:
+        ours = "<nudger.0123abcd.s1@example.com>"
+        store.seed("INBOX", INBOX)
+        store.seed("Drafts", [(_draft("someone-elses@example.com"), ("\\Draft",), WHEN)])
+        box = store.mailbox
+        box.status_many(["INBOX", "Drafts"])
+        box.search_ahead("Drafts", "all")
+        box.search_many([("INBOX", 0)], None)  # (its answers not read yet)
+        uid = box.append("Drafts", _draft(ours), ("\\Draft", "\\Seen"), WHEN)
+        assert uid is not None and box.all_uids("Drafts") == {1, uid}
+        box.search_ahead("Drafts", "all")
+        box.search_many([("INBOX", 0)], None)
+        assert box.delete_own_draft("Drafts", uid, ours) is True
+        assert box.all_uids("Drafts") == {1}
+
     def test_every_search_sees_what_another_client_added_while_the_folder_was_open(
             self, store: Store) -> None:
         # A server shows an open folder's changes from other sessions only when it syncs

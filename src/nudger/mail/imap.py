@@ -426,6 +426,7 @@ class ImapMailbox(Waiting, OwnDrafts):
         return sorted(self._search(folder, AHEAD["marked"]))
 
     def append(self, folder: str, data: bytes, flags: Sequence[str], when: datetime) -> int | None:
+        self._settle()  # (what is still to be read of a search_many could refill _ahead)
         self._ahead.clear()  # (what was asked ahead is older than this change)
         # \Draft and \Seen in the APPEND itself: adding \Draft later duplicates on some servers.
         answer = self._call(f"saving a draft in {folder!r}", self.client.append, folder, data,

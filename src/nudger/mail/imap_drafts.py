@@ -70,8 +70,8 @@ class OwnDrafts:
     @contextmanager
     def _writable(self, folder: str) -> Iterator[dict[bytes, Any]]:
         """``folder`` SELECTed (not examined) for one of nudger's own writes, then closed."""
+        self._settle()  # (first: what is still to be read of a search_many refills _ahead)
         self._ahead.clear()  # what was asked ahead is older than this change
-        self._settle()
         self._selected = self._opening = None
         if self._told is not None:
             self._told.forget(folder)
@@ -79,6 +79,15 @@ class OwnDrafts:
         try:
             yield selected
         finally:
-            self._call(f"closing {folder!r}", self.client.unselect_folder)
+            self._close_writable(folder)
             if self._told is not None:
                 self._told.forget(folder)  # told of as the open folder meanwhile, if at all
+
+    def _close_writable(self, folder: str) -> None:
+        """UNSELECT; without it, EXAMINE of the same folder, which closes the SELECT with
+        no expunge (RFC 3501 6.4.2). Never CLOSE: it would expunge the user's \\Deleted mail."""
+        if "UNSELECT" in self.capabilities:
+            self._call(f"closing {folder!r}", self.client.unselect_folder)
+            return
+        self._call(f"closing {folder!r}", self.client.select_folder, folder, readonly=True)
+        self._selected = folder  # (open again, read-only, as after any EXAMINE)

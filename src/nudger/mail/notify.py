@@ -39,6 +39,7 @@ class Told:
         self.status: dict[str, FolderStatus] = {}
         self.answered = answered if answered is not None else {}
         self.folders = folders  # the last LIST, until a folder moves (or an hour passed)
+        self._names = {f.name for f in folders or ()}
         self.listed_at = time.monotonic()
         self.moved: set[str] = set()  # folders created, deleted or renamed since that LIST
 
@@ -68,7 +69,8 @@ class Told:
         whole = {b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"} <= values.keys() and (
             not self.condstore or b"HIGHESTMODSEQ" in values)
         old = self.status.pop(folder, None)
-        if folder == selected:
+        if folder == selected or (self.folders is not None and folder not in self._names):
+            # (a name not listed is kept by no one: a server could invent names without end)
             return folder, whole
         uidvalidity = values.get(b"UIDVALIDITY", old.uidvalidity if old else None)
         uidnext = values.get(b"UIDNEXT", old.uidnext if old else None)
@@ -87,6 +89,8 @@ class Told:
 
     def relisted(self, folders: list[FolderInfo]) -> None:
         self.folders, self.moved, self.listed_at = list(folders), set(), time.monotonic()
+        self._names = {f.name for f in folders}
+        self.status = {f: s for f, s in self.status.items() if f in self._names}
 
     def hear_list_line(self, dat: Any) -> None:
         """A LIST line told unasked (b'(FLAGS) "/" NAME'): a folder created, deleted or
