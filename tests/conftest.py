@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,21 @@ from support.harness import Box, make_box
 from support.smtpd import SmtpServer
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under plain ``faketime DATE`` (libfaketime fakes, or freezes, the monotonic clock
+    too) every timed wait in Python blocks forever: the suite runs itself again with the
+    monotonic clock real and the wall clock as faked (scripts/test-dates does the same)."""
+    if "faketime" not in os.environ.get("LD_PRELOAD", "") or os.environ.get("FAKETIME_DONT_FAKE_MONOTONIC"):
+        return
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.stop_global_capturing()  # (the run again writes to the terminal)
+    mend = str(Path(__file__).resolve().parents[1] / "scripts" / "faketime")  # (time.sleep)
+    path = os.pathsep.join(p for p in (mend, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "FAKETIME_DONT_FAKE_MONOTONIC": "1", "PYTHONPATH": path}
+    os.execve(sys.executable, [sys.executable, "-m", "pytest", *config.invocation_params.args], env)
 
 
 def _need_dovecot() -> str:
