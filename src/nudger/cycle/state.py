@@ -315,7 +315,7 @@ class State(History):
         """Forget messages dated before ``before`` (and the links they made): the state
         keeps a window of mail, not the account's history. A follow-up waiting in Drafts
         and the message it follows up stay, however old: it is still drafted."""
-        self.kept = None  # (it drops what it keeps nowhere else but in SQL)
+        self.kept = None  # (its deletes are queries the kept records cannot follow)
         cutoff = before.astimezone(UTC).isoformat()
         old = ("SELECT message_id FROM messages WHERE account=? AND date < ? AND message_id NOT IN "
                "(SELECT nudge_id FROM nudges WHERE account=? AND fate IN ('drafted', 'edited') "
