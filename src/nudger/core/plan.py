@@ -358,7 +358,16 @@ def _nudge_test(mine: list[LedgerEntry]) -> Callable[[MessageRecord], bool]:
 
 
 def _with(base: Decision, **changes: object) -> Decision:
-    return replace(base, **changes)  # type: ignore[arg-type]
+    """``replace(base, **changes)``, without its walk over the fields and the frozen
+    ``__init__`` (one per thread of a first cycle); an unknown field is still an error."""
+    if not changes.keys() <= _DECISION_FIELDS:
+        return replace(base, **changes)  # type: ignore[arg-type]  # (raises TypeError)
+    decision = object.__new__(Decision)
+    decision.__dict__.update(base.__dict__, **changes)
+    return decision
+
+
+_DECISION_FIELDS = frozenset(Decision.__dataclass_fields__)
 
 
 def cap_new_drafts(decisions: list[Decision], limit: int, now: datetime) -> list[Decision]:

@@ -95,7 +95,8 @@ class MessageRecord:
         row[_DATE] = self.date.isoformat()
         row[_SENDER] = (self.sender.name, self.sender.email)
         for i in _ADDRESSES:
-            row[i] = [(a.name, a.email) for a in row[i]]
+            if row[i]:  # (most Cc and Bcc are empty: an empty tuple is written as [] too)
+                row[i] = [(a.name, a.email) for a in row[i]]
         return row
 
     @classmethod

@@ -181,6 +181,8 @@ class Groups:
 
 def _linked(unique: dict[str, MessageRecord]) -> list[list[MessageRecord]]:
     """The records in groups that any link joins."""
+    if len(unique) == 1:  # (a thread of one message, the most common: nothing to join)
+        return [list(unique.values())]
     joined = Groups()
     for key, record in unique.items():
         joined.find(key)
@@ -200,6 +202,9 @@ def _ancestors(members: list[MessageRecord]) -> dict[str, frozenset[str]]:
     must not hit Python's recursion limit. A cycle in the links (forged or broken
     headers) ends where it closes.
     """
+    if len(members) == 1:  # (what the walk below gives a message alone)
+        only = members[0]
+        return {only.message_id: frozenset(_links(only)) - {only.message_id}}
     by_id = {m.message_id: m for m in members}
     memo: dict[str, frozenset[str]] = {}
     for root in by_id:

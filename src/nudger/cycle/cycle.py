@@ -130,6 +130,29 @@ def run_cycle(
 def _cycle(ctx: Cycle, progress: Progress | None, full: bool) -> CycleResult:
     account, state, now = ctx.account, ctx.state, ctx.now
     result = CycleResult(account.name, layout=ctx.layout, timezone=account.timezone)
+    # A first cycle decides on the records it stored without reading them back (cycle/kept.py).
+    with state.keeping_records(account.name):
+        result.decisions, print_ = _sync_and_decide(ctx, result, progress, full)
+    facts = {"plan_fingerprint": print_, "sent_folder": ctx.layout.sent,
+             "drafts_folder": ctx.layout.drafts}
+    with state.transaction():
+        state.set_meta(account.name, "last_cycle", now.isoformat())
+        for key, value in facts.items():
+            if state.meta(account.name, key) != value:
+                state.set_meta(account.name, key, value)
+    if not ctx.dry_run:
+        _prune(ctx)
+        _act(ctx, result)
+    _digest(ctx, result)
+    result.totals = state.decided_counts(account.name, now - account.lookback)
+    return result
+
+
+def _sync_and_decide(ctx: Cycle, result: CycleResult, progress: Progress | None,
+                     full: bool) -> tuple[list[Decision], str]:
+    """Sync, then decide for the threads that need it (all of them when ``full`` or the
+    rules changed). Returns the plan made final, and the fingerprint it was made under."""
+    account, state, now = ctx.account, ctx.state, ctx.now
     touched, before = _sync(ctx, result, progress)
     reconciled = before is not None
     if state.meta(account.name, TRASH_CHECKED) is None:
@@ -152,22 +175,10 @@ def _cycle(ctx: Cycle, progress: Progress | None, full: bool) -> CycleResult:
             # when we append, and one deleted draft must not re-report every other one.
             seeds += [e.outbound_id for e in ledger.entries.values() if before.get(e.nudge_id) != e]
     decisions = _evaluate(ctx, ledger, seeds, full)
+    state.kept = None  # (its records are decided on: the rest of the cycle reads the file)
     if meetings:
         decisions += decide_meetings(ctx, ledger)
-    result.decisions = _final(ctx, ledger, decisions)
-    facts = {"plan_fingerprint": print_, "sent_folder": ctx.layout.sent,
-             "drafts_folder": ctx.layout.drafts}
-    with state.transaction():
-        state.set_meta(account.name, "last_cycle", now.isoformat())
-        for key, value in facts.items():
-            if state.meta(account.name, key) != value:
-                state.set_meta(account.name, key, value)
-    if not ctx.dry_run:
-        _prune(ctx)
-        _act(ctx, result)
-    _digest(ctx, result)
-    result.totals = state.decided_counts(account.name, now - account.lookback)
-    return result
+    return _final(ctx, ledger, decisions), print_
 
 
 def _sync(ctx: Cycle, result: CycleResult,

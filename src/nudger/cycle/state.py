@@ -11,15 +11,16 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from nudger.core.ledger import LedgerEntry
 from nudger.core.record import MessageRecord, record_key
-from nudger.core.threads import Groups, thread_links
+from nudger.core.threads import thread_links
 from nudger.cycle.history import History
+from nudger.cycle.kept import Kept, collector_spared, seed_groups
 from nudger.cycle.statefile import (
     FILE_NAME,
     close,
@@ -41,8 +42,9 @@ def _load(row: str) -> MessageRecord:
 
 
 # json.dumps(row, ensure_ascii=False), without a new encoder per call (dumps builds one for
-# any non-default option); a row never refers to itself, so no check for cycles.
-_dump = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+# any non-default option); a row never refers to itself, so no check for cycles. No spaces
+# after the separators: 9% less to store (json.loads reads either).
+_dump = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class State(History):
         ``writes``: one of ``statefile.connect`` (closed through it)."""
         self.conn, self.path, self.writes = conn, path, writes
         self.inode = inode(path) if path is not None else None  # which file we opened
+        self.kept: Kept | None = None  # a first cycle's records, in memory (``keeping_records``)
 
     @classmethod
     def open(cls, state_dir: Path, rebuild: bool = True) -> State:
@@ -79,6 +82,7 @@ class State(History):
         per account): then the file at the path is a new one, and only needs opening.
         """
         assert self.path is not None
+        self.kept = None
         close(self.conn, self.path, sound=False)
         if inode(self.path) == self.inode:
             aside = set_aside(self.path)
@@ -106,6 +110,7 @@ class State(History):
         try:
             yield
         except BaseException:
+            self.kept = None  # (what it kept of the writes undone is not in the file)
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
@@ -127,13 +132,34 @@ class State(History):
             (account, folder, cp.uidvalidity, cp.uidnext, cp.last_uid, cp.highestmodseq,
              cp.messages, now.isoformat()))
 
+    @contextmanager
+    def keeping_records(self, account: str) -> Iterator[None]:
+        """While inside, an account with no stored mail yet (a first cycle) keeps what it
+        stores in memory too, and ``linked_groups`` reads it there (see ``kept``)."""
+        empty = not any(self.conn.execute(
+            f"SELECT 1 FROM {table} WHERE account=? LIMIT 1", (account,)).fetchone()
+            for table in ("messages", "links"))
+        self.kept = Kept(account) if empty else None
+        try:
+            with collector_spared() if empty else nullcontext():
+                yield
+        finally:
+            self.kept = None
+
+    def _kept(self, account: str) -> Kept | None:
+        return self.kept if self.kept is not None and self.kept.account == account else None
+
     def forget_folder(self, account: str, folder: str) -> None:
+        if kept := self._kept(account):
+            kept.forget(folder)
         self.conn.execute("DELETE FROM messages WHERE account=? AND folder=?", (account, folder))
         self.conn.execute("DELETE FROM folders WHERE account=? AND folder=?", (account, folder))
 
     def put_records(self, account: str, records: Iterable[MessageRecord]) -> None:
         rows, links = [], []
         records_list = list(records)
+        if kept := self._kept(account):
+            self.kept = None  # (kept again once the file has them: a failed write ends it)
         for r in records_list:
             key = record_key(r)
             rows.append((account, r.folder, r.uid, key, r.sender.email, r.date.astimezone(UTC).isoformat(),
@@ -145,6 +171,8 @@ class State(History):
                     for r in records_list if r.calendar]
         if calendar:
             self.conn.executemany("INSERT OR REPLACE INTO calendar VALUES (?,?,?,?)", calendar)
+        if kept is not None and kept.put(records_list, links):
+            self.kept = kept
 
     def calendar_records(self, account: str, folders: Iterable[str]) -> list[MessageRecord]:
         """The calendar messages (invitations, answers) stored in ``folders``."""
@@ -161,6 +189,9 @@ class State(History):
 
     def drop_records(self, account: str, folder: str, uids: Iterable[int]) -> None:
         # Links stay: they describe messages, not copies, and a stale one only widens a search.
+        uids = list(uids)
+        if kept := self._kept(account):
+            kept.drop(folder, uids)
         self.conn.executemany(
             "DELETE FROM messages WHERE account=? AND folder=? AND uid=?",
             [(account, folder, uid) for uid in uids])
@@ -216,27 +247,19 @@ class State(History):
         For many seeds at once (a first cycle, ``status``): every link is read in one query
         and grouped here, then the records are read a few hundred at a time, whole groups
         per query -- one walk per seed would cost a few queries each. Memory: the links
-        of the window.
+        of the window. A first cycle's records, kept in memory, are not read back at all.
         """
-        joined = Groups()
-        for child, linked in self.conn.execute("SELECT child, parent FROM links WHERE account=?",
-                                               (account,)):
-            joined.union(child, linked)
-        find, parent = joined.find, joined.parent
-        number: dict[str, int] = {}
-        for seed in seeds:  # (find() puts each seed in ``parent``, links or not)
-            number.setdefault(find(seed), len(number))
-        # Only the ids of stored messages: most linked ids name mail outside the window.
+        if kept := self._kept(account):
+            yield from kept.groups(seeds, folders)
+            return
+        links = self.conn.execute("SELECT child, parent FROM links WHERE account=?", (account,))
+        # (In the index's order: by Message-ID, as ``Kept`` sorts them.)
         stored = self.conn.execute("SELECT DISTINCT message_id FROM messages WHERE account=?",
                                    (account,))
-        groups: dict[int, list[str]] = {}
-        for (mid,) in stored:
-            if mid in parent and (n := number.get(find(mid))) is not None:
-                groups.setdefault(n, []).append(mid)
-        parent.clear()
+        groups = seed_groups(links, seeds, (mid for (mid,) in stored))
         allowed = set(folders)
         batch: list[list[str]] = []
-        for ids in [*groups.values(), []]:  # (the empty one flushes the last batch)
+        for ids in [*groups, []]:  # (the empty one flushes the last batch)
             if batch and (not ids or sum(map(len, batch)) + len(ids) > 400):
                 yield from self._records_of_groups(account, batch, allowed)
                 batch = []
@@ -292,6 +315,7 @@ class State(History):
         """Forget messages dated before ``before`` (and the links they made): the state
         keeps a window of mail, not the account's history. A follow-up waiting in Drafts
         and the message it follows up stay, however old: it is still drafted."""
+        self.kept = None  # (its deletes are queries the kept records cannot follow)
         cutoff = before.astimezone(UTC).isoformat()
         old = ("SELECT message_id FROM messages WHERE account=? AND date < ? AND message_id NOT IN "
                "(SELECT nudge_id FROM nudges WHERE account=? AND fate IN ('drafted', 'edited') "

@@ -1,0 +1,109 @@
+"""The records a first cycle stored, kept in memory for its evaluation.
+
+A first cycle stores every record of the window, then groups them all into threads:
+reading them back from SQLite (a JSON row and a ``from_row`` each) cost as much as the
+grouping. ``State`` keeps them here instead while the account's rows are only those of
+this cycle, and every write to its messages passes here too, so what is kept is what
+the file holds; a write it cannot follow (a rollback, a prune) ends the keeping.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from nudger.core.record import MessageRecord, record_key
+from nudger.core.threads import Groups
+
+# Records kept at most: about 1.3 kB each (measured on the bench's heavy account: 20k
+# records, +25 MB of peak RSS); a larger window is read back from the file as before.
+KEPT_CAP = 30_000
+
+
+class Kept:
+    """One account's stored records, in the order of their rows in the file, and their links."""
+
+    def __init__(self, account: str):
+        self.account = account
+        # (An INSERT OR REPLACE gives the row a new rowid, after every other: the dict's
+        # order is the rowid's order, the order an index lists rows of one Message-ID in.)
+        self.records: dict[tuple[str, int], MessageRecord] = {}
+        # (account, child, parent), as stored: like the file's, never dropped with a record
+        self.links: list[tuple[str, str, str]] = []
+
+    def put(self, records: list[MessageRecord], links: list[tuple[str, str, str]]) -> bool:
+        """Keep these records (replacing those of their folder and UID) and the links they
+        made; False: over the cap."""
+        for r in records:
+            self.records.pop((r.folder, r.uid), None)
+            self.records[(r.folder, r.uid)] = r
+        self.links += links
+        return len(self.records) <= KEPT_CAP
+
+    def drop(self, folder: str, uids: Iterable[int]) -> None:
+        for uid in uids:
+            self.records.pop((folder, uid), None)
+
+    def forget(self, folder: str) -> None:
+        for where in [k for k in self.records if k[0] == folder]:
+            del self.records[where]
+
+    def groups(self, seeds: Iterable[str], folders: Iterable[str]) -> Iterator[list[MessageRecord]]:
+        """What ``State.linked_groups`` reads from the file, from memory: the same groups,
+        in the same order, their records in the same order."""
+        allowed = set(folders)
+        by_key: dict[str, list[MessageRecord]] = {}
+        for r in self.records.values():
+            by_key.setdefault(record_key(r), []).append(r)
+        links = ((child, parent) for _, child, parent in self.links)
+        for ids in seed_groups(links, seeds, sorted(by_key)):
+            records = [r for mid in ids for r in by_key[mid] if r.folder in allowed]
+            if records:
+                yield records
+
+
+class _Sparing:
+    lock = threading.Lock()
+    depth = 0  # how many accounts keep records now
+    before = (0, 0, 0)  # the collector's thresholds before the first of them
+
+
+@contextmanager
+def collector_spared() -> Iterator[None]:
+    """While records are kept, no full collection: they are no garbage, and each time
+    the heap grew by a quarter one would walk every one of them again (measured: 0.1 s
+    of a 20k first cycle). Young objects are still collected. (A service keeps several
+    accounts' first cycles at once: the thresholds come back when the last ends.)"""
+    with _Sparing.lock:
+        if not _Sparing.depth:
+            _Sparing.before = young, middle, _ = gc.get_threshold()
+            gc.set_threshold(young, middle, 1_000_000)
+        _Sparing.depth += 1
+    try:
+        yield
+    finally:
+        with _Sparing.lock:
+            _Sparing.depth -= 1
+            if not _Sparing.depth:
+                gc.set_threshold(*_Sparing.before)
+
+
+def seed_groups(links: Iterable[tuple[str, str]], seeds: Iterable[str],
+                stored: Iterable[str]) -> list[list[str]]:
+    """The stored ids linked to the seeds, in groups that any chain of links joins: in the
+    order of each group's first id among ``stored``, and in that order within each."""
+    joined = Groups()
+    for child, linked in links:
+        joined.union(child, linked)
+    find, parent = joined.find, joined.parent
+    number: dict[str, int] = {}
+    for seed in seeds:  # (find() puts each seed in ``parent``, links or not)
+        number.setdefault(find(seed), len(number))
+    groups: dict[int, list[str]] = {}
+    # Only the ids of stored messages: most linked ids name mail outside the window.
+    for mid in stored:
+        if mid in parent and (n := number.get(find(mid))) is not None:
+            groups.setdefault(n, []).append(mid)
+    return list(groups.values())
