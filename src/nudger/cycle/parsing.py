@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 COMMAND = ("-m", "nudger.cycle.parse_helper")  # what the helper runs, after sys.executable
 BATCH = 250  # messages sent at a time: the helper starts on a chunk while it is still read
 PIPE = 1 << 20  # bytes moved at a time, and the pipes' size where the system allows
-AHEAD = 8  # batches the helper holds: its work while this process stores a chunk
+AHEAD = 16  # batches the helper holds (two chunks): its work while this process stores one
 STALL = 60.0  # seconds without a byte moving either way: the helper is taken for dead
 
 _running: weakref.WeakSet[HelperParser] = weakref.WeakSet()
