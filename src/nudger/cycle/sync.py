@@ -9,99 +9,31 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from nudger.config.model import Account
-from nudger.core.bodytext import text_of
-from nudger.core.classify import is_noreply
-from nudger.core.ooo import return_date
-from nudger.core.parse import parse_record
-from nudger.core.record import AUTO_REPLY, HUMAN, MessageRecord, record_key
+from nudger.core.record import HUMAN, MessageRecord, record_key
 from nudger.cycle.context import Cycle
-from nudger.cycle.invitations import read_calendars
+from nudger.cycle.parsing import HelperParser
+from nudger.cycle.records import SyncCounts, read_records
 from nudger.cycle.state import Checkpoint, State
 from nudger.errors import FolderUnavailable
-from nudger.mail.mailbox import Fetched, FolderStatus, Mailbox
+from nudger.mail.mailbox import Fetched, FolderStatus
+
+__all__ = ["CHUNK", "Progress", "SyncCounts", "read_records", "sync_watched"]
 
 log = logging.getLogger(__name__)
 
-REPORT_LIMIT = 256 * 1024  # enough of a bounce to find what it reports on
-AUTO_REPLY_LIMIT = 32 * 1024  # the return date is in the first lines of an out-of-office
 CHUNK = 2000  # header records parsed and stored per transaction
+HELPER_FROM = 2 * CHUNK  # messages to read in a sync from which a helper process parses them
 _EARLIEST, _LATEST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
 
 Progress = Callable[[str, int, int], None]
 _T = TypeVar("_T")
-
-
-@dataclass
-class SyncCounts:
-    fetched: int = 0  # header records read from the server
-    skipped: int = 0  # malformed messages passed over
-
-
-# -- records from fetched headers ----------------------------------------------------------------
-
-
-def _record(account: Account, folder: str, item: Fetched, counts: SyncCounts) -> MessageRecord | None:
-    try:
-        record = parse_record(item.header, folder=folder, uid=item.uid,
-                              internaldate=item.internaldate, keywords=item.flags,
-                              gm_thrid=item.gm_thrid, size=item.size)
-    except Exception as exc:  # noqa: BLE001 - one bad message must not stop the cycle
-        counts.skipped += 1
-        log.warning("%s: skipped %s UID %s: cannot parse it (%s)", account.name, folder,
-                    item.uid, type(exc).__name__)
-        return None
-    for warning in record.warnings:
-        log.warning("%s: %s UID %s: %s", account.name, folder, item.uid, warning)
-    return record
-
-
-def _body_needs(parsed: list[tuple[Fetched, MessageRecord]]) -> dict[int, list[int]]:
-    """Which messages' bodies to read, by byte limit: bounces and receipts name the original
-    message in their body; an out-of-office answering a message may say when its sender
-    is back (robots don't)."""
-    reports = [i.uid for i, r in parsed if r.needs_report_body and i.size < 10 * REPORT_LIMIT]
-    absences = [i.uid for i, r in parsed if r.kind == AUTO_REPLY and r.parents
-                and i.size < 10 * REPORT_LIMIT and not is_noreply(r.sender.email)]
-    return {limit: uids for limit, uids in ((REPORT_LIMIT, reports), (AUTO_REPLY_LIMIT, absences)) if uids}
-
-
-def _enrich(account: Account, folder: str, item: Fetched, record: MessageRecord, body: bytes,
-            limit: int) -> MessageRecord:
-    """The record with what its body adds: a report's original and failed recipients, or
-    an out-of-office's return date."""
-    try:
-        if limit == REPORT_LIMIT:
-            return parse_record(item.header, folder=folder, uid=item.uid,
-                                internaldate=item.internaldate, keywords=item.flags,
-                                gm_thrid=item.gm_thrid, size=item.size, report_bytes=body)
-        back = return_date(text_of(body), record.date)
-        if back is not None:
-            return replace(record, back_on=back.isoformat())
-    except Exception as exc:  # noqa: BLE001 - a strange body only loses its extra facts
-        log.warning("%s: %s UID %s: cannot read its body (%s)", account.name, folder, item.uid,
-                    type(exc).__name__)
-    return record
-
-
-def read_records(account: Account, mailbox: Mailbox, folder: str, items: list[Fetched],
-                 counts: SyncCounts, calendars: bool = False) -> list[MessageRecord]:
-    """Records of fetched headers, reading the few bodies they need right away (and,
-    with ``calendars``, the invitations' calendar parts)."""
-    parsed = [(item, r) for item in items if (r := _record(account, folder, item, counts)) is not None]
-    records = {item.uid: r for item, r in parsed}
-    by_uid = {item.uid: item for item, _ in parsed}
-    for limit, uids in _body_needs(parsed).items():
-        for uid, body in mailbox.fetch_messages(folder, uids, limit).items():
-            records[uid] = _enrich(account, folder, by_uid[uid], records[uid], body, limit)
-    if calendars:
-        records.update(read_calendars(account, mailbox, folder, parsed))
-    return list(records.values())
 
 
 class _OurTopics:
@@ -177,6 +109,20 @@ def sync_watched(ctx: Cycle, counts: SyncCounts, progress: Progress | None = Non
     plans = [p for folder in ctx.layout.watched if (p := _guarded(ctx, _plan, ctx, folder))]
     asks = [(p.folder, p.last) for p in plans if p.search]
     searched = ctx.mailbox.search_many(asks, ctx.since) if asks else {}
+    if sum(len(uids) for _, uids in searched.values()) >= HELPER_FROM:
+        # (Started now, it is ready before the first chunk is read.)
+        sweep.parser = HelperParser(ctx.name)
+    try:
+        _sweep_folders(sweep, plans, searched)
+    finally:
+        if sweep.parser is not None:
+            sweep.parser.close()
+    return sweep.touched
+
+
+def _sweep_folders(sweep: _Sweep, plans: list[_Plan],
+                   searched: Mapping[str, tuple[FolderStatus, list[int]]]) -> None:
+    ctx = sweep.ctx
     later = []
     for plan in plans:
         # (Only a folder searched is asked: the answers are read up to its own.)
@@ -202,7 +148,6 @@ def sync_watched(ctx: Cycle, counts: SyncCounts, progress: Progress | None = Non
         finally:
             stream.close()
         plans = plans[done:]
-    return sweep.touched
 
 
 def _read_alone(sweep: _Sweep, plan: _Plan) -> None:
@@ -343,6 +288,7 @@ class _Sweep:
     progress: Progress | None
     ours: _OurTopics
     touched: set[str] = field(default_factory=set)  # keys of the messages new or changed
+    parser: HelperParser | None = None  # a big sync's headers are parsed on the second core
     # Before anything of this sync was asked: every answer it reads is at least this fresh.
     started: float = field(default_factory=time.monotonic)
 
@@ -351,16 +297,21 @@ def _read_new(sweep: _Sweep, folder: str, fetched: Iterator[Fetched], uids: list
               last: int) -> int:
     """Fetch, parse and store the headers of ``uids``; returns the highest UID the server
     answered for (not what a SEARCH named: that is where the next sync starts)."""
-    ctx, counts = sweep.ctx, sweep.counts
+    ctx, counts, parser = sweep.ctx, sweep.counts, sweep.parser
     chunk: list[Fetched] = []
+    # With a helper, a chunk is stored while the next one is read (and parsed over there).
+    waiting: deque[list[Fetched]] = deque()
+    depth = 0 if parser is None else 1
 
-    def store() -> None:
+    def store(items: list[Fetched]) -> None:
         # One transaction and at most two body FETCHes per chunk: a first sync over a
         # distant server must not pay a round trip per bounce or out-of-office. A chunk
         # at a time: memory stays flat whatever the size of the account.
+        outcomes = None if parser is None else parser.take(len(items))
         records = [_link_by_subject(ctx.account, ctx.state, r, sweep.ours)
-                   for r in read_records(ctx.account, ctx.mailbox, folder, chunk, counts,
-                                         calendars=ctx.config.meetings.thank_you)]
+                   for r in read_records(ctx.account, ctx.mailbox, folder, items, counts,
+                                         calendars=ctx.config.meetings.thank_you,
+                                         outcomes=outcomes)]
         with ctx.state.transaction():
             ctx.state.put_records(ctx.name, records)
         ctx.read.update(dict.fromkeys(((r.folder, r.uid) for r in records), sweep.started))
@@ -369,16 +320,35 @@ def _read_new(sweep: _Sweep, folder: str, fetched: Iterator[Fetched], uids: list
             sweep.touched.add(record_key(r))
             if r.inferred_parent:
                 sweep.touched.add(r.inferred_parent)
-        chunk.clear()
+
+    def read() -> Iterator[Fetched]:
+        try:
+            yield from fetched
+        except FolderUnavailable:  # (the stream's: the full chunks read are kept, as without a helper)
+            while waiting:
+                store(waiting.popleft())
+            raise
 
     read_up_to = last
-    for item in fetched:
-        counts.fetched += 1
-        read_up_to = max(read_up_to, item.uid)
-        chunk.append(item)
-        if len(chunk) >= CHUNK:
-            store()
-        if sweep.progress:
-            sweep.progress(folder, counts.fetched, len(uids))
-    store()
+    try:
+        for item in read():
+            counts.fetched += 1
+            read_up_to = max(read_up_to, item.uid)
+            chunk.append(item)
+            if parser is not None:
+                parser.feed(folder, item)
+            if len(chunk) >= CHUNK:
+                waiting.append(chunk)
+                chunk = []
+                while len(waiting) > depth:
+                    store(waiting.popleft())
+            if sweep.progress:
+                sweep.progress(folder, counts.fetched, len(uids))
+        waiting.append(chunk)
+        while waiting:
+            store(waiting.popleft())
+    except BaseException:
+        if parser is not None:
+            parser.drop()  # (what was fed of this folder and not stored: the next starts clean)
+        raise
     return read_up_to

@@ -1,0 +1,58 @@
+"""The header parser on the second core: what the helper process runs (``python -m``).
+
+It imports only the core's parser and the standard library: started fresh (not forked:
+the daemon has threads), it is ready in a fraction of the first FETCH. It reads
+length-prefixed pickled batches ``(folder, [fields, ...])`` on stdin and answers each,
+in order, with the pickled list of outcomes: a ``MessageRecord``, or the name of the
+exception the message raised (the caller warns and skips it, as in-process). It ends
+at the end of its input: when the sync closes it, or when its parent is gone.
+"""
+
+from __future__ import annotations
+
+import pickle
+import signal
+import struct
+import sys
+from datetime import datetime
+from typing import BinaryIO
+
+from nudger.core.parse import parse_record
+from nudger.core.record import MessageRecord
+
+# uid, header bytes, internaldate, flags, gm_thrid, size: what a Fetched carries
+Fields = tuple[int, bytes, datetime | None, tuple[str, ...], int | None, int]
+Outcome = MessageRecord | str
+FRAME = struct.Struct(">Q")  # each message's length, then its pickle
+
+
+def parse_fetched(folder: str, fields: Fields) -> Outcome:
+    """One message's record, or the name of what it raised (never raises)."""
+    uid, header, internaldate, flags, gm_thrid, size = fields
+    try:
+        return parse_record(header, folder=folder, uid=uid, internaldate=internaldate,
+                            keywords=flags, gm_thrid=gm_thrid, size=size)
+    except Exception as exc:  # noqa: BLE001 - one bad message must not stop the others
+        return type(exc).__name__
+
+
+def frame(obj: object) -> bytes:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return FRAME.pack(len(data)) + data
+
+
+def serve(inp: BinaryIO, out: BinaryIO) -> None:
+    """Parse batches until the input ends. (No threads: the parent reads our answers as
+    it writes the next batches, so neither pipe stays full.)"""
+    while len(head := inp.read(FRAME.size)) == FRAME.size:
+        data = inp.read(FRAME.unpack(head)[0])
+        folder, batch = pickle.loads(data)
+        out.write(frame([parse_fetched(folder, fields) for fields in batch]))
+        out.flush()
+
+
+if __name__ == "__main__":
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides, and
+    # closes our input (or is gone, which closes it too).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    serve(sys.stdin.buffer, sys.stdout.buffer)

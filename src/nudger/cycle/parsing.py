@@ -1,0 +1,227 @@
+"""A big sync's headers parsed on the second core, in a helper process (parse_helper.py).
+
+Parsing headers is pure and CPU-bound, and on a first cycle it is most of the sync: the
+helper parses the next batches while this process reads the FETCH stream and stores
+what is parsed. Answers come back in the order asked. A helper that fails to start, dies,
+stalls or answers garbage costs one warning: what it still owed, and all that follows,
+is parsed here, so nothing is lost. It is stopped by its PID when the sync ends.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import logging
+import os
+import pickle
+import select
+import subprocess
+import sys
+import weakref
+from collections import deque
+from dataclasses import dataclass
+
+from nudger.core.record import MessageRecord
+from nudger.cycle.parse_helper import FRAME, Fields, Outcome, frame, parse_fetched
+from nudger.mail.mailbox import Fetched
+
+log = logging.getLogger(__name__)
+
+COMMAND = ("-m", "nudger.cycle.parse_helper")  # what the helper runs, after sys.executable
+BATCH = 250  # messages sent at a time: the helper starts on a chunk while it is still read
+PIPE = 1 << 20  # bytes moved at a time, and the pipes' size where the system allows
+AHEAD = 16  # batches the helper holds (two chunks): its work while this process stores one
+STALL = 60.0  # seconds without a byte moving either way: the helper is taken for dead
+
+_running: weakref.WeakSet[HelperParser] = weakref.WeakSet()
+
+
+class HelperGone(Exception):
+    """The helper cannot serve (any more); the reason is the message."""
+
+
+@dataclass(eq=False)
+class _Batch:
+    folder: str
+    items: list[Fetched]
+    outcomes: list[Outcome] | None = None  # parsed (over there or here)
+    sent: bool = False
+
+    def parse_here(self) -> None:
+        self.outcomes = [parse_fetched(self.folder, (i.uid, i.header, i.internaldate, i.flags,
+                                                     i.gm_thrid, i.size)) for i in self.items]
+
+
+class HelperParser:
+    """Feed it a folder's fetched messages in order; take their outcomes, in the same
+    order, a chunk at a time. While it waits for the helper, this process parses the
+    batches the helper has not been sent yet, from the last: both cores stay busy."""
+
+    def __init__(self, name: str):
+        self.name = name  # the account's, for the warning
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.folder = ""
+        self.buffer: list[Fetched] = []  # fed, not yet a batch
+        self.batches: deque[_Batch] = deque()  # fed, not taken yet, in order
+        self.flight: deque[_Batch] = deque()  # sent, not answered yet (taken or dropped: still due)
+        self.done: deque[Outcome] = deque()  # parsed, not taken yet
+        self.out = bytearray()  # written to the helper's pipe as it takes it
+        self.got = bytearray()  # read from it, not yet a whole answer
+        self.answered = 0  # messages the helper parsed (the rest were parsed here)
+        try:
+            self.proc = subprocess.Popen([sys.executable, *COMMAND], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                         close_fds=True)
+        except OSError as exc:
+            self._fail(f"it did not start: {exc}")
+            return
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            os.set_blocking(pipe.fileno(), False)
+            if hasattr(fcntl, "F_SETPIPE_SZ"):  # (Linux: fewer turns of the pump)
+                try:
+                    fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE)
+                except OSError:
+                    pass
+        _running.add(self)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def feed(self, folder: str, item: Fetched) -> None:
+        if self.buffer and folder != self.folder:
+            self._batch()
+        self.folder = folder
+        self.buffer.append(item)
+        if len(self.buffer) >= BATCH:
+            self._batch()
+
+    def take(self, count: int) -> list[Outcome]:
+        """The outcomes of the next ``count`` messages fed."""
+        self._batch()
+        while len(self.done) < count:
+            front = self.batches[0]
+            if front.outcomes is None:
+                self._advance()
+                continue
+            self.batches.popleft()
+            self.done.extend(front.outcomes)
+        return [self.done.popleft() for _ in range(count)]
+
+    def drop(self) -> None:
+        """Forget what was fed and not taken (its folder's read was cut short)."""
+        self.buffer.clear()
+        self.batches.clear()  # (answers still due for them are read and let go)
+        self.done.clear()
+
+    def close(self) -> None:
+        """Stop the helper, by its PID, and wait for it: never left running."""
+        proc, self.proc = self.proc, None
+        _running.discard(self)
+        for batch in self.flight:
+            batch.sent = False  # (parsed here if still wanted)
+        self.flight.clear()
+        if proc is None:
+            return
+        log.debug("%s: %d headers parsed by the helper (PID %d)", self.name, self.answered, proc.pid)
+        proc.kill()
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            try:
+                if pipe is not None:
+                    pipe.close()
+            except OSError:  # (what was left unwritten to a helper that is gone)
+                pass
+
+    # -- sharing the work -------------------------------------------------------------------
+
+    def _batch(self) -> None:
+        if self.buffer:
+            self.batches.append(_Batch(self.folder, self.buffer))
+            self.buffer = []
+        self._turn(wait=False)
+
+    def _advance(self) -> None:
+        """One step towards the first batch's outcomes: parse the last one nobody has
+        (else wait for the helper)."""
+        for batch in reversed(self.batches):
+            if batch.outcomes is None and (not batch.sent or self.proc is None):
+                batch.parse_here()
+                self._turn(wait=False)
+                return
+        self._turn(wait=True)
+
+    def _turn(self, wait: bool) -> None:
+        """Move the pipes: answers read, batches sent to keep the helper AHEAD busy."""
+        if self.proc is None:
+            return
+        try:
+            for batch in self.batches:
+                if len(self.flight) >= AHEAD:
+                    break
+                if batch.outcomes is None and not batch.sent:
+                    self._send(batch)
+            self._pump(wait)
+        except (OSError, HelperGone) as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # noqa: BLE001 - whatever garbage raises when unpickled
+            self._fail(f"it answered garbage ({type(exc).__name__})")
+
+    def _send(self, batch: _Batch) -> None:
+        fields: list[Fields] = [(i.uid, i.header, i.internaldate, i.flags, i.gm_thrid, i.size)
+                                for i in batch.items]
+        self.out += frame((batch.folder, fields))
+        batch.sent = True
+        self.flight.append(batch)
+
+    def _pump(self, wait: bool) -> None:
+        """Write what the pipe takes, read what came; with ``wait``, until something moved."""
+        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
+        wfd, rfd = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        poller = select.poll()  # (not select: a service of many accounts has fds past 1024)
+        poller.register(rfd, select.POLLIN)
+        if self.out:
+            poller.register(wfd, select.POLLOUT)
+        events = poller.poll(STALL * 1000 if wait else 0)
+        if wait and not events:
+            raise HelperGone(f"it did not answer for {STALL:.0f} seconds")
+        for fd, _ in events:
+            if fd == wfd:
+                del self.out[:os.write(wfd, self.out[:PIPE])]
+                continue
+            data = os.read(rfd, PIPE)
+            if not data:
+                raise HelperGone(f"it ended (exit code {self.proc.poll()})")
+            self.got += data
+            while len(self.got) >= FRAME.size and len(self.got) >= FRAME.size + (
+                    size := FRAME.unpack_from(self.got)[0]):
+                batch = self.flight[0]  # (taken off once read whole: else parsed here)
+                batch.outcomes = _checked(pickle.loads(self.got[FRAME.size:FRAME.size + size]),
+                                          batch.items)
+                self.flight.popleft()
+                self.answered += len(batch.items)
+                del self.got[:FRAME.size + size]
+
+    def _fail(self, why: str) -> None:
+        log.warning("%s: the header parser on the second core stopped (%s); the rest is "
+                    "parsed in the main process", self.name, why)
+        self.close()
+
+
+def _checked(answer: object, items: list[Fetched]) -> list[Outcome]:
+    """The answer, if it is one outcome per message asked, in order."""
+    if not isinstance(answer, list) or len(answer) != len(items):
+        raise HelperGone("it answered garbage (not one outcome per message)")
+    for outcome, item in zip(answer, items, strict=True):
+        if not (isinstance(outcome, str)
+                or (isinstance(outcome, MessageRecord) and outcome.uid == item.uid)):
+            raise HelperGone(f"it answered garbage (for UID {item.uid})")
+    return answer
+
+
+@atexit.register
+def _stop_all() -> None:
+    # The service's end may come while a worker thread is still in a sync.
+    for parser in list(_running):
+        parser.close()

@@ -1,0 +1,91 @@
+"""Records of fetched headers: parsed (here, or by the helper process: parsing.py), with
+the few bodies they need read right away."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+from nudger.config.model import Account
+from nudger.core.bodytext import text_of
+from nudger.core.classify import is_noreply
+from nudger.core.ooo import return_date
+from nudger.core.parse import parse_record
+from nudger.core.record import AUTO_REPLY, MessageRecord
+from nudger.cycle.invitations import read_calendars
+from nudger.cycle.parse_helper import Outcome, parse_fetched
+from nudger.mail.mailbox import Fetched, Mailbox
+
+log = logging.getLogger("nudger.cycle.sync")  # (its warnings are the sync's, as they were)
+
+REPORT_LIMIT = 256 * 1024  # enough of a bounce to find what it reports on
+AUTO_REPLY_LIMIT = 32 * 1024  # the return date is in the first lines of an out-of-office
+
+
+@dataclass
+class SyncCounts:
+    fetched: int = 0  # header records read from the server
+    skipped: int = 0  # malformed messages passed over
+
+
+def _record(account: Account, folder: str, item: Fetched, counts: SyncCounts,
+            outcome: Outcome | None = None) -> MessageRecord | None:
+    """The record of one fetched message (``outcome``: its parse, done elsewhere)."""
+    if outcome is None:
+        outcome = parse_fetched(folder, (item.uid, item.header, item.internaldate, item.flags,
+                                         item.gm_thrid, item.size))
+    if isinstance(outcome, str):  # (the name of what parsing it raised)
+        counts.skipped += 1
+        log.warning("%s: skipped %s UID %s: cannot parse it (%s)", account.name, folder,
+                    item.uid, outcome)
+        return None
+    for warning in outcome.warnings:
+        log.warning("%s: %s UID %s: %s", account.name, folder, item.uid, warning)
+    return outcome
+
+
+def _body_needs(parsed: list[tuple[Fetched, MessageRecord]]) -> dict[int, list[int]]:
+    """Which messages' bodies to read, by byte limit: bounces and receipts name the original
+    message in their body; an out-of-office answering a message may say when its sender
+    is back (robots don't)."""
+    reports = [i.uid for i, r in parsed if r.needs_report_body and i.size < 10 * REPORT_LIMIT]
+    absences = [i.uid for i, r in parsed if r.kind == AUTO_REPLY and r.parents
+                and i.size < 10 * REPORT_LIMIT and not is_noreply(r.sender.email)]
+    return {limit: uids for limit, uids in ((REPORT_LIMIT, reports), (AUTO_REPLY_LIMIT, absences)) if uids}
+
+
+def _enrich(account: Account, folder: str, item: Fetched, record: MessageRecord, body: bytes,
+            limit: int) -> MessageRecord:
+    """The record with what its body adds: a report's original and failed recipients, or
+    an out-of-office's return date."""
+    try:
+        if limit == REPORT_LIMIT:
+            return parse_record(item.header, folder=folder, uid=item.uid,
+                                internaldate=item.internaldate, keywords=item.flags,
+                                gm_thrid=item.gm_thrid, size=item.size, report_bytes=body)
+        back = return_date(text_of(body), record.date)
+        if back is not None:
+            return replace(record, back_on=back.isoformat())
+    except Exception as exc:  # noqa: BLE001 - a strange body only loses its extra facts
+        log.warning("%s: %s UID %s: cannot read its body (%s)", account.name, folder, item.uid,
+                    type(exc).__name__)
+    return record
+
+
+def read_records(account: Account, mailbox: Mailbox, folder: str, items: list[Fetched],
+                 counts: SyncCounts, calendars: bool = False,
+                 outcomes: list[Outcome] | None = None) -> list[MessageRecord]:
+    """Records of fetched headers, reading the few bodies they need right away (and,
+    with ``calendars``, the invitations' calendar parts). ``outcomes``: the items'
+    parses, done by the helper process (parsing.py)."""
+    parses = outcomes if outcomes is not None else [None] * len(items)
+    parsed = [(item, r) for item, o in zip(items, parses, strict=True)
+              if (r := _record(account, folder, item, counts, o)) is not None]
+    records = {item.uid: r for item, r in parsed}
+    by_uid = {item.uid: item for item, _ in parsed}
+    for limit, uids in _body_needs(parsed).items():
+        for uid, body in mailbox.fetch_messages(folder, uids, limit).items():
+            records[uid] = _enrich(account, folder, by_uid[uid], records[uid], body, limit)
+    if calendars:
+        records.update(read_calendars(account, mailbox, folder, parsed))
+    return list(records.values())
