@@ -48,8 +48,8 @@ class Spy:
         self.answered: list[int] = []
         real_init, real_close = parsing.HelperParser.__init__, parsing.HelperParser.close
 
-        def init(parser: parsing.HelperParser, name: str) -> None:
-            real_init(parser, name)
+        def init(parser: parsing.HelperParser, name: str, **kw: Any) -> None:
+            real_init(parser, name, **kw)
             self.started.append(parser)
             if parser.pid is not None:
                 self.pids.append(parser.pid)
@@ -215,6 +215,24 @@ def test_a_small_read_starts_no_process(box_small: Box, monkeypatch: pytest.Monk
                                     subject="Re: Proposal", reply_to="s1@example.com"))
     box_small.run()
     assert not spy.started
+
+
+def test_helpers_at_once_are_one_per_spare_core(box_small: Box, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A service whose 200 accounts start their first cycle together must not start 200
+    # processes: with the spare core's helper busy (another account's), this sync parses
+    # in its own process, and the next one, the core free again, has a helper.
+    spy = Spy(monkeypatch)
+    monkeypatch.setattr(sync, "HELPER_FROM", 10)
+    monkeypatch.setattr(parsing, "_SLOTS", parsing.threading.BoundedSemaphore(1))
+    box_small.seed("Sent", *[message(f"s{i}@example.com", sender=ME, date=days_ago(2)) for i in range(12)])
+    assert parsing._SLOTS.acquire(blocking=False)  # (another account's sync holds it)
+    box_small.run()
+    assert box_small.last_code == 0 and not spy.started
+    parsing._SLOTS.release()
+    box_small.seed("Sent", *[message(f"t{i}@example.com", sender=ME, date=days_ago(1)) for i in range(12)])
+    box_small.run()
+    assert box_small.last_code == 0 and len(spy.pids) == 1 and spy.answered == [12]
+    assert parsing._SLOTS.acquire(blocking=False)  # (given back when its sync ended)
 
 
 @pytest.fixture

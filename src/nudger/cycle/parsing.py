@@ -17,6 +17,7 @@ import pickle
 import select
 import subprocess
 import sys
+import threading
 import weakref
 from collections import deque
 from dataclasses import dataclass
@@ -34,6 +35,17 @@ AHEAD = 16  # batches the helper holds (two chunks): its work while this process
 STALL = 60.0  # seconds without a byte moving either way: the helper is taken for dead
 
 _running: weakref.WeakSet[HelperParser] = weakref.WeakSet()
+# Helpers at once, in a process: one per spare core. A service whose accounts all start
+# their first cycle together must not start one each (200 processes); the others parse
+# in their own thread, as a small sync does.
+_SLOTS = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) - 1))
+
+
+def start_helper(name: str) -> HelperParser | None:
+    """A helper for account ``name``'s sync, if a spare core has none; else None."""
+    if not _SLOTS.acquire(blocking=False):
+        return None
+    return HelperParser(name, slot=True)
 
 
 class HelperGone(Exception):
@@ -57,8 +69,9 @@ class HelperParser:
     order, a chunk at a time. While it waits for the helper, this process parses the
     batches the helper has not been sent yet, from the last: both cores stay busy."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, slot: bool = False):
         self.name = name  # the account's, for the warning
+        self.slot = slot  # holds one of _SLOTS, given back at close
         self.proc: subprocess.Popen[bytes] | None = None
         self.folder = ""
         self.buffer: list[Fetched] = []  # fed, not yet a batch
@@ -119,6 +132,9 @@ class HelperParser:
         """Stop the helper, by its PID, and wait for it: never left running."""
         proc, self.proc = self.proc, None
         _running.discard(self)
+        if self.slot:
+            self.slot = False
+            _SLOTS.release()
         for batch in self.flight:
             batch.sent = False  # (parsed here if still wanted)
         self.flight.clear()

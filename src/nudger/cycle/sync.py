@@ -18,7 +18,7 @@ from typing import TypeVar
 from nudger.config.model import Account
 from nudger.core.record import HUMAN, MessageRecord, record_key
 from nudger.cycle.context import Cycle
-from nudger.cycle.parsing import HelperParser
+from nudger.cycle.parsing import HelperParser, start_helper
 from nudger.cycle.records import SyncCounts, read_records
 from nudger.cycle.state import Checkpoint, State
 from nudger.errors import FolderUnavailable
@@ -111,7 +111,7 @@ def sync_watched(ctx: Cycle, counts: SyncCounts, progress: Progress | None = Non
     searched = ctx.mailbox.search_many(asks, ctx.since) if asks else {}
     if sum(len(uids) for _, uids in searched.values()) >= HELPER_FROM:
         # (Started now, it is ready before the first chunk is read.)
-        sweep.parser = HelperParser(ctx.name)
+        sweep.parser = start_helper(ctx.name)
     try:
         _sweep_folders(sweep, plans, searched)
     finally:
