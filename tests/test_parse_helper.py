@@ -14,6 +14,7 @@ import pytest
 
 from nudger.cycle import parsing, sync
 from nudger.cycle.statefile import FILE_NAME
+from nudger.errors import FolderUnavailable
 from support.dovecot import Dovecot
 from support.harness import Box, make_box
 from support.mail import ME, days_ago, message
@@ -160,6 +161,45 @@ def test_a_helper_that_dies_answers_garbage_or_never_starts_costs_one_warning_an
     _same(alone, shared)
     assert shared["err"].count(WARNING) == 1, shared["err"]
     _no_helper_left(spy)
+
+
+def test_a_folder_refused_mid_stream_keeps_the_same_records_through_the_helper(
+        twins: tuple[Box, Box], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server refuses INBOX after 20 of its 23 headers (CHUNK 16: one chunk whole, one
+    # cut): the chunks read whole are kept, as in-process, and the folder is tried again.
+    real_of = sync._Batches.of
+
+    def refused(batches: Any, folder: str) -> Any:
+        for n, item in enumerate(real_of(batches, folder)):
+            if folder == "INBOX" and n == 20:
+                raise FolderUnavailable("INBOX", "the server refused it", detail="NO refused")
+            yield item
+
+    monkeypatch.setattr(sync._Batches, "of", refused)
+    here, helper = twins
+    for box in twins:
+        _seed(box, _mail(None))
+    alone = _seen(here, 10**9, monkeypatch)
+    shared = _seen(helper, 1, monkeypatch)
+    assert "skipped 'INBOX' this cycle" in shared["err"]
+    assert sum(1 for r in shared["records"] if r[0] == "INBOX") == 16
+    _same(alone, shared)
+
+
+def test_a_stray_module_in_the_working_directory_never_runs_in_the_helper(
+        box_small: Box, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # python -m puts the current directory first on the path: a struct.py (or email.py)
+    # left in it would run in the helper, as the user.
+    cwd = tmp_path / "somewhere"
+    cwd.mkdir()
+    (cwd / "struct.py").write_text(f"open({str(cwd / 'ran')!r}, 'w').close()\nraise SystemExit(3)\n")
+    monkeypatch.chdir(cwd)
+    spy = Spy(monkeypatch)
+    monkeypatch.setattr(sync, "HELPER_FROM", 10)
+    box_small.seed("Sent", *[message(f"s{i}@example.com", sender=ME, date=days_ago(2)) for i in range(12)])
+    box_small.run()
+    assert box_small.last_code == 0 and WARNING not in box_small.last_err
+    assert not (cwd / "ran").exists() and spy.answered == [12]
 
 
 def _children() -> list[int]:

@@ -15,15 +15,22 @@ import signal
 import struct
 import sys
 from datetime import datetime
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from nudger.core.parse import parse_record
 from nudger.core.record import MessageRecord
+
+if TYPE_CHECKING:
+    from nudger.mail.mailbox import Fetched  # (not imported here: only the core's parser is)
 
 # uid, header bytes, internaldate, flags, gm_thrid, size: what a Fetched carries
 Fields = tuple[int, bytes, datetime | None, tuple[str, ...], int | None, int]
 Outcome = MessageRecord | str
 FRAME = struct.Struct(">Q")  # each message's length, then its pickle
+
+
+def fields_of(item: Fetched) -> Fields:
+    return (item.uid, item.header, item.internaldate, item.flags, item.gm_thrid, item.size)
 
 
 def parse_fetched(folder: str, fields: Fields) -> Outcome:
@@ -52,7 +59,9 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
 
 
 if __name__ == "__main__":
-    # Ctrl-C in a terminal reaches the whole process group: the parent decides, and
-    # closes our input (or is gone, which closes it too).
+    # Ctrl-C in a terminal, or systemd stopping the service, reaches every process of
+    # the group or unit: the parent decides, and closes our input (or is gone, which
+    # closes it too); it stops us with SIGKILL.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -9,7 +9,6 @@ is parsed here, so nothing is lost. It is stopped by its PID when the sync ends.
 
 from __future__ import annotations
 
-import atexit
 import fcntl
 import logging
 import os
@@ -18,34 +17,40 @@ import select
 import subprocess
 import sys
 import threading
-import weakref
 from collections import deque
 from dataclasses import dataclass
 
 from nudger.core.record import MessageRecord
-from nudger.cycle.parse_helper import FRAME, Fields, Outcome, frame, parse_fetched
+from nudger.cycle.parse_helper import FRAME, Fields, Outcome, fields_of, frame, parse_fetched
 from nudger.mail.mailbox import Fetched
 
 log = logging.getLogger(__name__)
 
-COMMAND = ("-m", "nudger.cycle.parse_helper")  # what the helper runs, after sys.executable
+# What the helper runs, after sys.executable. -P: not the current directory first on
+# its path (python -m puts it there), where a stray struct.py or email.py would run.
+COMMAND = ("-P", "-m", "nudger.cycle.parse_helper")
 BATCH = 250  # messages sent at a time: the helper starts on a chunk while it is still read
-PIPE = 1 << 20  # bytes moved at a time, and the pipes' size where the system allows
+# Bytes moved at a time, and the pipes' size where the system allows (a user's pipes have
+# a budget, pipe-user-pages-soft: 64 MiB by default, shared with their session).
+PIPE = 256 << 10
 AHEAD = 16  # batches the helper holds (two chunks): its work while this process stores one
 STALL = 60.0  # seconds without a byte moving either way: the helper is taken for dead
 
-_running: weakref.WeakSet[HelperParser] = weakref.WeakSet()
 # Helpers at once, in a process: one per spare core. A service whose accounts all start
 # their first cycle together must not start one each (200 processes); the others parse
 # in their own thread, as a small sync does.
-_SLOTS = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) - 1))
+_SLOTS = threading.BoundedSemaphore(max(1, len(os.sched_getaffinity(0)) - 1))
 
 
 def start_helper(name: str) -> HelperParser | None:
     """A helper for account ``name``'s sync, if a spare core has none; else None."""
     if not _SLOTS.acquire(blocking=False):
         return None
-    return HelperParser(name, slot=True)
+    try:
+        return HelperParser(name, slot=True)
+    except BaseException:
+        _SLOTS.release()
+        raise
 
 
 class HelperGone(Exception):
@@ -60,8 +65,7 @@ class _Batch:
     sent: bool = False
 
     def parse_here(self) -> None:
-        self.outcomes = [parse_fetched(self.folder, (i.uid, i.header, i.internaldate, i.flags,
-                                                     i.gm_thrid, i.size)) for i in self.items]
+        self.outcomes = [parse_fetched(self.folder, fields_of(i)) for i in self.items]
 
 
 class HelperParser:
@@ -96,7 +100,6 @@ class HelperParser:
                     fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE)
                 except OSError:
                     pass
-        _running.add(self)
 
     @property
     def pid(self) -> int | None:
@@ -131,7 +134,6 @@ class HelperParser:
     def close(self) -> None:
         """Stop the helper, by its PID, and wait for it: never left running."""
         proc, self.proc = self.proc, None
-        _running.discard(self)
         if self.slot:
             self.slot = False
             _SLOTS.release()
@@ -185,8 +187,7 @@ class HelperParser:
             self._fail(f"it answered garbage ({type(exc).__name__})")
 
     def _send(self, batch: _Batch) -> None:
-        fields: list[Fields] = [(i.uid, i.header, i.internaldate, i.flags, i.gm_thrid, i.size)
-                                for i in batch.items]
+        fields: list[Fields] = [fields_of(i) for i in batch.items]
         self.out += frame((batch.folder, fields))
         batch.sent = True
         self.flight.append(batch)
@@ -234,10 +235,3 @@ def _checked(answer: object, items: list[Fetched]) -> list[Outcome]:
                 or (isinstance(outcome, MessageRecord) and outcome.uid == item.uid)):
             raise HelperGone(f"it answered garbage (for UID {item.uid})")
     return answer
-
-
-@atexit.register
-def _stop_all() -> None:
-    # The service's end may come while a worker thread is still in a sync.
-    for parser in list(_running):
-        parser.close()

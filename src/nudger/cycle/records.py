@@ -13,7 +13,7 @@ from nudger.core.ooo import return_date
 from nudger.core.parse import parse_record
 from nudger.core.record import AUTO_REPLY, MessageRecord
 from nudger.cycle.invitations import read_calendars
-from nudger.cycle.parse_helper import Outcome, parse_fetched
+from nudger.cycle.parse_helper import Outcome, fields_of, parse_fetched
 from nudger.mail.mailbox import Fetched, Mailbox
 
 log = logging.getLogger("nudger.cycle.sync")  # (its warnings are the sync's, as they were)
@@ -32,8 +32,7 @@ def _record(account: Account, folder: str, item: Fetched, counts: SyncCounts,
             outcome: Outcome | None = None) -> MessageRecord | None:
     """The record of one fetched message (``outcome``: its parse, done elsewhere)."""
     if outcome is None:
-        outcome = parse_fetched(folder, (item.uid, item.header, item.internaldate, item.flags,
-                                         item.gm_thrid, item.size))
+        outcome = parse_fetched(folder, fields_of(item))
     if isinstance(outcome, str):  # (the name of what parsing it raised)
         counts.skipped += 1
         log.warning("%s: skipped %s UID %s: cannot parse it (%s)", account.name, folder,
