@@ -218,16 +218,27 @@ def test_a_first_cycle_decides_and_drafts_alike_from_memory_and_from_the_file(
     assert from_memory == from_file
 
 
-def test_the_collector_is_itself_again_once_every_first_cycle_ended() -> None:
-    """A service runs several accounts' first cycles at once: the full collections they
-    hold back come back when the last one ends, not before, and not never."""
+def test_one_account_keeps_its_records_at_a_time_and_the_collector_is_itself_again_after() -> None:
+    """A service runs many accounts' first cycles at once: one keeps its records (200
+    would hold gigabytes), the others read theirs back from the file; the full
+    collections held back meanwhile come back when it ends, also by an error or over
+    the cap, and the next first cycle may keep again."""
     before = gc.get_threshold()
     one, two = State.memory(), State.memory()
     with one.keeping_records("a"):
         with two.keeping_records("b"):
+            assert one.kept is not None and two.kept is None
             assert gc.get_threshold()[2] > before[2]
-        assert gc.get_threshold()[2] > before[2]  # (a's cycle still keeps its records)
+        assert one.kept is not None and gc.get_threshold()[2] > before[2]
     assert gc.get_threshold() == before
     with suppress(RuntimeError), one.keeping_records("a"):
         raise RuntimeError
     assert gc.get_threshold() == before
+    with two.keeping_records("b"):
+        assert two.kept is not None
+        two.stop_keeping()  # (as over the cap, a rollback or a prune)
+        assert gc.get_threshold() == before
+        with one.keeping_records("a"):
+            assert one.kept is not None  # (the place is free again)
+    assert gc.get_threshold() == before
+

@@ -175,7 +175,7 @@ def _sync_and_decide(ctx: Cycle, result: CycleResult, progress: Progress | None,
             # when we append, and one deleted draft must not re-report every other one.
             seeds += [e.outbound_id for e in ledger.entries.values() if before.get(e.nudge_id) != e]
     decisions = _evaluate(ctx, ledger, seeds, full)
-    state.kept = None  # (its records are decided on: the rest of the cycle reads the file)
+    state.stop_keeping()  # (its records are decided on: the rest of the cycle reads the file)
     if meetings:
         decisions += decide_meetings(ctx, ledger)
     return _final(ctx, ledger, decisions), print_

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from nudger.core.ledger import LedgerEntry
 from nudger.core.record import MessageRecord, record_key
 from nudger.core.threads import thread_links
 from nudger.cycle.history import History
-from nudger.cycle.kept import Kept, collector_spared, seed_groups
+from nudger.cycle.kept import Kept, hold, seed_groups
 from nudger.cycle.statefile import (
     FILE_NAME,
     close,
@@ -63,6 +63,7 @@ class State(History):
         self.conn, self.path, self.writes = conn, path, writes
         self.inode = inode(path) if path is not None else None  # which file we opened
         self.kept: Kept | None = None  # a first cycle's records, in memory (``keeping_records``)
+        self._release: Callable[[], None] | None = None  # gives the keeper's place back
 
     @classmethod
     def open(cls, state_dir: Path, rebuild: bool = True) -> State:
@@ -82,7 +83,7 @@ class State(History):
         per account): then the file at the path is a new one, and only needs opening.
         """
         assert self.path is not None
-        self.kept = None
+        self.stop_keeping()
         close(self.conn, self.path, sound=False)
         if inode(self.path) == self.inode:
             aside = set_aside(self.path)
@@ -110,7 +111,7 @@ class State(History):
         try:
             yield
         except BaseException:
-            self.kept = None  # (what it kept of the writes undone is not in the file)
+            self.stop_keeping()  # (what it kept of the writes undone is not in the file)
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
@@ -139,12 +140,19 @@ class State(History):
         empty = not any(self.conn.execute(
             f"SELECT 1 FROM {table} WHERE account=? LIMIT 1", (account,)).fetchone()
             for table in ("messages", "links"))
-        self.kept = Kept(account) if empty else None
+        self._release = hold() if empty else None
+        self.kept = Kept(account) if self._release else None
         try:
-            with collector_spared() if empty else nullcontext():
-                yield
+            yield
         finally:
-            self.kept = None
+            self.stop_keeping()
+
+    def stop_keeping(self) -> None:
+        """The records kept are let go (the rest of the cycle reads the file)."""
+        self.kept = None
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
     def _kept(self, account: str) -> Kept | None:
         return self.kept if self.kept is not None and self.kept.account == account else None
@@ -171,8 +179,11 @@ class State(History):
                     for r in records_list if r.calendar]
         if calendar:
             self.conn.executemany("INSERT OR REPLACE INTO calendar VALUES (?,?,?,?)", calendar)
-        if kept is not None and kept.put(records_list, links):
-            self.kept = kept
+        if kept is not None:
+            if kept.put(records_list, links):
+                self.kept = kept
+            else:  # (over the cap: the file is read, and the collector is itself again)
+                self.stop_keeping()
 
     def calendar_records(self, account: str, folders: Iterable[str]) -> list[MessageRecord]:
         """The calendar messages (invitations, answers) stored in ``folders``."""
@@ -315,7 +326,7 @@ class State(History):
         """Forget messages dated before ``before`` (and the links they made): the state
         keeps a window of mail, not the account's history. A follow-up waiting in Drafts
         and the message it follows up stay, however old: it is still drafted."""
-        self.kept = None  # (its deletes are queries the kept records cannot follow)
+        self.stop_keeping()  # (its deletes are queries the kept records cannot follow)
         cutoff = before.astimezone(UTC).isoformat()
         old = ("SELECT message_id FROM messages WHERE account=? AND date < ? AND message_id NOT IN "
                "(SELECT nudge_id FROM nudges WHERE account=? AND fate IN ('drafted', 'edited') "
