@@ -109,9 +109,6 @@ def sync_watched(ctx: Cycle, counts: SyncCounts, progress: Progress | None = Non
     plans = [p for folder in ctx.layout.watched if (p := _guarded(ctx, _plan, ctx, folder))]
     asks = [(p.folder, p.last) for p in plans if p.search]
     searched = ctx.mailbox.search_many(asks, ctx.since) if asks else {}
-    if sum(len(uids) for _, uids in searched.values()) >= HELPER_FROM:
-        # (Started now, it is ready before the first chunk is read.)
-        sweep.parser = start_helper(ctx.name)
     try:
         _sweep_folders(sweep, plans, searched)
     finally:
@@ -129,6 +126,7 @@ def _sweep_folders(sweep: _Sweep, plans: list[_Plan],
         found = searched.get(plan.folder) if plan.search else None
         if _guarded(ctx, _searched, ctx, plan, found) is None:
             continue
+        _helper_if_big(sweep, len(plan.uids))
         if ctx.mailbox.fetched_with_search(plan.folder, plan.uids):
             _read_alone(sweep, plan)
         else:
@@ -148,6 +146,16 @@ def _sweep_folders(sweep: _Sweep, plans: list[_Plan],
         finally:
             stream.close()
         plans = plans[done:]
+
+
+def _helper_if_big(sweep: _Sweep, uids: int) -> None:
+    """A helper parser, once the folders searched so far name HELPER_FROM messages to read.
+    Counted as each folder's search is read, not all first: the searches are read while
+    the server still answers the next folders' (and a small folder is stored meanwhile)."""
+    sweep.to_read += uids
+    if sweep.to_read >= HELPER_FROM and not sweep.helper_asked:
+        sweep.helper_asked = True  # (once: with no spare core free, this sync parses here)
+        sweep.parser = start_helper(sweep.ctx.name)  # (started now, ready before its first chunk)
 
 
 def _read_alone(sweep: _Sweep, plan: _Plan) -> None:
@@ -289,6 +297,8 @@ class _Sweep:
     ours: _OurTopics
     touched: set[str] = field(default_factory=set)  # keys of the messages new or changed
     parser: HelperParser | None = None  # a big sync's headers are parsed on the second core
+    to_read: int = 0  # messages the folders searched so far name
+    helper_asked: bool = False
     # Before anything of this sync was asked: every answer it reads is at least this fresh.
     started: float = field(default_factory=time.monotonic)
 
