@@ -279,3 +279,18 @@ def test_helpers_at_once_are_one_per_spare_core(box_small: Box, monkeypatch: pyt
 def box_small(dovecot: Dovecot, imap_user: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
               monkeypatch: pytest.MonkeyPatch) -> Box:
     return make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, identities=[ME])
+
+
+def test_the_spare_cores_are_counted_where_the_system_cannot_tell_its_share(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # macOS has no sched_getaffinity, and a unit's system call filter may refuse it: the
+    # host's count then, never an error at import (it would stop every sync).
+    monkeypatch.setattr(parsing.os, "cpu_count", lambda: 8)
+    monkeypatch.delattr(parsing.os, "sched_getaffinity")
+    assert parsing._cores() == 8
+
+    def refused(pid: int) -> set[int]:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(parsing.os, "sched_getaffinity", refused, raising=False)
+    assert parsing._cores() == 8

@@ -39,7 +39,15 @@ STALL = 60.0  # seconds without a byte moving either way: the helper is taken fo
 # Helpers at once, in a process: one per spare core. A service whose accounts all start
 # their first cycle together must not start one each (200 processes); the others parse
 # in their own thread, as a small sync does.
-_SLOTS = threading.BoundedSemaphore(max(1, len(os.sched_getaffinity(0)) - 1))
+def _cores() -> int:
+    """The CPUs this process may run on (a container's or a unit's share), else the host's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # (macOS has no such call; a seccomp filter may refuse it)
+        return os.cpu_count() or 2
+
+
+_SLOTS = threading.BoundedSemaphore(max(1, _cores() - 1))
 
 
 def start_helper(name: str) -> HelperParser | None:
