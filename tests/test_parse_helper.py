@@ -294,3 +294,20 @@ def test_the_spare_cores_are_counted_where_the_system_cannot_tell_its_share(
 
     monkeypatch.setattr(parsing.os, "sched_getaffinity", refused, raising=False)
     assert parsing._cores() == 8
+
+
+def test_a_helper_of_other_code_than_its_parents_parses_nothing(
+        twins: tuple[Box, Box], monkeypatch: pytest.MonkeyPatch) -> None:
+    # An upgrade in place under a running service: the helper it starts next imports the
+    # new code, whose records may have another shape. It declines; all is parsed here.
+    here, helper = twins
+    for box in twins:
+        _seed(box, _mail(None))
+    alone = _seen(here, 10**9, monkeypatch)
+    spy = Spy(monkeypatch)
+    monkeypatch.setattr(parsing, "stamp", lambda: "0.0.older.00000000")
+    shared = _seen(helper, 1, monkeypatch)
+    _same(alone, shared)
+    assert shared["err"].count(WARNING) == 1 and "exit code 3" in shared["err"], shared["err"]
+    assert len(spy.pids) == 1 and set(spy.answered) == {0}  # (it parsed none)
+    _no_helper_left(spy)

@@ -14,9 +14,11 @@ import pickle
 import signal
 import struct
 import sys
+import zlib
 from datetime import datetime
 from typing import TYPE_CHECKING, BinaryIO
 
+from nudger import __version__
 from nudger.core.parse import parse_record
 from nudger.core.record import MessageRecord
 
@@ -27,6 +29,12 @@ if TYPE_CHECKING:
 Fields = tuple[int, bytes, datetime | None, tuple[str, ...], int | None, int]
 Outcome = MessageRecord | str
 FRAME = struct.Struct(">Q")  # each message's length, then its pickle
+
+
+def stamp() -> str:
+    """Which records this code makes: a helper started after an upgrade in place, under a
+    service still running the old code, would answer records of another shape."""
+    return f"{__version__}.{zlib.crc32(' '.join(MessageRecord.__dataclass_fields__).encode()):08x}"
 
 
 def fields_of(item: Fetched) -> Fields:
@@ -64,4 +72,6 @@ if __name__ == "__main__":
     # closes it too); it stops us with SIGKILL.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if sys.argv[1:] != [stamp()]:
+        sys.exit(3)  # (the parent's code is not ours: it parses in-process, with a warning)
     serve(sys.stdin.buffer, sys.stdout.buffer)

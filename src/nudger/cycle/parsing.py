@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from nudger.core.record import MessageRecord
-from nudger.cycle.parse_helper import FRAME, Fields, Outcome, fields_of, frame, parse_fetched
+from nudger.cycle.parse_helper import FRAME, Fields, Outcome, fields_of, frame, parse_fetched, stamp
 from nudger.mail.mailbox import Fetched
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class HelperParser:
         self.got = bytearray()  # read from it, not yet a whole answer
         self.answered = 0  # messages the helper parsed (the rest were parsed here)
         try:
-            self.proc = subprocess.Popen([sys.executable, *COMMAND], stdin=subprocess.PIPE,
+            self.proc = subprocess.Popen([sys.executable, *COMMAND, stamp()], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                          close_fds=True)
         except OSError as exc:
