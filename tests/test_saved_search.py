@@ -9,6 +9,7 @@ import io
 import json
 import types
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,20 @@ def no_searchres() -> Iterator[Dovecot]:
         yield server
 
 
-def _box(proxy: FaultyProxy, server: Dovecot, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-         monkeypatch: pytest.MonkeyPatch) -> Box:
+@contextmanager
+def _proxied(server: Dovecot, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FaultyProxy, Box]]:
+    """A user's Box on ``server``, reached through a proxy that counts its commands."""
     user = server.take_user()
     monkeypatch.setenv("NUDGER_TEST_PASSWORD", server.users[user])
     (tmp_path / server.dir.name).mkdir()
     path = tmp_path / server.dir.name / "config.toml"
-    path.write_text(config_text(proxy.port, user, path.parent / "state"))
-    return Box(server, user, path, capsys)
+    proxy = FaultyProxy(server.port)
+    try:
+        path.write_text(config_text(proxy.port, user, path.parent / "state"))
+        yield proxy, Box(server, user, path, capsys)
+    finally:
+        proxy.close()
 
 
 def _report(user: str) -> bytes:
@@ -134,16 +141,12 @@ def test_the_same_drafts_and_decisions_with_and_without_searchres(
     monkeypatch.setattr(imap_saved, "SMALL", 3)  # (Beta, of 5 messages, is big)
     seen = []
     for server in (dovecot, no_searchres):
-        proxy = FaultyProxy(server.port)
-        try:
-            box = _box(proxy, server, tmp_path, capsys, monkeypatch)
+        with _proxied(server, tmp_path, capsys, monkeypatch) as (proxy, box):
             _seed(box)
             seen.append(_cycles(box))
             # With SEARCHRES the small folders' FETCH $ went with their searches; else none.
             saved = [line for line in proxy.commands() if FETCH_SAVED in line]
             assert bool(saved) == (server is dovecot)
-        finally:
-            proxy.close()
     assert seen[0] == seen[1]
 
 
@@ -156,9 +159,7 @@ def _mailbox(server: Dovecot, user: str, port: int, tmp_path: Path) -> Any:
 def test_a_folder_gone_between_the_list_and_the_write_is_left_out_alone(
         dovecot: Dovecot, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    proxy = FaultyProxy(dovecot.port)
-    try:
-        box = _box(proxy, dovecot, tmp_path, capsys, monkeypatch)
+    with _proxied(dovecot, tmp_path, capsys, monkeypatch) as (proxy, box):
         _seed(box)
         mailbox = _mailbox(dovecot, box.user, proxy.port, tmp_path)
         try:
@@ -185,16 +186,12 @@ def test_a_folder_gone_between_the_list_and_the_write_is_left_out_alone(
             assert refused.value.folder == "Alpha"
         finally:
             mailbox.close()
-    finally:
-        proxy.close()
 
 
 def test_a_cycle_skips_a_folder_refused_in_the_shared_write_and_serves_the_rest(
         dovecot: Dovecot, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    proxy = FaultyProxy(dovecot.port)
-    try:
-        box = _box(proxy, dovecot, tmp_path, capsys, monkeypatch)
+    with _proxied(dovecot, tmp_path, capsys, monkeypatch) as (proxy, box):
         _seed(box)
         proxy.rewrite = (b'EXAMINE "Alpha"', b'EXAMINE "Alpha gone"')  # as if deleted
         decided = by_subject(box.run())
@@ -207,8 +204,6 @@ def test_a_cycle_skips_a_folder_refused_in_the_shared_write_and_serves_the_rest(
         proxy.rewrite = None
         assert by_subject(box.run())["Offer"]["status"] == "replied"  # read next cycle
         assert box.last_code == EX_OK and "skipped" not in box.last_err
-    finally:
-        proxy.close()
 
 
 def test_an_esearch_answer_names_its_own_commands_uids() -> None:
@@ -248,15 +243,11 @@ def test_a_due_messages_flags_read_by_this_cycles_sync_are_not_asked_again_while
         dovecot: Dovecot, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch, fresh: float) -> None:
     monkeypatch.setattr(cycle, "READ_FRESH", fresh)
-    proxy = FaultyProxy(dovecot.port)
-    try:
-        box = _box(proxy, dovecot, tmp_path, capsys, monkeypatch)
+    with _proxied(dovecot, tmp_path, capsys, monkeypatch) as (proxy, box):
         box.seed("Sent", message("due@example.com", sender=box.user, subject="Due", date=days_ago(8)))
         assert by_subject(box.run("--dry-run"))["Due"]["status"] == "due"
         asked = [line for line in proxy.commands() if line.endswith(b" (FLAGS)")]
         assert len(asked) == (0 if fresh else 1), asked  # (read with its headers, a moment ago)
-    finally:
-        proxy.close()
 
 
 def test_a_notice_told_amid_a_saved_fetch_is_passed_over_once_heard() -> None:
