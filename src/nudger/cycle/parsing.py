@@ -36,9 +36,6 @@ PIPE = 256 << 10
 AHEAD = 16  # batches the helper holds (two chunks): its work while this process stores one
 STALL = 60.0  # seconds without a byte moving either way: the helper is taken for dead
 
-# Helpers at once, in a process: one per spare core. A service whose accounts all start
-# their first cycle together must not start one each (200 processes); the others parse
-# in their own thread, as a small sync does.
 def _cores() -> int:
     """The CPUs this process may run on (a container's or a unit's share), else the host's."""
     try:
@@ -47,6 +44,9 @@ def _cores() -> int:
         return os.cpu_count() or 2
 
 
+# Helpers at once, in a process: one per spare core. A service whose accounts all start
+# their first cycle together must not start one each (200 processes); the others parse
+# in their own thread, as a small sync does.
 _SLOTS = threading.BoundedSemaphore(max(1, _cores() - 1))
 
 
@@ -97,17 +97,16 @@ class HelperParser:
             self.proc = subprocess.Popen([sys.executable, *COMMAND, stamp()], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                          close_fds=True)
-        except OSError as exc:
+            assert self.proc.stdin is not None and self.proc.stdout is not None
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                os.set_blocking(pipe.fileno(), False)
+                if hasattr(fcntl, "F_SETPIPE_SZ"):  # (Linux: fewer turns of the pump)
+                    try:
+                        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE)
+                    except OSError:
+                        pass
+        except OSError as exc:  # (_fail stops one started: never left running)
             self._fail(f"it did not start: {exc}")
-            return
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            os.set_blocking(pipe.fileno(), False)
-            if hasattr(fcntl, "F_SETPIPE_SZ"):  # (Linux: fewer turns of the pump)
-                try:
-                    fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE)
-                except OSError:
-                    pass
 
     @property
     def pid(self) -> int | None:
