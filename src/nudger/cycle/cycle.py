@@ -44,9 +44,10 @@ from nudger.cycle.drafts import (
     write_draft,
 )
 from nudger.cycle.outbox import Outbox
+from nudger.cycle.records import SyncCounts
 from nudger.cycle.state import State
 from nudger.cycle.statefile import NOT_THE_FILE, translate
-from nudger.cycle.sync import Progress, SyncCounts, sync_watched
+from nudger.cycle.sync import Progress, sync_watched
 from nudger.cycle.thanks import decide_meetings, meetings_due
 from nudger.errors import FolderUnavailable, NudgerError, StateCorrupt
 from nudger.mail.layout import Layout, discover

@@ -35,8 +35,8 @@ from nudger.core.plan import AppendDraft, Decision
 from nudger.core.record import Addr, MessageRecord
 from nudger.cycle.adopt import adopt_found
 from nudger.cycle.context import Cycle
+from nudger.cycle.records import SyncCounts, read_records
 from nudger.cycle.state import Checkpoint
-from nudger.cycle.sync import SyncCounts, read_records
 from nudger.mail.mailbox import Mailbox
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from nudger.cycle.invitations import read_calendars
 from nudger.cycle.parse_helper import Outcome, fields_of, parse_fetched
 from nudger.mail.mailbox import Fetched, Mailbox
 
-log = logging.getLogger("nudger.cycle.sync")  # (its warnings are the sync's, as they were)
+log = logging.getLogger(__name__)
 
 REPORT_LIMIT = 256 * 1024  # enough of a bounce to find what it reports on
 AUTO_REPLY_LIMIT = 32 * 1024  # the return date is in the first lines of an out-of-office

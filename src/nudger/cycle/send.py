@@ -42,8 +42,9 @@ from nudger.cycle.answers import human_answers
 from nudger.cycle.context import Cycle
 from nudger.cycle.drafts import QUOTE_LIMIT
 from nudger.cycle.outbox import NUDGE, Outbox, Row
+from nudger.cycle.records import SyncCounts
 from nudger.cycle.sent_drafts import remove_sent_draft
-from nudger.cycle.sync import SyncCounts, sync_watched
+from nudger.cycle.sync import sync_watched
 from nudger.mail.mailbox import Mark
 from nudger.mail.smtp import SendRefused, SendUncertain
 

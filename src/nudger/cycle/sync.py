@@ -24,8 +24,6 @@ from nudger.cycle.state import Checkpoint, State
 from nudger.errors import FolderUnavailable
 from nudger.mail.mailbox import Fetched, FolderStatus
 
-__all__ = ["CHUNK", "Progress", "SyncCounts", "read_records", "sync_watched"]
-
 log = logging.getLogger(__name__)
 
 CHUNK = 2000  # header records parsed and stored per transaction
