@@ -302,8 +302,8 @@ def _final(ctx: Cycle, ledger: Ledger, decisions: list[Decision]) -> list[Decisi
     are read again, and a thread that changed is decided again, until every due message
     was checked (but those the sync read a moment ago: a first cycle's). Then at most
     ``max_new_drafts`` of them are written this cycle. What changes on the server after
-    this (a keyword set a second later) cannot change the
-    plan; a message deleted meanwhile only makes the act phase skip its draft.
+    this (a keyword set a second later) cannot change the plan; a message deleted
+    meanwhile only makes the act phase skip its draft.
     """
     checked = {m for m, at in ctx.read.items() if time.monotonic() - at < READ_FRESH}
     while due := [d.action.outbound for d in decisions if isinstance(d.action, AppendDraft)
