@@ -85,10 +85,13 @@ def _seed(box: Box, folders: dict[str, list[tuple[bytes, Any]]]) -> None:
 
 
 def _records(box: Box) -> list[tuple[Any, ...]]:
+    """What the state file holds of the messages: their rows, links and calendar entries."""
     db = sqlite3.connect(box.config.parent / "state" / FILE_NAME)
     try:
-        return db.execute("SELECT folder, uid, message_id, sender, date, topic, record"
-                          " FROM messages ORDER BY folder, uid").fetchall()
+        return [*db.execute("SELECT folder, uid, message_id, sender, date, topic, record"
+                            " FROM messages ORDER BY folder, uid"),
+                *db.execute("SELECT child, parent FROM links ORDER BY child, parent"),
+                *db.execute("SELECT folder, uid, ical_uid FROM calendar ORDER BY folder, uid")]
     finally:
         db.close()
 

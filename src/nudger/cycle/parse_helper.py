@@ -3,9 +3,11 @@
 It imports only the core's parser and the standard library: started fresh (not forked:
 the daemon has threads), it is ready in a fraction of the first FETCH. It reads
 length-prefixed pickled batches ``(folder, [fields, ...])`` on stdin and answers each,
-in order, with the pickled list of outcomes: a ``MessageRecord``, or the name of the
-exception the message raised (the caller warns and skips it, as in-process). It ends
-at the end of its input: when the sync closes it, or when its parent is gone.
+in order, with the pickled outcomes and rows: an outcome is a ``MessageRecord``, or the
+name of the exception the message raised (the caller warns and skips it, as
+in-process); a record's row is the one the state stores for it (rows.py), None for the
+others. It ends at the end of its input: when the sync closes it, or when its parent is
+gone.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from nudger import __version__
 from nudger.core.parse import parse_record
-from nudger.core.record import MessageRecord
+from nudger.core.record import Addr, MessageRecord
+from nudger.cycle.rows import Row, row_of
 
 if TYPE_CHECKING:
     from nudger.mail.mailbox import Fetched  # (not imported here: only the core's parser is)
@@ -51,6 +54,30 @@ def parse_fetched(folder: str, fields: Fields) -> Outcome:
         return type(exc).__name__
 
 
+def answer(folder: str, batch: list[Fields]) -> tuple[list[Outcome], list[Row | None]]:
+    outcomes = [parse_fetched(folder, fields) for fields in batch]
+    _share_addresses(outcomes)
+    return outcomes, [row_of(o) if isinstance(o, MessageRecord) else None for o in outcomes]
+
+
+def _share_addresses(outcomes: list[Outcome]) -> None:
+    """One Addr object for each address of the batch (the user's own, in every message
+    sent): pickled once, and rebuilt once by the parent. (These records are new, and
+    nobody else's yet: equal values in place of equal values.)"""
+    shared: dict[tuple[str, str], Addr] = {}
+
+    def one(a: Addr) -> Addr:
+        return shared.setdefault((a.name, a.email), a)
+
+    for r in outcomes:
+        if isinstance(r, MessageRecord):
+            fields = r.__dict__
+            fields["sender"] = one(r.sender)
+            for name in ("to", "cc", "bcc"):
+                if addrs := fields[name]:
+                    fields[name] = tuple([one(a) for a in addrs])
+
+
 def frame(obj: object) -> bytes:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     return FRAME.pack(len(data)) + data
@@ -62,7 +89,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
     while len(head := inp.read(FRAME.size)) == FRAME.size:
         data = inp.read(FRAME.unpack(head)[0])
         folder, batch = pickle.loads(data)
-        out.write(frame([parse_fetched(folder, fields) for fields in batch]))
+        out.write(frame(answer(folder, batch)))
         out.flush()
 
 

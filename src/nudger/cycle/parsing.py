@@ -20,8 +20,9 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-from nudger.core.record import MessageRecord
+from nudger.core.record import MessageRecord, record_key
 from nudger.cycle.parse_helper import FRAME, Fields, Outcome, fields_of, frame, parse_fetched, stamp
+from nudger.cycle.rows import Made, Row
 from nudger.mail.mailbox import Fetched
 
 log = logging.getLogger(__name__)
@@ -70,10 +71,12 @@ class _Batch:
     folder: str
     items: list[Fetched]
     outcomes: list[Outcome] | None = None  # parsed (over there or here)
+    rows: list[Row | None] | None = None  # the records' rows, made over there
     sent: bool = False
 
     def parse_here(self) -> None:
         self.outcomes = [parse_fetched(self.folder, fields_of(i)) for i in self.items]
+        self.rows = [None] * len(self.items)  # (made as they are stored)
 
 
 class HelperParser:
@@ -89,7 +92,7 @@ class HelperParser:
         self.buffer: list[Fetched] = []  # fed, not yet a batch
         self.batches: deque[_Batch] = deque()  # fed, not taken yet, in order
         self.flight: deque[_Batch] = deque()  # sent, not answered yet (taken or dropped: still due)
-        self.done: deque[Outcome] = deque()  # parsed, not taken yet
+        self.done: deque[tuple[Outcome, Row | None]] = deque()  # parsed, not taken yet
         self.out = bytearray()  # written to the helper's pipe as it takes it
         self.got = bytearray()  # read from it, not yet a whole answer
         self.answered = 0  # messages the helper parsed (the rest were parsed here)
@@ -120,17 +123,19 @@ class HelperParser:
         if len(self.buffer) >= BATCH:
             self._batch()
 
-    def take(self, count: int) -> list[Outcome]:
-        """The outcomes of the next ``count`` messages fed."""
+    def take(self, count: int) -> tuple[list[Outcome], Made]:
+        """The outcomes of the next ``count`` messages fed, and the rows made for them."""
         self._batch()
         while len(self.done) < count:
             front = self.batches[0]
-            if front.outcomes is None:
+            if front.outcomes is None or front.rows is None:
                 self._advance()
                 continue
             self.batches.popleft()
-            self.done.extend(front.outcomes)
-        return [self.done.popleft() for _ in range(count)]
+            self.done.extend(zip(front.outcomes, front.rows, strict=True))
+        taken = [self.done.popleft() for _ in range(count)]
+        made = {id(o): (o, row) for o, row in taken if row is not None and isinstance(o, MessageRecord)}
+        return [o for o, _ in taken], made
 
     def drop(self) -> None:
         """Forget what was fed and not taken (its folder's read was cut short)."""
@@ -221,8 +226,8 @@ class HelperParser:
             while len(self.got) >= FRAME.size and len(self.got) >= FRAME.size + (
                     size := FRAME.unpack_from(self.got)[0]):
                 batch = self.flight[0]  # (taken off once read whole: else parsed here)
-                batch.outcomes = _checked(pickle.loads(self.got[FRAME.size:FRAME.size + size]),
-                                          batch.items)
+                batch.outcomes, batch.rows = _checked(
+                    pickle.loads(self.got[FRAME.size:FRAME.size + size]), batch.items)
                 self.flight.popleft()
                 self.answered += len(batch.items)
                 del self.got[:FRAME.size + size]
@@ -233,12 +238,15 @@ class HelperParser:
         self.close()
 
 
-def _checked(answer: object, items: list[Fetched]) -> list[Outcome]:
-    """The answer, if it is one outcome per message asked, in order."""
-    if not isinstance(answer, list) or len(answer) != len(items):
+def _checked(answer: object, items: list[Fetched]) -> tuple[list[Outcome], list[Row | None]]:
+    """The answer, if it is one outcome and row per message asked, in order."""
+    if not (isinstance(answer, tuple) and len(answer) == 2 and all(
+            isinstance(part, list) and len(part) == len(items) for part in answer)):
         raise HelperGone("it answered garbage (not one outcome per message)")
-    for outcome, item in zip(answer, items, strict=True):
-        if not (isinstance(outcome, str)
-                or (isinstance(outcome, MessageRecord) and outcome.uid == item.uid)):
+    outcomes, rows = answer
+    for outcome, row, item in zip(outcomes, rows, items, strict=True):
+        if not (isinstance(outcome, str) and row is None
+                or isinstance(outcome, MessageRecord) and outcome.uid == item.uid
+                and isinstance(row, tuple) and len(row) == 6 and row[0] == record_key(outcome)):
             raise HelperGone(f"it answered garbage (for UID {item.uid})")
-    return answer
+    return outcomes, rows

@@ -315,13 +315,13 @@ def _read_new(sweep: _Sweep, folder: str, fetched: Iterator[Fetched], uids: list
         # One transaction and at most two body FETCHes per chunk: a first sync over a
         # distant server must not pay a round trip per bounce or out-of-office. A chunk
         # at a time: memory stays flat whatever the size of the account.
-        outcomes = None if parser is None else parser.take(len(items))
+        outcomes, made = (None, None) if parser is None else parser.take(len(items))
         records = [_link_by_subject(ctx.account, ctx.state, r, sweep.ours)
                    for r in read_records(ctx.account, ctx.mailbox, folder, items, counts,
                                          calendars=ctx.config.meetings.thank_you,
                                          outcomes=outcomes)]
         with ctx.state.transaction():
-            ctx.state.put_records(ctx.name, records)
+            ctx.state.put_records(ctx.name, records, made)
         ctx.read.update(dict.fromkeys(((r.folder, r.uid) for r in records), sweep.started))
         sweep.ours.add(records)
         for r in records:
