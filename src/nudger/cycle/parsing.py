@@ -137,6 +137,11 @@ class HelperParser:
         made = {id(o): (o, row) for o, row in taken if row is not None and isinstance(o, MessageRecord)}
         return [o for o, _ in taken], made
 
+    def pump(self) -> None:
+        """Move the pipes without waiting: called between the steps of storing a chunk,
+        so the helper is sent more work before it runs out of the little it holds."""
+        self._turn(wait=False)
+
     def drop(self) -> None:
         """Forget what was fed and not taken (its folder's read was cut short)."""
         self.buffer.clear()
@@ -221,7 +226,7 @@ class HelperParser:
                 continue
             data = os.read(rfd, PIPE)
             if not data:
-                raise HelperGone(f"it ended (exit code {self.proc.poll()})")
+                raise HelperGone(f"it ended (exit code {_exit_code(self.proc)})")
             self.got += data
             while len(self.got) >= FRAME.size and len(self.got) >= FRAME.size + (
                     size := FRAME.unpack_from(self.got)[0]):
@@ -236,6 +241,13 @@ class HelperParser:
         log.warning("%s: the header parser on the second core stopped (%s); the rest is "
                     "parsed in the main process", self.name, why)
         self.close()
+
+
+def _exit_code(proc: subprocess.Popen[bytes]) -> int | None:
+    try:
+        return proc.wait(timeout=1.0)  # (its output is closed: it is ending, if not gone yet)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def _checked(answer: object, items: list[Fetched]) -> tuple[list[Outcome], list[Row | None]]:
