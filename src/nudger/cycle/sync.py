@@ -66,11 +66,12 @@ class _OurTopics:
         return [m for m in mine if since <= m.date < before][:20]
 
     def add(self, records: list[MessageRecord]) -> None:
-        ours = [r for r in records if r.folder == self.sent and self.account.is_identity(r.sender.email)]
-        for r in ours:
-            self.mine.pop(r.topic, None)  # (read again when next asked)
+        topics = {r.topic for r in records  # (a topic is worked out at each ask: once here)
+                  if r.folder == self.sent and self.account.is_identity(r.sender.email)}
+        for topic in topics:
+            self.mine.pop(topic, None)  # (read again when next asked)
         if self.known is not None:
-            self.known.update(r.topic for r in ours)
+            self.known |= topics
 
 
 def _link_by_subject(account: Account, state: State, record: MessageRecord,
@@ -320,8 +321,12 @@ def _read_new(sweep: _Sweep, folder: str, fetched: Iterator[Fetched], uids: list
                    for r in read_records(ctx.account, ctx.mailbox, folder, items, counts,
                                          calendars=ctx.config.meetings.thank_you,
                                          outcomes=outcomes)]
+        if parser is not None:
+            parser.pump()
         with ctx.state.transaction():
             ctx.state.put_records(ctx.name, records, made)
+        if parser is not None:
+            parser.pump()
         ctx.read.update(dict.fromkeys(((r.folder, r.uid) for r in records), sweep.started))
         sweep.ours.add(records)
         for r in records:
