@@ -34,10 +34,14 @@ Outcome = MessageRecord | str
 FRAME = struct.Struct(">Q")  # each message's length, then its pickle
 
 
+ANSWER = 2  # the shape of an answer: 2, (outcomes, rows); 1 (0.x before rows): outcomes
+
+
 def stamp() -> str:
-    """Which records this code makes: a helper started after an upgrade in place, under a
-    service still running the old code, would answer records of another shape."""
-    return f"{__version__}.{zlib.crc32(' '.join(MessageRecord.__dataclass_fields__).encode()):08x}"
+    """Which records and answers this code makes: a helper started after an upgrade in
+    place, under a service still running the old code, would answer in another shape."""
+    fields = " ".join(MessageRecord.__dataclass_fields__)
+    return f"{__version__}.{ANSWER}.{zlib.crc32(fields.encode()):08x}"
 
 
 def fields_of(item: Fetched) -> Fields:
