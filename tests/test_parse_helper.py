@@ -41,9 +41,11 @@ def twins(dovecot: Dovecot, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 
 
 class Spy:
-    """The helpers a run started: their PIDs, and how many headers each parsed."""
+    """The helpers a run started: their PIDs, and how many headers each parsed. With
+    ``ready``, a sync goes on once its helper is ready (or gone): on mail this small, one
+    still starting would have nothing left to parse."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, ready: bool = True):
         self.started: list[parsing.HelperParser] = []
         self.pids: list[int] = []
         self.answered: list[int] = []
@@ -54,6 +56,8 @@ class Spy:
             self.started.append(parser)
             if parser.pid is not None:
                 self.pids.append(parser.pid)
+            while ready and parser.proc is not None and not parser.ready:
+                parser.pump(wait=True)
 
         def close(parser: parsing.HelperParser) -> None:
             self.answered.append(parser.answered)
@@ -156,13 +160,32 @@ def test_a_helper_that_dies_answers_garbage_or_never_starts_costs_one_warning_an
         _kill_after(monkeypatch, 3)  # (mid-sync: some batches answered, some not)
     elif fault == "garbage":
         monkeypatch.setattr(parsing, "COMMAND", (
-            "-c", "import sys\nwhile sys.stdin.buffer.read(8):"
+            "-c", "import sys\nsys.stdout.buffer.write(bytes(8) + b'x' * 64); sys.stdout.flush()\n"
+            "while sys.stdin.buffer.read(8):"
             " sys.stdout.buffer.write(bytes(8) + b'x' * 64); sys.stdout.flush()"))
     else:
         monkeypatch.setattr(parsing.sys, "executable", "/nonexistent/python")
     shared = _seen(helper, 1, monkeypatch)
     _same(alone, shared)
     assert shared["err"].count(WARNING) == 1, shared["err"]
+    _no_helper_left(spy)
+
+
+def test_a_helper_still_starting_holds_nothing_up(
+        twins: tuple[Box, Box], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its imports take a tenth of a second or more: meanwhile the headers are parsed
+    # here, none sent to wait in its pipe (a helper that never gets going costs nothing).
+    here, helper = twins
+    for box in twins:
+        _seed(box, _mail(None))
+    alone = _seen(here, 10**9, monkeypatch)
+    spy = Spy(monkeypatch, ready=False)
+    monkeypatch.setattr(parsing, "STALL", 2.0)
+    monkeypatch.setattr(parsing, "COMMAND", ("-c", "import time; time.sleep(30)"))
+    shared = _seen(helper, 1, monkeypatch)
+    _same(alone, shared)
+    assert WARNING not in shared["err"], shared["err"]
+    assert len(spy.pids) == 1 and spy.answered == [0]
     _no_helper_left(spy)
 
 

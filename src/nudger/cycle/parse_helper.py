@@ -35,6 +35,7 @@ FRAME = struct.Struct(">Q")  # each message's length, then its pickle
 
 
 ANSWER = 2  # the shape of an answer: 2, (outcomes, rows); 1 (0.x before rows): outcomes
+READY = "ready"  # the first answer, once imported: batches are sent from then on
 
 
 def stamp() -> str:
@@ -88,8 +89,10 @@ def frame(obj: object) -> bytes:
 
 
 def serve(inp: BinaryIO, out: BinaryIO) -> None:
-    """Parse batches until the input ends. (No threads: the parent reads our answers as
-    it writes the next batches, so neither pipe stays full.)"""
+    """Say READY, then parse batches until the input ends. (No threads: the parent reads
+    our answers as it writes the next batches, so neither pipe stays full.)"""
+    out.write(frame(READY))
+    out.flush()
     while len(head := inp.read(FRAME.size)) == FRAME.size:
         data = inp.read(FRAME.unpack(head)[0])
         folder, batch = pickle.loads(data)

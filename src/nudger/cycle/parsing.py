@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from nudger.core.record import MessageRecord, record_key
-from nudger.cycle.parse_helper import FRAME, Fields, Outcome, fields_of, frame, parse_fetched, stamp
+from nudger.cycle.parse_helper import FRAME, READY, Fields, Outcome, fields_of, frame, parse_fetched, stamp
 from nudger.cycle.rows import Made, Row
 from nudger.mail.mailbox import Fetched
 
@@ -96,6 +96,9 @@ class HelperParser:
         self.out = bytearray()  # written to the helper's pipe as it takes it
         self.got = bytearray()  # read from it, not yet a whole answer
         self.answered = 0  # messages the helper parsed (the rest were parsed here)
+        # Until it says so (its imports take a tenth of a second or more), batches are
+        # parsed here: none waits in its pipe for a helper not yet reading.
+        self.ready = False
         try:
             self.proc = subprocess.Popen([sys.executable, *COMMAND, stamp()], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -137,10 +140,11 @@ class HelperParser:
         made = {id(o): (o, row) for o, row in taken if row is not None and isinstance(o, MessageRecord)}
         return [o for o, _ in taken], made
 
-    def pump(self) -> None:
-        """Move the pipes without waiting: called between the steps of storing a chunk,
-        so the helper is sent more work before it runs out of the little it holds."""
-        self._turn(wait=False)
+    def pump(self, wait: bool = False) -> None:
+        """Move the pipes (without waiting, unless asked): called between the steps of
+        storing a chunk, so the helper is sent more work before it runs out of the little
+        it holds."""
+        self._turn(wait)
 
     def drop(self) -> None:
         """Forget what was fed and not taken (its folder's read was cut short)."""
@@ -192,7 +196,7 @@ class HelperParser:
         if self.proc is None:
             return
         try:
-            for batch in self.batches:
+            for batch in self.batches if self.ready else ():
                 if len(self.flight) >= AHEAD:
                     break
                 if batch.outcomes is None and not batch.sent:
@@ -230,12 +234,17 @@ class HelperParser:
             self.got += data
             while len(self.got) >= FRAME.size and len(self.got) >= FRAME.size + (
                     size := FRAME.unpack_from(self.got)[0]):
+                answer = pickle.loads(self.got[FRAME.size:FRAME.size + size])
+                del self.got[:FRAME.size + size]
+                if not self.ready:
+                    if answer != READY:
+                        raise HelperGone("it answered garbage (not ready)")
+                    self.ready = True
+                    continue
                 batch = self.flight[0]  # (taken off once read whole: else parsed here)
-                batch.outcomes, batch.rows = _checked(
-                    pickle.loads(self.got[FRAME.size:FRAME.size + size]), batch.items)
+                batch.outcomes, batch.rows = _checked(answer, batch.items)
                 self.flight.popleft()
                 self.answered += len(batch.items)
-                del self.got[:FRAME.size + size]
 
     def _fail(self, why: str) -> None:
         log.warning("%s: the header parser on the second core stopped (%s); the rest is "
