@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from nudger.core.bounce import parse_report
 from nudger.core.classify import classify, is_list
 from nudger.core.headers import (
     Headers,
@@ -51,6 +50,10 @@ def parse_record(
     failed = failed_recipients(msg)
     originals: tuple[str, ...] = ()
     if report_bytes is not None and kind in REPORT_KINDS:
+        # (Here: the helper process parses headers alone, and starts sooner without the
+        # email package this needs.)
+        from nudger.core.bounce import parse_report
+
         failed, originals, only_notices = parse_report(report_bytes, failed)
         if kind == BOUNCE and only_notices:
             kind, why = DELAY, "delivery notice (delayed or relayed, not failed)"
