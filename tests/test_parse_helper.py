@@ -110,6 +110,14 @@ def _seen(box: Box, helper_from: int, monkeypatch: pytest.MonkeyPatch) -> dict[s
     return {"decisions": decisions, "drafts": drafts, "records": _records(box), "err": box.last_err}
 
 
+def _alone_first(twins: tuple[Box, Box], monkeypatch: pytest.MonkeyPatch) -> tuple[Box, dict[str, Any]]:
+    """The twins seeded alike, and what the first one's cycle saw, parsed in-process."""
+    here, helper = twins
+    for box in twins:
+        _seed(box, _mail(None))
+    return helper, _seen(here, 10**9, monkeypatch)
+
+
 def _same(here: dict[str, Any], there: dict[str, Any]) -> None:
     assert there["records"] == here["records"]
     assert there["decisions"] == here["decisions"]
@@ -151,10 +159,7 @@ def _kill_after(monkeypatch: pytest.MonkeyPatch, batches: int) -> None:
 @pytest.mark.parametrize("fault", ["killed", "garbage", "absent"])
 def test_a_helper_that_dies_answers_garbage_or_never_starts_costs_one_warning_and_nothing_else(
         twins: tuple[Box, Box], monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
-    here, helper = twins
-    for box in twins:
-        _seed(box, _mail(None))
-    alone = _seen(here, 10**9, monkeypatch)
+    helper, alone = _alone_first(twins, monkeypatch)
     spy = Spy(monkeypatch)
     if fault == "killed":
         _kill_after(monkeypatch, 3)  # (mid-sync: some batches answered, some not)
@@ -175,10 +180,7 @@ def test_a_helper_still_starting_holds_nothing_up(
         twins: tuple[Box, Box], monkeypatch: pytest.MonkeyPatch) -> None:
     # Its imports take a tenth of a second or more: meanwhile the headers are parsed
     # here, none sent to wait in its pipe (a helper that never gets going costs nothing).
-    here, helper = twins
-    for box in twins:
-        _seed(box, _mail(None))
-    alone = _seen(here, 10**9, monkeypatch)
+    helper, alone = _alone_first(twins, monkeypatch)
     spy = Spy(monkeypatch, ready=False)
     monkeypatch.setattr(parsing, "STALL", 2.0)
     monkeypatch.setattr(parsing, "COMMAND", ("-c", "import time; time.sleep(30)"))
@@ -202,10 +204,7 @@ def test_a_folder_refused_mid_stream_keeps_the_same_records_through_the_helper(
             yield item
 
     monkeypatch.setattr(sync._Batches, "of", refused)
-    here, helper = twins
-    for box in twins:
-        _seed(box, _mail(None))
-    alone = _seen(here, 10**9, monkeypatch)
+    helper, alone = _alone_first(twins, monkeypatch)
     shared = _seen(helper, 1, monkeypatch)
     assert "skipped 'INBOX' this cycle" in shared["err"]
     assert sum(1 for r in shared["records"] if r[0] == "INBOX") == 16
@@ -326,10 +325,7 @@ def test_a_helper_of_other_code_than_its_parents_parses_nothing(
         twins: tuple[Box, Box], monkeypatch: pytest.MonkeyPatch) -> None:
     # An upgrade in place under a running service: the helper it starts next imports the
     # new code, whose records may have another shape. It declines; all is parsed here.
-    here, helper = twins
-    for box in twins:
-        _seed(box, _mail(None))
-    alone = _seen(here, 10**9, monkeypatch)
+    helper, alone = _alone_first(twins, monkeypatch)
     spy = Spy(monkeypatch)
     monkeypatch.setattr(parsing, "stamp", lambda: "0.0.older.00000000")
     shared = _seen(helper, 1, monkeypatch)
