@@ -28,10 +28,15 @@ def find_dovecot() -> str | None:
         (p for p in ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot") if os.access(p, os.X_OK)), None)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(besides: int = 0) -> int:
+    """A loopback port free now, other than ``besides`` (two asks in a row may be
+    answered the same port: it is free again as soon as the first socket closes)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port != besides:
+            return port
 
 
 class Dovecot:
@@ -56,7 +61,7 @@ class Dovecot:
         if oauth2_url:
             self.auth_mechanisms += " xoauth2 oauthbearer"
         self.tls = tls
-        self.tls_port = free_port() if tls else 0
+        self.tls_port = free_port(besides=self.port) if tls else 0
         self.process: subprocess.Popen[bytes] | None = None
         self.users: dict[str, str] = {}
         self.free_users: list[str] = []  # made by pool(), handed out by take_user()
