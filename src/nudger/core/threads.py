@@ -72,8 +72,9 @@ def build_threads(records: Iterable[MessageRecord], sent: str = "") -> list[Thre
     for members in _linked(unique):
         # At one timestamp a person's message comes before a machine's answer to it (a
         # bounce is often stamped the same second), and the Sent copy before the others.
-        members.sort(key=lambda r: (r.date, r.kind in MACHINE_KINDS, sent not in folders[r.message_id],
-                                    r.message_id))
+        if len(members) > 1:
+            members.sort(key=lambda r: (r.date, r.kind in MACHINE_KINDS,
+                                        sent not in folders[r.message_id], r.message_id))
         threads.append(
             Thread(
                 key=_key_of(members),
@@ -109,6 +110,9 @@ def _unique(records: Iterable[MessageRecord],
     unique: dict[str, MessageRecord] = {}
     folders: dict[str, list[str]] = {}
     for key, copies in by_id.items():
+        if len(copies) == 1 and copies[0].message_id == key and key not in unique:
+            unique[key], folders[key] = copies[0], [copies[0].folder]  # (what the loop gives it)
+            continue
         copies.sort(key=lambda r: r.folder != sent)  # (stable: the Sent copy first)
         first = copies[0]
         for record in copies:
@@ -184,14 +188,15 @@ def _linked(unique: dict[str, MessageRecord]) -> list[list[MessageRecord]]:
     if len(unique) == 1:  # (a thread of one message, the most common: nothing to join)
         return [list(unique.values())]
     joined = Groups()
+    find, union = joined.find, joined.union
     for key, record in unique.items():
-        joined.find(key)
+        find(key)
         for other in thread_links(record):
-            joined.union(key, other)
+            union(key, other)
 
     groups: dict[str, list[MessageRecord]] = {}
     for key, record in unique.items():
-        groups.setdefault(joined.find(key), []).append(record)
+        groups.setdefault(find(key), []).append(record)
     return list(groups.values())
 
 
@@ -212,13 +217,15 @@ def _ancestors(members: list[MessageRecord]) -> dict[str, frozenset[str]]:
             continue
         # The recursion, unrolled: (id, its direct links, those not yet walked).
         path = {root}
-        stack = [(root, _links(by_id[root]), iter(_links(by_id[root])))]
+        direct = _links(by_id[root])
+        stack = [(root, direct, iter(direct))]
         while stack:
             mid, direct, rest = stack[-1]
             step = next((p for p in rest if p in by_id and p not in memo and p not in path), None)
             if step is not None:
                 path.add(step)
-                stack.append((step, _links(by_id[step]), iter(_links(by_id[step]))))
+                direct = _links(by_id[step])
+                stack.append((step, direct, iter(direct)))
                 continue
             result = set(direct)
             for p in direct:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, tzinfo
 from nudger.core.classify import is_noreply
 from nudger.core.record import AUTO_REPLY, BOUNCE, HUMAN, MACHINE_KINDS, READ_RECEIPT, Addr, MessageRecord
 from nudger.core.threads import NO_NUDGE_KEYWORD, Thread, is_no_nudge, is_nudge
+from nudger.core.words import day
 
 AWAITING = "awaiting"
 REPLIED = "replied"
@@ -74,9 +75,11 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
     repliers = tuple(dict.fromkeys(m.sender.email for m in theirs if m.message_id not in claimed))
     if theirs:
         replied = _replied(thread, latest, theirs, claimed, repliers, tz)
+        if any_reply_answers:
+            return replied
         waiting_on = [a for a in latest.recipients if not is_identity(a.email)
                       and a.email not in repliers and not is_noreply(a.email)]
-        if any_reply_answers or not waiting_on:
+        if not waiting_on:
             return replied
     others = [a for a in latest.recipients if not is_identity(a.email)]
     stopped = _excluded(thread, latest, ours, others)
@@ -108,7 +111,7 @@ def _replied(thread: Thread, latest: MessageRecord, theirs: list[MessageRecord],
     if reply.message_id in claimed:
         by = f"someone claiming to be you ({by}, not in {thread.sent or 'Sent'})"
     return Verdict(
-        REPLIED, f"replied by {by} on {reply.date.astimezone(tz):%Y-%m-%d} "
+        REPLIED, f"replied by {by} on {day(reply.date.astimezone(tz))} "
         f"({thread.found_in(reply)})",
         outbound=latest, repliers=repliers, answered_at=reply.date,
     )
@@ -118,7 +121,7 @@ def _excluded(thread: Thread, latest: MessageRecord, ours: list[MessageRecord],
               others: list[Addr]) -> Verdict | None:
     """Why this thread is never nudged, if it is not: the user's keyword, no Message-ID
     to thread to, list traffic, no one but the user to ask."""
-    marked = [m for m in ours if is_no_nudge(m.keywords)]
+    marked = [m for m in ours if m.keywords and is_no_nudge(m.keywords)]
     if marked:
         return Verdict(EXCLUDED, f"marked {NO_NUDGE_KEYWORD} ({thread.found_in(marked[0])})", latest)
     if not latest.message_id or latest.message_id.startswith("<nudger-missing."):
@@ -144,10 +147,15 @@ def _people(thread: Thread, latest: MessageRecord, others: list[Addr],
     """Who a follow-up asks (no no-reply address, no one who answered or bounced) and
     notes on who was left out; or the verdict that no one is left."""
     notes: list[str] = []
-    people = [a for a in others if not is_noreply(a.email) and a.email not in repliers]
+    people: list[Addr] = []
+    dropped: list[str] = []
+    for a in others:  # (each address tested once)
+        if is_noreply(a.email):
+            dropped.append(a.email)
+        elif a.email not in repliers:
+            people.append(a)
     if repliers:
         notes.append(f"answered by {', '.join(repliers)}; waiting on the others")
-    dropped = [a.email for a in others if is_noreply(a.email)]
     if not people:
         return Verdict(EXCLUDED, f"only no-reply recipients ({', '.join(dropped)})", latest)
     if dropped:
@@ -200,6 +208,8 @@ def _whose(thread: Thread, human: list[MessageRecord],
 
 def _latest(thread: Thread, ours: list[MessageRecord]) -> MessageRecord:
     """Our latest message: one no other of ours follows, the newest of those."""
+    if len(ours) == 1:  # (most threads: what the walk below gives one message)
+        return ours[0]
     heads = [m for m in ours if not any(o is not m and thread.after(m, o) for o in ours)]
     return max(heads or ours, key=lambda m: m.date)
 
