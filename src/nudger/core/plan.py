@@ -174,10 +174,10 @@ def decide(
     out = verdict.outbound
     # (An awaiting thread's status is one of those decided in _awaiting.)
     status = Status.WAITING if verdict.status == AWAITING else Status(verdict.status)
-    base = Decision(account.name, thread.key, strip_reply_prefixes(out.subject) or "(no subject)",
-                    status, verdict.reason, outbound=out, to=verdict.to,
-                    sent_nudges=verdict.nudges_sent, nudged=bool(mine),
-                    answered_at=verdict.answered_at)
+    base = _with(_BLANK, account=account.name, thread_key=thread.key,
+                 subject=strip_reply_prefixes(out.subject) or "(no subject)", status=status,
+                 reason=verdict.reason, outbound=out, to=verdict.to, sent_nudges=verdict.nudges_sent,
+                 nudged=bool(mine), answered_at=verdict.answered_at)
     if verdict.status == REPLIED:
         untouched = [e for e in mine if e.fate == DRAFTED]
         if untouched:
@@ -375,6 +375,7 @@ def _with(base: Decision, **changes: object) -> Decision:
 
 
 _DECISION_FIELDS = frozenset(Decision.__dataclass_fields__)
+_BLANK = Decision("", "", "", Status.WAITING, "")  # (every other field as it defaults)
 
 
 def cap_new_drafts(decisions: list[Decision], limit: int, now: datetime) -> list[Decision]:

@@ -105,9 +105,10 @@ def seed_groups(links: Iterable[tuple[str, str]], seeds: Iterable[str],
     """The stored ids linked to the seeds, in groups that any chain of links joins: in the
     order of each group's first id among ``stored``, and in that order within each."""
     joined = Groups()
-    for child, linked in links:
-        joined.union(child, linked)
     find, parent = joined.find, joined.parent
+    for child, linked in links:  # (``union``, without its call: a first cycle has every link)
+        if (a := find(child)) != (b := find(linked)):
+            parent[b] = a
     number: dict[str, int] = {}
     for seed in seeds:  # (find() puts each seed in ``parent``, links or not)
         number.setdefault(find(seed), len(number))
