@@ -75,15 +75,12 @@ def build_threads(records: Iterable[MessageRecord], sent: str = "") -> list[Thre
         if len(members) > 1:
             members.sort(key=lambda r: (r.date, r.kind in MACHINE_KINDS,
                                         sent not in folders[r.message_id], r.message_id))
-        threads.append(
-            Thread(
-                key=_key_of(members),
-                messages=tuple(members),
-                folders={m.message_id: tuple(folders[m.message_id]) for m in members},
-                ancestors=_ancestors(members),
-                sent=sent,
-            )
-        )
+        # (Every field given: the frozen __init__ and its setattr each are not needed.)
+        thread = object.__new__(Thread)
+        thread.__dict__.update(key=_key_of(members), messages=tuple(members),
+                               folders={m.message_id: tuple(folders[m.message_id]) for m in members},
+                               ancestors=_ancestors(members), sent=sent)
+        threads.append(thread)
     threads.sort(key=lambda t: t.messages[-1].date)
     return threads
 
@@ -189,8 +186,7 @@ def _linked(unique: dict[str, MessageRecord]) -> list[list[MessageRecord]]:
         return [list(unique.values())]
     joined = Groups()
     find, union = joined.find, joined.union
-    for key, record in unique.items():
-        find(key)
+    for key, record in unique.items():  # (an id without links is put in by find() below)
         for other in thread_links(record):
             union(key, other)
 
@@ -221,7 +217,11 @@ def _ancestors(members: list[MessageRecord]) -> dict[str, frozenset[str]]:
         stack = [(root, direct, iter(direct))]
         while stack:
             mid, direct, rest = stack[-1]
-            step = next((p for p in rest if p in by_id and p not in memo and p not in path), None)
+            step = None
+            for p in rest:  # (the next link not walked yet, if any)
+                if p in by_id and p not in memo and p not in path:
+                    step = p
+                    break
             if step is not None:
                 path.add(step)
                 direct = _links(by_id[step])

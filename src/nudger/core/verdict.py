@@ -63,8 +63,7 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
     days in ``tz`` (the account's zone; UTC when not given).
     """
     tz = tz or UTC
-    human = [m for m in thread.messages if m.kind == HUMAN]
-    ours, claimed = _whose(thread, human, is_identity)
+    human, ours, claimed = _whose(thread, is_identity)
     if not ours:
         return Verdict(NOT_OURS, "no message of yours in this thread" + (
             f" (one claims to be from you, but is not in {thread.sent or 'Sent'})"
@@ -90,12 +89,12 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
         return found
     people, notes = found
     back_on = _machine_answers(thread, latest, notes, tz)
-    answers = [m for m in human if m.message_id not in claimed]
-    since_answer = [
-        m for m in ours if nudge_test(m) and all(thread.after(a, m) for a in answers)
-    ]
-    to = tuple(a for a in latest.to if a in people)
-    cc = tuple(a for a in latest.cc if a in people and a not in to)
+    since_answer = [m for m in ours if nudge_test(m)]
+    if since_answer:  # (the answers only matter to a follow-up of ours)
+        answers = [m for m in human if m.message_id not in claimed]
+        since_answer = [m for m in since_answer if all(thread.after(a, m) for a in answers)]
+    to = tuple([a for a in latest.to if a in people])
+    cc = tuple([a for a in latest.cc if a in people and a not in to])
     if not to:
         to, cc = cc[:1], cc[1:]
     reason = "no reply yet" + (f"; {'; '.join(notes)}" if notes else "")
@@ -191,9 +190,10 @@ def _machine_answers(thread: Thread, latest: MessageRecord, notes: list[str],
     return back_on
 
 
-def _whose(thread: Thread, human: list[MessageRecord],
-           is_identity: Callable[[str], bool]) -> tuple[list[MessageRecord], set[str]]:
-    """The user's messages (those in Sent), and the ids of all that claim to be theirs.
+def _whose(thread: Thread, is_identity: Callable[[str], bool]
+           ) -> tuple[list[MessageRecord], list[MessageRecord], set[str]]:
+    """The people's messages (no machine's), the user's (those in Sent), and the ids of
+    all that claim to be the user's.
 
     A message that claims to be the user's but is not in Sent (forged, or a copy we
     cannot prove) is never "yours": never the outbound, never a follow-up of ours, never
@@ -202,8 +202,14 @@ def _whose(thread: Thread, human: list[MessageRecord],
     (a client that keeps no Sent copy) the thread has moved on: no draft either way.
     It answers no recipient, so it is never among the repliers.
     """
-    claimed = {m.message_id for m in human if is_identity(m.sender.email)}
-    return [m for m in human if m.message_id in claimed and thread.in_sent(m)], claimed
+    human: list[MessageRecord] = []
+    claimed: set[str] = set()
+    for m in thread.messages:  # (one walk: every thread of a first cycle is judged)
+        if m.kind == HUMAN:
+            human.append(m)
+            if is_identity(m.sender.email):
+                claimed.add(m.message_id)
+    return human, [m for m in human if m.message_id in claimed and thread.in_sent(m)], claimed
 
 
 def _latest(thread: Thread, ours: list[MessageRecord]) -> MessageRecord:
