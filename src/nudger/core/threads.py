@@ -67,6 +67,10 @@ def build_threads(records: Iterable[MessageRecord], sent: str = "") -> list[Thre
     ``sent`` is the account's Sent folder: only what is there is the user's (without it,
     nothing is).
     """
+    if isinstance(records, list) and len(records) == 1 and records[0].message_id:
+        only = records[0]  # (the most common thread: what the walk below makes of it)
+        return [_thread(only.message_id, (only,), {only.message_id: (only.folder,)},
+                        _ancestors(records), sent)]
     unique, folders = _unique(records, sent)
     threads = []
     for members in _linked(unique):
@@ -75,14 +79,21 @@ def build_threads(records: Iterable[MessageRecord], sent: str = "") -> list[Thre
         if len(members) > 1:
             members.sort(key=lambda r: (r.date, r.kind in MACHINE_KINDS,
                                         sent not in folders[r.message_id], r.message_id))
-        # (Every field given: the frozen __init__ and its setattr each are not needed.)
-        thread = object.__new__(Thread)
-        thread.__dict__.update(key=_key_of(members), messages=tuple(members),
-                               folders={m.message_id: tuple(folders[m.message_id]) for m in members},
-                               ancestors=_ancestors(members), sent=sent)
-        threads.append(thread)
+        threads.append(_thread(_key_of(members), tuple(members),
+                               {m.message_id: tuple(folders[m.message_id]) for m in members},
+                               _ancestors(members), sent))
     threads.sort(key=lambda t: t.messages[-1].date)
     return threads
+
+
+def _thread(key: str, messages: tuple[MessageRecord, ...], folders: dict[str, tuple[str, ...]],
+            ancestors: dict[str, frozenset[str]], sent: str) -> Thread:
+    """Thread(...), without the frozen __init__ and its setattr per field (a thread is
+    built for every message of the user's in a first cycle); every field is given."""
+    thread = object.__new__(Thread)
+    thread.__dict__.update(key=key, messages=messages, folders=folders, ancestors=ancestors,
+                           sent=sent)
+    return thread
 
 
 def _key_of(members: list[MessageRecord]) -> str:
