@@ -55,7 +55,10 @@ def is_nudge(record: MessageRecord) -> bool:
 
 def is_no_nudge(keywords: Iterable[str]) -> bool:
     """Whether these keywords (IMAP flags) include ``$NoNudge``, in any case."""
-    return any(k.lower() == _NO_NUDGE for k in keywords)
+    for k in keywords:  # (a loop, not any(): asked of every message of the user's)
+        if k.lower() == _NO_NUDGE:
+            return True
+    return False
 
 
 _NO_NUDGE = NO_NUDGE_KEYWORD.lower()

@@ -71,7 +71,8 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
     latest = _latest(thread, ours)
     mine = {m.message_id for m in ours}
     theirs = [m for m in human if m.message_id not in mine and thread.after(latest, m)]
-    repliers = tuple(dict.fromkeys(m.sender.email for m in theirs if m.message_id not in claimed))
+    repliers = tuple(dict.fromkeys(m.sender.email for m in theirs if m.message_id not in claimed)
+                     ) if theirs else ()
     if theirs:
         replied = _replied(thread, latest, theirs, claimed, repliers, tz)
         if any_reply_answers:
@@ -216,7 +217,13 @@ def _latest(thread: Thread, ours: list[MessageRecord]) -> MessageRecord:
     """Our latest message: one no other of ours follows, the newest of those."""
     if len(ours) == 1:  # (most threads: what the walk below gives one message)
         return ours[0]
-    heads = [m for m in ours if not any(o is not m and thread.after(m, o) for o in ours)]
+    heads = []
+    for m in ours:
+        for o in ours:
+            if o is not m and thread.after(m, o):
+                break  # (another of ours follows it)
+        else:
+            heads.append(m)
     return max(heads or ours, key=lambda m: m.date)
 
 
