@@ -242,8 +242,8 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
                                                      stored_time(decision.outbound.date))
             # Look again when it falls due; a due one stays on the agenda until written.
             if decision.status in ("waiting", "due"):
-                agenda[decision.outbound.message_id] = (stored_time(decision.due_at)
-                                                        if decision.due_at else None)
+                agenda[decision.outbound.message_id] = (None if decision.due_at is None
+                                                        else stored_time(decision.due_at))
             elif decision.send_at is not None and (decision.action or decision.send_at > now):
                 agenda[decision.outbound.message_id] = stored_time(decision.send_at)  # sent then
         state.put_agenda(account.name, agenda)
