@@ -71,6 +71,8 @@ class Ledger:
         return self.entries.get(nudge_id)
 
     def for_messages(self, ids: Iterable[str]) -> list[LedgerEntry]:
+        if not self.by_outbound:  # (a first cycle's: nothing to look up)
+            return []
         return [e for mid in ids for e in self.by_outbound.get(mid, ())]
 
 

@@ -31,6 +31,7 @@ from nudger.core.sending import NO_SENT_COPY, NOT_WRITTEN_HERE, SendDraft, Step,
 from nudger.core.subjects import strip_reply_prefixes
 from nudger.core.threads import Thread, is_nudge
 from nudger.core.verdict import AWAITING, NOT_OURS, REPLIED, Verdict, judge
+from nudger.core.words import day_and_time, weekday_and_day
 
 
 class Status(StrEnum):
@@ -161,7 +162,8 @@ def decide(
     """What to do about one thread now, and why; None when it is not the user's, or is
     settled and older than the look-back window."""
     # (Stage 0 is a meeting's thank-you: core.meetings decides it, never the thread.)
-    mine = [e for e in ledger.for_messages(m.message_id for m in thread.messages) if e.stage > 0]
+    mine = ([e for e in ledger.for_messages(m.message_id for m in thread.messages) if e.stage > 0]
+            if ledger.entries else [])  # (a first cycle's ledger is empty)
     verdict = _verdict(thread, account, rules, mine)
     if verdict.status == NOT_OURS or verdict.outbound is None:
         return None
@@ -173,10 +175,10 @@ def decide(
     out = verdict.outbound
     # (An awaiting thread's status is one of those decided in _awaiting.)
     status = Status.WAITING if verdict.status == AWAITING else Status(verdict.status)
-    base = Decision(account.name, thread.key, strip_reply_prefixes(out.subject) or "(no subject)",
-                    status, verdict.reason, outbound=out, to=verdict.to,
-                    sent_nudges=verdict.nudges_sent, nudged=bool(mine),
-                    answered_at=verdict.answered_at)
+    base = _with(_BLANK, account=account.name, thread_key=thread.key,
+                 subject=strip_reply_prefixes(out.subject) or "(no subject)", status=status,
+                 reason=verdict.reason, outbound=out, to=verdict.to, sent_nudges=verdict.nudges_sent,
+                 nudged=bool(mine), answered_at=verdict.answered_at)
     if verdict.status == REPLIED:
         untouched = [e for e in mine if e.fate == DRAFTED]
         if untouched:
@@ -220,10 +222,10 @@ def _awaiting(base: Decision, out: MessageRecord, verdict: Verdict, account: Acc
     spec: Stage = rule.stages[stage - 1]
     due, why = _due(out, verdict, account, rule, spec, chosen)
     tz = account.timezone
-    nudge_id = nudge_message_id(account.name, out.message_id, stage,
-                                out.sender.email.rpartition("@")[2])
     common = {"rule": rule.name, "stage": stage, "due_at": due}
-    entry = ledger.get(nudge_id)
+    # (A hash each: made only when the ledger may know it, or the draft is due.)
+    nudge_id = _nudge_id(account, out, stage) if ledger.entries or now >= due else ""
+    entry = ledger.get(nudge_id) if nudge_id else None
     if entry is not None and entry.fate in PENDING:
         edited = "you edited it; " if entry.fate == EDITED else ""
         drafted = _with(base, status=Status.DRAFTED, **common, pending=entry.nudge_id,
@@ -237,11 +239,15 @@ def _awaiting(base: Decision, out: MessageRecord, verdict: Verdict, account: Acc
     local_due = due.astimezone(tz)
     if now < due:
         return _with(base, status=Status.WAITING, **common,
-                     reason=f"{verdict.reason}; due {local_due:%a %Y-%m-%d %H:%M} "
-                            f"({why}, after {out.date.astimezone(tz):%a %Y-%m-%d})")
+                     reason=f"{verdict.reason}; due {day_and_time(local_due)} "
+                            f"({why}, after {weekday_and_day(out.date.astimezone(tz))})")
     action = AppendDraft(nudge_id, out, stage, rule.name, spec.template, verdict.to, verdict.cc)
     return _with(base, status=Status.DUE, **common, action=action,
-                 reason=f"{verdict.reason}; due since {local_due:%a %Y-%m-%d %H:%M} ({why})")
+                 reason=f"{verdict.reason}; due since {day_and_time(local_due)} ({why})")
+
+
+def _nudge_id(account: Account, out: MessageRecord, stage: int) -> str:
+    return nudge_message_id(account.name, out.message_id, stage, out.sender.email.rpartition("@")[2])
 
 
 SENDS_NOW = "; nudger sends it now"
@@ -294,7 +300,7 @@ def _rule_for(base: Decision, out: MessageRecord, verdict: Verdict, account: Acc
               now: datetime) -> Decision | tuple[Rule, tuple[Delay | str, str] | None]:
     """The rule that times the next follow-up and the user's override of it, or the
     decision that there is none: too old, no rule, dismissed, opted out, all sent."""
-    waiting = any(e.fate in PENDING and e.outbound_id == out.message_id for e in mine)
+    waiting = bool(mine) and any(e.fate in PENDING and e.outbound_id == out.message_id for e in mine)
     if now - out.date > account.lookback and not waiting:  # (a draft in Drafts still waits)
         return _with(base, status=Status.EXCLUDED,
                      reason=f"sent {out.date.astimezone(account.timezone):%Y-%m-%d}, outside the "
@@ -346,6 +352,8 @@ def _nudge_test(mine: list[LedgerEntry]) -> Callable[[MessageRecord], bool]:
     By our Message-ID or header where the client kept them, else by what every client
     keeps: it answers the message we followed up, and went out after we drafted it.
     """
+    if not mine:  # (most threads: no draft of ours, so only our headers tell)
+        return is_nudge
     ids = {e.nudge_id for e in mine}
     drafted = {e.outbound_id: e.appended_at for e in mine if e.fate != DISMISSED}
 
@@ -368,6 +376,7 @@ def _with(base: Decision, **changes: object) -> Decision:
 
 
 _DECISION_FIELDS = frozenset(Decision.__dataclass_fields__)
+_BLANK = Decision("", "", "", Status.WAITING, "")  # (every other field as it defaults)
 
 
 def cap_new_drafts(decisions: list[Decision], limit: int, now: datetime) -> list[Decision]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field
 from datetime import datetime
+from functools import cached_property
 from operator import attrgetter
 from typing import Any
 
@@ -68,8 +69,11 @@ class MessageRecord:
     calendar: str = ""  # an invitation's or answer's facts (core.calendar.CalendarFacts, JSON)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
-    @property
+    @cached_property
     def parents(self) -> tuple[str, ...]:
+        """What it answers, oldest first, once each. Worked out once (threading asks it of
+        every record several times); the value lives in the instance's ``__dict__`` beside
+        the fields, outside equality, repr and the row, which are made of the fields."""
         inferred = (self.inferred_parent,) if self.inferred_parent else ()
         return tuple(dict.fromkeys(self.references + self.in_reply_to + inferred))
 

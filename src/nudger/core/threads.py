@@ -55,7 +55,10 @@ def is_nudge(record: MessageRecord) -> bool:
 
 def is_no_nudge(keywords: Iterable[str]) -> bool:
     """Whether these keywords (IMAP flags) include ``$NoNudge``, in any case."""
-    return any(k.lower() == _NO_NUDGE for k in keywords)
+    for k in keywords:  # (a loop, not any(): asked of every message of the user's)
+        if k.lower() == _NO_NUDGE:
+            return True
+    return False
 
 
 _NO_NUDGE = NO_NUDGE_KEYWORD.lower()
@@ -67,24 +70,33 @@ def build_threads(records: Iterable[MessageRecord], sent: str = "") -> list[Thre
     ``sent`` is the account's Sent folder: only what is there is the user's (without it,
     nothing is).
     """
+    if isinstance(records, list) and len(records) == 1 and records[0].message_id:
+        only = records[0]  # (the most common thread: what the walk below makes of it)
+        return [_thread(only.message_id, (only,), {only.message_id: (only.folder,)},
+                        _ancestors(records), sent)]
     unique, folders = _unique(records, sent)
     threads = []
     for members in _linked(unique):
         # At one timestamp a person's message comes before a machine's answer to it (a
         # bounce is often stamped the same second), and the Sent copy before the others.
-        members.sort(key=lambda r: (r.date, r.kind in MACHINE_KINDS, sent not in folders[r.message_id],
-                                    r.message_id))
-        threads.append(
-            Thread(
-                key=_key_of(members),
-                messages=tuple(members),
-                folders={m.message_id: tuple(folders[m.message_id]) for m in members},
-                ancestors=_ancestors(members),
-                sent=sent,
-            )
-        )
+        if len(members) > 1:
+            members.sort(key=lambda r: (r.date, r.kind in MACHINE_KINDS,
+                                        sent not in folders[r.message_id], r.message_id))
+        threads.append(_thread(_key_of(members), tuple(members),
+                               {m.message_id: tuple(folders[m.message_id]) for m in members},
+                               _ancestors(members), sent))
     threads.sort(key=lambda t: t.messages[-1].date)
     return threads
+
+
+def _thread(key: str, messages: tuple[MessageRecord, ...], folders: dict[str, tuple[str, ...]],
+            ancestors: dict[str, frozenset[str]], sent: str) -> Thread:
+    """Thread(...), without the frozen __init__ and its setattr per field (a thread is
+    built for every message of the user's in a first cycle); every field is given."""
+    thread = object.__new__(Thread)
+    thread.__dict__.update(key=key, messages=messages, folders=folders, ancestors=ancestors,
+                           sent=sent)
+    return thread
 
 
 def _key_of(members: list[MessageRecord]) -> str:
@@ -109,6 +121,9 @@ def _unique(records: Iterable[MessageRecord],
     unique: dict[str, MessageRecord] = {}
     folders: dict[str, list[str]] = {}
     for key, copies in by_id.items():
+        if len(copies) == 1 and copies[0].message_id == key and key not in unique:
+            unique[key], folders[key] = copies[0], [copies[0].folder]  # (what the loop gives it)
+            continue
         copies.sort(key=lambda r: r.folder != sent)  # (stable: the Sent copy first)
         first = copies[0]
         for record in copies:
@@ -184,14 +199,14 @@ def _linked(unique: dict[str, MessageRecord]) -> list[list[MessageRecord]]:
     if len(unique) == 1:  # (a thread of one message, the most common: nothing to join)
         return [list(unique.values())]
     joined = Groups()
-    for key, record in unique.items():
-        joined.find(key)
+    find, union = joined.find, joined.union
+    for key, record in unique.items():  # (an id without links is put in by find() below)
         for other in thread_links(record):
-            joined.union(key, other)
+            union(key, other)
 
     groups: dict[str, list[MessageRecord]] = {}
     for key, record in unique.items():
-        groups.setdefault(joined.find(key), []).append(record)
+        groups.setdefault(find(key), []).append(record)
     return list(groups.values())
 
 
@@ -212,13 +227,19 @@ def _ancestors(members: list[MessageRecord]) -> dict[str, frozenset[str]]:
             continue
         # The recursion, unrolled: (id, its direct links, those not yet walked).
         path = {root}
-        stack = [(root, _links(by_id[root]), iter(_links(by_id[root])))]
+        direct = _links(by_id[root])
+        stack = [(root, direct, iter(direct))]
         while stack:
             mid, direct, rest = stack[-1]
-            step = next((p for p in rest if p in by_id and p not in memo and p not in path), None)
+            step = None
+            for p in rest:  # (the next link not walked yet, if any)
+                if p in by_id and p not in memo and p not in path:
+                    step = p
+                    break
             if step is not None:
                 path.add(step)
-                stack.append((step, _links(by_id[step]), iter(_links(by_id[step]))))
+                direct = _links(by_id[step])
+                stack.append((step, direct, iter(direct)))
                 continue
             result = set(direct)
             for p in direct:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, tzinfo
 from nudger.core.classify import is_noreply
 from nudger.core.record import AUTO_REPLY, BOUNCE, HUMAN, MACHINE_KINDS, READ_RECEIPT, Addr, MessageRecord
 from nudger.core.threads import NO_NUDGE_KEYWORD, Thread, is_no_nudge, is_nudge
+from nudger.core.words import day
 
 AWAITING = "awaiting"
 REPLIED = "replied"
@@ -62,8 +63,7 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
     days in ``tz`` (the account's zone; UTC when not given).
     """
     tz = tz or UTC
-    human = [m for m in thread.messages if m.kind == HUMAN]
-    ours, claimed = _whose(thread, human, is_identity)
+    human, ours, claimed = _whose(thread, is_identity)
     if not ours:
         return Verdict(NOT_OURS, "no message of yours in this thread" + (
             f" (one claims to be from you, but is not in {thread.sent or 'Sent'})"
@@ -71,12 +71,15 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
     latest = _latest(thread, ours)
     mine = {m.message_id for m in ours}
     theirs = [m for m in human if m.message_id not in mine and thread.after(latest, m)]
-    repliers = tuple(dict.fromkeys(m.sender.email for m in theirs if m.message_id not in claimed))
+    repliers = tuple(dict.fromkeys(m.sender.email for m in theirs if m.message_id not in claimed)
+                     ) if theirs else ()
     if theirs:
         replied = _replied(thread, latest, theirs, claimed, repliers, tz)
+        if any_reply_answers:
+            return replied
         waiting_on = [a for a in latest.recipients if not is_identity(a.email)
                       and a.email not in repliers and not is_noreply(a.email)]
-        if any_reply_answers or not waiting_on:
+        if not waiting_on:
             return replied
     others = [a for a in latest.recipients if not is_identity(a.email)]
     stopped = _excluded(thread, latest, ours, others)
@@ -87,12 +90,12 @@ def judge(thread: Thread, is_identity: Callable[[str], bool],
         return found
     people, notes = found
     back_on = _machine_answers(thread, latest, notes, tz)
-    answers = [m for m in human if m.message_id not in claimed]
-    since_answer = [
-        m for m in ours if nudge_test(m) and all(thread.after(a, m) for a in answers)
-    ]
-    to = tuple(a for a in latest.to if a in people)
-    cc = tuple(a for a in latest.cc if a in people and a not in to)
+    since_answer = [m for m in ours if nudge_test(m)]
+    if since_answer:  # (the answers only matter to a follow-up of ours)
+        answers = [m for m in human if m.message_id not in claimed]
+        since_answer = [m for m in since_answer if all(thread.after(a, m) for a in answers)]
+    to = tuple([a for a in latest.to if a in people])
+    cc = tuple([a for a in latest.cc if a in people and a not in to])
     if not to:
         to, cc = cc[:1], cc[1:]
     reason = "no reply yet" + (f"; {'; '.join(notes)}" if notes else "")
@@ -108,7 +111,7 @@ def _replied(thread: Thread, latest: MessageRecord, theirs: list[MessageRecord],
     if reply.message_id in claimed:
         by = f"someone claiming to be you ({by}, not in {thread.sent or 'Sent'})"
     return Verdict(
-        REPLIED, f"replied by {by} on {reply.date.astimezone(tz):%Y-%m-%d} "
+        REPLIED, f"replied by {by} on {day(reply.date.astimezone(tz))} "
         f"({thread.found_in(reply)})",
         outbound=latest, repliers=repliers, answered_at=reply.date,
     )
@@ -118,7 +121,7 @@ def _excluded(thread: Thread, latest: MessageRecord, ours: list[MessageRecord],
               others: list[Addr]) -> Verdict | None:
     """Why this thread is never nudged, if it is not: the user's keyword, no Message-ID
     to thread to, list traffic, no one but the user to ask."""
-    marked = [m for m in ours if is_no_nudge(m.keywords)]
+    marked = [m for m in ours if m.keywords and is_no_nudge(m.keywords)]
     if marked:
         return Verdict(EXCLUDED, f"marked {NO_NUDGE_KEYWORD} ({thread.found_in(marked[0])})", latest)
     if not latest.message_id or latest.message_id.startswith("<nudger-missing."):
@@ -144,10 +147,15 @@ def _people(thread: Thread, latest: MessageRecord, others: list[Addr],
     """Who a follow-up asks (no no-reply address, no one who answered or bounced) and
     notes on who was left out; or the verdict that no one is left."""
     notes: list[str] = []
-    people = [a for a in others if not is_noreply(a.email) and a.email not in repliers]
+    people: list[Addr] = []
+    dropped: list[str] = []
+    for a in others:  # (each address tested once)
+        if is_noreply(a.email):
+            dropped.append(a.email)
+        elif a.email not in repliers:
+            people.append(a)
     if repliers:
         notes.append(f"answered by {', '.join(repliers)}; waiting on the others")
-    dropped = [a.email for a in others if is_noreply(a.email)]
     if not people:
         return Verdict(EXCLUDED, f"only no-reply recipients ({', '.join(dropped)})", latest)
     if dropped:
@@ -183,9 +191,10 @@ def _machine_answers(thread: Thread, latest: MessageRecord, notes: list[str],
     return back_on
 
 
-def _whose(thread: Thread, human: list[MessageRecord],
-           is_identity: Callable[[str], bool]) -> tuple[list[MessageRecord], set[str]]:
-    """The user's messages (those in Sent), and the ids of all that claim to be theirs.
+def _whose(thread: Thread, is_identity: Callable[[str], bool]
+           ) -> tuple[list[MessageRecord], list[MessageRecord], set[str]]:
+    """The people's messages (no machine's), the user's (those in Sent), and the ids of
+    all that claim to be the user's.
 
     A message that claims to be the user's but is not in Sent (forged, or a copy we
     cannot prove) is never "yours": never the outbound, never a follow-up of ours, never
@@ -194,13 +203,27 @@ def _whose(thread: Thread, human: list[MessageRecord],
     (a client that keeps no Sent copy) the thread has moved on: no draft either way.
     It answers no recipient, so it is never among the repliers.
     """
-    claimed = {m.message_id for m in human if is_identity(m.sender.email)}
-    return [m for m in human if m.message_id in claimed and thread.in_sent(m)], claimed
+    human: list[MessageRecord] = []
+    claimed: set[str] = set()
+    for m in thread.messages:  # (one walk: every thread of a first cycle is judged)
+        if m.kind == HUMAN:
+            human.append(m)
+            if is_identity(m.sender.email):
+                claimed.add(m.message_id)
+    return human, [m for m in human if m.message_id in claimed and thread.in_sent(m)], claimed
 
 
 def _latest(thread: Thread, ours: list[MessageRecord]) -> MessageRecord:
     """Our latest message: one no other of ours follows, the newest of those."""
-    heads = [m for m in ours if not any(o is not m and thread.after(m, o) for o in ours)]
+    if len(ours) == 1:  # (most threads: what the walk below gives one message)
+        return ours[0]
+    heads = []
+    for m in ours:
+        for o in ours:
+            if o is not m and thread.after(m, o):
+                break  # (another of ours follows it)
+        else:
+            heads.append(m)
     return max(heads or ours, key=lambda m: m.date)
 
 
