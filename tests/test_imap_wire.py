@@ -162,3 +162,21 @@ def test_an_internaldate_of_no_such_time_is_garbled_or_what_the_general_parser_r
     else:  # (a zone of a day or more: imapclient's own tzinfo, which datetime cannot compare)
         got = parse_internaldate(stamp)
         assert (got.replace(tzinfo=None), type(got.tzinfo)) == (expected.replace(tzinfo=None), type(expected.tzinfo))
+
+
+def test_messages_of_a_later_fetch_answered_amid_an_earlier_one_go_to_the_later() -> None:
+    """Dovecot runs FETCHes of one folder side by side (RFC 3501 5.5) and may answer a
+    later one's message before an earlier one ends: the stream gives each FETCH the
+    messages it asked for (a message nobody asked for stays where it came, as news)."""
+    from types import SimpleNamespace
+
+    from nudger.mail.imap_stream import HeaderStream
+
+    wire = io.BytesIO(_item(1, 1) + _item(3, 3) + _item(9, 9) + _item(2, 2) + b"A1 OK done\r\n"
+                      + _item(4, 4) + b"A2 OK done\r\n")
+    imap = SimpleNamespace(readline=wire.readline, read=wire.read)
+    box = SimpleNamespace(client=SimpleNamespace(_imap=imap), _fetch_heard=lambda: None)
+    stream = HeaderStream(box, [("INBOX", "1:2"), ("INBOX", "3:4")])  # type: ignore[arg-type]
+    stream.flight.extend([(0, None, b"A1"), (1, None, b"A2")])  # (as _send_ahead leaves them)
+    stream.sent = 2
+    assert [(batch, sorted(got)) for _, batch, got in stream] == [("1:2", [1, 2, 9]), ("3:4", [3, 4])]

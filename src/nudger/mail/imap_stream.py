@@ -106,17 +106,21 @@ class HeaderStream:
         # and answer a later one's messages before an earlier one ends: each message goes
         # to the FETCH that asked for it. (Others are news: left, as a FETCH alone would.)
         mine = self.early.pop(unit, {})
-        asked = {}
+        asked = []
         for later, examines, _ in self.flight:  # (UIDs are a folder's: only up to its end)
             if examines is not None:
                 break
-            asked[later] = expand_set(self.units[later][1])
-        for uid, data in got.items():
-            owner = next((u for u, s in asked.items() if uid in s), None)
-            if owner is None:
-                mine[uid] = data
-            else:
-                self.early.setdefault(owner, {})[uid] = data
+            asked.append((later, expand_set(self.units[later][1])))
+        theirs = set().union(*(got.keys() & uids for _, uids in asked))
+        if not theirs:  # (as nearly always: one look per FETCH, not one per message)
+            mine.update(got)
+        else:
+            for uid, data in got.items():
+                owner = next((u for u, uids in asked if uid in uids), None)
+                if owner is None:
+                    mine[uid] = data
+                else:
+                    self.early.setdefault(owner, {})[uid] = data
         self.ready[unit] = mine
 
     def drain(self) -> None:
