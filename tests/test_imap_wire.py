@@ -180,3 +180,52 @@ def test_messages_of_a_later_fetch_answered_amid_an_earlier_one_go_to_the_later(
     stream.flight.extend([(0, None, b"A1"), (1, None, b"A2")])  # (as _send_ahead leaves them)
     stream.sent = 2
     assert [(batch, sorted(got)) for _, batch, got in stream] == [("1:2", [1, 2, 9]), ("3:4", [3, 4])]
+
+
+@pytest.mark.parametrize("lines, expected", [
+    ([b"* 12 FETCH (UID 5 BODY[HEADER] {3}\r\n", b"abc", b")\r\n"], [(b"12 (UID 5 BODY[HEADER] {3}", b"abc"), b")"]),
+    ([b"* 12 fetch (UID 5 BODY[HEADER] {3}\r\n", b"abc", b")\r\n"], [(b"12 (UID 5 BODY[HEADER] {3}", b"abc"), b")"]),
+    ([b"* 4 FETCH (UID 9 FLAGS ())\r\n", b"* 3 EXISTS\r\n"], [b"4 (UID 9 FLAGS ())"]),
+    ([b"* 1 FETCH (UID 2 BODY[HEADER] {2}\r\n", b"\r\n", b" BODY[TEXT] {1}\r\n", b"x", b")\r\n"],
+     [(b"1 (UID 2 BODY[HEADER] {2}", b"\r\n"), (b" BODY[TEXT] {1}", b"x"), b")"]),
+    ([b"* 7 FETCH (UID 8 BODY[HEADER] {0}\r\n", b"", b" FLAGS (\\Seen))\r\n"],
+     [(b"7 (UID 8 BODY[HEADER] {0}", b""), b" FLAGS (\\Seen))"]),
+])
+def test_a_fetch_answer_is_read_line_by_line_in_imaplibs_shape(lines: list[bytes], expected: list[object]) -> None:
+    wire = io.BytesIO(b"".join(lines) + b"A1 OK done\r\n")
+    assert read_fetch_answer(wire.readline, wire.read, b"A1") == expected
+
+
+@pytest.mark.parametrize("line", [b"* 1x FETCH (UID 2)\r\n", b"* FETCH 1 (UID 2)\r\n", b"A2 OK done\r\n"])
+def test_a_line_no_fetch_answer_holds_is_garbled(line: bytes) -> None:
+    wire = io.BytesIO(line + b"A1 OK done\r\n")
+    with pytest.raises(Garbled):
+        read_fetch_answer(wire.readline, wire.read, b"A1")
+
+
+def test_a_literal_cut_by_a_closed_connection_is_no_answer() -> None:
+    wire = io.BytesIO(b"* 1 FETCH (UID 2 BODY[HEADER] {30}\r\nMessage-ID: <a@b>")
+    with pytest.raises(EOFError):
+        read_fetch_answer(wire.readline, wire.read, b"A1")
+
+
+def test_a_literal_split_across_reads_is_read_whole() -> None:
+    """Over a socket the answer comes in pieces, a literal's bytes in several: each is
+    read to its announced length, then the line after it."""
+    import socket
+    import threading
+
+    answer = _item(1, 5) + _item(2, 6) + b"A1 OK done\r\n"
+    ours, theirs = socket.socketpair()
+
+    def send() -> None:
+        for at in range(0, len(answer), 7):  # (7 bytes a write: every line and literal split)
+            theirs.sendall(answer[at:at + 7])
+        theirs.close()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    with ours, ours.makefile("rb", buffering=16) as file:  # (as imaplib reads, buffer smaller than a line)
+        got = parse_fetch(read_fetch_answer(file.readline, file.read, b"A1"))
+    sender.join()
+    assert sorted(got) == [5, 6] and all(v[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"] == _HEAD for v in got.values())

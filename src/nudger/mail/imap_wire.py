@@ -246,33 +246,20 @@ def read_fetch_answer(readline: Callable[[], bytes], read: Callable[[int], bytes
     done = tag + b" "
     while True:
         line = _line(readline)
-        if line.startswith(done):
+        space = line.find(b" ", 2)
+        if line.startswith(b"* ") and line.startswith(b" FETCH ", space) and line[2:space].isdigit():
+            chunk, fetch = line[2 : space + 1] + line[space + 7 :], True  # (nearly every line)
+        elif line.startswith(done):
             status = line[len(done):].split(b" ", 1)[0].rstrip(b"\r\n").upper()
             if status == b"OK":
                 return data
             if status in (b"NO", b"BAD"):
                 raise Refused(line.strip().decode("ascii", "replace"))
             raise Garbled(f"unexpected end of a FETCH: {line[:80]!r}")
-        if not line.startswith(b"* "):
-            raise Garbled(f"unexpected answer to a FETCH: {line[:80]!r}")
-        number, _, rest = line[2:].partition(b" ")
-        kind, _, rest = rest.partition(b" ")
-        word, kind = number.rstrip(b"\r\n").upper(), kind.rstrip(b"\r\n").upper()
-        if word == b"BYE":
-            raise EOFError(f"server closed the connection: {line.strip()!r}")
-        if heard is not None and word == b"OK":
-            heard("OK", line[5:].rstrip(b"\r\n"))  # (NOTIFICATIONOVERFLOW, RFC 5465 5.8)
-        told = heard is not None and word in TOLD
-        if told:
-            assert heard is not None
-            whole = not line.endswith(b"}\r\n")  # (a name as a literal: read past, unread)
-            heard(word.decode(), line[3 + len(word):].rstrip(b"\r\n") if whole else None)
-            if whole:
-                continue
-        fetch = number.isdigit() and kind == b"FETCH"
-        if not (number.isdigit() and kind in _NUMBERED) and word not in _STATUS_WORDS and not told:
-            raise Garbled(f"unexpected answer to a FETCH: {line[:80]!r}")
-        chunk = number + b" " + rest
+        elif (untagged := _untagged(line, heard)) is None:
+            continue
+        else:
+            chunk, fetch = untagged
         while chunk.endswith(b"}\r\n"):
             literal = read_literal(chunk, read, "a FETCH answer")
             if fetch:
@@ -281,6 +268,31 @@ def read_fetch_answer(readline: Callable[[], bytes], read: Callable[[int], bytes
         if fetch:
             data.append(chunk.rstrip(b"\r\n"))
         # Other untagged answers (EXISTS, EXPUNGE...) change nothing a UID FETCH returns.
+
+
+def _untagged(line: bytes, heard: Callable[[str, Any], object] | None) -> tuple[bytes, bool] | None:
+    """An untagged line amid a FETCH but the usual "* n FETCH (...": what of it is read on
+    (literals and all) and whether it is a FETCH item; None for a line told and done."""
+    if not line.startswith(b"* "):
+        raise Garbled(f"unexpected answer to a FETCH: {line[:80]!r}")
+    number, _, rest = line[2:].partition(b" ")
+    kind, _, rest = rest.partition(b" ")
+    word, kind = number.rstrip(b"\r\n").upper(), kind.rstrip(b"\r\n").upper()
+    if word == b"BYE":
+        raise EOFError(f"server closed the connection: {line.strip()!r}")
+    if heard is not None and word == b"OK":
+        heard("OK", line[5:].rstrip(b"\r\n"))  # (NOTIFICATIONOVERFLOW, RFC 5465 5.8)
+    told = heard is not None and word in TOLD
+    if told:
+        assert heard is not None
+        whole = not line.endswith(b"}\r\n")  # (a name as a literal: read past, unread)
+        heard(word.decode(), line[3 + len(word):].rstrip(b"\r\n") if whole else None)
+        if whole:
+            return None
+    fetch = number.isdigit() and kind == b"FETCH"
+    if not (number.isdigit() and kind in _NUMBERED) and word not in _STATUS_WORDS and not told:
+        raise Garbled(f"unexpected answer to a FETCH: {line[:80]!r}")
+    return number + b" " + rest, fetch
 
 
 def _line(readline: Callable[[], bytes]) -> bytes:
