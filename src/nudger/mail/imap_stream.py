@@ -112,15 +112,12 @@ class HeaderStream:
                 break
             asked.append((later, expand_set(self.units[later][1])))
         theirs = set().union(*(got.keys() & uids for _, uids in asked))
-        if not theirs:  # (as nearly always: one look per FETCH, not one per message)
-            mine.update(got)
-        else:
-            for uid, data in got.items():
-                owner = next((u for u, uids in asked if uid in uids), None)
-                if owner is None:
-                    mine[uid] = data
-                else:
-                    self.early.setdefault(owner, {})[uid] = data
+        for uid, data in got.items():  # (one look per message; a later FETCH's: a few)
+            if uid not in theirs:
+                mine[uid] = data
+            else:
+                owner = next(u for u, uids in asked if uid in uids)
+                self.early.setdefault(owner, {})[uid] = data
         self.ready[unit] = mine
 
     def drain(self) -> None:
