@@ -178,8 +178,11 @@ class ImapMailbox(Waiting, OwnDrafts):
                  key: bytes) -> dict[int, dict[bytes, Any]]:
         wanted = expand_set(uid_set)
         found = {uid: data for uid, data in got.items() if uid in wanted}  # (others: news)
-        for uid, data in found.items():
-            if not any(k.startswith(key) for k in data):
+        for uid, data in found.items():  # (loops, not any(): thousands of messages a batch)
+            for k in data:
+                if k.startswith(key):
+                    break
+            else:
                 raise self._garbled(doing, f"UID {uid} without {key.decode()}")
         missing = sorted(wanted - set(found))
         if missing:
