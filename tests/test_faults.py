@@ -323,6 +323,16 @@ def test_an_unreadable_internaldate_on_the_wire_names_its_folder(behind_proxy) -
                   "an answer nudger cannot read while reading headers in 'Sent'")
 
 
+def test_a_header_fetch_answered_without_the_header_is_a_garbled_answer(behind_proxy) -> None:  # type: ignore[no-untyped-def]
+    box, proxy = behind_proxy
+    # The server answers another part's header fields than asked (rewritten on the way).
+    proxy.rewrite = (b"BODY.PEEK[HEADER.FIELDS (", b"BODY.PEEK[1.HEADER.FIELDS (")
+    box.run()
+    assert box.last_code == EX_TEMPFAIL and "without BODY[HEADER" in box.last_err, box.last_err
+    proxy.rewrite = None
+    assert len(box.run()) == 3 and box.last_code == EX_OK and len(box.drafts()) == 3
+
+
 def test_a_flag_change_told_amid_the_header_fetch_loses_nothing(behind_proxy) -> None:  # type: ignore[no-untyped-def]
     box, proxy = behind_proxy
     box.seed("Sent", message("old@example.com", sender=box.user, subject="Long ago",

@@ -325,6 +325,14 @@ class TestMailboxContract:
             assert item.header.endswith(b"\r\n\r\n")
             assert (item.internaldate, _flags(item.flags), item.size) == (when, _flags(flags), len(data))
 
+    def test_each_message_comes_with_its_own_flags(self, store: Store) -> None:
+        # Alike and unlike sets of the same size, in turn: none is another message's.
+        flags = [("\\Seen",), ("\\Flagged",), ("\\Seen",), ("$NoNudge",), (), ("\\Seen", "$NoNudge"),
+                 ("\\Answered", "\\Seen")]
+        store.seed("INBOX", [(_crlf(message(f"f{i}@example.com")), f, WHEN) for i, f in enumerate(flags)])
+        fetched = list(store.mailbox.fetch_headers("INBOX", range(1, len(flags) + 1)))
+        assert [_flags(item.flags) for item in fetched] == [_flags(f) for f in flags]
+
     def test_flags_are_read_and_changes_found_by_modseq(self, store: Store) -> None:
         store.seed("INBOX", INBOX)
         box = store.mailbox

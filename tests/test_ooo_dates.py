@@ -7,11 +7,15 @@ real ones from the shared corpus are read from there.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from nudger.core import ooo
 from nudger.core.bodytext import text_of
 from nudger.core.ooo import return_date
 from nudger.core.parse import parse_record
@@ -138,3 +142,47 @@ def test_a_hostile_run_of_spaces_is_read_in_linear_time() -> None:
     assert return_date(padded, sent) is None
     assert return_date(padded + "\nI am back on December 14.", sent) == return_date(
         "I am back on December 14.", sent) is not None
+
+
+# -- one scan for every language's trigger, then only the languages found ------------------
+
+
+def _per_language(text: str) -> list[tuple[str, str]]:
+    """What each language's patterns find in ``text``, all eight run over all of it."""
+    return [(lang, match.group("rest")) for patterns in (ooo._AFTER, ooo._BEFORE)
+            for lang, pattern in patterns for match in pattern.finditer(text)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sorted(ooo._TRIGGERS)), st.data())
+def test_every_trigger_a_language_knows_is_found_by_the_one_scan(lang: str, data: st.DataObject) -> None:
+    trigger = data.draw(st.from_regex(re.compile(ooo._TRIGGERS[lang], re.IGNORECASE), fullmatch=True))
+    assert ooo._ANY_TRIGGER.match(trigger), trigger  # (where a word starts: at the beginning)
+
+
+_PIECES = st.sampled_from([
+    "I am out of the office until", "Back on", "I'm away till", "RETURNING to the office on",
+    "from", "as of", "Ich bin bis zum", "wieder erreichbar", "ab dem", "zurück am", "Je serai de retour le",
+    "jusqu’au", "à partir du", "hasta el", "de vuelta", "fino al", "dal", "rientro il", "tot en met",
+    "vanaf", "weer op kantoor op", "até o dia", "a partir de", "de volta", "till och med", "från",
+    "tillbaka den", "t.o.m.", "t/m", "14 December", "Monday, December 14", "7.12.", "5 January 2027",
+    "11. Dezember", "14 décembre", "14 de diciembre", "14 dicembre", "11 december", "14 de dezembro",
+    "still", "total", "bistro", "through", "on", "am", "le", "and", "\n", ", ", ". ", "   ", "–",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=14).map(" ".join))
+def test_the_one_scan_finds_the_phrases_each_language_finds(text: str) -> None:
+    assert ooo._phrases(text) == _per_language(text)
+
+
+@pytest.mark.parametrize("text", [
+    "Out of office until Monday, December 14. Ich bin bis zum 11.12.2026 nicht im Büro.",
+    "Je suis absent jusqu'au 14 décembre. Estoy fuera hasta el 18 de diciembre. Tot en met 11 december.",
+    "Sono fuori fino al 14 dicembre; até 16 de dezembro; till och med 17 december; back by 5 January",
+    "STILL away. Vanaf 14 december ben ik weer aanwezig. A partir de 15 de dezembro estarei de volta.",
+])
+def test_the_one_scan_finds_the_dates_each_language_finds(text: str) -> None:
+    expected = [when for lang, rest in _per_language(text) if (when := ooo._date_in(rest, lang, MON))]
+    assert len(expected) >= 2 and ooo._dates(text, MON) == expected

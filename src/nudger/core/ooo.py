@@ -47,6 +47,13 @@ _AFTER = [(lang, re.compile(r"\b" + trigger + r"\s+(?P<rest>[^\n]{3,60})", re.IG
 _BEFORE = [(lang, re.compile(r"\b" + _LEADS[lang] + r"[ \t]+(?P<rest>\S[^\n]{1,39}?)[\s,]{1,4}"
                              + _TRIGGERS[lang], re.IGNORECASE))
            for lang in _TRIGGERS]
+# Either kind of phrase holds its language's trigger where a word starts, so one scan for
+# any trigger tells which languages' patterns can match at all (in most texts one or none:
+# the patterns of all eight on every auto-reply cost most of reading it).
+# (The letters that start a trigger come first: trying every trigger at every word costs
+# twice as much.)
+_ANY_TRIGGER = re.compile(r"\b(?=[abdfhijrstuvwzå])(?=" + "|".join(_TRIGGERS.values()) + ")", re.IGNORECASE)
+_TRIGGER_AT = [(lang, re.compile(trigger, re.IGNORECASE)) for lang, trigger in _TRIGGERS.items()]
 # Where the words of a date end: a sentence (not the dot of "14." or "7.12."), a bracket,
 # a conjunction. Not a comma: "Monday, December 14".
 _CUT = re.compile(r"[;!?)(]\s|(?<!\d)\.\s|\s(?:and|und|et|y|e|en|och|but|aber|mais)\s"
@@ -60,10 +67,24 @@ def return_date(text: str, sent: datetime) -> datetime | None:
     """The return date announced in ``text``, or None: after a phrase that announces it,
     or before one ("ab dem 7.12. wieder erreichbar"). Of several ("bis 4.12. nicht
     erreichbar, ab dem 7.12. wieder da"), the last day: the sender is back by then."""
-    found = [when for patterns in (_AFTER, _BEFORE) for lang, pattern in patterns
-             for match in pattern.finditer(text)
-             if (when := _date_in(match.group("rest"), lang, sent)) is not None]
-    return max(found, default=None)
+    return max(_dates(text, sent), default=None)
+
+
+def _dates(text: str, sent: datetime) -> list[datetime]:
+    """Every return date ``text`` announces, in the order of its phrases' languages."""
+    return [when for lang, rest in _phrases(text) if (when := _date_in(rest, lang, sent)) is not None]
+
+
+def _phrases(text: str) -> list[tuple[str, str]]:
+    """(language, the words after or before its phrase) of each return phrase in ``text``,
+    as each language's patterns find them; only those of the languages whose trigger the
+    text holds are run."""
+    starts = [found.start() for found in _ANY_TRIGGER.finditer(text)]
+    if not starts:
+        return []
+    langs = {lang for lang, trigger in _TRIGGER_AT if any(trigger.match(text, at) for at in starts)}
+    return [(lang, match.group("rest")) for patterns in (_AFTER, _BEFORE) for lang, pattern in patterns
+            if lang in langs for match in pattern.finditer(text)]
 
 
 def _date_in(rest: str, lang: str, sent: datetime) -> datetime | None:

@@ -178,8 +178,11 @@ class ImapMailbox(Waiting, OwnDrafts):
                  key: bytes) -> dict[int, dict[bytes, Any]]:
         wanted = expand_set(uid_set)
         found = {uid: data for uid, data in got.items() if uid in wanted}  # (others: news)
-        for uid, data in found.items():
-            if not any(k.startswith(key) for k in data):
+        for uid, data in found.items():  # (loops, not any(): thousands of messages a batch)
+            for k in data:
+                if k.startswith(key):
+                    break
+            else:
                 raise self._garbled(doing, f"UID {uid} without {key.decode()}")
         missing = sorted(wanted - set(found))
         if missing:
@@ -361,14 +364,28 @@ class ImapMailbox(Waiting, OwnDrafts):
         return [_FIELDS, "INTERNALDATE", "FLAGS", "RFC822.SIZE"] + (["X-GM-THRID"] if self.gmail else [])
 
     def _headers_of(self, folder: str, got: dict[int, dict[bytes, Any]]) -> Iterator[Fetched]:
+        doing = f"reading headers in {folder!r}"
+        decoded: dict[tuple[Any, ...], tuple[str, ...]] = {}  # (a few sets of flags, thousands of messages)
         for uid in sorted(got):
             data = got[uid]
-            header = next(v for k, v in data.items() if k.startswith(b"BODY[HEADER"))
+            for key in data:
+                if key.startswith(b"BODY[HEADER"):
+                    header = data[key]
+                    break
+            else:
+                raise self._garbled(doing, f"UID {uid} without BODY[HEADER")
+            flags = data.get(b"FLAGS", ())
+            try:
+                text = decoded[flags]
+            except KeyError:
+                text = decoded[flags] = self._flags(doing, flags)
+            except TypeError:  # (flags no tuple can hold: garbled, as _flags says)
+                text = self._flags(doing, flags)
             yield Fetched(
                 uid=uid,
                 header=header or b"",
                 internaldate=data.get(b"INTERNALDATE"),
-                flags=self._flags(f"reading headers in {folder!r}", data.get(b"FLAGS", ())),
+                flags=text,
                 size=int(data.get(b"RFC822.SIZE", 0)),
                 gm_thrid=data.get(b"X-GM-THRID"),
             )

@@ -106,16 +106,17 @@ class HeaderStream:
         # and answer a later one's messages before an earlier one ends: each message goes
         # to the FETCH that asked for it. (Others are news: left, as a FETCH alone would.)
         mine = self.early.pop(unit, {})
-        asked = {}
+        asked = []
         for later, examines, _ in self.flight:  # (UIDs are a folder's: only up to its end)
             if examines is not None:
                 break
-            asked[later] = expand_set(self.units[later][1])
-        for uid, data in got.items():
-            owner = next((u for u, s in asked.items() if uid in s), None)
-            if owner is None:
+            asked.append((later, expand_set(self.units[later][1])))
+        theirs = set().union(*(got.keys() & uids for _, uids in asked))
+        for uid, data in got.items():  # (one look per message; a later FETCH's: a few)
+            if uid not in theirs:
                 mine[uid] = data
             else:
+                owner = next(u for u, uids in asked if uid in uids)
                 self.early.setdefault(owner, {})[uid] = data
         self.ready[unit] = mine
 
