@@ -45,7 +45,7 @@ from nudger.cycle.drafts import (
 )
 from nudger.cycle.outbox import Outbox
 from nudger.cycle.records import SyncCounts
-from nudger.cycle.state import State, stored_time
+from nudger.cycle.state import State
 from nudger.cycle.statefile import NOT_THE_FILE, translate
 from nudger.cycle.sync import Progress, sync_watched
 from nudger.cycle.thanks import decide_meetings, meetings_due
@@ -219,9 +219,8 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
     if not seeds and not full:
         return []  # a quiet cycle: nothing to decide, nothing to write
     decisions: dict[str, Decision] = {}
-    # (Times as stored, made while each decision is at hand: see State.put_agenda.)
-    agenda: dict[str, str | None] = {}
-    decided: dict[str, tuple[str, str] | None] = {}
+    agenda: dict[str, datetime | None] = {}
+    decided: dict[str, tuple[str, datetime] | None] = {}
     answered: dict[str, datetime] = {}  # our follow-ups whose thread was answered, and when
     with state.transaction():
         if full:
@@ -238,16 +237,14 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
                 answered.update((e.nudge_id, decision.answered_at) for e in
                                 ledger.for_messages(m.message_id for m in thread.messages))
             decisions[thread.key] = decision
-            decided[decision.outbound.message_id] = (decision.status,
-                                                     stored_time(decision.outbound.date))
+            decided[decision.outbound.message_id] = (decision.status, decision.outbound.date)
             # Look again when it falls due; a due one stays on the agenda until written.
             if decision.status in ("waiting", "due"):
-                agenda[decision.outbound.message_id] = (None if decision.due_at is None
-                                                        else stored_time(decision.due_at))
+                agenda[decision.outbound.message_id] = decision.due_at
             elif decision.send_at is not None and (decision.action or decision.send_at > now):
-                agenda[decision.outbound.message_id] = stored_time(decision.send_at)  # sent then
-        state.put_agenda(account.name, agenda)
-        state.put_decided(account.name, decided)
+                agenda[decision.outbound.message_id] = decision.send_at  # nudger sends it then
+        state.set_agenda(account.name, agenda)
+        state.set_decided(account.name, decided)
         news = state.note_answered(answered)
     _tell_edited_answered(ctx, ledger, news, decisions.values())
     return list(decisions.values())

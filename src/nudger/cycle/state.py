@@ -37,11 +37,6 @@ from nudger.errors import StateError
 log = logging.getLogger(__name__)
 
 
-def stored_time(when: datetime) -> str:
-    """A time as the agenda and the decided table keep it (ISO 8601 in UTC: it sorts)."""
-    return when.astimezone(UTC).isoformat()
-
-
 def _load(row: str) -> MessageRecord:
     return MessageRecord.from_row(json.loads(row))
 
@@ -344,16 +339,11 @@ class State(History):
 
     def set_agenda(self, account: str, due: dict[str, datetime | None]) -> None:
         """When each outbound needs a look again; None takes it off the agenda."""
-        self.put_agenda(account, {mid: None if when is None else stored_time(when)
-                                  for mid, when in due.items()})
-
-    def put_agenda(self, account: str, due: dict[str, str | None]) -> None:
-        """``set_agenda`` with each time already as stored (``stored_time``): a first
-        cycle makes them as it decides, while each decision is at hand."""
         self.conn.executemany("DELETE FROM agenda WHERE account=? AND outbound_id=?",
                               [(account, mid) for mid, when in due.items() if when is None])
         self.conn.executemany("INSERT OR REPLACE INTO agenda VALUES (?,?,?)",
-                              [(account, mid, when) for mid, when in due.items() if when is not None])
+                              [(account, mid, when.astimezone(UTC).isoformat())
+                               for mid, when in due.items() if when is not None])
 
     def due_agenda(self, account: str, now: datetime) -> list[str]:
         rows = self.conn.execute("SELECT outbound_id FROM agenda WHERE account=? AND due_at <= ?",
@@ -366,15 +356,11 @@ class State(History):
 
     def set_decided(self, account: str, decided: dict[str, tuple[str, datetime] | None]) -> None:
         """Each outbound's status and date; None: no decision stands on it any more."""
-        self.put_decided(account, {mid: None if d is None else (d[0], stored_time(d[1]))
-                                   for mid, d in decided.items()})
-
-    def put_decided(self, account: str, decided: dict[str, tuple[str, str] | None]) -> None:
-        """``set_decided`` with each date already as stored (see ``put_agenda``)."""
         self.conn.executemany("DELETE FROM decided WHERE account=? AND outbound_id=?",
                               [(account, mid) for mid, d in decided.items() if d is None])
         self.conn.executemany("INSERT OR REPLACE INTO decided VALUES (?,?,?,?)",
-                              [(account, mid, *d) for mid, d in decided.items() if d is not None])
+                              [(account, mid, d[0], d[1].astimezone(UTC).isoformat())
+                               for mid, d in decided.items() if d is not None])
 
     def decided_counts(self, account: str, since: datetime) -> dict[str, int]:
         rows = self.conn.execute("SELECT status, COUNT(*) FROM decided WHERE account=? AND sent_at >= ? "
