@@ -109,10 +109,9 @@ def seed_groups(links: Iterable[tuple[str, str]], seeds: Iterable[str],
     """The stored ids linked to the seeds, in groups that any chain of links joins: in the
     order of each group's first id among ``stored``, and in that order within each."""
     joined = Groups()
-    find, parent = joined.find, joined.parent
-    for child, linked in links:  # (``union``, without its call: a first cycle has every link)
-        if (a := find(child)) != (b := find(linked)):
-            parent[b] = a
+    find, parent, union = joined.find, joined.parent, joined.union
+    for child, linked in links:
+        union(child, linked)
     number: dict[str, int] = {}
     for seed in seeds:  # (find() puts each seed in ``parent``, links or not)
         number.setdefault(find(seed), len(number))
