@@ -154,7 +154,7 @@ def _helper_if_big(sweep: _Sweep, uids: int) -> None:
     sweep.to_read += uids
     if sweep.to_read >= HELPER_FROM and not sweep.helper_asked:
         sweep.helper_asked = True  # (once: with no spare core free, this sync parses here)
-        sweep.parser = start_helper(sweep.ctx.name)  # (started now, ready before its first chunk)
+        sweep.parser = start_helper(sweep.ctx.name)  # (started now: parsed here until it is ready)
 
 
 def _read_alone(sweep: _Sweep, plan: _Plan) -> None:
