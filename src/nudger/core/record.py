@@ -7,13 +7,15 @@ stored form (see ``to_row``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field
 from datetime import datetime
-from functools import cached_property
 from operator import attrgetter
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from nudger.core.subjects import normalise_subject
+
+_V = TypeVar("_V")
 
 # What kind of message a record is (see ``classify``): only a human's answers a thread.
 HUMAN = "human"
@@ -24,6 +26,27 @@ READ_RECEIPT = "read-receipt"
 CALENDAR = "calendar-answer"
 MACHINE_KINDS = (AUTO_REPLY, BOUNCE, DELAY, READ_RECEIPT, CALENDAR)
 REPORT_KINDS = (BOUNCE, DELAY, READ_RECEIPT)  # they name the message they report on
+
+
+class _once(Generic[_V]):
+    """functools.cached_property without its lock (Python 3.11 takes one at each first
+    read: a third of the cost, for values read of every record of a first sync). A record
+    is frozen, so two threads racing would only work out the same value twice."""
+
+    def __init__(self, fn: Callable[[Any], _V]):
+        self.fn, self.name, self.__doc__ = fn, fn.__name__, fn.__doc__
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> _once[_V]: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> _V: ...
+
+    def __get__(self, instance: object, owner: type | None = None) -> _V | _once[_V]:
+        if instance is None:
+            return self
+        # (Read from the instance's __dict__ from now on: this is no data descriptor.)
+        value = instance.__dict__[self.name] = self.fn(instance)
+        return value
 
 
 @dataclass(frozen=True)
@@ -69,7 +92,7 @@ class MessageRecord:
     calendar: str = ""  # an invitation's or answer's facts (core.calendar.CalendarFacts, JSON)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
-    @cached_property
+    @_once
     def parents(self) -> tuple[str, ...]:
         """What it answers, oldest first, once each. Worked out once (threading asks it of
         every record several times); the value lives in the instance's ``__dict__`` beside
@@ -77,8 +100,10 @@ class MessageRecord:
         inferred = (self.inferred_parent,) if self.inferred_parent else ()
         return tuple(dict.fromkeys(self.references + self.in_reply_to + inferred))
 
-    @property
+    @_once
     def topic(self) -> str:
+        """The subject without reply prefixes, lower-cased: what subject threading compares
+        (worked out once, kept beside ``parents``)."""
         return normalise_subject(self.subject).lower()
 
     @property
