@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from statistics import median
 
 KEPT = timedelta(days=365)  # how long the state keeps a follow-up's history
 
@@ -100,6 +99,8 @@ def _threads(rows: Iterable[NudgeOutcome], since: datetime | None) -> list[_Thre
 
 
 def _median(values: list[timedelta]) -> timedelta | None:
+    from statistics import median  # (here: a cycle imports this module for KEPT alone)
+
     return timedelta(seconds=median(v.total_seconds() for v in values)) if values else None
 
 

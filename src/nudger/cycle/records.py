@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from nudger.config.model import Account
 from nudger.core.bodytext import text_of
 from nudger.core.classify import is_noreply
-from nudger.core.ooo import return_date
 from nudger.core.parse import parse_record
 from nudger.core.record import AUTO_REPLY, MessageRecord
 from nudger.cycle.invitations import read_calendars
@@ -62,6 +61,10 @@ def _enrich(account: Account, folder: str, item: Fetched, record: MessageRecord,
             return parse_record(item.header, folder=folder, uid=item.uid,
                                 internaldate=item.internaldate, keywords=item.flags,
                                 gm_thrid=item.gm_thrid, size=item.size, report_bytes=body)
+        # (Here: its many languages' patterns are compiled only by a cycle that reads an
+        # out-of-office, not at every start.)
+        from nudger.core.ooo import return_date
+
         back = return_date(text_of(body), record.date)
         if back is not None:
             return replace(record, back_on=back.isoformat())
