@@ -303,3 +303,29 @@ def test_without_unselect_our_draft_is_marked_and_the_connection_goes_on(  # typ
         assert box.find_message_id("Drafts", ours) == [uid]
     finally:
         box.close()
+
+
+def _logouts(server: Dovecot, user: str) -> list[str]:
+    lines = server.log_path.read_text(errors="replace").splitlines() if server.log_path.exists() else []
+    return [line for line in lines if f"imap({user})" in line and "Disconnected" in line]
+
+
+def test_a_run_that_finds_its_state_in_use_logs_out_of_the_server(dovecot, imap_user, tmp_path,  # type: ignore[no-untyped-def]
+                                                                   capsys, monkeypatch) -> None:
+    """`run --once` logs in while it loads (app/connect.py): when another instance holds
+    the state, it says so and logs out, leaving no connection open behind it."""
+    from nudger.cycle.lock import lock_state_dir
+
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+    before = len(_logouts(dovecot, imap_user))
+    held = lock_state_dir(tmp_path / "state")
+    try:
+        box.run()
+    finally:
+        os.close(held)
+    assert box.last_code != EX_OK and "already using" in box.last_err
+    deadline = time.monotonic() + 10
+    while len(_logouts(dovecot, imap_user)) == before and time.monotonic() < deadline:
+        time.sleep(0.05)  # (Dovecot writes the line as the session ends)
+    new = _logouts(dovecot, imap_user)[before:]
+    assert len(new) == 1 and "Logged out" in new[0], new

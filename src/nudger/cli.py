@@ -120,22 +120,37 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from nudger.app.daemon import run_daemon, run_once
     from nudger.app.passwords import check_password_sources
+
+    path = find_config(args.config)
+    config = load_config(path)
+    check_password_sources(config)  # before any connection; status/explain do not need it
+    once = args.once or args.dry_run
+    now = parse_now(args.now) if once or args.now else None  # (a bad --now: said before connecting)
+    early = None
+    if once and config.accounts:
+        from nudger.app.connect import Early
+
+        # The first account is connected to while what a cycle runs is imported (connect.py).
+        early = Early(config.accounts[0])
+    try:
+        from nudger.app.daemon import run_daemon, run_once
+    except BaseException:
+        if early is not None:
+            early.discard()
+        raise
 
     # What is loaded by now lives as long as the process: spare the collector from
     # scanning it again at each full collection (a first sync allocates a great deal).
     gc.freeze()
 
-    path = find_config(args.config)
-    config = load_config(path)
-    check_password_sources(config)  # before any connection; status/explain do not need it
-    if args.once or args.dry_run:
-        return run_once(config, parse_now(args.now), args.dry_run, args.json, args.verbose > 0,
-                        full=args.dry_run or args.all)
+    if once:
+        assert now is not None
+        return run_once(config, now, args.dry_run, args.json, args.verbose > 0,
+                        full=args.dry_run or args.all, early=early)
     # The service with --now: its clock starts then and goes on (a trial run; tests).
     return run_daemon(config, path, verbose=args.verbose > 0,
-                      start=parse_now(args.now) if args.now else None)
+                      start=now)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from nudger.app.connect import Early
 from nudger.app.handover import wait_stopped
 from nudger.app.passwords import check_password_sources
 from nudger.app.report import cycle_text, line, print_cycle, print_json, totals_text
@@ -88,10 +89,16 @@ class _Progress:
 
 
 def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbose: bool,
-             full: bool = False) -> int:
+             full: bool = False, early: Early | None = None) -> int:
     """One cycle per account. ``full`` looks at every thread of the window, not only the
-    ones that changed (wanted for previews: --dry-run, --now)."""
-    lock = None if dry_run else _lock(config)
+    ones that changed (wanted for previews: --dry-run, --now). ``early``: an account's
+    mailbox being opened already (cli.py)."""
+    try:
+        lock = None if dry_run else _lock(config)
+    except BaseException:
+        if early is not None:
+            early.discard()
+        raise
     worst = EX_OK
     try:
         if dry_run and not (config.daemon.state_dir / FILE_NAME).exists():
@@ -99,6 +106,8 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
         else:
             state = State.open(config.daemon.state_dir, rebuild=not dry_run)
     except BaseException:
+        if early is not None:
+            early.discard()
         if lock is not None:
             os.close(lock)
         raise
@@ -108,7 +117,10 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
             progress = _Progress() if sys.stderr.isatty() else None
             sender = None if dry_run else open_sender(account)
             try:
-                mailbox = open_mailbox(account)
+                if early is not None and early.account is account:
+                    mailbox, early = early.take(), None
+                else:
+                    mailbox = open_mailbox(account)
                 try:
                     result = run_cycle(config, account, mailbox, work, now, dry_run=dry_run,
                                        progress=progress, full=full, sender=sender)
@@ -130,6 +142,8 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
                 print(f"nudger: {scoped(account, str(result.send_error))}", file=sys.stderr)
                 worst = max(worst, result.send_error.exit_code)
     finally:
+        if early is not None:  # (its account was not reached: an interrupt)
+            early.discard()
         state.close()
         if lock is not None:
             os.close(lock)

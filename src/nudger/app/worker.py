@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from nudger.app.connect import open_mailbox
 from nudger.app.passwords import read_password
 from nudger.config.model import Account, Config
 from nudger.cycle.cycle import CycleResult, run_cycle
@@ -28,7 +29,6 @@ from nudger.errors import (
     StateReadOnly,
     StateTooNew,
 )
-from nudger.mail.imap import connect
 from nudger.mail.mailbox import Mailbox
 from nudger.mail.smtp import SmtpSender
 
@@ -38,15 +38,6 @@ log = logging.getLogger(__name__)
 # file of a newer nudger): the service exits with its status, as `run --once` does.
 STATE_FATAL = (StateReadOnly, StateTooNew)
 FATAL = (AuthError, ConfigError, ServerConfigError, *STATE_FATAL)  # retrying soon will not help
-
-
-def open_mailbox(account: Account) -> Mailbox:
-    if account.oauth2 is not None:
-        from nudger.app.signin import tokens_for
-
-        return connect(account, tokens_for(account))
-    assert account.password is not None
-    return connect(account, read_password(account.password, account.name))
 
 
 def open_sender(account: Account) -> SmtpSender | None:
