@@ -162,8 +162,7 @@ def decide(
     """What to do about one thread now, and why; None when it is not the user's, or is
     settled and older than the look-back window."""
     # (Stage 0 is a meeting's thank-you: core.meetings decides it, never the thread.)
-    mine = ([e for e in ledger.for_messages(m.message_id for m in thread.messages) if e.stage > 0]
-            if ledger.entries else [])  # (a first cycle's ledger is empty)
+    mine = [e for e in ledger.for_messages(m.message_id for m in thread.messages) if e.stage > 0]
     verdict = _verdict(thread, account, rules, mine)
     if verdict.status == NOT_OURS or verdict.outbound is None:
         return None
