@@ -126,7 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(path)
     check_password_sources(config)  # before any connection; status/explain do not need it
     once = args.once or args.dry_run
-    now = parse_now(args.now) if once or args.now else None  # (a bad --now: said before connecting)
+    start = parse_now(args.now) if args.now else None  # (a bad --now: said before connecting)
     early = None
     if once and config.accounts:
         from nudger.app.connect import Early
@@ -145,12 +145,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     gc.freeze()
 
     if once:
-        assert now is not None
-        return run_once(config, now, args.dry_run, args.json, args.verbose > 0,
+        return run_once(config, start or parse_now(None), args.dry_run, args.json, args.verbose > 0,
                         full=args.dry_run or args.all, early=early)
     # The service with --now: its clock starts then and goes on (a trial run; tests).
-    return run_daemon(config, path, verbose=args.verbose > 0,
-                      start=now)
+    return run_daemon(config, path, verbose=args.verbose > 0, start=start)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -60,7 +60,7 @@ class Early:
 
     def discard(self) -> None:
         """Not wanted after all (the state is locked or unreadable, Ctrl-C): logged out, if
-        it got in. A connection still being made after a few seconds is left to end with
+        it got in; nothing once taken. A connection still being made after a few seconds is left to end with
         the process (a daemon thread): an interrupt must not wait out a server's timeout."""
         self._thread.join(timeout=DISCARD_WAIT)
         mailbox, self._mailbox, self._error = self._mailbox, None, None

@@ -94,11 +94,15 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
     ones that changed (wanted for previews: --dry-run, --now). ``early``: an account's
     mailbox being opened already (cli.py)."""
     try:
-        lock = None if dry_run else _lock(config)
-    except BaseException:
-        if early is not None:
+        return _run_once(config, now, dry_run, as_json, verbose, full, early)
+    finally:
+        if early is not None:  # (a no-op once taken; else the state was in use, unreadable...)
             early.discard()
-        raise
+
+
+def _run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbose: bool,
+              full: bool, early: Early | None) -> int:
+    lock = None if dry_run else _lock(config)
     worst = EX_OK
     try:
         if dry_run and not (config.daemon.state_dir / FILE_NAME).exists():
@@ -106,8 +110,6 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
         else:
             state = State.open(config.daemon.state_dir, rebuild=not dry_run)
     except BaseException:
-        if early is not None:
-            early.discard()
         if lock is not None:
             os.close(lock)
         raise
@@ -118,7 +120,7 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
             sender = None if dry_run else open_sender(account)
             try:
                 if early is not None and early.account is account:
-                    mailbox, early = early.take(), None
+                    mailbox = early.take()
                 else:
                     mailbox = open_mailbox(account)
                 try:
@@ -142,8 +144,6 @@ def run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbos
                 print(f"nudger: {scoped(account, str(result.send_error))}", file=sys.stderr)
                 worst = max(worst, result.send_error.exit_code)
     finally:
-        if early is not None:  # (its account was not reached: an interrupt)
-            early.discard()
         state.close()
         if lock is not None:
             os.close(lock)
