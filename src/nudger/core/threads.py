@@ -139,7 +139,9 @@ def _unique(records: Iterable[MessageRecord],
             if seen is None:
                 unique[own] = record
             else:  # (the first copy is the preferred one; every copy's keywords count)
-                unique[own] = replace(seen, keywords=tuple(dict.fromkeys(seen.keywords + record.keywords)))
+                keywords = tuple(dict.fromkeys(seen.keywords + record.keywords))
+                if keywords != seen.keywords:  # (else the record as stored, the same object)
+                    unique[own] = replace(seen, keywords=keywords)
     return unique, folders
 
 

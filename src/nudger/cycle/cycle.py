@@ -14,7 +14,7 @@ import hashlib
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -43,6 +43,7 @@ from nudger.cycle.drafts import (
     withdraw,
     write_draft,
 )
+from nudger.cycle.fanout import map_split
 from nudger.cycle.outbox import Outbox
 from nudger.cycle.records import SyncCounts
 from nudger.cycle.state import State
@@ -59,6 +60,7 @@ log = logging.getLogger(__name__)
 # read a moment before); older, a due message's flags are asked again.
 READ_FRESH = 60.0
 AWAITING_STATUSES = ("due", "drafted", "waiting")  # what "awaiting a reply" adds up
+_Judged = tuple[str, Decision | None, list[tuple[str, datetime]]]  # a thread's key, decision, answers
 
 
 @dataclass
@@ -222,32 +224,57 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
     agenda: dict[str, datetime | None] = {}
     decided: dict[str, tuple[str, datetime] | None] = {}
     answered: dict[str, datetime] = {}  # our follow-ups whose thread was answered, and when
+
+    def judge(thread: Thread) -> _Judged:
+        decision = decide(thread, account, ctx.config.rules, ledger, now)
+        answers = []
+        if decision is not None and decision.status == Status.REPLIED and decision.nudged \
+                and decision.answered_at:
+            answers = [(e.nudge_id, decision.answered_at) for e in
+                       ledger.for_messages(m.message_id for m in thread.messages)]
+        return thread.key, decision, answers
+
+    def note(key: str, decision: Decision | None, answers: list[tuple[str, datetime]]) -> None:
+        if decision is None or decision.outbound is None:
+            return
+        answered.update(answers)
+        decisions[key] = decision
+        decided[decision.outbound.message_id] = (decision.status, decision.outbound.date)
+        # Look again when it falls due; a due one stays on the agenda until written.
+        if decision.status in ("waiting", "due"):
+            agenda[decision.outbound.message_id] = decision.due_at
+        elif decision.send_at is not None and (decision.action or decision.send_at > now):
+            agenda[decision.outbound.message_id] = decision.send_at  # nudger sends it then
+
     with state.transaction():
-        if full:
+        if full:  # (a full evaluation starts from an empty agenda)
             state.clear_agenda(account.name)
-        for thread in threads_of(state, account.name, seeds, layout.watched, layout.sent,
-                                 whole_window=full, subject_links=account.subject_threading):
-            if not full:  # (a full evaluation starts from an empty agenda)
-                agenda.update((m.message_id, None) for m in thread.messages)
-                decided.update((m.message_id, None) for m in thread.messages)
-            decision = decide(thread, account, ctx.config.rules, ledger, now)
-            if decision is None or decision.outbound is None:
-                continue
-            if decision.status == Status.REPLIED and decision.nudged and decision.answered_at:
-                answered.update((e.nudge_id, decision.answered_at) for e in
-                                ledger.for_messages(m.message_id for m in thread.messages))
-            decisions[thread.key] = decision
-            decided[decision.outbound.message_id] = (decision.status, decision.outbound.date)
-            # Look again when it falls due; a due one stays on the agenda until written.
-            if decision.status in ("waiting", "due"):
-                agenda[decision.outbound.message_id] = decision.due_at
-            elif decision.send_at is not None and (decision.action or decision.send_at > now):
-                agenda[decision.outbound.message_id] = decision.send_at  # nudger sends it then
+            for judged in _judge_window(ctx, seeds, judge):
+                note(*judged)
+        for thread in () if full else threads_of(state, account.name, seeds, layout.watched,
+                                                  layout.sent, subject_links=account.subject_threading):
+            agenda.update((m.message_id, None) for m in thread.messages)
+            decided.update((m.message_id, None) for m in thread.messages)
+            note(*judge(thread))
         state.set_agenda(account.name, agenda)
         state.set_decided(account.name, decided)
         news = state.note_answered(answered)
     _tell_edited_answered(ctx, ledger, news, decisions.values())
     return list(decisions.values())
+
+
+def _judge_window(ctx: Cycle, seeds: list[str],
+                  judge: Callable[[Thread], _Judged]) -> list[_Judged]:
+    """Every thread of the window judged, in the order ``threads_of`` gives them: a big
+    window's later groups in a forked copy of this process, on the second core (fanout)."""
+    account, layout = ctx.account, ctx.layout
+    groups = list(ctx.state.linked_groups(account.name, seeds, layout.watched))
+
+    def work(group: list[MessageRecord]) -> list[_Judged]:
+        return [judge(thread) for thread in
+                build_threads(_linked(group, account.subject_threading), sent=layout.sent)]
+
+    return [j for done in map_split(work, groups, len, shared=lambda group: group) for j in done]
 
 
 def _tell_edited_answered(ctx: Cycle, ledger: Ledger, news: list[str],
