@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC
 
 from nudger.core.record import MessageRecord, record_key
 from nudger.core.threads import Groups
@@ -35,6 +36,7 @@ class Kept:
         self.by_key: dict[str, list[MessageRecord]] = {}
         # (account, child, parent), as stored: like the file's, never dropped with a record
         self.links: list[tuple[str, str, str]] = []
+        self.by_topic: dict[str, list[MessageRecord]] = {}  # (in the same order, by topic)
 
     def put(self, records: list[MessageRecord], links: list[tuple[str, str, str]]) -> bool:
         """Keep these records (replacing those of their folder and UID) and the links they
@@ -43,6 +45,7 @@ class Kept:
             self._pop((r.folder, r.uid))
             self.records[(r.folder, r.uid)] = r
             self.by_key.setdefault(record_key(r), []).append(r)
+            self.by_topic.setdefault(r.topic, []).append(r)
         self.links += links
         return len(self.records) <= KEPT_CAP
 
@@ -57,11 +60,28 @@ class Kept:
     def _pop(self, where: tuple[str, int]) -> None:
         old = self.records.pop(where, None)
         if old is not None:
-            key = record_key(old)
-            same = self.by_key[key]
-            del same[next(i for i, r in enumerate(same) if r is old)]
-            if not same:
-                del self.by_key[key]
+            for index, key in ((self.by_key, record_key(old)), (self.by_topic, old.topic)):
+                same = index[key]
+                del same[next(i for i, r in enumerate(same) if r is old)]
+                if not same:
+                    del index[key]
+
+    # What State.topics_of and .ours_by_topic read from the file, from memory: the topics of
+    # the user's messages in Sent; on one topic, newest first, and (as the file's index
+    # gives them, read backwards) the later stored first among those of one date.
+
+    def topics_of(self, identities: set[str], sent: str) -> set[str]:
+        return {r.topic for r in self.records.values()
+                if r.folder == sent and r.sender.email in identities}
+
+    def ours_by_topic(self, topic: str, identities: set[str], before: str, since: str, sent: str,
+                      limit: int) -> list[MessageRecord]:
+        """``before`` and ``since``: UTC times in ISO 8601, compared as the file's rows are."""
+        mine = [(d, r) for r in reversed(self.by_topic.get(topic, ()))
+                if r.folder == sent and r.sender.email in identities
+                and since <= (d := r.date.astimezone(UTC).isoformat()) < before]
+        mine.sort(key=lambda pair: pair[0], reverse=True)  # (stable: the later stored first)
+        return [r for _, r in mine[:limit]]
 
     def groups(self, seeds: Iterable[str], folders: Iterable[str]) -> Iterator[list[MessageRecord]]:
         """What ``State.linked_groups`` reads from the file, from memory: the same groups,

@@ -109,7 +109,8 @@ def sync_watched(ctx: Cycle, counts: SyncCounts, progress: Progress | None = Non
     asks = [(p.folder, p.last) for p in plans if p.search]
     searched = ctx.mailbox.search_many(asks, ctx.since) if asks else {}
     try:
-        _sweep_folders(sweep, plans, searched)
+        with ctx.state.deferring(ctx.name):  # (a first cycle's writes: in one go, at the end)
+            _sweep_folders(sweep, plans, searched)
     finally:
         if sweep.parser is not None:
             sweep.parser.close()
