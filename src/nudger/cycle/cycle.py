@@ -14,7 +14,7 @@ import hashlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -43,7 +43,7 @@ from nudger.cycle.drafts import (
     withdraw,
     write_draft,
 )
-from nudger.cycle.fanout import map_split
+from nudger.cycle.fanout import Ahead, Meeting, map_split
 from nudger.cycle.outbox import Outbox
 from nudger.cycle.records import SyncCounts
 from nudger.cycle.state import State
@@ -155,8 +155,17 @@ def _sync_and_decide(ctx: Cycle, result: CycleResult, progress: Progress | None,
                      full: bool) -> tuple[list[Decision], str]:
     """Sync, then decide for the threads that need it (all of them when ``full`` or the
     rules changed). Returns the plan made final, and the fingerprint it was made under."""
+    touched, before, ahead = _sync(ctx, result, progress)
+    try:
+        return _decide(ctx, result, touched, before, ahead, full)
+    finally:
+        if ahead is not None:
+            ahead.drop()  # (not taken: stopped; taken: nothing left to do)
+
+
+def _decide(ctx: Cycle, result: CycleResult, touched: set[str], before: dict[str, LedgerEntry] | None,
+            ahead: _Ahead | None, full: bool) -> tuple[list[Decision], str]:
     account, state, now = ctx.account, ctx.state, ctx.now
-    touched, before = _sync(ctx, result, progress)
     reconciled = before is not None
     if state.meta(account.name, TRASH_CHECKED) is None:
         # Before any draft this state does not know is written: what the user deleted.
@@ -177,19 +186,22 @@ def _sync_and_decide(ctx: Cycle, result: CycleResult, progress: Progress | None,
             # Only the threads whose draft changed fate (or appeared): Drafts also moves
             # when we append, and one deleted draft must not re-report every other one.
             seeds += [e.outbound_id for e in ledger.entries.values() if before.get(e.nudge_id) != e]
-    decisions = _evaluate(ctx, ledger, seeds, full)
+    decisions = _evaluate(ctx, ledger, seeds, full, ahead)
     state.stop_keeping()  # (its records are decided on: the rest of the cycle reads the file)
     if meetings:
         decisions += decide_meetings(ctx, ledger)
     return _final(ctx, ledger, decisions), print_
 
 
-def _sync(ctx: Cycle, result: CycleResult,
-          progress: Progress | None) -> tuple[set[str], dict[str, LedgerEntry] | None]:
+def _sync(ctx: Cycle, result: CycleResult, progress: Progress | None
+          ) -> tuple[set[str], dict[str, LedgerEntry] | None, _Ahead | None]:
     """Sync the watched folders and Drafts, and follow our drafts' fates if anything
-    moved. Returns the keys of the messages new or changed, and the ledger from before
-    the drafts were reconciled (None: nothing to reconcile)."""
+    moved. Returns the keys of the messages new or changed, the ledger from before
+    the drafts were reconciled (None: nothing to reconcile), and a first cycle's
+    evaluation begun on the second core (``_judge_ahead``)."""
     counts = SyncCounts()
+    # (A first cycle's: what its evaluation begun early takes the ledger to be.)
+    early = (ctx.state.ledger(ctx.name), ctx.state.pending_outbounds(ctx.name)) if ctx.state.kept else None
     # Drafts always (its status is how it is read), and every watched folder: one read
     # before is skipped when nothing changed; a new one is opened anyway, but its size
     # tells whether its headers can be fetched with its search (imap_saved.py). (All in
@@ -200,21 +212,87 @@ def _sync(ctx: Cycle, result: CycleResult,
         ctx.mailbox.search_ahead(ctx.layout.drafts, "all")
     if ctx.layout.trash and ctx.state.meta(ctx.name, TRASH_CHECKED) is None:
         ctx.mailbox.search_ahead(ctx.layout.trash, "marked")
-    touched = sync_watched(ctx, counts, progress)
+    with ctx.state.deferring(ctx.name):  # (a first sync's writes, written as the judging starts)
+        touched = sync_watched(ctx, counts, progress)
+        ahead = _judge_ahead(ctx, *early) if early else None
     try:
-        drafts_changed = sync_drafts(ctx, counts)
-    except FolderUnavailable as exc:  # unlike a watched folder, it cannot be done without
-        raise FolderUnavailable(exc.folder, f"{exc}; nudger cannot know or write its drafts "
-                                f"without its Drafts folder, so this cycle stops here") from exc
-    result.fetched, result.skipped = counts.fetched, counts.skipped
-    if not (touched or drafts_changed or ctx.state.has_fate(ctx.name, APPENDING)):
-        return touched, None
-    before = ctx.state.ledger(ctx.name)
-    reconcile(ctx)
-    return touched, before
+        try:
+            drafts_changed = sync_drafts(ctx, counts)
+        except FolderUnavailable as exc:  # unlike a watched folder, it cannot be done without
+            raise FolderUnavailable(exc.folder, f"{exc}; nudger cannot know or write its drafts "
+                                    f"without its Drafts folder, so this cycle stops here") from exc
+        result.fetched, result.skipped = counts.fetched, counts.skipped
+        if not (touched or drafts_changed or ctx.state.has_fate(ctx.name, APPENDING)):
+            return touched, None, ahead
+        before = ctx.state.ledger(ctx.name)
+        reconcile(ctx)
+    except BaseException:
+        if ahead is not None:
+            ahead.drop()
+        raise
+    return touched, before, ahead
 
 
-def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[Decision]:
+@dataclass
+class _Ahead:
+    """A first cycle's judging of its threads, begun in a forked child as soon as its sync
+    has read the watched folders (``fanout.Ahead``), group by group from the first: this
+    process meanwhile writes what the sync held back and reads Drafts and Trash, then
+    judges the last groups while the child finishes (``fanout.Meeting``). A group's
+    answer depends only on its records (the account, rules, clock and ledger being the
+    same): the child's stands for each group this process has of the very same records,
+    with the same ledger; any other (a draft the user keeps may join a thread) is judged
+    here."""
+
+    child: Ahead[list[tuple[tuple[int, ...], list[_Judged]]]]
+    meeting: Meeting
+    entries: list[tuple[str, LedgerEntry]]  # the ledger it judges with
+
+    def take(self, ctx: Cycle, groups: list[list[MessageRecord]], ledger: Ledger) -> list[_Judged] | None:
+        if list(ledger.entries.items()) != self.entries:  # (Drafts or Trash told of drafts)
+            return None
+        stop = self.meeting.split(len(groups))
+        mine = [_judge_group(ctx, ledger, group) for group in groups[stop:]]
+        theirs = dict(self.child.take() or ())
+        done = [found if (found := theirs.get(_identity(group))) is not None
+                else _judge_group(ctx, ledger, group) for group in groups[:stop]]
+        return [j for judged in done + mine for j in judged]
+
+    def drop(self) -> None:
+        self.child.drop()
+
+
+def _identity(group: list[MessageRecord]) -> tuple[int, ...]:
+    """A group as the very records it holds (a child forked shares their addresses)."""
+    return tuple(map(id, group))
+
+
+def _judge_ahead(ctx: Cycle, entries: dict[str, LedgerEntry], pending: list[str]) -> _Ahead | None:
+    """A big first cycle's judging, begun now on the second core, from the records kept
+    (the child reads nothing of the file, which this process writes meanwhile)."""
+    kept = ctx.state.kept
+    if kept is None or ctx.state.held is None:
+        return None
+    account, layout = ctx.account, ctx.layout
+    since = (ctx.now - account.lookback).astimezone(UTC).isoformat()
+    ledger, meeting = Ledger(entries.values()), Meeting()
+
+    def work() -> list[tuple[tuple[int, ...], list[_Judged]]]:
+        seeds = kept.ours_since(set(account.identities), since) + pending
+        judged: list[tuple[tuple[int, ...], list[_Judged]]] = []
+        for group in kept.groups(seeds, layout.watched):
+            if meeting.stopped(len(judged)):
+                break
+            judged.append((_identity(group), _judge_group(ctx, ledger, group)))
+            meeting.done(len(judged))
+        return judged
+
+    child = Ahead.start(work, kept.records.values(), len(kept.records))
+    return _Ahead(child, meeting, list(entries.items())) if child is not None else None
+
+
+def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool,
+              ahead: _Ahead | None = None) -> list[Decision]:
     """Decide for the threads of ``seeds``, one thread at a time; keep the agenda and
     each thread's status (what the totals count)."""
     account, state, layout, now = ctx.account, ctx.state, ctx.layout, ctx.now
@@ -224,15 +302,6 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
     agenda: dict[str, datetime | None] = {}
     decided: dict[str, tuple[str, datetime] | None] = {}
     answered: dict[str, datetime] = {}  # our follow-ups whose thread was answered, and when
-
-    def judge(thread: Thread) -> _Judged:
-        decision = decide(thread, account, ctx.config.rules, ledger, now)
-        answers = []
-        if decision is not None and decision.status == Status.REPLIED and decision.nudged \
-                and decision.answered_at:
-            answers = [(e.nudge_id, decision.answered_at) for e in
-                       ledger.for_messages(m.message_id for m in thread.messages)]
-        return thread.key, decision, answers
 
     def note(key: str, decision: Decision | None, answers: list[tuple[str, datetime]]) -> None:
         if decision is None or decision.outbound is None:
@@ -249,13 +318,13 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
     with state.transaction():
         if full:  # (a full evaluation starts from an empty agenda)
             state.clear_agenda(account.name)
-            for judged in _judge_window(ctx, seeds, judge):
+            for judged in _judge_window(ctx, ledger, seeds, ahead):
                 note(*judged)
         for thread in () if full else threads_of(state, account.name, seeds, layout.watched,
                                                   layout.sent, subject_links=account.subject_threading):
             agenda.update((m.message_id, None) for m in thread.messages)
             decided.update((m.message_id, None) for m in thread.messages)
-            note(*judge(thread))
+            note(*_judge(ctx, ledger, thread))
         state.set_agenda(account.name, agenda)
         state.set_decided(account.name, decided)
         news = state.note_answered(answered)
@@ -263,18 +332,33 @@ def _evaluate(ctx: Cycle, ledger: Ledger, seeds: list[str], full: bool) -> list[
     return list(decisions.values())
 
 
-def _judge_window(ctx: Cycle, seeds: list[str],
-                  judge: Callable[[Thread], _Judged]) -> list[_Judged]:
-    """Every thread of the window judged, in the order ``threads_of`` gives them: a big
-    window's later groups in a forked copy of this process, on the second core (fanout)."""
-    account, layout = ctx.account, ctx.layout
-    groups = list(ctx.state.linked_groups(account.name, seeds, layout.watched))
+def _judge(ctx: Cycle, ledger: Ledger, thread: Thread) -> _Judged:
+    decision = decide(thread, ctx.account, ctx.config.rules, ledger, ctx.now)
+    answers = []
+    if decision is not None and decision.status == Status.REPLIED and decision.nudged \
+            and decision.answered_at:
+        answers = [(e.nudge_id, decision.answered_at) for e in
+                   ledger.for_messages(m.message_id for m in thread.messages)]
+    return thread.key, decision, answers
 
-    def work(group: list[MessageRecord]) -> list[_Judged]:
-        return [judge(thread) for thread in
-                build_threads(_linked(group, account.subject_threading), sent=layout.sent)]
 
-    return [j for done in map_split(work, groups, len, shared=lambda group: group) for j in done]
+def _judge_group(ctx: Cycle, ledger: Ledger, group: list[MessageRecord]) -> list[_Judged]:
+    return [_judge(ctx, ledger, thread) for thread in
+            build_threads(_linked(group, ctx.account.subject_threading), sent=ctx.layout.sent)]
+
+
+def _judge_window(ctx: Cycle, ledger: Ledger, seeds: list[str], ahead: _Ahead | None) -> list[_Judged]:
+    """Every thread of the window judged, in the order ``threads_of`` gives them: by the
+    child begun ahead, if it judged these very groups; else a big window's later groups
+    in a forked copy of this process, on the second core (fanout)."""
+    groups = list(ctx.state.linked_groups(ctx.account.name, seeds, ctx.layout.watched))
+    judged = ahead.take(ctx, groups, ledger) if ahead is not None else None
+    if judged is not None:
+        return judged
+    if ahead is not None:
+        ahead.drop()
+    return [j for done in map_split(lambda group: _judge_group(ctx, ledger, group), groups, len,
+                                    shared=lambda group: group) for j in done]
 
 
 def _tell_edited_answered(ctx: Cycle, ledger: Ledger, news: list[str],

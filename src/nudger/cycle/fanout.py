@@ -21,13 +21,15 @@ import copyreg
 import gc
 import io
 import logging
+import mmap
 import os
 import pickle
 import signal
+import struct
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -58,43 +60,113 @@ def map_split(work: Callable[[_T], _R], items: Sequence[_T], weight: Callable[[_
     come back as this process's own objects, not as copies."""
     weights = [weight(i) for i in items]
     total = sum(weights)
-    if total < FORK_FROM or len(items) < 2 or not can_fork():
+    if len(items) < 2:
         return [work(i) for i in items]
     cut, so_far = 1, weights[0]
     while cut < len(items) - 1 and so_far + weights[cut] <= total * HERE:
         so_far += weights[cut]
         cut += 1
     head, tail = items[:cut], items[cut:]
-    # By address: the items hold these objects in the child as here, so no object made
-    # there can take an address of theirs.
-    known = {id(o): o for i in items for o in shared(i)}
-    read_end, write_end = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError as exc:  # (out of processes or memory: all judged here)
-        os.close(read_end)
-        os.close(write_end)
-        log.debug("no fork to judge threads on the second core: %s", exc)
+    ahead = Ahead.start(lambda: [work(i) for i in tail], (o for i in items for o in shared(i)), total)
+    if ahead is None:
         return [work(i) for i in items]
-    if pid == 0:
-        _child(work, tail, known, read_end, write_end)  # (never returns)
-    os.close(write_end)
-    got: list[_R] | None = None
     try:
         done = [work(i) for i in head]
-        got = _answer(read_end, len(tail), known)
+        got = ahead.take()
     finally:
-        os.close(read_end)
-        _reap(pid, kill=got is None)
-    if got is None:
-        log.debug("the forked judge (PID %d) gave no answer: its threads are judged here", pid)
+        ahead.drop()
+    if not isinstance(got, list) or len(got) != len(tail):
         got = [work(i) for i in tail]
     return done + got
 
 
-def _child(work: Callable[[_T], _R], items: Sequence[_T], known: dict[int, object],
-           read_end: int, write_end: int) -> None:
-    """In the forked child: do the work, write the answers, and end without unwinding
+class Ahead(Generic[_R]):
+    """Work started now in a forked child, its answer taken later; or dropped, the child
+    stopped, if it is not wanted after all. Either way, the child is reaped by its PID."""
+
+    def __init__(self, pid: int, read_end: int, known: dict[int, object]):
+        self.pid, self.read_end, self.known = pid, read_end, known
+        self.taken = False
+
+    @classmethod
+    def start(cls, work: Callable[[], _R], shared: Iterable[object] = (),
+              weight: int = FORK_FROM) -> Ahead[_R] | None:
+        """``work()`` begun in a forked child, if it weighs enough (``FORK_FROM``), forking
+        is sound here (``can_fork``) and the system allows one more process; else None.
+        ``work`` must be pure; ``shared``: objects its answer may hold, which come back as
+        this process's own, not as copies."""
+        if weight < FORK_FROM or not can_fork():
+            return None
+        # By address: the child holds these objects as this process does, so no object
+        # made there can take an address of theirs.
+        known = {id(o): o for o in shared}
+        read_end, write_end = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # (out of processes or memory: done here instead)
+            os.close(read_end)
+            os.close(write_end)
+            log.debug("no fork for work on the second core: %s", exc)
+            return None
+        if pid == 0:
+            _child(work, known, read_end, write_end)  # (never returns)
+        os.close(write_end)
+        return cls(pid, read_end, known)
+
+    def take(self) -> _R | None:
+        """The child's answer, once it is done; None if it failed (or this was dropped)."""
+        if self.taken:
+            return None
+        self.taken = True
+        try:
+            got = _answer(self.read_end, self.known)
+        finally:
+            os.close(self.read_end)
+            _reap(self.pid, kill=False)
+        if got is None:
+            log.debug("the work forked (PID %d) gave no answer: it is done here", self.pid)
+        return got  # type: ignore[return-value]  # (the work says what it returns)
+
+    def drop(self) -> None:
+        """Stop the child if its answer was not taken (kill, then reap)."""
+        if not self.taken:
+            self.taken = True
+            os.close(self.read_end)
+            _reap(self.pid, kill=True)
+
+
+class Meeting:
+    """Where a child working through a list from the front, and this process on its own
+    part (once it is free), meet: the child tells how far it got, this process where it
+    stops. Memory they share (an anonymous map stays shared across a fork); each number
+    has one writer, and a torn read can only stop the child early, which its answer shows
+    (it holds what was done) and the taker makes up."""
+
+    _ALL = 0xFFFFFFFF
+
+    def __init__(self) -> None:
+        self.board = mmap.mmap(-1, 8)
+        struct.pack_into("=II", self.board, 0, 0, self._ALL)  # (done, stop)
+
+    def done(self, count: int) -> None:
+        """The child's: ``count`` items done."""
+        struct.pack_into("=I", self.board, 0, count)
+
+    def stopped(self, index: int) -> bool:
+        """The child's: whether item ``index`` is where it must stop."""
+        return index >= struct.unpack_from("=I", self.board, 4)[0]
+
+    def split(self, count: int, share: float = HERE) -> int:
+        """This process's: where the child stops, of ``count`` items: past what it did, by
+        its part of what is left; this process takes the rest, from there to the end."""
+        done = min(struct.unpack_from("=I", self.board, 0)[0], count)
+        stop = done + round((count - done) * (1 - share))
+        struct.pack_into("=I", self.board, 4, stop)
+        return stop
+
+
+def _child(work: Callable[[], _R], known: dict[int, object], read_end: int, write_end: int) -> None:
+    """In the forked child: do the work, write the answer, and end without unwinding
     the parent's stack (its finally blocks, atexit and buffered output are the parent's)."""
     code = 1
     try:
@@ -102,31 +174,30 @@ def _child(work: Callable[[_T], _R], items: Sequence[_T], known: dict[int, objec
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # (the parent hears it too, and reaps this)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         gc.disable()  # (it ends in a moment: nothing worth collecting)
-        answers = [work(i) for i in items]
+        answer = work()
         out = io.BytesIO()
         pickler = pickle.Pickler(out, protocol=pickle.HIGHEST_PROTOCOL)
         pickler.dispatch_table = _by_address(known)
-        pickler.dump(answers)
+        pickler.dump(answer)
         view = out.getbuffer()
         while view:
             view = view[os.write(write_end, view):]
         code = 0
-    except BaseException:  # noqa: BLE001, S110 - whatever it was, the parent judges these itself
+    except BaseException:  # noqa: BLE001, S110 - whatever it was, the parent does the work itself
         pass
     finally:
         os._exit(code)
 
 
-def _answer(read_end: int, count: int, known: dict[int, object]) -> list[_R] | None:
-    """The child's answers, if it gave one per item; else None."""
+def _answer(read_end: int, known: dict[int, object]) -> object | None:
+    """What the child wrote, unpickled; None if it wrote nothing whole (it died) or garbage."""
     chunks = []
     while chunk := os.read(read_end, 1 << 20):
         chunks.append(chunk)
     try:
-        answer = _Unpickler(io.BytesIO(b"".join(chunks)), known).load()
-    except Exception:  # noqa: BLE001 - cut short (it died) or garbled: judged here
+        return _Unpickler(io.BytesIO(b"".join(chunks)), known).load()
+    except Exception:  # noqa: BLE001 - cut short (it died) or garbled: done here
         return None
-    return answer if isinstance(answer, list) and len(answer) == count else None
 
 
 def _shared(address: int) -> object:

@@ -70,6 +70,13 @@ class Kept:
     # the user's messages in Sent; on one topic, newest first, and (as the file's index
     # gives them, read backwards) the later stored first among those of one date.
 
+    def ours_since(self, identities: set[str], since: str) -> list[str]:
+        """The ids of the user's messages from ``since`` (UTC, ISO 8601) on, in any folder,
+        as State.ours_since reads them from the file (in another order)."""
+        return list(dict.fromkeys(record_key(r) for r in self.records.values()
+                                  if r.sender.email in identities
+                                  and r.date.astimezone(UTC).isoformat() >= since))
+
     def topics_of(self, identities: set[str], sent: str) -> set[str]:
         return {r.topic for r in self.records.values()
                 if r.folder == sent and r.sender.email in identities}

@@ -216,7 +216,12 @@ class State(History):
     # -- folders and records -----------------------------------------------------------------
 
     def checkpoint(self, account: str, folder: str) -> Checkpoint | None:
-        row = self.conn.execute(
+        held = self.held
+        if held is not None and held.account == account:  # (the latest held, else the file's)
+            mine = [cp for cp in held.checkpoints if cp[1] == folder]
+            if mine:
+                return Checkpoint(*mine[-1][2:7])  # type: ignore[arg-type]
+        row = self._conn.execute(
             "SELECT uidvalidity, uidnext, last_uid, highestmodseq, messages FROM folders "
             "WHERE account=? AND folder=?", (account, folder)).fetchone()
         return Checkpoint(*row) if row else None
@@ -393,6 +398,8 @@ class State(History):
                 yield records
 
     def ours_since(self, account: str, identities: Iterable[str], since: datetime) -> list[str]:
+        if self.held is not None and (kept := self._kept(account)):
+            return kept.ours_since(set(identities), since.astimezone(UTC).isoformat())
         idents = list(identities)
         rows = self.conn.execute(
             f"SELECT DISTINCT message_id FROM messages WHERE account=? AND date >= ? "
