@@ -137,9 +137,11 @@ def _sweep_folders(sweep: _Sweep, plans: list[_Plan],
         done = 0
         try:
             for plan in plans:
-                _finish(sweep, plan, _read_new(sweep, plan.folder, stream.of(plan.folder),
-                                               plan.uids, plan.last))
+                # (A folder's last chunk is stored, and the folder finished, once the next
+                # folder's first chunk is read: the helper parses on meanwhile.)
+                _read_new(sweep, plan, stream.of(plan.folder))
                 done += 1
+            _store_waiting(sweep, 0)
         except FolderUnavailable as exc:
             _skipped(ctx, exc)
             done += 1  # (the folder at fault; the stream ends with it, so the others start anew)
@@ -161,7 +163,8 @@ def _helper_if_big(sweep: _Sweep, uids: int) -> None:
 def _read_alone(sweep: _Sweep, plan: _Plan) -> None:
     stream = _Batches(sweep.ctx.mailbox.fetch_headers_many([(plan.folder, plan.uids)] if plan.uids else []))
     try:
-        _finish(sweep, plan, _read_new(sweep, plan.folder, stream.of(plan.folder), plan.uids, plan.last))
+        _read_new(sweep, plan, stream.of(plan.folder))
+        _store_waiting(sweep, 0)
     except FolderUnavailable as exc:
         _skipped(sweep.ctx, exc)
     finally:
@@ -301,68 +304,85 @@ class _Sweep:
     helper_asked: bool = False
     # Before anything of this sync was asked: every answer it reads is at least this fresh.
     started: float = field(default_factory=time.monotonic)
+    # Chunks read, not stored yet, in order: (folder, headers, and for a folder's last
+    # chunk, the folder and the highest UID read: once stored, its checkpoint is saved).
+    waiting: deque[tuple[str, list[Fetched], tuple[_Plan, int] | None]] = field(default_factory=deque)
 
 
-def _read_new(sweep: _Sweep, folder: str, fetched: Iterator[Fetched], uids: list[int],
-              last: int) -> int:
-    """Fetch, parse and store the headers of ``uids``; returns the highest UID the server
-    answered for (not what a SEARCH named: that is where the next sync starts)."""
-    ctx, counts, parser = sweep.ctx, sweep.counts, sweep.parser
-    chunk: list[Fetched] = []
-    # With a helper, a chunk is stored while the next one is read (and parsed over there).
-    waiting: deque[list[Fetched]] = deque()
+def _read_new(sweep: _Sweep, plan: _Plan, fetched: Iterator[Fetched]) -> None:
+    """Fetch, parse and store the headers of the plan's UIDs, then save its checkpoint:
+    up to the highest UID the server answered for (not what a SEARCH named: that is
+    where the next sync starts). With a helper, a chunk is stored while the next one is
+    read and parsed over there, the next folder's included: what is left when this
+    returns is stored by the next call, or by ``_store_waiting``."""
+    parser, folder = sweep.parser, plan.folder
     depth = 0 if parser is None else 1
-
-    def store(items: list[Fetched]) -> None:
-        # One transaction and at most two body FETCHes per chunk: a first sync over a
-        # distant server must not pay a round trip per bounce or out-of-office. A chunk
-        # at a time: memory stays flat whatever the size of the account.
-        outcomes, made = (None, None) if parser is None else parser.take(len(items))
-        records = [_link_by_subject(ctx.account, ctx.state, r, sweep.ours)
-                   for r in read_records(ctx.account, ctx.mailbox, folder, items, counts,
-                                         calendars=ctx.config.meetings.thank_you,
-                                         outcomes=outcomes)]
-        if parser is not None:
-            parser.pump()
-        with ctx.state.transaction():
-            ctx.state.put_records(ctx.name, records, made)
-        if parser is not None:
-            parser.pump()
-        ctx.read.update(dict.fromkeys(((r.folder, r.uid) for r in records), sweep.started))
-        sweep.ours.add(records)
-        for r in records:
-            sweep.touched.add(record_key(r))
-            if r.inferred_parent:
-                sweep.touched.add(r.inferred_parent)
-
-    def read() -> Iterator[Fetched]:
-        try:
-            yield from fetched
-        except FolderUnavailable:  # (the stream's: the full chunks read are kept, as without a helper)
-            while waiting:
-                store(waiting.popleft())
-            raise
-
-    read_up_to = last
+    chunk: list[Fetched] = []
+    read_up_to = plan.last
     try:
-        for item in read():
-            counts.fetched += 1
+        for item in fetched:
+            sweep.counts.fetched += 1
             read_up_to = max(read_up_to, item.uid)
             chunk.append(item)
             if parser is not None:
                 parser.feed(folder, item)
             if len(chunk) >= CHUNK:
-                waiting.append(chunk)
+                sweep.waiting.append((folder, chunk, None))
                 chunk = []
-                while len(waiting) > depth:
-                    store(waiting.popleft())
+                _store_waiting(sweep, depth)
             if sweep.progress:
-                sweep.progress(folder, counts.fetched, len(uids))
-        waiting.append(chunk)
-        while waiting:
-            store(waiting.popleft())
-    except BaseException:
-        if parser is not None:
-            parser.drop()  # (what was fed of this folder and not stored: the next starts clean)
+                sweep.progress(folder, sweep.counts.fetched, len(plan.uids))
+    except FolderUnavailable:  # (the stream's: the full chunks read are kept, as without a helper)
+        _cut_short(sweep, folder, keep_own=True)
         raise
-    return read_up_to
+    except BaseException:
+        _cut_short(sweep, folder, keep_own=False)
+        raise
+    sweep.waiting.append((folder, chunk, (plan, read_up_to)))
+    # (Not past a folder whose checkpoint asks the server first, its flags having changed:
+    # a NO there is that folder's, and must not cut the next one short.)
+    _store_waiting(sweep, 0 if plan.modseq_moved else depth)
+
+
+def _cut_short(sweep: _Sweep, folder: str, keep_own: bool) -> None:
+    """A folder's read cut short: the folders read whole before it are stored and
+    finished (with ``keep_own``, its own full chunks too); what else was fed is dropped."""
+    try:
+        while sweep.waiting and (keep_own or sweep.waiting[0][0] != folder):
+            _store_one(sweep)
+    finally:
+        sweep.waiting.clear()
+        if sweep.parser is not None:
+            sweep.parser.drop()  # (what was fed of this folder and not stored: the next starts clean)
+
+
+def _store_waiting(sweep: _Sweep, keep: int) -> None:
+    """Store the chunks waiting, in order, but the last ``keep``."""
+    while len(sweep.waiting) > keep:
+        _store_one(sweep)
+
+
+def _store_one(sweep: _Sweep) -> None:
+    # One transaction and at most two body FETCHes per chunk: a first sync over a
+    # distant server must not pay a round trip per bounce or out-of-office. A chunk
+    # at a time: memory stays flat whatever the size of the account.
+    ctx, parser = sweep.ctx, sweep.parser
+    folder, items, last = sweep.waiting.popleft()
+    outcomes, made = (None, None) if parser is None else parser.take(len(items))
+    records = [_link_by_subject(ctx.account, ctx.state, r, sweep.ours)
+               for r in read_records(ctx.account, ctx.mailbox, folder, items, sweep.counts,
+                                     calendars=ctx.config.meetings.thank_you, outcomes=outcomes)]
+    if parser is not None:
+        parser.pump()
+    with ctx.state.transaction():
+        ctx.state.put_records(ctx.name, records, made)
+    if parser is not None:
+        parser.pump()
+    ctx.read.update(dict.fromkeys(((r.folder, r.uid) for r in records), sweep.started))
+    sweep.ours.add(records)
+    for r in records:
+        sweep.touched.add(record_key(r))
+        if r.inferred_parent:
+            sweep.touched.add(r.inferred_parent)
+    if last is not None:
+        _finish(sweep, *last)
