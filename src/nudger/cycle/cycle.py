@@ -212,10 +212,11 @@ def _sync(ctx: Cycle, result: CycleResult, progress: Progress | None
         ctx.mailbox.search_ahead(ctx.layout.drafts, "all")
     if ctx.layout.trash and ctx.state.meta(ctx.name, TRASH_CHECKED) is None:
         ctx.mailbox.search_ahead(ctx.layout.trash, "marked")
-    with ctx.state.deferring(ctx.name):  # (a first sync's writes, written as the judging starts)
-        touched = sync_watched(ctx, counts, progress)
-        ahead = _judge_ahead(ctx, *early) if early else None
+    ahead = None
     try:
+        with ctx.state.deferring(ctx.name):  # (a first sync's writes, written as the judging starts)
+            touched = sync_watched(ctx, counts, progress)
+            ahead = _judge_ahead(ctx, *early) if early else None
         try:
             drafts_changed = sync_drafts(ctx, counts)
         except FolderUnavailable as exc:  # unlike a watched folder, it cannot be done without
