@@ -242,3 +242,23 @@ def test_one_account_keeps_its_records_at_a_time_and_the_collector_is_itself_aga
             assert one.kept is not None  # (the place is free again)
     assert gc.isenabled()
 
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_process_of_one_thread_freezes_what_it_kept_and_a_service_does_not(
+        threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """run --once ends soon after its first cycle: what it still holds is frozen, never
+    walked by the collector again; the service (an account a thread) walks it as ever."""
+    from nudger.cycle import kept
+
+    monkeypatch.setattr(kept.threading, "active_count", lambda: threads)
+    before = gc.get_freeze_count()
+    state = State.memory()
+    try:
+        with state.keeping_records("a"):
+            with state.transaction():
+                state.put_records("a", [rec("p@x", "Sent", 1, to=BOB, subject="Plan")])
+        assert gc.isenabled()
+        assert (gc.get_freeze_count() > before) == (threads == 1)
+    finally:
+        gc.unfreeze()
