@@ -51,14 +51,29 @@ class Checkpoint:
 
 
 @dataclass
-class _Held:
-    """A first sync's writes, held back until it ends (``State.deferring``), in order."""
+class _Writes:
+    """A sync's writes of one account, in order: written as they come (``write``), or a
+    first sync's, held back until it ends (``State.deferring``) and written at once."""
 
     account: str
     rows: list[tuple[object, ...]] = field(default_factory=list)
     links: list[tuple[str, str, str]] = field(default_factory=list)
     calendar: list[tuple[str, str, int, str]] = field(default_factory=list)
     checkpoints: list[tuple[object, ...]] = field(default_factory=list)
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        for sql, rows in (("INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?,?,?)", self.rows),
+                          ("INSERT OR IGNORE INTO links VALUES (?,?,?)", self.links),
+                          ("INSERT OR REPLACE INTO calendar VALUES (?,?,?,?)", self.calendar),
+                          ("INSERT OR REPLACE INTO folders VALUES (?,?,?,?,?,?,?,?)", self.checkpoints)):
+            if rows:
+                conn.executemany(sql, rows)
+
+    def add(self, more: _Writes) -> None:
+        self.rows += more.rows
+        self.links += more.links
+        self.calendar += more.calendar
+        self.checkpoints += more.checkpoints
 
     def mark(self) -> tuple[int, int, int, int]:
         return len(self.rows), len(self.links), len(self.calendar), len(self.checkpoints)
@@ -77,7 +92,7 @@ class State(History):
         self.inode = inode(path) if path is not None else None  # which file we opened
         self.kept: Kept | None = None  # a first cycle's records, in memory (``keeping_records``)
         self._release: Callable[[], None] | None = None  # gives the keeper's place back
-        self.held: _Held | None = None  # a first sync's writes, not in the file yet (``deferring``)
+        self.held: _Writes | None = None  # a first sync's writes, not in the file yet (``deferring``)
         self._in_held = False  # inside a transaction() whose writes are held
         self._held_begun = False  # ...in which the held writes were written: its end commits
 
@@ -150,7 +165,7 @@ class State(History):
             raise
         self.conn.execute("COMMIT")
 
-    def _held_transaction(self, held: _Held) -> Iterator[None]:
+    def _held_transaction(self, held: _Writes) -> Iterator[None]:
         mark, self._in_held = held.mark(), True
         try:
             yield
@@ -181,7 +196,7 @@ class State(History):
         if self._kept(account) is None or self.held is not None:
             yield
             return
-        self.held = _Held(account)
+        self.held = _Writes(account)
         try:
             yield
         finally:
@@ -196,10 +211,7 @@ class State(History):
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany("INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?,?,?)", held.rows)
-            conn.executemany("INSERT OR IGNORE INTO links VALUES (?,?,?)", held.links)
-            conn.executemany("INSERT OR REPLACE INTO calendar VALUES (?,?,?,?)", held.calendar)
-            conn.executemany("INSERT OR REPLACE INTO folders VALUES (?,?,?,?,?,?,?,?)", held.checkpoints)
+            held.write(conn)
         except BaseException:
             conn.execute("ROLLBACK")
             self._in_held = False
@@ -227,12 +239,16 @@ class State(History):
         return Checkpoint(*row) if row else None
 
     def save_checkpoint(self, account: str, folder: str, cp: Checkpoint, now: datetime) -> None:
-        row = (account, folder, cp.uidvalidity, cp.uidnext, cp.last_uid, cp.highestmodseq,
-               cp.messages, now.isoformat())
-        if self.held is not None and self.held.account == account:
-            self.held.checkpoints.append(row)  # (after its folder's records, as they are held)
-            return
-        self.conn.execute("INSERT OR REPLACE INTO folders VALUES (?,?,?,?,?,?,?,?)", row)
+        self._store(_Writes(account, checkpoints=[(
+            account, folder, cp.uidvalidity, cp.uidnext, cp.last_uid, cp.highestmodseq,
+            cp.messages, now.isoformat())]))  # (held: after its folder's records, as they are)
+
+    def _store(self, writes: _Writes) -> None:
+        """Write them, or hold them with the first sync's of their account (``deferring``)."""
+        if self.held is not None and self.held.account == writes.account:
+            self.held.add(writes)
+        else:
+            writes.write(self.conn)
 
     @contextmanager
     def keeping_records(self, account: str) -> Iterator[None]:
@@ -268,29 +284,19 @@ class State(History):
 
     def put_records(self, account: str, records: Iterable[MessageRecord], made: Made | None = None) -> None:
         """Store the records (``made``: rows made already for some of them, rows.py)."""
-        rows, links = [], []
+        writes = _Writes(account)
         records_list = list(records)
         if kept := self._kept(account):
             self.kept = None  # (kept again once the file has them: a failed write ends it)
         for r in records_list:
             key, sender, date, topic, text, parents = made_row(made, r)
-            rows.append((account, r.folder, r.uid, key, sender, date, topic, text))
-            links += [(account, key, p) for p in parents]
-        calendar = [(account, r.folder, r.uid, json.loads(r.calendar).get("uid", ""))
-                    for r in records_list if r.calendar]
-        held = self.held if kept is not None else None  # (held: only while kept, for its account)
-        if held is not None and held.account == account:
-            held.rows += rows
-            held.links += links
-            held.calendar += calendar
-        else:
-            conn = self.conn
-            conn.executemany("INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?,?,?)", rows)
-            conn.executemany("INSERT OR IGNORE INTO links VALUES (?,?,?)", links)
-            if calendar:
-                conn.executemany("INSERT OR REPLACE INTO calendar VALUES (?,?,?,?)", calendar)
+            writes.rows.append((account, r.folder, r.uid, key, sender, date, topic, text))
+            writes.links += [(account, key, p) for p in parents]
+        writes.calendar = [(account, r.folder, r.uid, json.loads(r.calendar).get("uid", ""))
+                           for r in records_list if r.calendar]
+        self._store(writes)  # (held only while kept: the end of the keeping writes them)
         if kept is not None:
-            if kept.put(records_list, links):
+            if kept.put(records_list, writes.links):
                 self.kept = kept
             else:  # (over the cap: the file is read, and the collector is itself again)
                 self.stop_keeping()
