@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import suppress
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
@@ -99,6 +99,9 @@ def test_held_writes_leave_the_file_and_the_answers_as_writing_them_at_once(ops:
             apply(direct, op, n)
             if held.held is not None:  # (once written, the file answers as ever)
                 assert asked(held) == asked(direct)
+                assert held.kept is not None  # (what judging ahead seeds from, in memory)
+                assert set(held.kept.ours_since({ME, OTHER}, days_ago(30).astimezone(UTC).isoformat())) \
+                    == set(direct.ours_since("a", (ME, OTHER), days_ago(30)))
         during = dump(held)  # (asking the file writes what is held, first)
         assert held.held is None
     assert during == dump(held) == dump(direct)

@@ -404,8 +404,6 @@ class State(History):
                 yield records
 
     def ours_since(self, account: str, identities: Iterable[str], since: datetime) -> list[str]:
-        if self.held is not None and (kept := self._kept(account)):
-            return kept.ours_since(set(identities), since.astimezone(UTC).isoformat())
         idents = list(identities)
         rows = self.conn.execute(
             f"SELECT DISTINCT message_id FROM messages WHERE account=? AND date >= ? "
