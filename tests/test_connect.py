@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from nudger.app import connect
 from nudger.config.load import load_config
-from nudger.errors import AuthError
+from nudger.errors import AuthError, TemporaryError
 from support.mail import config_text
 
 
@@ -25,7 +27,7 @@ def test_what_opening_raised_is_raised_where_the_mailbox_is_taken(tmp_path: Path
     refused = AuthError("the server refused the login for me@example.org")
     where: list[str] = []
 
-    def opener(account: object) -> object:
+    def opener(account: object, dialled: object = None) -> object:
         where.append(threading.current_thread().name)
         raise refused
 
@@ -39,10 +41,51 @@ def test_what_opening_raised_is_raised_where_the_mailbox_is_taken(tmp_path: Path
 def test_a_connection_still_being_made_does_not_hold_up_an_interrupt(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     release = threading.Event()
-    monkeypatch.setattr(connect, "open_mailbox", lambda account: release.wait(30))
+    monkeypatch.setattr(connect, "open_mailbox", lambda account, dialled=None: release.wait(30))
     monkeypatch.setattr(connect, "DISCARD_WAIT", 0.2)
     early = connect.Early(_account(tmp_path))
     started = time.monotonic()
     early.discard()
     assert time.monotonic() - started < 5  # (the server's 30 s are not waited out)
     release.set()
+
+
+def test_the_server_is_dialled_while_what_logging_in_runs_is_still_loading(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # The TCP handshake (and the greeting, and TLS's) is under way during the imports.
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    loading, dialled = threading.Event(), []
+
+    def load(account: object) -> None:
+        loading.set()
+        conn, _ = listener.accept()  # (within the loading: else this waits out its 10 s)
+        dialled.append(conn)
+
+    monkeypatch.setattr(connect, "_load_edge", load)
+    monkeypatch.setattr(connect, "open_mailbox", lambda account, dialled=None: dialled())
+    account = _account(tmp_path)
+    account = replace(account, port=listener.getsockname()[1])
+    early = connect.Early(account)
+    taken = early.take()
+    assert loading.is_set() and dialled, "not dialled while loading"
+    assert dialled[0].getpeername() == taken.getsockname()  # (the login is given that connection)
+    taken.close()
+    for s in (dialled[0], listener):
+        s.close()
+
+
+def test_a_server_refusing_the_connection_is_reported_as_without_dialling_early(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUDGER_TEST_PASSWORD", "secret")
+    free = socket.create_server(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()  # (nothing listens there now)
+    account = _account(tmp_path)
+    account = replace(account, port=port)
+    with pytest.raises(TemporaryError) as early:
+        connect.Early(account).take()
+    with pytest.raises(TemporaryError) as late:
+        connect.open_mailbox(account)
+    assert str(early.value) == str(late.value)
+    assert f"127.0.0.1:{port}" in str(early.value) and "refused" in str(early.value)

@@ -20,7 +20,7 @@ from typing import Any
 
 import imapclient
 from imapclient.imap4 import IMAP4WithTimeout
-from imapclient.tls import IMAP4_TLS
+from imapclient.tls import IMAP4_TLS, wrap_socket
 
 RATE = 16 * 1024  # bytes a second: the slowest steady line a big answer may come over
 
@@ -150,37 +150,46 @@ class _Heard:
             super()._append_untagged(typ, dat)  # type: ignore[misc]
 
 
+Dialled = Callable[[], socket.socket]  # the connection dialled already, or what dialling raised
+
+
 class _Plain(_Heard, _GreetedCapabilities, IMAP4WithTimeout):
-    def __init__(self, deadline: Deadline, host: str, port: int, timeout: float | None):
-        self._deadline = deadline
+    def __init__(self, deadline: Deadline, host: str, port: int, timeout: float | None,
+                 dialled: Dialled | None):
+        self._deadline, self._dialled = deadline, dialled
         super().__init__(host, port, timeout)
 
     def _create_socket(self, timeout: float | None = None) -> socket.socket:
-        return bound(super()._create_socket(timeout), self._deadline)
+        sock = self._dialled() if self._dialled else super()._create_socket(timeout)
+        return bound(sock, self._deadline)
 
 
 class _TLS(_Heard, _GreetedCapabilities, IMAP4_TLS):
     def __init__(self, deadline: Deadline, host: str, port: int, context: ssl.SSLContext | None,
-                 timeout: float | None):
-        self._deadline = deadline
+                 timeout: float | None, dialled: Dialled | None):
+        self._deadline, self._dialled = deadline, dialled
         super().__init__(host, port, context, timeout)
 
     def _create_socket(self, timeout: float | None = None) -> socket.socket:
-        return bound(super()._create_socket(timeout), self._deadline)
+        if self._dialled:
+            sock = wrap_socket(self._dialled(), self.ssl_context, self.host)
+        else:
+            sock = super()._create_socket(timeout)
+        return bound(sock, self._deadline)
 
 
 class BoundedClient(imapclient.IMAPClient):
     """imapclient on deadline-bound sockets from the first byte (the greeting) on."""
 
-    def __init__(self, host: str, deadline: Deadline, **kwargs: Any):
-        self.deadline = deadline
+    def __init__(self, host: str, deadline: Deadline, dialled: Dialled | None = None, **kwargs: Any):
+        self.deadline, self.dialled = deadline, dialled
         super().__init__(host, **kwargs)
 
     def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - imapclient's name
         timeout = getattr(self._timeout, "connect", None)
         if self.ssl:
-            return _TLS(self.deadline, self.host, self.port, self.ssl_context, timeout)
-        return _Plain(self.deadline, self.host, self.port, timeout)
+            return _TLS(self.deadline, self.host, self.port, self.ssl_context, timeout, self.dialled)
+        return _Plain(self.deadline, self.host, self.port, timeout, self.dialled)
 
     def starttls(self, ssl_context: Any = None) -> Any:
         answer = super().starttls(ssl_context)

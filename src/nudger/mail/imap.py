@@ -11,9 +11,10 @@ imap_wire.py.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -66,7 +67,9 @@ _FIELDS = "BODY.PEEK[HEADER.FIELDS (" + " ".join(f.upper() for f in HEADER_FIELD
 class ImapMailbox(Waiting, OwnDrafts):
     """A live connection to one account (its waits for news: imap_wait.py)."""
 
-    def __init__(self, account: Account, password: str | Bearer):
+    def __init__(self, account: Account, password: str | Bearer,
+                 dialled: Callable[[], socket.socket] | None = None):
+        """``dialled``: the connection, dialled already (connect.py's ``Early``)."""
         self.account = account
         self._selected: str | None = None
         # Statuses a LIST-STATUS gave with the folders, and when: the next status_many's
@@ -102,7 +105,8 @@ class ImapMailbox(Waiting, OwnDrafts):
         try:
             self.client = BoundedClient(
                 account.host, self.deadline, port=account.port, ssl=account.tls == "implicit",
-                ssl_context=context, timeout=SocketTimeout(connect=timeout, read=timeout))
+                ssl_context=context, timeout=SocketTimeout(connect=timeout, read=timeout),
+                dialled=dialled)
             self.client.normalise_times = False
             if account.tls == "starttls":
                 self.client.starttls(context)
@@ -471,5 +475,6 @@ class ImapMailbox(Waiting, OwnDrafts):
             log.debug("logout failed", exc_info=True)
 
 
-def connect(account: Account, password: str | Bearer) -> ImapMailbox:
-    return ImapMailbox(account, password)
+def connect(account: Account, password: str | Bearer,
+            dialled: Callable[[], socket.socket] | None = None) -> ImapMailbox:
+    return ImapMailbox(account, password, dialled)
