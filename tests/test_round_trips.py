@@ -233,3 +233,49 @@ def test_a_quiet_daemon_poll_without_notify_waits_for_the_server_at_most_twice(
     # The turns from the end of one cycle to the end of the next: the wait, then the poll.
     per_poll = [len(link.turns(a)) - len(link.turns(b)) for a, b in zip(marks[2:-1], marks[3:], strict=True)]
     assert per_poll and all(n <= 2 for n in per_poll), per_poll
+
+
+def _bounce(user: str, i: int) -> bytes:
+    """A bounce naming its original only inside the report: its body is read."""
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\n"
+        f"To: {user}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        f"Date: Mon, 23 Nov 2026 10:0{i}:00 +0000\r\nMessage-ID: <dsn{i}@mx.example.com>\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nSorry.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.com\r\n\r\n"
+        f"Final-Recipient: rfc822; gone{i}@nowhere.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        f"--B\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <s{i}@example.com>\r\n"
+        f"Subject: Offer {i}\r\n\r\n--B--\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("proxy", ["dovecot"], indirect=True)
+@pytest.mark.parametrize(("at_once", "reads"), [(None, 1), (2, 3)])
+def test_the_bounces_of_a_big_folder_are_read_in_one_go_at_its_end(
+        proxy: tuple[LatencyProxy, Dovecot], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, at_once: int | None, reads: int) -> None:
+    # A first sync reads a big folder's headers a chunk at a time (patched to 2 here);
+    # its bounces' bodies are read once the folder's headers are, not one FETCH per
+    # chunk: over a distant server each would stop the header stream for a round trip.
+    # Bounces waiting are held as headers, so at most BODIES_AT_ONCE (memory stays flat).
+    monkeypatch.setattr("nudger.cycle.sync.CHUNK", 2)
+    if at_once is not None:
+        monkeypatch.setattr("nudger.cycle.sync.BODIES_AT_ONCE", at_once)
+        monkeypatch.setattr("nudger.cycle.records.BODIES_AT_ONCE", at_once)
+    link, server = proxy
+    box = _box(link, server, tmp_path, capsys, monkeypatch)
+    sent = [message(f"s{i}@example.com", sender=box.user, to=f"gone{i}@nowhere.example",
+                    subject=f"Offer {i}", date=days_ago(8)) for i in range(5)]
+    server.seed(box.user, "Sent", sent)
+    inbox = []
+    for i in range(5):
+        inbox += [_bounce(box.user, i), message(f"n{i}@them.example", sender="ann@them.example",
+                                                to=box.user, subject=f"News {i}", date=days_ago(3))]
+    server.seed(box.user, "INBOX", inbox)
+    mark = len(link.events)
+    decided = {d["subject"]: d["status"] for d in box.run("--dry-run")}
+    assert decided == {f"Offer {i}": "bounced" for i in range(5)}
+    bodies = [c for t in _after_login(link, mark) for c in t if b"BODY.PEEK[]<0." in c]
+    assert len(bodies) == reads, bodies

@@ -1,5 +1,5 @@
 """Records of fetched headers: parsed (here, or by the helper process: parsing.py), with
-the few bodies they need read right away."""
+the few bodies they need read right away, or once their folder's headers are read."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 REPORT_LIMIT = 256 * 1024  # enough of a bounce to find what it reports on
 AUTO_REPLY_LIMIT = 32 * 1024  # the return date is in the first lines of an out-of-office
+BODIES_AT_ONCE = 2000  # bodies read in one go: as many as a chunk of headers
 
 
 @dataclass
@@ -42,14 +43,15 @@ def _record(account: Account, folder: str, item: Fetched, counts: SyncCounts,
     return outcome
 
 
-def _body_needs(parsed: list[tuple[Fetched, MessageRecord]]) -> dict[int, list[int]]:
+def _body_needs(parsed: list[tuple[Fetched, MessageRecord]]
+                ) -> dict[int, list[tuple[Fetched, MessageRecord]]]:
     """Which messages' bodies to read, by byte limit: bounces and receipts name the original
     message in their body; an out-of-office answering a message may say when its sender
     is back (robots don't)."""
-    reports = [i.uid for i, r in parsed if r.needs_report_body and i.size < 10 * REPORT_LIMIT]
-    absences = [i.uid for i, r in parsed if r.kind == AUTO_REPLY and r.parents
+    reports = [(i, r) for i, r in parsed if r.needs_report_body and i.size < 10 * REPORT_LIMIT]
+    absences = [(i, r) for i, r in parsed if r.kind == AUTO_REPLY and r.parents
                 and i.size < 10 * REPORT_LIMIT and not is_noreply(r.sender.email)]
-    return {limit: uids for limit, uids in ((REPORT_LIMIT, reports), (AUTO_REPLY_LIMIT, absences)) if uids}
+    return {limit: kind for limit, kind in ((REPORT_LIMIT, reports), (AUTO_REPLY_LIMIT, absences)) if kind}
 
 
 def _enrich(account: Account, folder: str, item: Fetched, record: MessageRecord, body: bytes,
@@ -74,20 +76,46 @@ def _enrich(account: Account, folder: str, item: Fetched, record: MessageRecord,
     return record
 
 
+# A message whose body is still to be read: its fetched headers, its record, the bytes to read.
+Later = tuple[Fetched, MessageRecord, int]
+
+
 def read_records(account: Account, mailbox: Mailbox, folder: str, items: list[Fetched],
                  counts: SyncCounts, calendars: bool = False,
-                 outcomes: list[Outcome] | None = None) -> list[MessageRecord]:
-    """Records of fetched headers, reading the few bodies they need right away (and,
-    with ``calendars``, the invitations' calendar parts). ``outcomes``: the items'
-    parses, done by the helper process (parsing.py)."""
+                 outcomes: list[Outcome] | None = None, later: list[Later] | None = None
+                 ) -> list[MessageRecord]:
+    """Records of fetched headers, reading the few bodies they need right away (with
+    ``later``: those records are left out, added to it for ``read_bodies``), and, with
+    ``calendars``, the invitations' calendar parts. ``outcomes``: the items' parses, done
+    by the helper process (parsing.py)."""
     parses = outcomes if outcomes is not None else [None] * len(items)
     parsed = [(item, r) for item, o in zip(items, parses, strict=True)
               if (r := _record(account, folder, item, counts, o)) is not None]
     records = {item.uid: r for item, r in parsed}
-    by_uid = {item.uid: item for item, _ in parsed}
-    for limit, uids in _body_needs(parsed).items():
-        for uid, body in mailbox.fetch_messages(folder, uids, limit).items():
-            records[uid] = _enrich(account, folder, by_uid[uid], records[uid], body, limit)
+    needs = [(item, record, limit) for limit, kind in _body_needs(parsed).items()
+             for item, record in kind]
+    if later is None:
+        records.update((r.uid, r) for r in read_bodies(account, mailbox, folder, needs))
+    else:
+        later += needs
+        for item, _, _ in needs:
+            del records[item.uid]
     if calendars:
-        records.update(read_calendars(account, mailbox, folder, parsed))
+        records.update(read_calendars(account, mailbox, folder,
+                                      [(i, r) for i, r in parsed if i.uid in records]))
     return list(records.values())
+
+
+def read_bodies(account: Account, mailbox: Mailbox, folder: str, needs: list[Later]) -> list[MessageRecord]:
+    """The records of ``needs``, with what their bodies add; read BODIES_AT_ONCE at a time
+    (memory: a report's body may be read up to REPORT_LIMIT)."""
+    done = []
+    for limit in sorted({limit for _, _, limit in needs}):
+        group = [(item, record) for item, record, each in needs if each == limit]
+        for start in range(0, len(group), BODIES_AT_ONCE):
+            part = group[start:start + BODIES_AT_ONCE]
+            bodies = mailbox.fetch_messages(folder, [item.uid for item, _ in part], limit)
+            done += [record if (body := bodies.get(item.uid)) is None
+                     else _enrich(account, folder, item, record, body, limit)
+                     for item, record in part]
+    return done

@@ -19,7 +19,8 @@ from nudger.config.model import Account
 from nudger.core.record import HUMAN, MessageRecord, record_key
 from nudger.cycle.context import Cycle
 from nudger.cycle.parsing import HelperParser, start_helper
-from nudger.cycle.records import SyncCounts, read_records
+from nudger.cycle.records import BODIES_AT_ONCE, Later, SyncCounts, read_bodies, read_records
+from nudger.cycle.rows import Made
 from nudger.cycle.state import Checkpoint, State
 from nudger.errors import FolderUnavailable
 from nudger.mail.mailbox import Fetched, FolderStatus
@@ -307,6 +308,9 @@ class _Sweep:
     # Chunks read, not stored yet, in order: (folder, headers, and for a folder's last
     # chunk, the folder and the highest UID read: once stored, its checkpoint is saved).
     waiting: deque[tuple[str, list[Fetched], tuple[_Plan, int] | None]] = field(default_factory=deque)
+    # The bodies a folder's stored chunks still need (bounces, out-of-offices): read once
+    # its last chunk is, not one FETCH per chunk in the middle of the header stream.
+    bodies: dict[str, list[Later]] = field(default_factory=dict)
 
 
 def _read_new(sweep: _Sweep, plan: _Plan, fetched: Iterator[Fetched]) -> None:
@@ -351,6 +355,8 @@ def _cut_short(sweep: _Sweep, folder: str, keep_own: bool) -> None:
         while sweep.waiting and (keep_own or sweep.waiting[0][0] != folder):
             _store_one(sweep)
     finally:
+        # (The folder cut short keeps its checkpoint: the next cycle reads it again, bodies too.)
+        sweep.bodies.pop(folder, None)
         sweep.waiting.clear()
         if sweep.parser is not None:
             sweep.parser.drop()  # (what was fed of this folder and not stored: the next starts clean)
@@ -363,26 +369,36 @@ def _store_waiting(sweep: _Sweep, keep: int) -> None:
 
 
 def _store_one(sweep: _Sweep) -> None:
-    # One transaction and at most two body FETCHes per chunk: a first sync over a
-    # distant server must not pay a round trip per bounce or out-of-office. A chunk
-    # at a time: memory stays flat whatever the size of the account.
+    # One transaction per chunk, and at most two body FETCHes per folder, at its end: a
+    # first sync over a distant server must not pay a round trip per bounce or
+    # out-of-office. A chunk at a time: memory stays flat whatever the size of the account.
     ctx, parser = sweep.ctx, sweep.parser
     folder, items, last = sweep.waiting.popleft()
     outcomes, made = (None, None) if parser is None else parser.take(len(items))
-    records = [_link_by_subject(ctx.account, ctx.state, r, sweep.ours)
-               for r in read_records(ctx.account, ctx.mailbox, folder, items, sweep.counts,
-                                     calendars=ctx.config.meetings.thank_you, outcomes=outcomes)]
+    pending = sweep.bodies.setdefault(folder, [])
+    records = read_records(ctx.account, ctx.mailbox, folder, items, sweep.counts,
+                           calendars=ctx.config.meetings.thank_you, outcomes=outcomes, later=pending)
     if parser is not None:
         parser.pump()
+    _put(sweep, records, made)
+    if parser is not None:
+        parser.pump()
+    if last is not None or len(pending) >= BODIES_AT_ONCE:  # (held: their headers, a bounded few)
+        # (Before the checkpoint: a cycle cut short reads them again with their headers.)
+        if needs := sweep.bodies.pop(folder):
+            _put(sweep, read_bodies(ctx.account, ctx.mailbox, folder, needs))
+    if last is not None:
+        _finish(sweep, *last)
+
+
+def _put(sweep: _Sweep, records: list[MessageRecord], made: Made | None = None) -> None:
+    ctx = sweep.ctx
+    records = [_link_by_subject(ctx.account, ctx.state, r, sweep.ours) for r in records]
     with ctx.state.transaction():
         ctx.state.put_records(ctx.name, records, made)
-    if parser is not None:
-        parser.pump()
     ctx.read.update(dict.fromkeys(((r.folder, r.uid) for r in records), sweep.started))
     sweep.ours.add(records)
     for r in records:
         sweep.touched.add(record_key(r))
         if r.inferred_parent:
             sweep.touched.add(r.inferred_parent)
-    if last is not None:
-        _finish(sweep, *last)
