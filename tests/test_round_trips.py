@@ -240,7 +240,7 @@ def _bounce(user: str, i: int) -> bytes:
     return (
         "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\n"
         f"To: {user}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
-        f"Date: Mon, 23 Nov 2026 10:0{i}:00 +0000\r\nMessage-ID: <dsn{i}@mx.example.com>\r\n"
+        f"Date: Mon, 23 Nov 2026 10:{i % 60:02d}:00 +0000\r\nMessage-ID: <dsn{i}@mx.example.com>\r\n"
         "MIME-Version: 1.0\r\n"
         'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
         "--B\r\nContent-Type: text/plain\r\n\r\nSorry.\r\n"
@@ -279,3 +279,23 @@ def test_the_bounces_of_a_big_folder_are_read_in_one_go_at_its_end(
     assert decided == {f"Offer {i}": "bounced" for i in range(5)}
     bodies = [c for t in _after_login(link, mark) for c in t if b"BODY.PEEK[]<0." in c]
     assert len(bodies) == reads, bodies
+
+
+@pytest.mark.parametrize("proxy", ["dovecot"], indirect=True)
+def test_the_bodies_of_many_bounces_are_asked_in_one_write(
+        proxy: tuple[LatencyProxy, Dovecot], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Bodies are asked a hundred a command (each may be a report's 256 KiB); the commands
+    # go out together, not one round trip each.
+    link, server = proxy
+    box = _box(link, server, tmp_path, capsys, monkeypatch)
+    count = 230
+    server.seed(box.user, "Sent", [message(f"s{i}@example.com", sender=box.user,
+                                           to=f"gone{i}@nowhere.example", subject=f"Offer {i}",
+                                           date=days_ago(8)) for i in range(count)])
+    server.seed(box.user, "INBOX", [_bounce(box.user, i) for i in range(count)])
+    mark = len(link.events)
+    decided = {d["subject"]: d["status"] for d in box.run("--dry-run")}
+    assert decided == {f"Offer {i}": "bounced" for i in range(count)}, box.last_err
+    asking = [[c for c in t if b"BODY.PEEK[]<0." in c] for t in _after_login(link, mark)]
+    assert [len(t) for t in asking if t] == [3]

@@ -42,6 +42,7 @@ from nudger.mail.imap_pipeline import read_answers
 from nudger.mail.imap_wait import Waiting
 from nudger.mail.imap_wire import (
     Garbled,
+    Refused,
     append_limit,
     appended_uid,
     decode_flags,
@@ -155,28 +156,52 @@ class ImapMailbox(Waiting, OwnDrafts):
                                         detail=str(exc)) from exc
             raise translate(exc, self.account, doing) from exc
 
-    def _uid_fetch(self, uid_set: str, items: Sequence[str]) -> dict[int, dict[bytes, Any]]:
-        """UID FETCH with a compact UID set ("1:500,502"), which imapclient's fetch() cannot
-        send (it takes UID lists). Reads the answer through imaplib's public readline/read,
-        with a tag from its own counter (as imapclient does for the commands imaplib lacks)."""
+    def _uid_fetch(self, uid_sets: Sequence[str], items: Sequence[str]) -> list[dict[int, dict[bytes, Any]]]:
+        """UID FETCH with compact UID sets ("1:500,502"), which imapclient's fetch() cannot
+        send (it takes UID lists): one command a set, all in one write (one round trip),
+        the answers read in order. Reads them through imaplib's public readline/read,
+        with tags from its own counter (as imapclient does for the commands imaplib lacks)."""
         imap = self.client._imap
         opening, self._opening = self._opening, None
-        command = f"UID FETCH {uid_set} ({' '.join(items)})".encode("ascii")
-        tags = self._send([self.many.examine_command(opening), command] if opening else [command])
+        items_text = " ".join(items)
+        commands = [f"UID FETCH {uid_set} ({items_text})".encode("ascii") for uid_set in uid_sets]
+        tags = self._send([self.many.examine_command(opening), *commands] if opening else commands)
         if opening is not None:
             self.many.opened(opening, read_answers(imap.readline, imap.read, tags[:1],
                                                    self._piped_heard())[0])
-        return parse_fetch(read_fetch_answer(imap.readline, imap.read, tags[-1], self._fetch_heard()))
+            tags = tags[1:]
+        answers: list[dict[int, dict[bytes, Any]]] = []
+        failure: Exception | None = None
+        for tag in tags:
+            try:
+                answers.append(parse_fetch(read_fetch_answer(imap.readline, imap.read, tag,
+                                                             self._fetch_heard())))
+            except (Refused, Garbled) as exc:  # (read to its end: the next answers stay in step)
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return answers
 
-    def _fetch(self, folder: str, what: str, uid_set: str, items: Sequence[str],
+    def _fetch(self, folder: str, what: str, uid_sets: Sequence[str], items: Sequence[str],
                key: bytes) -> dict[int, dict[bytes, Any]]:
-        """The answer for each UID of ``uid_set``, each with an item named ``key...``.
+        """The answer for each UID of ``uid_sets`` (asked together), each with an item
+        named ``key...``.
 
         A UID left out of the answer is fine when it is gone (expunged meanwhile), and
         a garbled answer when the server still has it: never taken as read."""
         doing = f"{what} in {folder!r}"
-        got = self._call(doing, self._uid_fetch, uid_set, items, folder=folder, opens=True, piped=True)
-        return self._checked(folder, doing, uid_set, got, key)
+        if not uid_sets:
+            return {}
+        answers = self._call(doing, self._uid_fetch, uid_sets, items, folder=folder, opens=True, piped=True)
+        # (A server may run them side by side and answer a message within another's
+        # answer, RFC 3501 5.5; Dovecot does: they are checked together.)
+        got = answers[0]
+        if len(answers) > 1:
+            got = {}
+            for answer in answers:
+                for uid, data in answer.items():  # (a flag's news about one asked: merged)
+                    got.setdefault(uid, {}).update(data)
+        return self._checked(folder, doing, ",".join(uid_sets), got, key)
 
     def _checked(self, folder: str, doing: str, uid_set: str, got: dict[int, dict[bytes, Any]],
                  key: bytes) -> dict[int, dict[bytes, Any]]:
@@ -360,8 +385,8 @@ class ImapMailbox(Waiting, OwnDrafts):
 
     def fetch_headers(self, folder: str, uids: Sequence[int]) -> Iterator[Fetched]:
         self._examine(folder)
-        for batch in uid_batches(uids):
-            got = self._fetch(folder, "reading headers", batch, self._header_items(), b"BODY[HEADER")
+        for batch in uid_batches(uids):  # (a batch at a time: headers for a whole folder may be asked)
+            got = self._fetch(folder, "reading headers", [batch], self._header_items(), b"BODY[HEADER")
             yield from self._headers_of(folder, got)
 
     def _header_items(self) -> list[str]:
@@ -402,38 +427,32 @@ class ImapMailbox(Waiting, OwnDrafts):
 
     def fetch_flags(self, folder: str, uids: Sequence[int]) -> dict[int, tuple[str, ...]]:
         self._examine(folder)
-        got: dict[int, tuple[str, ...]] = {}
-        for batch in uid_batches(uids):
-            fetched = self._fetch(folder, "reading flags", batch, ["FLAGS"], b"FLAGS")
-            got.update((uid, self._flags(f"reading flags in {folder!r}", data[b"FLAGS"]))
-                       for uid, data in fetched.items())
-        return got
+        fetched = self._fetch(folder, "reading flags", uid_batches(uids), ["FLAGS"], b"FLAGS")
+        return {uid: self._flags(f"reading flags in {folder!r}", data[b"FLAGS"])
+                for uid, data in fetched.items()}
 
     def fetch_message(self, folder: str, uid: int, limit: int) -> bytes | None:
         return self.fetch_messages(folder, [uid], limit).get(uid)
 
     def fetch_messages(self, folder: str, uids: Sequence[int], limit: int) -> dict[int, bytes]:
-        """The first ``limit`` bytes of each message, read with BODY.PEEK (no \\Seen)."""
+        """The first ``limit`` bytes of each message, read with BODY.PEEK (no \\Seen); all
+        in one round trip (the caller bounds how many: they are all held)."""
         self._examine(folder)
+        got = self._fetch(folder, "reading messages", uid_batches(uids, size=100),
+                          [f"BODY.PEEK[]<0.{limit}>"], b"BODY[")
         found: dict[int, bytes] = {}
-        for batch in uid_batches(uids, size=100):
-            got = self._fetch(folder, "reading messages", batch, [f"BODY.PEEK[]<0.{limit}>"],
-                              b"BODY[")
-            for uid, data in got.items():
-                body = next(v for k, v in data.items() if k.startswith(b"BODY["))
-                if isinstance(body, bytes):
-                    found[uid] = body
+        for uid, data in got.items():
+            body = next(v for k, v in data.items() if k.startswith(b"BODY["))
+            if isinstance(body, bytes):
+                found[uid] = body
         return found
 
     def calendar_uids(self, folder: str, uids: Sequence[int]) -> set[int]:
         """Those of ``uids`` with a calendar part, by their BODYSTRUCTURE (no body read)."""
         self._examine(folder)
-        found: set[int] = set()
-        for batch in uid_batches(uids):
-            got = self._fetch(folder, "reading message structures", batch, ["BODYSTRUCTURE"],
-                              b"BODYSTRUCTURE")
-            found |= {uid for uid, data in got.items() if has_calendar_part(data.get(b"BODYSTRUCTURE"))}
-        return found
+        got = self._fetch(folder, "reading message structures", uid_batches(uids), ["BODYSTRUCTURE"],
+                          b"BODYSTRUCTURE")
+        return {uid for uid, data in got.items() if has_calendar_part(data.get(b"BODYSTRUCTURE"))}
 
     def find_message_id(self, folder: str, message_id: str) -> list[int]:
         self._examine(folder)
