@@ -145,6 +145,28 @@ def test_daemon_drafts_keeps_watching_withdraws_on_reply_and_stops_on_sigterm(bo
     assert "due       'Daemon one'" not in out  # decisions are logged with -v only
 
 
+def test_a_notify_socket_nobody_reads_never_stops_the_daemon_from_stopping(box: Box,
+                                                                          tmp_path: Path) -> None:
+    # A busy systemd (or this suite, between its reads) leaves the socket's queue full: a
+    # status or watchdog ping must then be dropped, never wait, or SIGTERM goes unheard.
+    sent(box, "q1@example.com", "Queue full", 6)
+    daemon = Daemon(box, tmp_path)
+    try:
+        daemon.wait_for("READY=1")
+        filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        filler.setblocking(False)
+        with filler, pytest.raises(BlockingIOError):  # (the queue full: the next send would wait)
+            for _ in range(100_000):
+                filler.sendto(b"X=1", str(daemon.notify_path))
+        time.sleep(1.5)  # (a watchdog ping or two meets the full queue)
+        started = time.monotonic()
+        assert daemon.stop() == 0
+        assert time.monotonic() - started < 5
+    finally:
+        daemon.stop()
+    assert "received SIGTERM" in daemon.output()
+
+
 def test_daemon_with_v_logs_every_decision(box: Box, tmp_path: Path) -> None:
     sent(box, "v1@example.com", "Loud one", 6)
     sent(box, "v2@example.com", "Loud two", 0.5, due=False)
