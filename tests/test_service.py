@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -80,6 +82,7 @@ class Daemon:
                                      stdout=self.log, stderr=self.log, env=env)
         self.messages: list[str] = []
         self.tmp_path = tmp_path
+        self.ready = ""  # what it said with READY=1 (running)
 
     def wait_for(self, text: str, timeout: float = 20.0) -> str:
         deadline = time.monotonic() + timeout
@@ -119,14 +122,23 @@ class Daemon:
             self.log.close()
 
 
+@contextmanager
+def running(box: Box, tmp_path: Path, *extra: str) -> Iterator[Daemon]:
+    """The service, once it said READY=1; stopped (by its PID) however the test ends."""
+    daemon = Daemon(box, tmp_path, *extra)
+    try:
+        daemon.ready = daemon.wait_for("READY=1")
+        yield daemon
+    finally:
+        daemon.stop()
+
+
 def test_daemon_drafts_keeps_watching_withdraws_on_reply_and_stops_on_sigterm(box: Box,
                                                                              tmp_path: Path) -> None:
     sent(box, "d1@example.com", "Daemon one", 6)
-    daemon = Daemon(box, tmp_path)
-    try:
-        ready = daemon.wait_for("READY=1")
+    with running(box, tmp_path) as daemon:
         assert "STATUS=test: 1 awaiting a reply (1 in Drafts); this cycle: looked at all 1 " \
-               "thread, wrote 1 draft at " in ready
+               "thread, wrote 1 draft at " in daemon.ready
         assert [d["Subject"] for d in box.drafts()] == ["Re: Daemon one"]
         daemon.wait_for("WATCHDOG=1")
         # A reply lands in INBOX: IDLE wakes the daemon, and our untouched draft goes away.
@@ -137,8 +149,6 @@ def test_daemon_drafts_keeps_watching_withdraws_on_reply_and_stops_on_sigterm(bo
         started = time.monotonic()
         assert daemon.stop() == 0
         assert time.monotonic() - started < 5
-    finally:
-        daemon.stop()
     out = daemon.output()
     assert "Traceback" not in out and "received SIGTERM" in out
     assert box.dovecot.users[box.user] not in out
@@ -150,9 +160,7 @@ def test_a_notify_socket_nobody_reads_never_stops_the_daemon_from_stopping(box: 
     # A busy systemd (or this suite, between its reads) leaves the socket's queue full: a
     # status or watchdog ping must then be dropped, never wait, or SIGTERM goes unheard.
     sent(box, "q1@example.com", "Queue full", 6)
-    daemon = Daemon(box, tmp_path)
-    try:
-        daemon.wait_for("READY=1")
+    with running(box, tmp_path) as daemon:
         filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         filler.setblocking(False)
         with filler, pytest.raises(BlockingIOError):  # (the queue full: the next send would wait)
@@ -162,27 +170,19 @@ def test_a_notify_socket_nobody_reads_never_stops_the_daemon_from_stopping(box: 
         started = time.monotonic()
         assert daemon.stop() == 0
         assert time.monotonic() - started < 5
-    finally:
-        daemon.stop()
     assert "received SIGTERM" in daemon.output()
 
 
 def test_daemon_with_v_logs_every_decision(box: Box, tmp_path: Path) -> None:
     sent(box, "v1@example.com", "Loud one", 6)
     sent(box, "v2@example.com", "Loud two", 0.5, due=False)
-    daemon = Daemon(box, tmp_path, "-v")
-    try:
-        daemon.wait_for("READY=1")
+    with running(box, tmp_path, "-v") as daemon:
         daemon.wait_log("test: -> due       'Loud one' to bob@client.example [follow-up 1]: no reply yet")
         daemon.wait_log("test:    waiting   'Loud two' to bob@client.example: no reply yet; due ")
-    finally:
-        daemon.stop()
 
 
 def test_sighup_with_a_broken_config_keeps_the_running_one(box: Box, tmp_path: Path) -> None:
-    daemon = Daemon(box, tmp_path)
-    try:
-        daemon.wait_for("READY=1")
+    with running(box, tmp_path) as daemon:
         good = box.config.read_text()
         box.config.write_text(good + '\n[[rules]]\nafter = "3 dayz"\n')
         daemon.proc.send_signal(signal.SIGHUP)
@@ -194,18 +194,12 @@ def test_sighup_with_a_broken_config_keeps_the_running_one(box: Box, tmp_path: P
         daemon.wait_log("reloading the configuration")
         assert daemon.proc.poll() is None
         assert daemon.stop() == 0
-    finally:
-        daemon.stop()
 
 
 def test_second_instance_on_the_same_state_refuses(box: Box, tmp_path: Path) -> None:
-    daemon = Daemon(box, tmp_path)
-    try:
-        daemon.wait_for("READY=1")
+    with running(box, tmp_path) as daemon:
         code, _, err = box.cli("run", "--once")
         assert code == 75 and f"pid {daemon.proc.pid}) is already using" in err
-    finally:
-        daemon.stop()
 
 
 def test_daemon_with_a_refused_login_exits_77_instead_of_looping(box: Box, tmp_path: Path) -> None:
@@ -396,14 +390,11 @@ def test_one_failing_account_does_not_stop_the_others(box: Box, tmp_path: Path) 
     broken = box.config.read_text().split("[[rules]]")[0].split("[accounts.test]")[1].replace(
         f"port = {box.dovecot.port}", f"port = {free_port()}")
     box.config.write_text(box.config.read_text() + "\n[accounts.broken]" + broken)
-    daemon = Daemon(box, tmp_path)
-    try:
-        daemon.wait_for("READY=1")
+    with running(box, tmp_path) as daemon:
         assert [d["Subject"] for d in box.drafts()] == ["Re: Still served"]
         daemon.wait_log("broken: cycle failed:")
         assert "retrying in" in daemon.output() and daemon.proc.poll() is None
         assert "cycle failed: broken" not in daemon.output()  # the account named once
-    finally:
         assert daemon.stop() == 0
 
 
@@ -491,9 +482,7 @@ STATE_GONE = "was deleted or replaced under the running daemon"
 def test_deleting_the_state_under_the_daemon_is_noticed_and_never_shared(box: Box,
                                                                           tmp_path: Path) -> None:
     sent(box, "gone1@example.com", "Gone one", 6)
-    daemon = Daemon(box, tmp_path)
-    try:
-        daemon.wait_for("READY=1")
+    with running(box, tmp_path) as daemon:
         shutil.rmtree(tmp_path / "state")
         daemon.wait_log(STATE_GONE, timeout=10)
         # Whatever happened next, a run on the recreated directory never runs beside it.
@@ -505,8 +494,6 @@ def test_deleting_the_state_under_the_daemon_is_noticed_and_never_shared(box: Bo
         time.sleep(1.5)  # more checks by the daemon: still one warning
         assert daemon.output().count(STATE_GONE) == 1
         _assert_drafts(box, 1)
-    finally:
-        daemon.stop()
     assert "Traceback" not in daemon.output()
 
 
@@ -514,9 +501,7 @@ def test_sighup_to_a_new_state_dir_moves_the_lock_with_it(box: Box, tmp_path: Pa
     from nudger.cycle.lock import lock_state_dir
 
     old = _instance(box, tmp_path, "state")  # a config that keeps the first directory
-    daemon = Daemon(box, tmp_path)
-    try:
-        daemon.wait_for("READY=1")
+    with running(box, tmp_path) as daemon:
         # Another process holds the new directory: the daemon keeps running where it was.
         held = lock_state_dir(tmp_path / "held")
         try:
@@ -540,16 +525,13 @@ def test_sighup_to_a_new_state_dir_moves_the_lock_with_it(box: Box, tmp_path: Pa
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         assert daemon.proc.poll() is None
-    finally:
         assert daemon.stop() == 0
 
 
 def test_daemon_stops_when_another_process_took_its_recreated_state(box: Box, tmp_path: Path) -> None:
     from nudger.cycle.lock import lock_state_dir
 
-    daemon = Daemon(box, tmp_path)
-    try:
-        daemon.wait_for("READY=1")
+    with running(box, tmp_path) as daemon:
         shutil.rmtree(tmp_path / "state")
         held = lock_state_dir(tmp_path / "state")  # another nudger got there first
         try:
@@ -560,8 +542,6 @@ def test_daemon_stops_when_another_process_took_its_recreated_state(box: Box, tm
         assert out.count(STATE_GONE) == 1
         assert f"cannot start over: another nudger (pid {os.getpid()}) is already using" in out
         assert "Traceback" not in out
-    finally:
-        daemon.stop()
 
 
 def test_a_lock_on_a_directory_deleted_meanwhile_is_taken_again(tmp_path: Path,
