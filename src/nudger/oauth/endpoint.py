@@ -1,12 +1,13 @@
 """The provider's HTTP endpoints (token, device authorization), by urllib.request.
 
 An answer is JSON. A 4xx with an OAuth2 ``error`` is the provider's verdict
-(``Refused``); unreachable, timed out, 5xx or not JSON is temporary trouble (75). No
+(``Refused``); unreachable, timed out, 5xx, cut short or not JSON is temporary trouble (75). No
 request body ever appears in a message: it holds codes, tokens and the secret.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -37,7 +38,11 @@ def post(url: str, form: dict[str, str], doing: str) -> dict[str, Any]:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:  # noqa: S310 - https or loopback (config)
             return _json(answer.read(), host, doing)
     except urllib.error.HTTPError as exc:
-        body = exc.read()
+        try:
+            body = exc.read()
+        except (OSError, http.client.HTTPException) as cut:  # (raised here, no clause below sees it)
+            raise TemporaryError(f"{doing}: {host} answered {exc.code} {exc.reason}, but the answer "
+                                 f"was cut short ({type(cut).__name__}); trying again later") from None
         if exc.code >= 500 or exc.code == 429:
             raise TemporaryError(f"{doing}: {host} answered {exc.code} {exc.reason}; "
                                  "trying again later") from None
@@ -47,6 +52,9 @@ def post(url: str, form: dict[str, str], doing: str) -> dict[str, Any]:
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
         raise TemporaryError(f"{doing}: cannot reach {host} ({reason}); trying again later") from None
+    except http.client.HTTPException as exc:  # (a status line or an answer cut short)
+        raise TemporaryError(f"{doing}: {host} gave a broken HTTP answer ({type(exc).__name__}); "
+                             "trying again later") from None
 
 
 def _json(body: bytes, host: str, doing: str) -> dict[str, Any]:
