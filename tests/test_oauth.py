@@ -333,7 +333,7 @@ def test_the_client_secret_comes_from_its_command_and_a_wrong_one_is_named(
     assert box.last_code == 0, box.last_err
     fake.client_secret = "rotated-by-the-admin"
     code, out, err = box.cli("auth", "work", "--check")
-    assert code == 77
+    assert code == 77, err
     assert ("work: the provider refused nudger's app (invalid_client); check "
             "accounts.work.oauth2.client_id and client_secret_command") in err
     for text in (out, err, box.last_err):
