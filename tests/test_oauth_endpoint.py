@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -16,12 +17,11 @@ from nudger.oauth import endpoint
 SECRET = "s3cret-in-the-form"
 
 
-@pytest.fixture
-def peer() -> Iterator[tuple[str, list[bytes]]]:
-    """A one-shot HTTP peer that reads a request, then sends what the test put in the list,
-    and closes the connection (so a Content-Length larger than what came is cut short)."""
+@contextmanager
+def answering(sent: bytes) -> Iterator[str]:
+    """The token URL of a one-shot HTTP peer that reads a request, sends ``sent`` and closes
+    the connection (so a Content-Length larger than what came is cut short)."""
     listener = socket.create_server(("127.0.0.1", 0))
-    answer: list[bytes] = []
 
     def serve() -> None:
         conn, _ = listener.accept()
@@ -34,12 +34,12 @@ def peer() -> Iterator[tuple[str, list[bytes]]]:
                           if line.lower().startswith(b"content-length:"))
             while len(body) < length:
                 body += conn.recv(4096)
-            conn.sendall(answer[0])
+            conn.sendall(sent)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/token", answer
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/token"
     finally:
         thread.join(timeout=10)
         listener.close()
@@ -57,11 +57,8 @@ NOT_HTTP = b"* OK IMAP4rev1 ready\r\n"
     (CUT_200, "gave a broken HTTP answer (IncompleteRead)"),
     (NOT_HTTP, "gave a broken HTTP answer (BadStatusLine)"),
 ], ids=["error-cut-short", "answer-cut-short", "not-http"])
-def test_a_broken_answer_is_temporary_trouble_that_names_the_host(
-        peer: tuple[str, list[bytes]], sent: bytes, said: str) -> None:
-    url, answer = peer
-    answer.append(sent)
-    with pytest.raises(TemporaryError) as caught:
+def test_a_broken_answer_is_temporary_trouble_that_names_the_host(sent: bytes, said: str) -> None:
+    with answering(sent) as url, pytest.raises(TemporaryError) as caught:
         endpoint.post(url, {"grant_type": "refresh_token", "client_secret": SECRET},
                       "work: refreshing the access token")
     text = str(caught.value)
