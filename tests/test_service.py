@@ -82,7 +82,6 @@ class Daemon:
                                      stdout=self.log, stderr=self.log, env=env)
         self.messages: list[str] = []
         self.tmp_path = tmp_path
-        self.ready = ""  # what it said with READY=1 (running)
 
     def wait_for(self, text: str, timeout: float = 20.0) -> str:
         deadline = time.monotonic() + timeout
@@ -127,7 +126,7 @@ def running(box: Box, tmp_path: Path, *extra: str) -> Iterator[Daemon]:
     """The service, once it said READY=1; stopped (by its PID) however the test ends."""
     daemon = Daemon(box, tmp_path, *extra)
     try:
-        daemon.ready = daemon.wait_for("READY=1")
+        daemon.wait_for("READY=1")
         yield daemon
     finally:
         daemon.stop()
@@ -138,7 +137,7 @@ def test_daemon_drafts_keeps_watching_withdraws_on_reply_and_stops_on_sigterm(bo
     sent(box, "d1@example.com", "Daemon one", 6)
     with running(box, tmp_path) as daemon:
         assert "STATUS=test: 1 awaiting a reply (1 in Drafts); this cycle: looked at all 1 " \
-               "thread, wrote 1 draft at " in daemon.ready
+               "thread, wrote 1 draft at " in daemon.wait_for("READY=1")  # (said already)
         assert [d["Subject"] for d in box.drafts()] == ["Re: Daemon one"]
         daemon.wait_for("WATCHDOG=1")
         # A reply lands in INBOX: IDLE wakes the daemon, and our untouched draft goes away.
