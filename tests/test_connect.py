@@ -12,7 +12,7 @@ import pytest
 
 from nudger.app import connect
 from nudger.config.load import load_config
-from nudger.errors import AuthError, TemporaryError
+from nudger.errors import AuthError, ServerConfigError, TemporaryError
 from support.mail import config_text
 
 
@@ -27,21 +27,46 @@ def test_what_opening_raised_is_raised_where_the_mailbox_is_taken(tmp_path: Path
     refused = AuthError("the server refused the login for me@example.org")
     where: list[str] = []
 
-    def opener(account: object, dialled: object = None) -> object:
+    def log_in(account: object, dialled: object = None) -> object:
         where.append(threading.current_thread().name)
         raise refused
 
-    monkeypatch.setattr(connect, "open_mailbox", opener)
+    monkeypatch.setattr(connect, "_logged_in", log_in)
     early = connect.Early(_account(tmp_path))
     with pytest.raises(AuthError) as caught:
         early.take()
     assert caught.value is refused and where != [threading.main_thread().name]
 
 
+class _Box:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_what_listing_raised_is_raised_where_the_mailbox_is_taken_and_it_is_logged_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (No Sent folder found, a LIST refused ...: what run_cycle would have raised asking it.)
+    missing = ServerConfigError("no Sent folder found")
+    box = _Box()
+    monkeypatch.setattr(connect, "_logged_in", lambda account, dialled=None: "logged in")
+    monkeypatch.setattr(connect, "_mailbox_of", lambda account, logged_in: box)
+
+    def head_start(mailbox: object, account: object) -> object:
+        raise missing
+
+    monkeypatch.setattr(connect, "_head_start", head_start)
+    early = connect.Early(_account(tmp_path))
+    with pytest.raises(ServerConfigError) as caught:
+        early.take()
+    assert caught.value is missing and box.closed
+
+
 def test_a_connection_still_being_made_does_not_hold_up_an_interrupt(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     release = threading.Event()
-    monkeypatch.setattr(connect, "open_mailbox", lambda account, dialled=None: release.wait(30))
+    monkeypatch.setattr(connect, "_logged_in", lambda account, dialled=None: release.wait(30))
     monkeypatch.setattr(connect, "DISCARD_WAIT", 0.2)
     early = connect.Early(_account(tmp_path))
     started = time.monotonic()
@@ -62,14 +87,17 @@ def test_the_server_is_dialled_while_what_logging_in_runs_is_still_loading(tmp_p
         conn, _ = listener.accept()  # (within the loading: else this waits out its 10 s)
         dialled.append(conn)
 
-    monkeypatch.setattr(connect, "_load_edge", load)
-    monkeypatch.setattr(connect, "open_mailbox", lambda account, dialled=None: dialled())
+    monkeypatch.setattr(connect, "_load_login", load)
+    monkeypatch.setattr(connect, "_logged_in", lambda account, dialled=None: dialled())
+    monkeypatch.setattr(connect, "_mailbox_of", lambda account, logged_in: logged_in)
+    monkeypatch.setattr(connect, "_head_start", lambda mailbox, account: "head")
     account = _account(tmp_path)
     account = replace(account, port=listener.getsockname()[1])
     early = connect.Early(account)
-    taken = early.take()
+    taken, head = early.take()
     assert loading.is_set() and dialled, "not dialled while loading"
     assert dialled[0].getpeername() == taken.getsockname()  # (the login is given that connection)
+    assert head == "head"
     taken.close()
     for s in (dialled[0], listener):
         s.close()

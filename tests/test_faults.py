@@ -14,7 +14,7 @@ import time
 import pytest
 
 from nudger.errors import EX_OK, EX_TEMPFAIL
-from nudger.mail import imap, imap_saved
+from nudger.mail import imap_login, imap_saved
 from support.harness import by_subject, make_box
 from support.mail import NOW, days_ago, message
 from support.proxy import FaultyProxy
@@ -142,7 +142,7 @@ def test_a_cycle_has_a_deadline_of_its_own(dovecot, imap_user, tmp_path, capsys,
     proxy = FaultyProxy(dovecot.port)
     try:
         box = _garble_box(dovecot, imap_user, tmp_path, capsys, monkeypatch, proxy)
-        monkeypatch.setattr(imap, "CYCLE_TIMEOUTS", 2)  # 2 x 2 s: a slow line's many commands
+        monkeypatch.setattr(imap_login, "CYCLE_TIMEOUTS", 2)  # 2 x 2 s: a slow line's many commands
         proxy.arm(delay=0.3)  # every command is answered well within its 2 s
         box.run()
         assert box.last_code == EX_TEMPFAIL, box.last_err

@@ -119,13 +119,14 @@ def _run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbo
             progress = _Progress() if sys.stderr.isatty() else None
             sender = None if dry_run else open_sender(account)
             try:
+                head = None
                 if early is not None and early.account is account:
-                    mailbox = early.take()
+                    mailbox, head = early.take()
                 else:
                     mailbox = open_mailbox(account)
                 try:
                     result = run_cycle(config, account, mailbox, work, now, dry_run=dry_run,
-                                       progress=progress, full=full, sender=sender)
+                                       progress=progress, full=full, sender=sender, head=head)
                 finally:
                     mailbox.close()
                     if sender is not None:

@@ -42,8 +42,10 @@ class Cycle:
         return (self.now - self.account.lookback).date()
 
     def check_all(self, folders: list[str]) -> None:
-        """Ask the status of every folder a cycle will check, in one round trip."""
-        self.statuses.update(self.mailbox.status_many(folders))
+        """Ask the status of every folder a cycle will check, in one round trip (those
+        not known already: asked with the listing, app/connect.py)."""
+        if missing := [f for f in folders if f not in self.statuses]:
+            self.statuses.update(self.mailbox.status_many(missing))
 
     def status(self, folder: str) -> FolderStatus:
         """The folder's status: the one asked with the others, else a STATUS of its own

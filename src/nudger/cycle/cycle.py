@@ -51,7 +51,7 @@ from nudger.cycle.statefile import NOT_THE_FILE, translate
 from nudger.cycle.sync import Progress, sync_watched
 from nudger.cycle.thanks import decide_meetings, meetings_due
 from nudger.errors import FolderUnavailable, NudgerError, StateCorrupt
-from nudger.mail.layout import Layout, discover
+from nudger.mail.layout import HeadStart, Layout, discover
 from nudger.mail.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
@@ -103,16 +103,20 @@ def run_cycle(
     progress: Progress | None = None,
     full: bool = False,
     sender: object = None,
+    head: HeadStart | None = None,
 ) -> CycleResult:
     """Sync, decide, act. Only threads touched by new mail, whose time has come, or whose
-    draft changed are evaluated, unless ``full`` (or the rules changed).
+    draft changed are evaluated, unless ``full`` (or the rules changed). ``head``: the
+    folders' layout and statuses, found already on this connection (app/connect.py).
 
     A state file found damaged halfway is set aside and the cycle done again from an
     empty state (the server rebuilds it); any other trouble with the file is a StateError.
     """
-    layout = discover(mailbox.list_folders(), account.sent_folder, account.drafts_folder,
-                      account.watch_folders)
-    ctx = Cycle(config, account, mailbox, state, layout, now, dry_run, sender)
+    if head is None:
+        head = (discover(mailbox.list_folders(), account.sent_folder, account.drafts_folder,
+                         account.watch_folders), {})
+    layout, statuses = head
+    ctx = Cycle(config, account, mailbox, state, layout, now, dry_run, sender, statuses=dict(statuses))
     try:
         return _cycle(ctx, progress, full)
     except NOT_THE_FILE:

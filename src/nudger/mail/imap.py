@@ -12,22 +12,21 @@ from __future__ import annotations
 
 import logging
 import socket
-import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from imapclient.exceptions import IMAPClientError
-from imapclient.imapclient import SocketTimeout, _normalise_search_criteria
+from imapclient.imapclient import _normalise_search_criteria
 from imapclient.response_parser import parse_message_list
 
-from nudger.config.model import Account, is_loopback
+from nudger.config.model import Account
 from nudger.core.headers import HEADER_FIELDS
-from nudger.errors import FolderUnavailable, GarbledAnswer, NudgerError, ServerConfigError
-from nudger.mail.deadline import BoundedClient, Deadline, bounded_context
+from nudger.errors import FolderUnavailable, GarbledAnswer
 from nudger.mail.imap_drafts import OwnDrafts
 from nudger.mail.imap_errors import garbled, refused, translate, where
+from nudger.mail.imap_login import LoggedIn, log_in
 from nudger.mail.imap_many import (
     AHEAD,
     AHEAD_FRESH,
@@ -37,7 +36,7 @@ from nudger.mail.imap_many import (
     after_criteria,
     only_after,
 )
-from nudger.mail.imap_oauth import Bearer, bearer_login, password_login
+from nudger.mail.imap_oauth import Bearer
 from nudger.mail.imap_pipeline import read_answers
 from nudger.mail.imap_wait import Waiting
 from nudger.mail.imap_wire import (
@@ -58,19 +57,17 @@ from nudger.mail.notify import Told
 
 log = logging.getLogger(__name__)
 
-# A cycle (from connecting, or from waking after a wait, to the next wait) fails after
-# this many times the account's timeout: 30 minutes at the default 60 s, room for the
-# first sync of a big account over a slow line; a command has the timeout itself.
-CYCLE_TIMEOUTS = 30
 _FIELDS = "BODY.PEEK[HEADER.FIELDS (" + " ".join(f.upper() for f in HEADER_FIELDS) + ")]"
 
 
 class ImapMailbox(Waiting, OwnDrafts):
     """A live connection to one account (its waits for news: imap_wait.py)."""
 
-    def __init__(self, account: Account, password: str | Bearer,
-                 dialled: Callable[[], socket.socket] | None = None):
-        """``dialled``: the connection, dialled already (connect.py's ``Early``)."""
+    def __init__(self, account: Account, password: str | Bearer | None = None,
+                 dialled: Callable[[], socket.socket] | None = None,
+                 logged_in: LoggedIn | None = None):
+        """Logs in (imap_login.py), unless given a client ``logged_in`` already.
+        ``dialled``: the connection, dialled already (connect.py's ``Early``)."""
         self.account = account
         self._selected: str | None = None
         # Statuses a LIST-STATUS gave with the folders, and when: the next status_many's
@@ -92,32 +89,11 @@ class ImapMailbox(Waiting, OwnDrafts):
         self._idling = False  # IDLE goes on between a wait and the next command
         self._idle_since = 0.0
         self.where = where(account)
-        if account.tls == "none" and not is_loopback(account.host):
-            raise NudgerError(f"{account.name}: refusing plaintext IMAP to {account.host}")
-        timeout = account.timeout.total_seconds()
-        self.deadline = Deadline(timeout, CYCLE_TIMEOUTS * timeout)
-        context = None
-        if account.tls != "none":
-            try:
-                context = bounded_context(str(account.ca_file) if account.ca_file else None)
-            except (ssl.SSLError, OSError) as exc:  # changed since the configuration was read
-                raise ServerConfigError(f"accounts.{account.name}.ca_file: cannot use "
-                                        f"{account.ca_file} as a CA certificate ({exc})") from None
-        try:
-            self.client = BoundedClient(
-                account.host, self.deadline, port=account.port, ssl=account.tls == "implicit",
-                ssl_context=context, timeout=SocketTimeout(connect=timeout, read=timeout),
-                dialled=dialled)
-            self.client.normalise_times = False
-            if account.tls == "starttls":
-                self.client.starttls(context)
-            if isinstance(password, str):
-                password_login(self.client, account, password)
-            else:
-                bearer_login(self.client, account, password)
-            self.client._imap.heard = self._heard
-        except Exception as exc:  # noqa: BLE001 - translated, never leaked with the password
-            raise translate(exc, account, "logging in") from None
+        if logged_in is None:
+            assert password is not None
+            logged_in = log_in(account, password, dialled)
+        self.client, self.deadline = logged_in
+        self.client._imap.heard = self._heard
         self.capabilities = read_capabilities(self.client.capabilities())
         self.gmail = "X-GM-EXT-1" in self.capabilities
         self.condstore = "CONDSTORE" in self.capabilities

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from nudger.core.calendar import CALENDAR_TYPES
 from nudger.core.headers import datetime_of
 
 BATCH = 1000  # UIDs per FETCH at most; see uid_batches for the command-line limit
@@ -302,7 +302,13 @@ def _line(readline: Callable[[], bytes]) -> bytes:
     return line
 
 
-CALENDAR_PARTS = {tuple(t.encode().split(b"/")) for t in CALENDAR_TYPES}  # (the twin's, as bytes)
+@cache
+def _calendar_parts() -> set[tuple[bytes, ...]]:
+    # (Here: the calendar module and the email policy it imports are not what a login
+    # needs, imap_login.py; CALENDAR_TYPES, as bytes.)
+    from nudger.core.calendar import CALENDAR_TYPES
+
+    return {tuple(t.encode().split(b"/")) for t in CALENDAR_TYPES}
 
 
 def has_calendar_part(structure: Any) -> bool:
@@ -313,4 +319,4 @@ def has_calendar_part(structure: Any) -> bool:
     if isinstance(structure[0], list):
         return any(has_calendar_part(part) for part in structure[0])
     kind = tuple(x.lower() if isinstance(x, bytes) else b"" for x in structure[:2])
-    return kind in CALENDAR_PARTS
+    return kind in _calendar_parts()

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from nudger.errors import ServerConfigError
-from nudger.mail.mailbox import FolderInfo
+from nudger.mail.mailbox import FolderInfo, FolderStatus
 
 SENT_NAMES = ("Sent", "Sent Items", "Sent Messages", "Sent Mail", "[Gmail]/Sent Mail",
               "INBOX.Sent", "INBOX/Sent", "Gesendet", "Gesendete Elemente", "Envoyés",
@@ -32,6 +32,11 @@ class Layout:
     watched: tuple[str, ...]  # includes sent
     how: dict[str, str] = field(default_factory=dict, compare=False)  # how each was found
     trash: str | None = None  # searched for our deleted drafts only when the state is new
+
+
+# The layout found on the server, and the statuses of the folders a cycle checks (its
+# watched folders and Drafts): what a cycle asks first, when asked already (app/connect.py).
+HeadStart = tuple[Layout, dict[str, FolderStatus]]
 
 
 def discover(
