@@ -138,6 +138,17 @@ def test_device_flow_signs_in_honours_slow_down_and_a_cycle_writes_drafts(
     never_leaks(fake, out, err, box.last_err)
 
 
+
+def test_the_code_a_provider_hands_out_is_shown_without_its_control_characters(
+        box: Box, fake: FakeOAuth, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A hostile (or broken) provider's code must not retitle or clear the user's terminal.
+    fake.user_code = "WDJB-MJHT\x1b]0;owned\x07\x1b[2J"
+    code, out, err, _ = device_sign_in(box, monkeypatch)
+    assert code == 0, err
+    assert "and enter the code WDJB-MJHT\\x1b]0;owned\\x07\\x1b[2J\n" in out
+    assert "\x1b" not in out + err and "\x07" not in out + err
+
+
 def _start_auth(box: Box, *args: str) -> tuple[subprocess.Popen[str], str]:
     """`nudger auth work --browser --no-browser ...` as its user runs it; the address it prints."""
     proc = subprocess.Popen([sys.executable, "-m", "nudger", "--config", str(box.config), "auth",

@@ -17,7 +17,7 @@ import pytest
 
 from nudger.config.load import parse_config
 from nudger.cycle import cycle
-from nudger.errors import EX_OK, FolderUnavailable
+from nudger.errors import EX_OK, FolderUnavailable, printable
 from nudger.mail import imap_saved
 from nudger.mail.imap import connect
 from nudger.mail.imap_pipeline import Answer
@@ -205,6 +205,27 @@ def test_a_cycle_skips_a_folder_refused_in_the_shared_write_and_serves_the_rest(
         assert by_subject(box.run())["Offer"]["status"] == "replied"  # read next cycle
         assert box.last_code == EX_OK and "skipped" not in box.last_err
 
+
+
+def test_a_servers_refusal_reaches_the_terminal_without_its_control_characters(
+        dovecot: Dovecot, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server's words in a warning (or the journal): an escape sequence in them would
+    # retitle or clear the terminal. (A line break would end the IMAP line itself.)
+    with _proxied(dovecot, tmp_path, capsys, monkeypatch) as (proxy, box):
+        _seed(box)
+        proxy.rewrite = (b'EXAMINE "Alpha"', b'EXAMINE "Alpha gone"')
+        proxy.rewrite_answers = (b"Mailbox doesn't", b"Mailbox\x1b]0;owned\x07\x1b[2J\x08\x08 doesn't")
+        box.run()
+        assert box.last_code == EX_OK, box.last_err
+        (warning,) = [line for line in box.last_err.splitlines() if "'Alpha'" in line]
+        assert "Mailbox\\x1b]0;owned\\x07\\x1b[2J\\x08\\x08 doesn't exist: Alpha gone" in warning
+        assert not any(ch in box.last_err for ch in "\x1b\x07\x08")
+
+
+def test_printable_text_shows_each_unprintable_character_as_its_escape() -> None:
+    assert printable("Mailbox doesn't exist: Ärger — 日本") == "Mailbox doesn't exist: Ärger — 日本"
+    assert printable("a\x1b[2Jb\x07\tc\nd\u202ee\x85f") == "a\\x1b[2Jb\\x07\\tc\\nd\\u202ee\\x85f"
 
 def test_an_esearch_answer_names_its_own_commands_uids() -> None:
     def answer(*lines: bytes) -> Answer:

@@ -22,6 +22,7 @@ from nudger.errors import (
     ConfigError,
     NudgerError,
     UsageError,
+    printable,
 )
 
 log = logging.getLogger("nudger")
@@ -195,7 +196,18 @@ def setup_logging(verbose: int, daemon: bool = False) -> None:
     journald = bool(os.environ.get("JOURNAL_STREAM"))
     fmt = "%(levelname)s %(message)s" if journald else "%(asctime)s %(levelname)s %(message)s"
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_printable_message)
     logging.getLogger("imapclient").setLevel(logging.WARNING)  # it would log every command
+
+
+def _printable_message(record: logging.LogRecord) -> bool:
+    """Every line logged, as ``printable`` shows it: folder names and server answers are
+    the server's words (a traceback, with --debug, is left as it is)."""
+    message = record.getMessage()
+    if not message.isprintable():
+        record.msg, record.args = printable(message), None
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -211,10 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(f"nudger: {problem}", file=sys.stderr)
+            print(f"nudger: {printable(problem)}", file=sys.stderr)
         return EX_CONFIG
     except NudgerError as exc:
-        print(f"nudger: {exc}", file=sys.stderr)
+        print(f"nudger: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -223,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a line
         if debug:
             raise
-        print(f"nudger: internal error: {type(exc).__name__}: {exc} "
+        print(f"nudger: internal error: {type(exc).__name__}: {printable(str(exc))} "
               "(this is a bug; run again with --debug for the traceback and report it)",
               file=sys.stderr)
         return EX_FAILURE

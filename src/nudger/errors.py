@@ -107,3 +107,14 @@ class DeadGrant(AuthError):
     def __init__(self, message: str, watch: object):
         self.watch = watch  # a Path (errors.py imports nothing)
         super().__init__(message)
+
+
+def printable(text: str) -> str:
+    """Text for a terminal or the journal: each control or other unprintable character
+    shown as its escape (ESC as \\x1b, a line break as \\n, a bidi override as \\u202e).
+    A server's or an identity provider's words reach errors and logs as they were sent,
+    and must not recolour a terminal, retitle it, or forge a line of the journal."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)

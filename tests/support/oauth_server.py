@@ -40,6 +40,7 @@ class FakeOAuth:
     device_script: list[str] = field(default_factory=list)  # errors before the device code is granted
     token_status: int = 200  # e.g. 503: the token endpoint is down
     client_secret: str = ""  # when set, /token wants it (as Google does)
+    user_code: str = ""  # the code /device hands out, when set (else eight random digits)
     log: list[str] = field(default_factory=list)  # "grant_type" of each /token call, in order
     codes: dict[str, tuple[str, str, str, str]] = field(default_factory=dict)
     devices: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -148,7 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200, {"active": "false"})
         elif path == "/device":
             device = fake._new("dc")
-            user_code = f"{secrets.randbelow(10**8):08d}"
+            user_code = fake.user_code or f"{secrets.randbelow(10**8):08d}"
             fake.devices[device] = (fake.user, form.get("scope", ""))
             self._json(200, {"device_code": device, "user_code": user_code,
                              "verification_uri": f"{fake.url}/devicelogin", "expires_in": 900,

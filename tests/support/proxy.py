@@ -21,6 +21,8 @@ class FaultyProxy:
     the server is missed: use short ones), or at that offset when marker is a number.
     ``rewrite``: ``(old, new)``: replaced in everything the clients send (a command the
     server should refuse); ``old`` a compiled pattern: ``new`` its substitution.
+    ``rewrite_answers``: ``(old, new)``: replaced in everything the server sends (a marker
+    split over two reads of the server is missed: use short ones).
     """
 
     def __init__(self, target_port: int):
@@ -38,6 +40,7 @@ class FaultyProxy:
         self.delay = 0.0
         self.inject: tuple[bytes | int, bytes] | None = None
         self.rewrite: tuple[bytes | re.Pattern[bytes], bytes] | None = None
+        self.rewrite_answers: tuple[bytes, bytes] | None = None
         self.tripped = False
         self.written = bytearray()  # all the clients wrote, to count their commands
         self.lock = threading.Lock()
@@ -96,6 +99,8 @@ class FaultyProxy:
                     if self.delay:
                         time.sleep(self.delay)
                     data = self._garble(data)
+                    if self.rewrite_answers is not None:
+                        data = data.replace(*self.rewrite_answers)
                     with self.lock:
                         start = self.sent
                         self.sent += len(data)

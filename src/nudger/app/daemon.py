@@ -47,6 +47,7 @@ from nudger.errors import (
     NudgerError,
     StateError,
     TemporaryError,
+    printable,
 )
 from nudger.mail.mailbox import Mailbox
 
@@ -135,14 +136,14 @@ def _run_once(config: Config, now: datetime, dry_run: bool, as_json: bool, verbo
                         progress.close()
             except NudgerError as exc:  # one account failing must not stop the others
                 text = "; ".join(exc.problems) if isinstance(exc, ConfigError) else str(exc)
-                print(f"nudger: {scoped(account, text)}", file=sys.stderr)
+                print(f"nudger: {printable(scoped(account, text))}", file=sys.stderr)
                 worst = max(worst, exc.exit_code)
                 continue
             print_cycle(result, dry_run, verbose)
             if as_json:
                 print_json(result, dry_run)
             if result.send_error is not None:  # drafting went on; sending could not
-                print(f"nudger: {scoped(account, str(result.send_error))}", file=sys.stderr)
+                print(f"nudger: {printable(scoped(account, str(result.send_error)))}", file=sys.stderr)
                 worst = max(worst, result.send_error.exit_code)
     finally:
         state.close()

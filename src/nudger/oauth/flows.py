@@ -21,7 +21,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any
 
-from nudger.errors import AuthError, UsageError
+from nudger.errors import AuthError, UsageError, printable
 from nudger.oauth import endpoint
 from nudger.oauth.tokens import Tokens, refusal
 
@@ -48,8 +48,9 @@ def device_flow(tokens: Tokens, out: IO[str]) -> None:
     except endpoint.Refused as exc:
         raise refusal(tokens.account, oauth2, exc, tokens.path) from None
     uri = got.get("verification_uri_complete") or got.get("verification_uri") or got.get("verification_url")
-    print(f"To sign in {tokens.account.username}, open {uri}", file=out)
-    print(f"and enter the code {got['user_code']}", file=out)
+    # (The identity provider's words: shown as printable, as its errors are.)
+    print(f"To sign in {tokens.account.username}, open {printable(str(uri))}", file=out)
+    print(f"and enter the code {printable(str(got['user_code']))}", file=out)
     print("Waiting for you to approve ...", file=out, flush=True)
     interval = float(got.get("interval", 5))  # RFC 8628: 5 s when the server names none
     deadline = time.monotonic() + float(got.get("expires_in") or 900)
