@@ -383,11 +383,16 @@ def test_sigkill_at_random_points_never_duplicates(box: Box, tmp_path: Path) -> 
 
 
 def test_one_failing_account_does_not_stop_the_others(box: Box, tmp_path: Path) -> None:
-    from support.dovecot import free_port
+    from support.dovecot import refusing_port
 
     sent(box, "m1@example.com", "Still served", 6)
+    with refusing_port() as port:
+        _one_failing_account(box, tmp_path, port)
+
+
+def _one_failing_account(box: Box, tmp_path: Path, port: int) -> None:
     broken = box.config.read_text().split("[[rules]]")[0].split("[accounts.test]")[1].replace(
-        f"port = {box.dovecot.port}", f"port = {free_port()}")
+        f"port = {box.dovecot.port}", f"port = {port}")
     box.config.write_text(box.config.read_text() + "\n[accounts.broken]" + broken)
     with running(box, tmp_path) as daemon:
         assert [d["Subject"] for d in box.drafts()] == ["Re: Still served"]

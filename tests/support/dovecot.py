@@ -14,7 +14,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -26,6 +27,16 @@ WEAK_CAPABILITY = "IMAP4rev1 LITERAL+ SASL-IR ID IDLE UIDPLUS MOVE CHILDREN NAME
 def find_dovecot() -> str | None:
     return shutil.which("dovecot") or next(
         (p for p in ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot") if os.access(p, os.X_OK)), None)
+
+
+@contextmanager
+def refusing_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as this lasts: bound, never
+    listening (a port merely free now may be taken meanwhile, by a server of another test
+    or any program)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
 
 
 def free_port(besides: int = 0) -> int:
