@@ -102,6 +102,24 @@ def test_status_and_explain_need_no_password(dovecot, imap_user, tmp_path, capsy
     assert code == 78 and "accounts.test.password_env: $UNSET_PW is not set or empty" in err
 
 
+
+@pytest.mark.imap
+def test_status_shows_a_subject_with_brackets_as_it_was_written(  # type: ignore[no-untyped-def]
+        dovecot, imap_user, tmp_path, capsys, monkeypatch) -> None:
+    # Brackets are the table library's markup: "[/]" would stop `status` (a markup error),
+    # "[bold red]" would restyle the line and vanish.
+    from support.harness import make_box
+    from support.mail import NOW, days_ago, message
+
+    box = make_box(dovecot, imap_user, tmp_path, capsys, monkeypatch)
+    subject = "Q3 [/] numbers [bold red]now"
+    box.seed("Sent", message("br1@example.com", sender=box.user, subject=subject, date=days_ago(1)))
+    box.run()
+    assert box.last_code == 0, box.last_err
+    code, out, err = box.cli("status", "--now", NOW.isoformat())
+    assert code == 0, err
+    assert subject in out
+
 @pytest.mark.imap
 def test_reload_with_a_missing_password_program_keeps_the_running_config(  # type: ignore[no-untyped-def]
         dovecot, imap_user, tmp_path, capsys, monkeypatch) -> None:

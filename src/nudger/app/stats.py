@@ -33,7 +33,7 @@ def stats(config: Config, now: datetime, since: timedelta, as_json: bool) -> int
             ensure_ascii=False, indent=2))
         return EX_OK
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120,
-                      highlight=False, soft_wrap=not sys.stdout.isatty())
+                      highlight=False, markup=False, soft_wrap=not sys.stdout.isatty())
     for account, rows in found:
         console.print(_table(account.name, start.astimezone(account.timezone),
                              summarise(rows, start), _totals(rows, start)))

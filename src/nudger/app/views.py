@@ -116,7 +116,7 @@ def _table(account: Account, synced: datetime | None, totals: Counter[str],
            decisions: list[Decision]) -> None:
     tz = account.timezone
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160,
-                      highlight=False, soft_wrap=not sys.stdout.isatty())
+                      highlight=False, markup=False, soft_wrap=not sys.stdout.isatty())
     table = Table(title=f"{account.name}: {totals_text(totals)}; last synced {_when(synced)}",
                   title_justify="left")
     for column in ("recipient", "subject", "since", "due", "stage", "state"):
@@ -152,7 +152,7 @@ def _meetings_table(account: Account, meetings: list[Decision]) -> None:
     if not meetings:
         return
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160,
-                      highlight=False, soft_wrap=not sys.stdout.isatty())
+                      highlight=False, markup=False, soft_wrap=not sys.stdout.isatty())
     table = Table(title=f"{account.name}: meetings", title_justify="left")
     for column in ("attendees", "meeting", "thank-you"):
         table.add_column(column)
