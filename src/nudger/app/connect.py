@@ -18,13 +18,14 @@ import encodings.idna  # noqa: F401 - what connecting to a host by name imports,
 import socket
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nudger.app.passwords import read_password
 from nudger.config.model import Account, is_loopback
 
 if TYPE_CHECKING:
     from nudger.mail.imap_login import LoggedIn
+    from nudger.mail.imap_oauth import Bearer
     from nudger.mail.layout import HeadStart
     from nudger.mail.mailbox import Mailbox
 
@@ -38,7 +39,7 @@ def open_mailbox(account: Account, dialled: Callable[[], socket.socket] | None =
     return connect(account, _credentials(account), dialled)
 
 
-def _credentials(account: Account) -> Any:
+def _credentials(account: Account) -> str | Bearer:
     """The account's password, or its OAuth2 tokens."""
     if account.oauth2 is not None:
         from nudger.app.signin import tokens_for
