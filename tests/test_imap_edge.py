@@ -14,7 +14,7 @@ from conftest import private_server
 
 from nudger.config.load import load_config
 from nudger.errors import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL
-from nudger.mail.imap import ImapMailbox
+from nudger.mail.imap import connect
 from nudger.mail.layout import Layout, discover
 from nudger.mail.mailbox import Mark
 from support.dovecot import WEAK_CAPABILITY, Dovecot
@@ -51,7 +51,7 @@ def _layout(server: Dovecot, tmp_path: Path) -> Layout:
     user = server.take_user()
     path = tmp_path / "c.toml"
     path.write_text(config_text(server.port, user, tmp_path / "s"))
-    box = ImapMailbox(load_config(path).accounts[0], server.users[user])
+    box = connect(load_config(path).accounts[0], server.users[user])
     try:
         return discover(box.list_folders())
     finally:
@@ -295,7 +295,7 @@ def test_without_unselect_our_draft_is_marked_and_the_connection_goes_on(  # typ
         (message(ours, sender=user), ("\\Draft",), None)])
     path = tmp_path / "c.toml"
     path.write_text(config_text(no_unselect.port, user, tmp_path / "s"))
-    box = ImapMailbox(load_config(path).accounts[0], no_unselect.users[user])
+    box = connect(load_config(path).accounts[0], no_unselect.users[user])
     try:
         assert box.mark_own_draft("Drafts", uid, ours, "$NudgerSending") == Mark.SET
         flags = {k: set(v) for k, v in box.fetch_flags("Drafts", [theirs, uid]).items()}

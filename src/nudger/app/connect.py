@@ -62,12 +62,9 @@ def _mailbox_of(account: Account, logged_in: LoggedIn) -> Mailbox:
 
 
 def _head_start(mailbox: Mailbox, account: Account) -> HeadStart:
-    """What run_cycle and its sync ask first (cycle.py): the same calls, in the same order."""
-    from nudger.mail.layout import discover
+    from nudger.mail.layout import head_start
 
-    layout = discover(mailbox.list_folders(), account.sent_folder, account.drafts_folder,
-                      account.watch_folders)
-    return layout, mailbox.status_many([*layout.watched, layout.drafts])
+    return head_start(mailbox, account)
 
 
 def _load_login(account: Account) -> None:

@@ -51,7 +51,7 @@ from nudger.cycle.statefile import NOT_THE_FILE, translate
 from nudger.cycle.sync import Progress, sync_watched
 from nudger.cycle.thanks import decide_meetings, meetings_due
 from nudger.errors import FolderUnavailable, NudgerError, StateCorrupt
-from nudger.mail.layout import HeadStart, Layout, discover
+from nudger.mail.layout import HeadStart, Layout, layout_of
 from nudger.mail.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
@@ -112,10 +112,7 @@ def run_cycle(
     A state file found damaged halfway is set aside and the cycle done again from an
     empty state (the server rebuilds it); any other trouble with the file is a StateError.
     """
-    if head is None:
-        head = (discover(mailbox.list_folders(), account.sent_folder, account.drafts_folder,
-                         account.watch_folders), {})
-    layout, statuses = head
+    layout, statuses = head if head is not None else (layout_of(mailbox, account), {})
     ctx = Cycle(config, account, mailbox, state, layout, now, dry_run, sender, statuses=dict(statuses))
     try:
         return _cycle(ctx, progress, full)
@@ -210,7 +207,7 @@ def _sync(ctx: Cycle, result: CycleResult, progress: Progress | None
     # before is skipped when nothing changed; a new one is opened anyway, but its size
     # tells whether its headers can be fetched with its search (imap_saved.py). (All in
     # the one round trip asked for Drafts; with LIST-STATUS, in the listing's.)
-    ctx.check_all([*ctx.layout.watched, ctx.layout.drafts])
+    ctx.check_all(ctx.layout.checked)
     # What Drafts and Trash will be asked next goes out with the watched folders' searches.
     if drafts_to_read(ctx):
         ctx.mailbox.search_ahead(ctx.layout.drafts, "all")

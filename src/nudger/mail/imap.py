@@ -63,11 +63,8 @@ _FIELDS = "BODY.PEEK[HEADER.FIELDS (" + " ".join(f.upper() for f in HEADER_FIELD
 class ImapMailbox(Waiting, OwnDrafts):
     """A live connection to one account (its waits for news: imap_wait.py)."""
 
-    def __init__(self, account: Account, password: str | Bearer | None = None,
-                 dialled: Callable[[], socket.socket] | None = None,
-                 logged_in: LoggedIn | None = None):
-        """Logs in (imap_login.py), unless given a client ``logged_in`` already.
-        ``dialled``: the connection, dialled already (connect.py's ``Early``)."""
+    def __init__(self, account: Account, logged_in: LoggedIn):
+        """``logged_in``: the client, logged in as the account (imap_login.py)."""
         self.account = account
         self._selected: str | None = None
         # Statuses a LIST-STATUS gave with the folders, and when: the next status_many's
@@ -89,9 +86,6 @@ class ImapMailbox(Waiting, OwnDrafts):
         self._idling = False  # IDLE goes on between a wait and the next command
         self._idle_since = 0.0
         self.where = where(account)
-        if logged_in is None:
-            assert password is not None
-            logged_in = log_in(account, password, dialled)
         self.client, self.deadline = logged_in
         self.client._imap.heard = self._heard
         self.capabilities = read_capabilities(self.client.capabilities())
@@ -472,4 +466,5 @@ class ImapMailbox(Waiting, OwnDrafts):
 
 def connect(account: Account, password: str | Bearer,
             dialled: Callable[[], socket.socket] | None = None) -> ImapMailbox:
-    return ImapMailbox(account, password, dialled)
+    """``dialled``: the connection, dialled already (connect.py's ``Early``)."""
+    return ImapMailbox(account, log_in(account, password, dialled))

@@ -6,9 +6,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from nudger.errors import ServerConfigError
 from nudger.mail.mailbox import FolderInfo, FolderStatus
+
+if TYPE_CHECKING:
+    from nudger.config.model import Account
+    from nudger.mail.mailbox import Mailbox
 
 SENT_NAMES = ("Sent", "Sent Items", "Sent Messages", "Sent Mail", "[Gmail]/Sent Mail",
               "INBOX.Sent", "INBOX/Sent", "Gesendet", "Gesendete Elemente", "Envoyés",
@@ -33,10 +38,27 @@ class Layout:
     how: dict[str, str] = field(default_factory=dict, compare=False)  # how each was found
     trash: str | None = None  # searched for our deleted drafts only when the state is new
 
+    @property
+    def checked(self) -> list[str]:
+        """The folders whose status a cycle asks first: the watched ones and Drafts."""
+        return [*self.watched, self.drafts]
 
-# The layout found on the server, and the statuses of the folders a cycle checks (its
-# watched folders and Drafts): what a cycle asks first, when asked already (app/connect.py).
+
+# The layout found on the server, and the statuses of the folders a cycle checks: what a
+# cycle asks first, when asked already (app/connect.py).
 HeadStart = tuple[Layout, dict[str, FolderStatus]]
+
+
+def layout_of(mailbox: Mailbox, account: Account) -> Layout:
+    """The account's folders as listed now, the configuration's names first."""
+    return discover(mailbox.list_folders(), account.sent_folder, account.drafts_folder,
+                    account.watch_folders)
+
+
+def head_start(mailbox: Mailbox, account: Account) -> HeadStart:
+    """What a cycle asks first (cycle.py), asked ahead: the layout, and its folders' statuses."""
+    layout = layout_of(mailbox, account)
+    return layout, mailbox.status_many(layout.checked)
 
 
 def discover(
