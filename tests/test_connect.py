@@ -13,7 +13,9 @@ import pytest
 from nudger.app import connect
 from nudger.config.load import load_config
 from nudger.errors import AuthError, ServerConfigError, TemporaryError
+from support.dovecot import Dovecot
 from support.mail import config_text
+from support.proxy import FaultyProxy
 
 
 def _account(tmp_path: Path):  # type: ignore[no-untyped-def]
@@ -38,29 +40,28 @@ def test_what_opening_raised_is_raised_where_the_mailbox_is_taken(tmp_path: Path
     assert caught.value is refused and where != [threading.main_thread().name]
 
 
-class _Box:
-    closed = False
-
-    def close(self) -> None:
-        self.closed = True
-
-
+@pytest.mark.imap
 def test_what_listing_raised_is_raised_where_the_mailbox_is_taken_and_it_is_logged_out(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # (No Sent folder found, a LIST refused ...: what run_cycle would have raised asking it.)
-    missing = ServerConfigError("no Sent folder found")
-    box = _Box()
-    monkeypatch.setattr(connect, "_logged_in", lambda account, dialled=None: "logged in")
-    monkeypatch.setattr(connect, "_mailbox_of", lambda account, logged_in: box)
-
-    def head_start(mailbox: object, account: object) -> object:
-        raise missing
-
-    monkeypatch.setattr(connect, "_head_start", head_start)
-    early = connect.Early(_account(tmp_path))
-    with pytest.raises(ServerConfigError) as caught:
-        early.take()
-    assert caught.value is missing and box.closed
+        dovecot: Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No such Sent folder: what run_cycle would have said, said by take(); the server sees
+    # the login, the listing and a LOGOUT, and no folder opened.
+    user = dovecot.take_user()
+    monkeypatch.setenv("NUDGER_TEST_PASSWORD", dovecot.users[user])
+    proxy = FaultyProxy(dovecot.port)
+    try:
+        path = tmp_path / "c.toml"
+        path.write_text(config_text(proxy.port, user, tmp_path / "s", extra_account='sent_folder = "Nowhere"'))
+        with pytest.raises(ServerConfigError) as caught:
+            connect.Early(load_config(path).accounts[0]).take()
+        assert "sent_folder: no folder named 'Nowhere' on the server" in str(caught.value)
+        deadline = time.monotonic() + 10
+        while not any(b" LOGOUT" in line for line in proxy.commands()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        said = [line.split(b" ", 2)[1] for line in proxy.commands()]
+        assert said[0] == b"LOGIN" and b"LIST" in said and said[-1] == b"LOGOUT"
+        assert b"EXAMINE" not in said and b"SELECT" not in said
+    finally:
+        proxy.close()
 
 
 def test_a_connection_still_being_made_does_not_hold_up_an_interrupt(tmp_path: Path,
