@@ -118,3 +118,19 @@ def test_a_server_refusing_the_connection_is_reported_as_without_dialling_early(
         connect.open_mailbox(account)
     assert str(early.value) == str(late.value)
     assert f"127.0.0.1:{port}" in str(early.value) and "refused" in str(early.value)
+
+
+def test_imapclient_loads_with_its_own_version_but_without_the_metadata_machinery() -> None:
+    # (A fresh interpreter: this one imported imapclient long ago.) What a login imports
+    # must not load importlib.metadata, which imapclient's version module would (about
+    # 20 ms before the first command); imapclient still tells its true version.
+    import subprocess
+    import sys
+
+    code = ("import sys, nudger.mail.imap_login\n"
+            "print('importlib.metadata' in sys.modules)\n"
+            "import imapclient, importlib.metadata\n"
+            "print(imapclient.__version__ == importlib.metadata.version('imapclient'),"
+            " imapclient.version_info[:3] == tuple(map(int, imapclient.__version__.split('.'))))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True", "True"]

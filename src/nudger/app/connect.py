@@ -71,6 +71,8 @@ def _load_login(account: Account) -> None:
     """What logging in runs, imported here, not in the thread (see above)."""
     import nudger.mail.imap_login  # noqa: F401
 
+    if account.password is not None and account.password.kind == "command":
+        import subprocess  # noqa: F401 - what read_password runs it with
     if account.oauth2 is not None:
         import nudger.app.signin  # noqa: F401
 

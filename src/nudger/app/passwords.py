@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
-import subprocess
 from pathlib import Path
 
 from nudger.config.model import Account, Config, PasswordSource, is_private
@@ -61,6 +59,8 @@ def source_problem(source: PasswordSource, key: str) -> str | None:
 
 def _program_problem(program: str, key: str) -> str | None:
     if os.sep not in program:
+        import shutil  # (here: see read_password)
+
         if shutil.which(program) is None:
             return (f'{key}: program "{program}" not found on PATH (install it, give its full '
                     "path, or use password_env / password_file)")
@@ -93,6 +93,10 @@ def read_password(source: PasswordSource, account: str, where: str = "") -> str:
         except OSError as exc:
             raise ConfigError([f"{where}: cannot read {source.file}: {exc.strerror}"]) from exc
         return text.rstrip("\r\n")
+    # (Imported here, not with this module: run --once dials the server once this is
+    # imported, and only a password command needs it; app/connect.py imports it ahead.)
+    import subprocess
+
     try:
         # No shell: the command is an argv, so nothing in it is interpreted twice.
         done = subprocess.run(
