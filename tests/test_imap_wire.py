@@ -229,3 +229,86 @@ def test_a_literal_split_across_reads_is_read_whole() -> None:
         got = parse_fetch(read_fetch_answer(file.readline, file.read, b"A1"))
     sender.join()
     assert sorted(got) == [5, 6] and all(v[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"] == _HEAD for v in got.values())
+
+
+# -- LIST and STATUS lines -----------------------------------------------------------------
+
+def _general_listing(lines: list[bytes]) -> list[tuple[object, object, str]]:
+    from imapclient import IMAPClient
+
+    class Client:  # imapclient's own reading of LIST lines, without a connection
+        folder_encode = True
+        _proc_folder_list = IMAPClient._proc_folder_list
+
+    return Client()._proc_folder_list(lines)
+
+
+def _wire_name(name: str, quoted: bool) -> bytes:
+    from imapclient.imap_utf7 import encode
+
+    encoded = encode(name)
+    if not quoted:
+        return encoded
+    return b'"' + encoded.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+# Names of every kind a user gives folders: spaces, quotes, backslashes, "&", accents,
+# brackets (Gmail's), numbers; quoted as a server would (an atom only where one may be).
+_NAMES = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=20)
+_ATOM = st.from_regex(r"(\[[A-Za-z]+\]/)?[A-Za-z][A-Za-z0-9._/-]{0,15}", fullmatch=True)
+_LIST_FLAGS = st.lists(st.sampled_from([b"\\HasNoChildren", b"\\HasChildren", b"\\Sent", b"\\Noselect",
+                                        b"\\Drafts", b"\\UnMarked"]), max_size=3, unique=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.one_of(_NAMES.map(lambda n: (n, True)), _ATOM.map(lambda n: (n, False))),
+                          _LIST_FLAGS, st.sampled_from([b'"/"', b'"."', b'"\\\\"', b"NIL"])),
+                min_size=1, max_size=5))
+def test_the_fast_listing_reader_gives_what_imapclient_does(
+        folders: list[tuple[tuple[str, bool], list[bytes], bytes]]) -> None:
+    from nudger.mail.imap_pipeline import read_listing
+
+    lines = [b"(%s) %s %s" % (b" ".join(flags), delimiter, _wire_name(*name))
+             for name, flags, delimiter in folders]
+    unread: list[object] = []
+    fast = read_listing([[line] for line in lines], True, lambda parts: unread.append(parts) or [])
+    assert unread == []  # (every one of these shapes read by the fast path)
+    general = _general_listing(lines)
+    for (name, _), got, theirs in zip((f[0] for f in folders), fast, general, strict=True):
+        assert got[2] == name  # (imapclient makes a quoted "007" the number 7: not us)
+        if not name.isdigit():
+            assert got == theirs
+
+
+@pytest.mark.parametrize("line", [
+    b'(\\HasNoChildren) "/" {5}',  # a literal name
+    b'(\\HasNoChildren) "/" "Sent" ("CHILDINFO" ("SUBSCRIBED"))',  # extended data
+    b'(\\HasNoChildren) "/"',  # no name
+])
+def test_other_listing_shapes_go_to_imapclients_reader(line: bytes) -> None:
+    from nudger.mail.imap_pipeline import read_listing
+
+    unread: list[object] = []
+    assert read_listing([[line]], True, lambda parts: unread.append(parts) or []) == []
+    assert unread == [[line]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(_NAMES.map(lambda n: (n, True)), _ATOM.map(lambda n: (n, False))),
+       st.lists(st.tuples(st.sampled_from([b"MESSAGES", b"UIDNEXT", b"UIDVALIDITY", b"HIGHESTMODSEQ",
+                                           b"UNSEEN"]), st.integers(0, 2**63 - 1)),
+                max_size=5, unique_by=lambda item: item[0]))
+def test_the_fast_status_reader_gives_what_the_general_parser_does(
+        name: tuple[str, bool], items: list[tuple[bytes, int]]) -> None:
+    from imapclient.response_parser import parse_response
+
+    from nudger.mail.imap_pipeline import _STATUS_LINE, folder_name, read_status
+
+    line = _wire_name(*name) + b" (" + b" ".join(b"%s %d" % item for item in items) + b")"
+    assert _STATUS_LINE.fullmatch(line) is not None
+    got = read_status([line])
+    assert got == (name[0], dict(items))
+    parsed = parse_response([line])
+    if not name[0].isdigit():
+        assert got == (folder_name(parsed[0]), {bytes(parsed[-1][i]): parsed[-1][i + 1]
+                                                for i in range(0, len(parsed[-1]) - 1, 2)})

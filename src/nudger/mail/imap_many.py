@@ -24,7 +24,7 @@ from imapclient.response_parser import parse_message_list
 from imapclient.util import to_bytes
 
 from nudger.errors import GarbledAnswer
-from nudger.mail.imap_pipeline import Answer, read_answers, read_status, split_word
+from nudger.mail.imap_pipeline import Answer, read_answers, read_listing, read_status, split_word
 from nudger.mail.imap_saved import (
     esearch_uids,
     fetch_saved,
@@ -125,7 +125,8 @@ class ManyFolders:
         odd = next((w for w, _ in map(split_word, listing.untagged) if not expected_amid(w, _LISTED)), None)
         if odd is not None:  # (then the folders it lost are no setting to fix: asked again)
             raise Garbled(f"a line starting {odd[:20]!r} amid the folder list")
-        listed = self.box.client._proc_folder_list([p for r in listing.responses(b"LIST") for p in r])
+        client = self.box.client
+        listed = read_listing(listing.responses(b"LIST"), client.folder_encode, client._proc_folder_list)
         statuses = [r for a in answers[len(first):] for r in a.responses(b"STATUS")]
         return self.box._folder_infos(listed), self._statuses(statuses)
 
