@@ -35,6 +35,7 @@ from nudger.core.stats import KEPT
 from nudger.core.threads import NO_NUDGE_KEYWORD, Thread, build_threads, is_no_nudge
 from nudger.cycle.adopt import TRASH_CHECKED, search_trash
 from nudger.cycle.context import Cycle
+from nudger.cycle.digest import due_day, gather, is_empty, resume_digests, send_digest
 from nudger.cycle.drafts import (
     AppendGuard,
     drafts_to_read,
@@ -534,8 +535,6 @@ def _sent(decision: Decision, ctx: Cycle) -> Decision:
 
 def _digest(ctx: Cycle, result: CycleResult) -> None:
     """The day's digest, when it is due (a dry run only says it would send it)."""
-    from nudger.cycle.digest import due_day, gather, is_empty, resume_digests, send_digest
-
     if ctx.dry_run:
         day = due_day(ctx)
         result.digest = "due" if day is not None and not is_empty(gather(ctx, day)) else ""
