@@ -8,6 +8,7 @@ rule here errs towards "human".
 
 from __future__ import annotations
 
+import functools
 import re
 
 from nudger.core.headers import Headers
@@ -54,6 +55,7 @@ _DAEMON_NAMES = ("mailer-daemon", "postmaster", "post_master", "mail-daemon", "m
                  "mail delivery system", "mail delivery subsystem")
 
 
+@functools.lru_cache(maxsize=4096)  # (a mailbox's senders are a few, each met many times)
 def is_noreply(address: str) -> bool:
     """An address no person reads: no-reply senders, daemons, notification robots."""
     return bool(_NOREPLY.search(address.partition("@")[0]))

@@ -12,6 +12,7 @@ import binascii
 import email.errors
 import email.header
 import email.utils
+import functools
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -57,8 +58,11 @@ def message_ids(value: str, keep_case: bool = False) -> tuple[str, ...]:
     """
     if not value:
         return ()
-    unfolded = _SPACES.sub("", value) if "<" in value and ">" in value else value
-    found = _MSGID.findall(unfolded)
+    if (single := _MSGID.fullmatch(value)) is not None:  # one id, as nearly every value holds
+        found = [single.group(1)]
+    else:
+        unfolded = _SPACES.sub("", value) if "<" in value and ">" in value else value
+        found = _MSGID.findall(unfolded)
     if not found:
         # Broken senders omit the brackets; a bare token with "@" is still an id.
         found = [t.strip("<>,;()") for t in value.split() if "@" in t]
@@ -214,12 +218,8 @@ class Headers:
         if not values:
             return ()
         # (Only short values: on a long run of spaces the regex backtracks in quadratic time.)
-        if len(values) == 1 and len(values[0]) < 500:
-            simple = _SIMPLE_ADDRESS.match(values[0])
-            if simple:  # the common case, without the general (slow) address parser
-                display, address = simple.group(1) or "", simple.group(2) or simple.group(3)
-                # (a folded display name keeps its line break here: unfolded like any text)
-                return (new_addr(without_controls(display).strip(), canonical(address)),)
+        if len(values) == 1 and len(values[0]) < 500 and (simple := _simple_address(values[0])):
+            return simple  # the common case, without the general (slow) address parser
         result = []
         for display, address in email.utils.getaddresses(values):
             address = address.strip()
@@ -228,6 +228,17 @@ class Headers:
             local, _, domain = address.rpartition("@")
             result.append(new_addr(header_text(display), canonical(f"{local}@{domain}")))
         return tuple(result)
+
+
+@functools.lru_cache(maxsize=4096)  # (a mailbox's few correspondents, each met many times)
+def _simple_address(value: str) -> tuple[Addr, ...]:
+    """One address written plainly ("Name <a@b>", "a@b"), else nothing."""
+    simple = _SIMPLE_ADDRESS.match(value)
+    if simple is None:
+        return ()
+    display, address = simple.group(1) or "", simple.group(2) or simple.group(3)
+    # (a folded display name keeps its line break here: unfolded like any text)
+    return (new_addr(without_controls(display).strip(), canonical(address)),)
 
 
 def failed_recipients(msg: Headers) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ reply's subject behind a "Re:") and the plan (the subject a follow-up carries).
 
 from __future__ import annotations
 
+import functools
 import re
 
 _REPLY_PREFIX = re.compile(
@@ -27,11 +28,15 @@ def _strip_prefixes(pattern: re.Pattern[str], subject: str) -> str:
     return _SPACES.sub(" ", text).strip() if "  " in text or not text.isprintable() else text.strip()
 
 
+# (Cached: a thread's messages share a subject, and each message's is normalised more
+# than once: its topic, the classifier's test, subject threading.)
+@functools.lru_cache(maxsize=4096)
 def normalise_subject(subject: str) -> str:
     """The thread topic: reply/forward prefixes and list tags removed, spaces folded."""
     return _strip_prefixes(_REPLY_PREFIX, subject)
 
 
+@functools.lru_cache(maxsize=4096)
 def strip_reply_prefixes(subject: str) -> str:
     """Subject without its leading Re:/AW:/SV:... (Fwd: and list tags stay)."""
     return _strip_prefixes(_ONLY_REPLY_PREFIX, subject)
