@@ -447,3 +447,19 @@ def test_an_invitation_is_told_from_its_stored_facts() -> None:
     cancel = parse_calendar(_series("RRULE:FREQ=DAILY").replace(b"METHOD:REQUEST", b"METHOD:CANCEL"))
     assert request is not None and cancel is not None
     assert CalendarFacts.is_request(request.to_json()) and not CalendarFacts.is_request(cancel.to_json())
+
+
+def test_a_record_replaced_fast_is_the_record_dataclasses_would_make_and_threads_anew() -> None:
+    from dataclasses import replace
+
+    from nudger.core.record import replaced
+
+    record = parse_record(b"Message-ID: <r@x>\r\nFrom: Ann <ann@x>\r\nSubject: Re: Plan\r\n"
+                          b"References: <a@x>\r\n\r\n", folder="INBOX", uid=3)
+    assert record.parents == ("<a@x>",) and record.topic == "plan"  # (worked out, kept)
+    fast = replaced(record, inferred_parent="<mine@me>")
+    assert fast == replace(record, inferred_parent="<mine@me>") and fast is not record
+    assert fast.parents == ("<a@x>", "<mine@me>") and record.parents == ("<a@x>",)
+    assert replaced(fast, subject="Other").topic == "other"
+    with pytest.raises(TypeError, match="no_such_field"):
+        replaced(record, no_such_field=1)

@@ -8,7 +8,7 @@ stored form (see ``to_row``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, field
+from dataclasses import MISSING, dataclass, field, replace
 from datetime import datetime
 from operator import attrgetter
 from typing import Any, Generic, TypeVar, overload
@@ -160,6 +160,21 @@ class MessageRecord:
         record.__dict__.update(zip(_ROW_FIELDS, row, strict=True))
         record.__dict__["warnings"] = ()
         return record
+
+
+def replaced(record: MessageRecord, **changes: Any) -> MessageRecord:
+    """dataclasses.replace(record, **changes), without the frozen dataclass's __init__ (see
+    new_record): a first sync threads most replies of a phone or a webmail by subject,
+    one replace each. What the record worked out once (its parents, its topic) is not
+    carried over: worked out again from the new fields when asked."""
+    fields = MessageRecord.__dataclass_fields__
+    if not changes.keys() <= fields.keys():
+        return replace(record, **changes)  # raises TypeError naming the field
+    values = record.__dict__
+    new = object.__new__(MessageRecord)
+    new.__dict__.update({name: values[name] for name in fields})
+    new.__dict__.update(changes)
+    return new
 
 
 def record_key(record: MessageRecord) -> str:

@@ -11,12 +11,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from nudger.config.model import Account
-from nudger.core.record import HUMAN, MessageRecord, record_key
+from nudger.core.record import HUMAN, MessageRecord, record_key, replaced
 from nudger.cycle.context import Cycle
 from nudger.cycle.parsing import HelperParser, start_helper
 from nudger.cycle.records import BODIES_AT_ONCE, Later, SyncCounts, read_bodies, read_records
@@ -91,7 +91,7 @@ def _link_by_subject(account: Account, state: State, record: MessageRecord,
         if any(a.email == record.sender.email for a in mine.recipients):
             log.debug("%s: %s UID %s has no In-Reply-To; threaded by subject with %s",
                       account.name, record.folder, record.uid, mine.message_id)
-            return replace(record, inferred_parent=mine.message_id)
+            return replaced(record, inferred_parent=mine.message_id)
     return record
 
 
