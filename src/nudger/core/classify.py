@@ -55,6 +55,14 @@ _DAEMON_NAMES = ("mailer-daemon", "postmaster", "post_master", "mail-daemon", "m
                  "mail delivery system", "mail delivery subsystem")
 
 
+@functools.lru_cache(maxsize=4096)  # (a thread's messages share a subject)
+def _auto_subject(lowered: str) -> bool:
+    """An automatic reply's subject ("Out of office", "Abwesenheitsnotiz: ..."), also
+    behind a "Re:"."""
+    topic = normalise_subject(lowered)
+    return bool(_AUTO_SUBJECT.search(lowered) or (topic != lowered and _AUTO_SUBJECT.search(topic)))
+
+
 @functools.lru_cache(maxsize=4096)  # (a mailbox's senders are a few, each met many times)
 def is_noreply(address: str) -> bool:
     """An address no person reads: no-reply senders, daemons, notification robots."""
@@ -113,9 +121,7 @@ def _auto_kind(msg: Headers, sender: Addr, subject: str) -> tuple[str, str] | No
     # a real reply a machine's would cause the one mistake users never forgive.
     if precedence in ("auto_reply", "junk"):
         return AUTO_REPLY, f"Precedence: {precedence}"
-    lowered = subject.lower()
-    topic = normalise_subject(lowered)
-    if _AUTO_SUBJECT.search(lowered) or (topic != lowered and _AUTO_SUBJECT.search(topic)):
+    if _auto_subject(subject.lower()):
         return AUTO_REPLY, f'subject "{subject[:60]}"'
     if _CALENDAR_SUBJECT.search(subject):
         return CALENDAR, "calendar answer"
