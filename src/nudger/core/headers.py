@@ -271,8 +271,13 @@ def datetime_of(day: str, month: str, year: str, hh: str, mm: str, ss: str, sign
     """An aware datetime from the parts of an RFC 5322 date or an IMAP INTERNALDATE
     ("Oct" for the month); ValueError or KeyError when they make no date."""
     minutes = (int(oh) * 60 + int(om)) * (-1 if sign == "-" else 1)
-    zone = UTC if minutes == 0 else timezone(timedelta(minutes=minutes))
-    return datetime(int(year), _MONTHS[month], int(day), int(hh), int(mm), int(ss), tzinfo=zone)
+    return datetime(int(year), _MONTHS[month], int(day), int(hh), int(mm), int(ss), tzinfo=_zone(minutes))
+
+
+@functools.lru_cache(maxsize=256)  # (a mailbox's mail comes from a few zones)
+def _zone(minutes: int) -> timezone:
+    """The fixed zone ``minutes`` east of UTC (ValueError past a day, as timezone says)."""
+    return UTC if minutes == 0 else timezone(timedelta(minutes=minutes))
 
 
 def parse_date(value: str) -> datetime | None:

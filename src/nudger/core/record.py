@@ -187,6 +187,7 @@ _row_values = attrgetter(*_ROW_FIELDS)  # (the fields in one call, not a getattr
 _FIELD_DEFAULTS = {name: f.default for name, f in MessageRecord.__dataclass_fields__.items()
                    if f.default is not MISSING}
 _DATE, _SENDER = _ROW_FIELDS.index("date"), _ROW_FIELDS.index("sender")
+DATE = _DATE  # (the date's place in a stored row: its ISO text, rows.py)
 _ADDRESSES = tuple(_ROW_FIELDS.index(name) for name in ("to", "cc", "bcc"))
 _TUPLES = tuple(_ROW_FIELDS.index(name) for name in ("in_reply_to", "references", "failed_recipients",
                                                      "original_ids", "keywords", "written_references"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC
 
-from nudger.core.record import MessageRecord, record_key
+from nudger.core.record import DATE, MessageRecord, record_key
 from nudger.core.threads import thread_links
 
 # json.dumps(row, ensure_ascii=False), without a new encoder per call (dumps builds one for
@@ -24,8 +24,10 @@ Made = dict[int, tuple[MessageRecord, Row]]
 
 
 def row_of(r: MessageRecord) -> Row:
-    return (record_key(r), r.sender.email, r.date.astimezone(UTC).isoformat(), r.topic,
-            dump(r.to_row()), tuple(thread_links(r)))
+    stored = r.to_row()
+    # (A date read from a header is in UTC already: its text is the stored one's.)
+    when = stored[DATE] if r.date.tzinfo is UTC else r.date.astimezone(UTC).isoformat()
+    return (record_key(r), r.sender.email, when, r.topic, dump(stored), tuple(thread_links(r)))
 
 
 def made_row(made: Made | None, r: MessageRecord) -> Row:
