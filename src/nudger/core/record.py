@@ -130,7 +130,7 @@ class MessageRecord:
         """The record as a JSON-ready list, field by field: positional, because it is
         stored and loaded for every message of a first sync and keys would weigh on that."""
         row: list[Any] = list(_row_values(self))
-        row[_DATE] = self.date.isoformat()
+        row[DATE] = self.date.isoformat()
         row[_SENDER] = (self.sender.name, self.sender.email)
         for i in _ADDRESSES:
             if row[i]:  # (most Cc and Bcc are empty: an empty tuple is written as [] too)
@@ -146,7 +146,7 @@ class MessageRecord:
             for i in _ADDRESSES:
                 row[i] = [(a["name"], a["email"]) for a in row[i]]
         row = list(row)
-        row[_DATE] = datetime.fromisoformat(row[_DATE])
+        row[DATE] = datetime.fromisoformat(row[DATE])
         row[_SENDER] = new_addr(*row[_SENDER])
         for i in _ADDRESSES:
             row[i] = tuple([new_addr(name, email) for name, email in row[i]]) if row[i] else ()
@@ -186,8 +186,8 @@ _ROW_FIELDS = tuple(f for f in MessageRecord.__dataclass_fields__ if f != "warni
 _row_values = attrgetter(*_ROW_FIELDS)  # (the fields in one call, not a getattr each)
 _FIELD_DEFAULTS = {name: f.default for name, f in MessageRecord.__dataclass_fields__.items()
                    if f.default is not MISSING}
-_DATE, _SENDER = _ROW_FIELDS.index("date"), _ROW_FIELDS.index("sender")
-DATE = _DATE  # (the date's place in a stored row: its ISO text, rows.py)
+# The date's place in a stored row (its ISO text; rows.py reads it), and the sender's.
+DATE, _SENDER = _ROW_FIELDS.index("date"), _ROW_FIELDS.index("sender")
 _ADDRESSES = tuple(_ROW_FIELDS.index(name) for name in ("to", "cc", "bcc"))
 _TUPLES = tuple(_ROW_FIELDS.index(name) for name in ("in_reply_to", "references", "failed_recipients",
                                                      "original_ids", "keywords", "written_references"))
