@@ -87,8 +87,8 @@ def _box(proxy: LatencyProxy, server: Dovecot, tmp_path: Path, capsys: pytest.Ca
 
 
 def _after_login(proxy: LatencyProxy, since: int) -> list[list[bytes]]:
-    """The commands (without tags) of each turn after LOGIN, up to LOGOUT, of the events
-    after ``since``."""
+    """The commands (without tags) of each turn from LOGIN's, up to LOGOUT, of the events
+    after ``since``: first what went in LOGIN's write besides LOGIN."""
     with proxy.lock:
         proxy.events[:since] = []
     # nudger does not wait for LOGOUT's answer: the proxy forwards it (RTT/2 later) after
@@ -99,7 +99,7 @@ def _after_login(proxy: LatencyProxy, since: int) -> list[list[bytes]]:
     turns = [[line.split(b" ", 1)[1] for line in turn] for turn in proxy.turns()]
     login = next(i for i, t in enumerate(turns) if t[0].startswith(b"LOGIN"))
     logout = next(i for i, t in enumerate(turns) if t[0].startswith(b"LOGOUT"))
-    return turns[login + 1 : logout]
+    return [turns[login][1:], *turns[login + 1 : logout]]
 
 
 @pytest.mark.parametrize("proxy", ["dovecot", "weak"], indirect=True)
@@ -114,15 +114,18 @@ def test_a_quiet_poll_of_fifty_folders_waits_for_the_server_once_for_them_all(
     mark = len(link.events)
     box.run()
     assert box.last_code == 0
-    turns = _after_login(link, mark)
+    login, *turns = _after_login(link, mark)
+    # The folders are listed in the login's write (whether the server has LIST-STATUS is
+    # known only once logged in).
+    assert login == [b'LIST "" "*"']
     if server.capability is None:  # Dovecot's own capabilities: LIST-STATUS among them
         # One write: ENABLE CONDSTORE and a LIST that brings every folder's status.
         assert len(turns) == 1 and [c.split(b" ")[0] for c in turns[0]] == [b"ENABLE", b"LIST"]
         assert b" STATUS (UIDVALIDITY" in turns[0][1]
     else:
-        # The folders, then every STATUS in one write: 50 folders, Sent, INBOX, Archive, Drafts.
-        assert [len(t) for t in turns] == [1, FOLDERS + 4]
-        assert turns[0][0].startswith(b"LIST ") and all(c.startswith(b"STATUS ") for c in turns[1])
+        # Then every STATUS in one write: 50 folders, Sent, INBOX, Archive, Drafts.
+        assert [len(t) for t in turns] == [FOLDERS + 4]
+        assert all(c.startswith(b"STATUS ") for c in turns[0])
 
 
 @pytest.mark.parametrize("proxy", ["dovecot", "weak"], indirect=True)
@@ -180,15 +183,18 @@ def test_a_first_cycle_opens_searches_and_reads_fifty_folders_together(
     mark = len(link.events)
     (decision,) = box.run("--dry-run")
     assert decision["status"] == "due"
-    turns = _after_login(link, mark)
+    login, *turns = _after_login(link, mark)
+    assert login == [b'LIST "" "*"']
     if server.capability != WEAK_CAPABILITY:
         # SEARCHRES keeps each search's result for the FETCH that follows it (RFC 5182),
         # for a folder whose size LIST-STATUS told (without it, a STATUS of every folder,
-        # in the write that asks Drafts'). ENABLE and LIST; every folder's EXAMINE,
-        # SEARCH and header FETCH, with Drafts' and Trash's searches, in one write. (The
-        # due message's flags were read in it: not asked again.)
-        statuses = [] if server.capability is None else [FOLDERS + 4]
-        assert [len(t) for t in turns] == [2, *statuses, 3 * (FOLDERS + 3) + 4], [t[0] for t in turns]
+        # in the write that asks Drafts'). ENABLE and LIST with statuses (without
+        # LIST-STATUS: ENABLE and the STATUS of every folder listed with the login); every
+        # folder's EXAMINE, SEARCH and header FETCH, with Drafts' and Trash's searches, in
+        # one write. (The due message's flags were read in it: not asked again.)
+        first = 2 if server.capability is None else 1 + FOLDERS + 4
+        assert [len(t) for t in turns] == [first, 3 * (FOLDERS + 3) + 4], [t[0] for t in turns]
+        assert turns[0][0] == b"ENABLE CONDSTORE"
         together = turns[-1]
         watched = together[: 3 * (FOLDERS + 3)]
         assert [c.split(b" ")[0] for c in watched[::3]] == [b"EXAMINE"] * (FOLDERS + 3)
@@ -196,9 +202,9 @@ def test_a_first_cycle_opens_searches_and_reads_fifty_folders_together(
         assert all(c.startswith(b"UID FETCH $ (BODY.PEEK[HEADER.FIELDS") for c in watched[2::3])
         assert [c.split(b" ", 1)[1] for c in together[-4::2]] == [b'"Drafts"', b'"Trash"']
         return
-    # (ENABLE and LIST, the searches with Drafts' and Trash's, the FETCHes, the due
-    # message's flags; without LIST-STATUS, Drafts' STATUS too)
-    assert len(turns) <= 5, [t[0] for t in turns]
+    # (After the LIST sent with the login: every folder's STATUS, the searches with
+    # Drafts' and Trash's, the FETCHes with the due message's flags)
+    assert len(turns) <= 3, [t[0] for t in turns]
     searched = next(t for t in turns if t[1:2] and t[1].startswith(b"UID SEARCH UID 1:*"))
     fetched = next(t for t in turns if t[1:2] and t[1].startswith(b"UID FETCH"))
     examined = [c.split(b" ", 1)[1] for c in searched if c.startswith(b"EXAMINE")]

@@ -2,14 +2,14 @@
 
 ``Early`` opens the first account's while the rest of the program is still being
 imported (``run --once``): connecting, logging in, listing the folders and asking their
-statuses are round trips, four or five to a distant server, and what a cycle runs takes
-a tenth of a second of CPU to import; done together, the one hides the other. Its
-thread dials the server first, before the IMAP edge is imported (the TCP handshake and
-the greeting, and with implicit TLS its handshake, are then under way while it is); it
-logs in once the main thread has imported what a login needs (imap_login.py), lists the
-folders and asks their statuses once it has imported the rest of the edge: the thread
-waits on the network while the main thread imports, never importing a module at the
-same time as it.
+statuses are round trips, three or four to a distant server (with a password, the folders
+are listed in the login's write), and what a cycle runs takes a tenth of a second of CPU
+to import; done together, the one hides the other. Its thread dials the server first,
+before the IMAP edge is imported (the TCP handshake and the greeting, and with implicit
+TLS its handshake, are then under way while it is); it logs in once the main thread has
+imported what a login needs (imap_login.py), lists the folders and asks their statuses
+once it has imported the rest of the edge: the thread waits on the network while the
+main thread imports, never importing a module at the same time as it.
 """
 
 from __future__ import annotations

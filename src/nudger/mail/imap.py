@@ -86,7 +86,8 @@ class ImapMailbox(Waiting, OwnDrafts):
         self._idling = False  # IDLE goes on between a wait and the next command
         self._idle_since = 0.0
         self.where = where(account)
-        self.client, self.deadline = logged_in
+        self.client, self.deadline = logged_in.client, logged_in.deadline
+        self._prelisted = logged_in.listing  # the LIST sent with the login: the first listing
         self.client._imap.heard = self._heard
         self.capabilities = read_capabilities(self.client.capabilities())
         self.gmail = "X-GM-EXT-1" in self.capabilities
@@ -108,6 +109,7 @@ class ImapMailbox(Waiting, OwnDrafts):
         is due with its own command (else it is sent first, alone). Ends an IDLE left
         going by a wait (``piped``: ``fn`` writes through _send, which ends it in its write)."""
         self._listed = None
+        self._prelisted = None  # (taken before this command: no longer the folders of now)
         self._settle(keep_idle=piped)
         if self._enable and not enables:
             self._enable = False
@@ -217,6 +219,12 @@ class ImapMailbox(Waiting, OwnDrafts):
         told = self._told
         if told is not None and (known := told.listed()) is not None:
             return known
+        prelisted, self._prelisted = self._prelisted, None
+        if prelisted is not None and prelisted.ok and not self.list_status:
+            # (With LIST-STATUS, the statuses come with a new listing: the same round trip.)
+            self._folders = self._call("listing folders", self.many.read_listing, prelisted,
+                                       enables=True)
+            return self._folders
         folders, listed = self._call("listing folders", self.many.list_with_status,
                                      self.list_status, enables=True, piped=True)
         self._listed, self._listed_at = listed, time.monotonic()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Callable
+from typing import NamedTuple
 
 from imapclient.imapclient import SocketTimeout
 
@@ -18,13 +19,17 @@ from nudger.errors import NudgerError, ServerConfigError
 from nudger.mail.deadline import BoundedClient, Deadline, bounded_context
 from nudger.mail.imap_errors import translate
 from nudger.mail.imap_oauth import Bearer, bearer_login, password_login
+from nudger.mail.imap_pipeline import Answer
 
 # A cycle (from connecting, or from waking after a wait, to the next wait) fails after
 # this many times the account's timeout: 30 minutes at the default 60 s, room for the
 # first sync of a big account over a slow line; a command has the timeout itself.
 CYCLE_TIMEOUTS = 30
 
-LoggedIn = tuple[BoundedClient, Deadline]
+class LoggedIn(NamedTuple):
+    client: BoundedClient
+    deadline: Deadline
+    listing: Answer | None = None  # the answer to a LIST sent with the login, if one was
 
 
 def log_in(account: Account, password: str | Bearer,
@@ -50,11 +55,12 @@ def log_in(account: Account, password: str | Bearer,
         client.normalise_times = False
         if account.tls == "starttls":
             client.starttls(context)
+        listing = None
         if isinstance(password, str):
-            password_login(client, account, password)
+            listing = password_login(client, account, password)
         else:
             bearer_login(client, account, password)
     except Exception as exc:  # noqa: BLE001 - translated, never leaked with the password
         raise translate(exc, account, "logging in") from None
-    return client, deadline
+    return LoggedIn(client, deadline, listing)
 

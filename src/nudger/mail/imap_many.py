@@ -100,6 +100,13 @@ class ManyFolders:
     def status_items(self) -> list[str]:
         return ["UIDVALIDITY", "UIDNEXT", "MESSAGES"] + (["HIGHESTMODSEQ"] if self.box.condstore else [])
 
+    def enabling(self) -> list[bytes]:
+        """ENABLE CONDSTORE when it is still to be sent, for the write of the next command
+        (it must come before any EXAMINE, RFC 7162)."""
+        first = [b"ENABLE CONDSTORE"] if self.box._enable else []
+        self.box._enable = False
+        return first
+
     def list_with_status(self, with_status: bool) -> tuple[list[FolderInfo], dict[str, FolderStatus]]:
         """Every folder, and with LIST-STATUS (RFC 5819) the status of each, in one
         command (without it, the STATUS of the folders polled last, in the same write);
@@ -109,26 +116,31 @@ class ManyFolders:
         options = (["SPECIAL-USE"] if "SPECIAL-USE" in self.box.capabilities else []) + ["CHILDREN"]
         command = (f'LIST "" "*" RETURN ({" ".join(options)} '
                    f'STATUS ({" ".join(self.status_items())}))') if with_status else 'LIST "" "*"'
-        first = [b"ENABLE CONDSTORE"] if self.box._enable else []
+        first = self.enabling()
         asked = self.polled if not with_status and self.box._told is None else []
         commands = first + [command.encode()] + [self.status_command(f) for f in asked]
-        self.box._enable = False
         self.box._listing = True  # (a LIST told meanwhile is a folder of the listing)
         try:
             answers = self._pipelined(commands)
         finally:
             self.box._listing = False
-        for answer in answers[: len(first) + 1]:  # (a STATUS refused: status() tells why)
+        for answer in answers[: len(first)]:
             if not answer.ok:
                 raise Refused(answer.text)
-        listing = answers[len(first)]
+        folders = self.read_listing(answers[len(first)])  # (a STATUS refused: status() tells why)
+        statuses = [r for a in answers[len(first):] for r in a.responses(b"STATUS")]
+        return folders, self._statuses(statuses)
+
+    def read_listing(self, listing: Answer) -> list[FolderInfo]:
+        """The folders a LIST answered (extended or not)."""
+        if not listing.ok:
+            raise Refused(listing.text)
         odd = next((w for w, _ in map(split_word, listing.untagged) if not expected_amid(w, _LISTED)), None)
         if odd is not None:  # (then the folders it lost are no setting to fix: asked again)
             raise Garbled(f"a line starting {odd[:20]!r} amid the folder list")
         client = self.box.client
         listed = read_listing(listing.responses(b"LIST"), client.folder_encode, client._proc_folder_list)
-        statuses = [r for a in answers[len(first):] for r in a.responses(b"STATUS")]
-        return self.box._folder_infos(listed), self._statuses(statuses)
+        return self.box._folder_infos(listed)
 
     def _statuses(self, responses: list[list[Any]]) -> dict[str, FolderStatus]:
         found = {}
@@ -153,13 +165,17 @@ class ManyFolders:
         if not self.box.list_status:
             self.polled = wanted
         if missing and not self.box.list_status:
-            got.update(self.box._call("checking folders", self._pipelined_status, missing, piped=True))
+            got.update(self.box._call("checking folders", self._pipelined_status, missing,
+                                      piped=True, enables=True))
         return {f: got[f] for f in wanted if f in got}
 
     def _pipelined_status(self, folders: list[str]) -> dict[str, FolderStatus]:
         imap = self.box.client._imap
-        commands = [self.status_command(f) for f in folders]
+        first = self.enabling()
+        commands = first + [self.status_command(f) for f in folders]
         answers = read_answers(imap.readline, imap.read, self.box._send(commands), self.box._piped_heard())
+        if first and not answers[0].ok:
+            raise Refused(answers[0].text)
         # By name: a server may run STATUS commands side by side and answer out of turn
         # (RFC 3501 5.5). A NO leaves its folder out, for status() to report.
         found = self._statuses([r for a in answers for r in a.responses(b"STATUS")])
